@@ -1,0 +1,38 @@
+"""Certified 1-Lipschitz building blocks, pure torch (no Lightning import here).
+
+Layers are drop-in ``torch.nn`` modules whose constraint is a ``torch.nn.utils.parametrize``
+parametrization: ``layer.weight`` is the constrained weight and state dicts hold plain tensors.
+"""
+
+from .activations import FullSort, GroupSort, MaxMin
+from .conv import BCOPConv2d, InvertibleDownsample, L2NormPool2d, compose_kernels
+from .export import export_plain
+from .lipschitz import (
+    conv_transfer_bound,
+    empirical_lipschitz,
+    lipschitz_bound,
+    register_lipschitz_bound,
+)
+from .orthogonal import BjorckConfig, BjorckLinear, Orthonormal, bjorck
+from .spectral import SpectralConv2d, SpectralLinear
+
+__all__ = [
+    "BCOPConv2d",
+    "BjorckConfig",
+    "BjorckLinear",
+    "FullSort",
+    "GroupSort",
+    "InvertibleDownsample",
+    "L2NormPool2d",
+    "MaxMin",
+    "Orthonormal",
+    "SpectralConv2d",
+    "SpectralLinear",
+    "bjorck",
+    "compose_kernels",
+    "conv_transfer_bound",
+    "empirical_lipschitz",
+    "export_plain",
+    "lipschitz_bound",
+    "register_lipschitz_bound",
+]

@@ -1,0 +1,237 @@
+"""Certified upper bounds and empirical lower bounds of L2 Lipschitz constants.
+
+``lipschitz_bound(module)`` multiplies per-layer bounds computed from the actual weights, in
+float64: exact singular values for dense layers, the factor-wise bound of BCOP, and for a
+generic convolution the maximum of its transfer matrix's norm over a frequency grid
+inflated by Bernstein's inequality so that it bounds the supremum over *all* frequencies
+(hence every input size and both circular and zero padding). A module it does not know is
+an error naming its type: nothing is assumed to be 1-Lipschitz. Add a rule with
+:func:`register_lipschitz_bound`, or give a module a ``lipschitz_bound(self) -> float``
+method.
+
+``empirical_lipschitz(module, x)`` is the matching lower bound: gradient ascent on
+``|f(a) - f(b)| / |a - b|`` from pairs near the given points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .activations import FullSort, GroupSort
+from .conv import BCOPConv2d, InvertibleDownsample, L2NormPool2d, compose_kernels
+
+_RULES: dict[type, Callable[[nn.Module], float]] = {}
+
+
+def register_lipschitz_bound(cls: type) -> Callable:
+    """Decorator registering ``fn(module) -> float`` as the certified bound of ``cls``."""
+
+    def deco(fn: Callable[[nn.Module], float]) -> Callable[[nn.Module], float]:
+        _RULES[cls] = fn
+        return fn
+
+    return deco
+
+
+def lipschitz_bound(module: nn.Module) -> float:
+    """A certified upper bound of ``module``'s L2 Lipschitz constant, from its weights.
+
+    ``nn.Sequential`` multiplies its children's bounds. Raises ``TypeError`` for a module
+    with no known rule (residual blocks, custom forwards) rather than assuming 1.
+    """
+    own = getattr(type(module), "lipschitz_bound", None)
+    if callable(own):
+        return float(module.lipschitz_bound())
+    for cls in type(module).__mro__:
+        rule = _RULES.get(cls)
+        if rule is not None:
+            with torch.no_grad():
+                return float(rule(module))
+    raise TypeError(
+        f"lipschitz_bound: no certified bound for module type {type(module).__qualname__}; "
+        "register one with wgan_lip.layers.register_lipschitz_bound or give the module a "
+        "lipschitz_bound() method"
+    )
+
+
+@register_lipschitz_bound(nn.Sequential)
+def _sequential(m: nn.Sequential) -> float:
+    bound = 1.0
+    for child in m:
+        bound *= lipschitz_bound(child)
+    return bound
+
+
+def _one(_: nn.Module) -> float:
+    return 1.0
+
+
+# Permutations, sorts, reshapes and 1-Lipschitz pointwise maps.
+for _cls in (GroupSort, FullSort, InvertibleDownsample, L2NormPool2d, nn.Identity, nn.Flatten,
+             nn.Unflatten, nn.PixelUnshuffle, nn.PixelShuffle, nn.ReLU, nn.Tanh, nn.Hardtanh,
+             nn.Softsign, nn.ReLU6):
+    _RULES[_cls] = _one
+_RULES[nn.Sigmoid] = lambda m: 0.25
+_RULES[nn.LeakyReLU] = lambda m: max(1.0, abs(m.negative_slope))
+_RULES[nn.ELU] = lambda m: max(1.0, m.alpha)
+_RULES[nn.Dropout] = lambda m: 1.0 / (1.0 - m.p) if m.training and m.p < 1 else 1.0
+
+
+@register_lipschitz_bound(nn.AvgPool2d)
+def _avg_pool(m: nn.AvgPool2d) -> float:
+    kh, kw = (m.kernel_size, m.kernel_size) if isinstance(m.kernel_size, int) else m.kernel_size
+    stride = m.stride or m.kernel_size
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    # Cauchy-Schwarz per window; a pixel lies in at most ceil(k/s) windows per axis.
+    return math.sqrt(math.ceil(kh / sh) * math.ceil(kw / sw) / (kh * kw))
+
+
+def matrix_norm2(w: torch.Tensor) -> float:
+    """Exact spectral norm (largest singular value) of a matrix, in float64."""
+    return float(torch.linalg.svdvals(w.detach().to(torch.float64)).max())
+
+
+@register_lipschitz_bound(nn.Linear)
+def _linear(m: nn.Linear) -> float:
+    return matrix_norm2(m.weight)
+
+
+def conv_transfer_bound(kernel: torch.Tensor, dilation: int = 1, grid: int | None = None) -> float:
+    """Upper bound of ``sup_w ||K_hat(w)||_2`` for a 2-D kernel ``(out, in, kh, kw)``.
+
+    ``K_hat`` is a matrix trigonometric polynomial of degree ``n = k // 2`` per axis (after
+    centering, which changes only a phase). By Bernstein's inequality
+    ``|p'| <= n sup|p|`` for each scalar ``a^H K_hat b``, so on a grid of ``m`` points per axis
+    ``sup <= max_grid / (1 - n pi / m)`` per axis. The supremum bounds the circular
+    convolution on every input size, and zero padding is a compression of a circular one.
+    """
+    k = kernel.detach().to(torch.float64)
+    if dilation != 1:  # a dilated kernel is a sparse larger kernel
+        out_c, in_c, kh, kw = k.shape
+        big = k.new_zeros(out_c, in_c, (kh - 1) * dilation + 1, (kw - 1) * dilation + 1)
+        big[:, :, ::dilation, ::dilation] = k
+        k = big
+    kh, kw = k.shape[-2:]
+    if grid is None:  # the finest power-of-two grid within about 2**24 matrix entries
+        grid = 64
+        while grid < 512 and (2 * grid) ** 2 * k.shape[0] * k.shape[1] <= 2**24:
+            grid *= 2
+    m = max(grid, 8 * max(kh, kw))
+    spectrum = torch.fft.fft2(k, s=(m, m))  # (out, in, m, m)
+    mats = spectrum.permute(2, 3, 0, 1).reshape(m * m, k.shape[0], k.shape[1])
+    top = float(torch.linalg.matrix_norm(mats, ord=2).max())
+    inflate = 1.0
+    for size in (kh, kw):
+        n = size // 2
+        inflate /= 1.0 - n * math.pi / m
+    return top * inflate
+
+
+@register_lipschitz_bound(nn.Conv2d)
+def _conv2d(m: nn.Conv2d) -> float:
+    if m.padding_mode not in ("zeros", "circular"):
+        raise TypeError(
+            f"lipschitz_bound: Conv2d with padding_mode={m.padding_mode!r} has no certified "
+            "bound here (reflect/replicate padding duplicates pixels); use zeros or circular"
+        )
+    dil = m.dilation[0] if m.dilation[0] == m.dilation[1] else None
+    if dil is None:
+        raise TypeError("lipschitz_bound: Conv2d with unequal dilations is not supported")
+    # Groups act on disjoint channel blocks: the operator is block diagonal.
+    w = m.weight
+    per_group = w.shape[0] // m.groups
+    blocks = [w[g * per_group:(g + 1) * per_group] for g in range(m.groups)]
+    # Striding keeps a subset of outputs: a compression, so the unstrided bound holds.
+    return max(conv_transfer_bound(b, dilation=dil) for b in blocks)
+
+
+def _two_tap_bound(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``sup_{|z|=1} ||A + z B||_2`` bound: ``sqrt(||A^T A + B^T B|| + 2 ||A^T B||)``."""
+    return math.sqrt(matrix_norm2(a.mT @ a + b.mT @ b) + 2.0 * matrix_norm2(a.mT @ b))
+
+
+@register_lipschitz_bound(BCOPConv2d)
+def _bcop(m: BCOPConv2d) -> float:
+    """Product of the factors' bounds, plus the float rounding of the composed kernel.
+
+    The transfer matrix of the composition is the product of the factors' transfer
+    matrices, so ``sup ||K_hat|| <= prod sup ||factor_hat||``. The forward pass uses the
+    kernel composed in the layer's dtype; its distance to the float64 composition (summed
+    tap-wise spectral norms, a bound of that difference's operator norm) is added. Taking a
+    subset of rows or columns (``in != out``) cannot increase the norm.
+    """
+    h, blocks = m.factors()
+    h64 = h.detach().to(torch.float64)
+    bound = matrix_norm2(h64)
+    kernel64 = h64[:, :, None, None]
+    for block in blocks:
+        blk = block.detach().to(torch.float64)
+        taps = blk.flatten(2)
+        bound *= _two_tap_bound(taps[..., 0], taps[..., 1])
+        kernel64 = compose_kernels(blk, kernel64)
+    kernel64 = kernel64[: m.out_channels, : m.in_channels]
+    diff = (m.weight.detach().to(torch.float64) - kernel64).permute(2, 3, 0, 1)
+    rounding = float(torch.linalg.matrix_norm(diff, ord=2).sum())
+    return bound + rounding
+
+
+@register_lipschitz_bound(nn.BatchNorm2d)
+def _batchnorm(m: nn.BatchNorm2d) -> float:
+    if m.training or m.running_var is None:
+        raise TypeError("lipschitz_bound: BatchNorm in train mode depends on the batch and has "
+                        "no certified bound; call model.eval() first")
+    gamma = m.weight if m.weight is not None else torch.ones_like(m.running_var)
+    return float((gamma.abs() / torch.sqrt(m.running_var + m.eps)).max())
+
+
+_RULES[nn.BatchNorm1d] = _batchnorm
+
+
+def empirical_lipschitz(
+    module: nn.Module,
+    x: torch.Tensor,
+    *,
+    steps: int = 100,
+    lr: float = 1e-2,
+    init_radius: float = 1e-1,
+    min_distance: float = 1e-3,
+    seed: int = 0,
+) -> float:
+    """Lower bound of the Lipschitz constant: the best ``|f(a)-f(b)| / |a-b|`` found.
+
+    Starts from pairs ``(x_i, x_i + delta_i)`` and runs Adam on both points to maximize each
+    pair's ratio; the largest ratio ever evaluated is returned (every one is a valid lower
+    bound). Pairs closer than ``min_distance`` are pushed apart so float rounding cannot
+    inflate a ratio.
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError("empirical_lipschitz: x must be a floating-point tensor")
+    was_training = module.training
+    module.eval()
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    noise = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x)
+    noise = noise / noise.flatten(1).norm(dim=1).view(-1, *[1] * (x.dim() - 1)) * init_radius
+    a = x.detach().clone().requires_grad_(True)
+    b = (x.detach() + noise).requires_grad_(True)
+    opt = torch.optim.Adam([a, b], lr=lr)
+    best = 0.0
+    try:
+        for _ in range(steps + 1):
+            diff_in = (a - b).flatten(1).norm(dim=1)
+            diff_out = (module(a) - module(b)).flatten(1).norm(dim=1)
+            ratio = diff_out / diff_in
+            best = max(best, float(ratio.detach().max()))
+            opt.zero_grad()
+            (-ratio.sum()).backward()
+            opt.step()
+            with torch.no_grad():
+                d = b - a
+                dn = d.flatten(1).norm(dim=1).view(-1, *[1] * (x.dim() - 1))
+                b.copy_(torch.where(dn < min_distance, a + d / dn.clamp_min(1e-12) * min_distance, b))
+    finally:
+        module.train(was_training)
+    return best

@@ -1,0 +1,118 @@
+"""Spectral normalization by power iteration: the non-orthogonal baselines.
+
+``SpectralLinear`` divides the weight by a power-iteration estimate of its largest singular
+value (Miyato et al. 2018); ``SpectralConv2d`` does the same for the convolution *operator*
+(power iteration through the convolution and its adjoint at the input size seen in the first
+forward pass), not for the reshaped kernel matrix, which can under-estimate the operator
+norm by up to a factor of k. These layers are 1-Lipschitz up to the power iteration's
+accuracy but not gradient-norm preserving: all singular values but the top one are free to
+shrink. ``lipschitz_bound`` recomputes their norms exactly, never trusting the estimate.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ._checks import check_float_input
+
+
+def _normalize(t: torch.Tensor) -> torch.Tensor:
+    return t / t.norm().clamp_min(torch.finfo(t.dtype).tiny)
+
+
+class _MatrixSpectralNorm(nn.Module):
+    """Parametrization ``W -> W / sigma(W)`` with a persistent power-iteration vector."""
+
+    def __init__(self, weight: torch.Tensor, n_power_iterations: int) -> None:
+        super().__init__()
+        self.n_power_iterations = n_power_iterations
+        gen = torch.Generator().manual_seed(0)
+        v = torch.randn(weight.shape[1], generator=gen).to(weight)
+        self.register_buffer("_v", _normalize(v))
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            with torch.no_grad():
+                v = self._v
+                for _ in range(self.n_power_iterations):
+                    v = _normalize(w.mT @ _normalize(w @ v))
+                self._v.copy_(v)
+        u = _normalize(w @ self._v).detach()
+        sigma = u @ w @ self._v  # differentiable through w, as in Miyato et al.
+        return w / sigma
+
+
+class SpectralLinear(nn.Linear):
+    """:class:`torch.nn.Linear` normalized by its power-iteration spectral norm."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+                 n_power_iterations: int = 1, device=None, dtype=None) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        parametrize.register_parametrization(
+            self, "weight", _MatrixSpectralNorm(self.weight, n_power_iterations))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_float_input(x, type(self).__name__, min_dim=1)
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"{type(self).__name__}: expected {self.in_features} input "
+                             f"features in the last dim, got shape {tuple(x.shape)}")
+        return super().forward(x)
+
+
+class _ConvSpectralNorm(nn.Module):
+    """Parametrization ``K -> K / ||conv_K||`` by power iteration on the operator."""
+
+    def __init__(self, padding: int, n_power_iterations: int) -> None:
+        super().__init__()
+        self.padding = padding
+        self.n_power_iterations = n_power_iterations
+        self.register_buffer("_v", None)  # (1, C_in, H, W), created at the first forward
+
+    def set_input_shape(self, shape: tuple[int, ...], like: torch.Tensor) -> None:
+        if self._v is None or self._v.shape[1:] != tuple(shape):
+            gen = torch.Generator().manual_seed(0)
+            v = torch.randn(1, *shape, generator=gen).to(like)
+            self._v = _normalize(v)
+            for _ in range(20):  # converge the fresh vector once
+                self._power_step(like.detach())
+
+    def _power_step(self, k: torch.Tensor) -> None:
+        with torch.no_grad():
+            u = F.conv2d(self._v, k, padding=self.padding)
+            self._v = _normalize(F.conv_transpose2d(_normalize(u), k, padding=self.padding))
+
+    def forward(self, k: torch.Tensor) -> torch.Tensor:
+        if self._v is None:  # before any input was seen: a 8x8 probe
+            self.set_input_shape((k.shape[1], 8, 8), k)
+        if self.training:
+            for _ in range(self.n_power_iterations):
+                self._power_step(k.detach())
+        sigma = F.conv2d(self._v, k, padding=self.padding).norm()
+        return k / sigma
+
+
+class SpectralConv2d(nn.Conv2d):
+    """Zero-padded 'same' convolution (odd kernel, stride 1) normalized by the power-iteration
+    norm of the convolution operator at the input size of the first forward pass."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
+                 bias: bool = True, *, n_power_iterations: int = 1, device=None,
+                 dtype=None) -> None:
+        if kernel_size % 2 != 1:
+            raise ValueError(f"SpectralConv2d needs an odd kernel_size, got {kernel_size}")
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
+                         bias=bias, device=device, dtype=dtype)
+        parametrize.register_parametrization(
+            self, "weight", _ConvSpectralNorm(kernel_size // 2, n_power_iterations))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_float_input(x, type(self).__name__, ndim=4)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"SpectralConv2d: expected {self.in_channels} input channels, "
+                             f"got shape {tuple(x.shape)}")
+        norm = self.parametrizations.weight[0]
+        norm.set_input_shape(tuple(x.shape[1:]), self.parametrizations.weight.original)
+        return super().forward(x)

@@ -1,0 +1,113 @@
+"""Builders of certified networks from ``wgan_lip.layers``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from .layers import (
+    BCOPConv2d,
+    BjorckConfig,
+    BjorckLinear,
+    FullSort,
+    GroupSort,
+    InvertibleDownsample,
+    SpectralLinear,
+)
+
+
+def make_activation(name: str, group_size: int = 2) -> nn.Module:
+    """``"groupsort"`` (with ``group_size``), ``"maxmin"``, ``"fullsort"`` or ``"relu"``."""
+    if name == "groupsort":
+        return GroupSort(group_size)
+    if name == "maxmin":
+        return GroupSort(2)
+    if name == "fullsort":
+        return FullSort()
+    if name == "relu":
+        return nn.ReLU()
+    raise ValueError(f"unknown activation {name!r}; use groupsort, maxmin, fullsort or relu")
+
+
+def lipschitz_mlp(
+    in_features: int,
+    widths: Sequence[int],
+    out_features: int = 1,
+    *,
+    activation: str = "groupsort",
+    group_size: int = 2,
+    bias: bool = True,
+    linear: str = "bjorck",
+    config: BjorckConfig | None = None,
+) -> nn.Sequential:
+    """A 1-Lipschitz MLP: ``Linear -> activation`` for each width, then a linear head.
+
+    ``linear="bjorck"`` (orthonormal, gradient-norm preserving with GroupSort) or
+    ``"spectral"`` (power-iteration spectral normalization, the baseline). Widths must be
+    multiples of ``group_size`` for GroupSort.
+    """
+    if in_features < 1 or out_features < 1 or any(w < 1 for w in widths):
+        raise ValueError(f"feature counts must be positive: in={in_features}, widths={list(widths)}, "
+                         f"out={out_features}")
+    if linear not in ("bjorck", "spectral"):
+        raise ValueError(f"unknown linear {linear!r}; use bjorck or spectral")
+    if activation == "groupsort":
+        bad = [w for w in widths if w % group_size]
+        if bad:
+            raise ValueError(f"widths {bad} are not multiples of group_size {group_size}")
+
+    def dense(i: int, o: int) -> nn.Module:
+        if linear == "bjorck":
+            return BjorckLinear(i, o, bias=bias, config=config)
+        return SpectralLinear(i, o, bias=bias)
+
+    layers: list[nn.Module] = []
+    prev = in_features
+    for w in widths:
+        layers += [dense(prev, w), make_activation(activation, group_size)]
+        prev = w
+    layers.append(dense(prev, out_features))
+    return nn.Sequential(*layers)
+
+
+def lipschitz_convnet(
+    in_channels: int = 1,
+    image_size: int = 28,
+    channels: Sequence[int] = (32, 64),
+    out_features: int = 10,
+    *,
+    blocks_per_stage: int = 1,
+    kernel_size: int = 3,
+    head_widths: Sequence[int] = (),
+    group_size: int = 2,
+    padding: str = "circular",
+    config: BjorckConfig | None = None,
+) -> nn.Sequential:
+    """A 1-Lipschitz, gradient-norm-preserving convnet.
+
+    Each stage is ``blocks_per_stage`` x (BCOP conv + GroupSort) followed by a 2x
+    ``InvertibleDownsample`` (channels x4, size /2); then ``Flatten``, optional Björck
+    hidden layers with GroupSort, and a Björck head. ``image_size`` must be divisible by
+    ``2 ** len(channels)``.
+    """
+    stages = len(channels)
+    if image_size % (2**stages):
+        raise ValueError(f"image_size {image_size} is not divisible by 2**{stages} "
+                         f"(one 2x downsampling per stage); use fewer stages or pad the images")
+    layers: list[nn.Module] = []
+    prev, size = in_channels, image_size
+    for c in channels:
+        for _ in range(blocks_per_stage):
+            layers += [BCOPConv2d(prev, c, kernel_size, padding=padding, config=config),
+                       GroupSort(group_size)]
+            prev = c
+        layers.append(InvertibleDownsample(2))
+        prev, size = prev * 4, size // 2
+    layers.append(nn.Flatten())
+    feat = prev * size * size
+    for w in head_widths:
+        layers += [BjorckLinear(feat, w, config=config), GroupSort(group_size)]
+        feat = w
+    layers.append(BjorckLinear(feat, out_features, config=config))
+    return nn.Sequential(*layers)

@@ -48,8 +48,10 @@ def lipschitz_mlp(
     multiples of ``group_size`` for GroupSort.
     """
     if in_features < 1 or out_features < 1 or any(w < 1 for w in widths):
-        raise ValueError(f"feature counts must be positive: in={in_features}, widths={list(widths)}, "
-                         f"out={out_features}")
+        raise ValueError(
+            f"feature counts must be positive: in={in_features}, widths={list(widths)}, "
+            f"out={out_features}"
+        )
     if linear not in ("bjorck", "spectral"):
         raise ValueError(f"unknown linear {linear!r}; use bjorck or spectral")
     if activation == "groupsort":
@@ -93,14 +95,18 @@ def lipschitz_convnet(
     """
     stages = len(channels)
     if image_size % (2**stages):
-        raise ValueError(f"image_size {image_size} is not divisible by 2**{stages} "
-                         f"(one 2x downsampling per stage); use fewer stages or pad the images")
+        raise ValueError(
+            f"image_size {image_size} is not divisible by 2**{stages} "
+            f"(one 2x downsampling per stage); use fewer stages or pad the images"
+        )
     layers: list[nn.Module] = []
     prev, size = in_channels, image_size
     for c in channels:
         for _ in range(blocks_per_stage):
-            layers += [BCOPConv2d(prev, c, kernel_size, padding=padding, config=config),
-                       GroupSort(group_size)]
+            layers += [
+                BCOPConv2d(prev, c, kernel_size, padding=padding, config=config),
+                GroupSort(group_size),
+            ]
             prev = c
         layers.append(InvertibleDownsample(2))
         prev, size = prev * 4, size // 2

@@ -89,8 +89,13 @@ def test_tangent_gradient_equals_unrolled_gradient_at_scaled_orthogonal_weights(
     x = torch.randn(8, 30, dtype=torch.float64)
     grads = []
     for backward in ("tangent", "unroll"):
-        layer = BjorckLinear(30, 30, bias=False, dtype=torch.float64,
-                             config=BjorckConfig(backward=backward, retract=False))
+        layer = BjorckLinear(
+            30,
+            30,
+            bias=False,
+            dtype=torch.float64,
+            config=BjorckConfig(backward=backward, retract=False),
+        )
         with torch.no_grad():
             layer.parametrizations.weight.original.copy_(raw)
         layer(x).pow(3).sum().backward()

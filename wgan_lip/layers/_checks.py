@@ -31,6 +31,4 @@ def check_float_input(
             f"got shape {tuple(x.shape)}"
         )
     if features is not None and x.shape[-1 if ndim is None else 1] != features:
-        raise ValueError(
-            f"{layer}: expected {features} input features, got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"{layer}: expected {features} input features, got shape {tuple(x.shape)}")

@@ -87,8 +87,11 @@ class BCOPConv2d(nn.Module):
             )
         if padding not in ("circular", "zeros"):
             raise ValueError(f"padding must be 'circular' or 'zeros', got {padding!r}")
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
-                        ("kernel_size", kernel_size)):
+        for name, v in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("kernel_size", kernel_size),
+        ):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"BCOPConv2d: {name} must be a positive integer, got {v!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -148,8 +151,10 @@ class BCOPConv2d(nn.Module):
         return F.conv2d(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"padding={self.padding!r}, bias={self.bias is not None}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"padding={self.padding!r}, bias={self.bias is not None}"
+        )
 
 
 class InvertibleDownsample(nn.Module):

@@ -12,8 +12,13 @@ from .conv import BCOPConv2d
 
 
 def _plain_linear(m: nn.Linear) -> nn.Linear:
-    out = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None,
-                    device=m.weight.device, dtype=m.weight.dtype)
+    out = nn.Linear(
+        m.in_features,
+        m.out_features,
+        bias=m.bias is not None,
+        device=m.weight.device,
+        dtype=m.weight.dtype,
+    )
     out.weight.copy_(m.weight)
     if m.bias is not None:
         out.bias.copy_(m.bias)
@@ -22,8 +27,14 @@ def _plain_linear(m: nn.Linear) -> nn.Linear:
 
 def _plain_bcop(m: BCOPConv2d) -> nn.Module:
     weight = m.weight
-    conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, bias=m.bias is not None,
-                     device=weight.device, dtype=weight.dtype)
+    conv = nn.Conv2d(
+        m.in_channels,
+        m.out_channels,
+        m.kernel_size,
+        bias=m.bias is not None,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
     conv.weight.copy_(weight)
     if m.bias is not None:
         conv.bias.copy_(m.bias)

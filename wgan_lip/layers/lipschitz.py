@@ -40,9 +40,21 @@ def register_lipschitz_bound(cls: type) -> Callable:
 def lipschitz_bound(module: nn.Module) -> float:
     """A certified upper bound of ``module``'s L2 Lipschitz constant, from its weights.
 
+    The bound is that of the module in eval mode (the function that is certified: no
+    power-iteration update or dropout); train/eval flags are restored afterwards.
     ``nn.Sequential`` multiplies its children's bounds. Raises ``TypeError`` for a module
     with no known rule (residual blocks, custom forwards) rather than assuming 1.
     """
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        return _bound(module)
+    finally:
+        for m, training in flags:
+            m.training = training
+
+
+def _bound(module: nn.Module) -> float:
     own = getattr(type(module), "lipschitz_bound", None)
     if callable(own):
         return float(module.lipschitz_bound())
@@ -60,9 +72,30 @@ def lipschitz_bound(module: nn.Module) -> float:
 
 @register_lipschitz_bound(nn.Sequential)
 def _sequential(m: nn.Sequential) -> float:
+    """Product of the children's bounds.
+
+    Circular padding duplicates pixels (not 1-Lipschitz alone), but circular padding by at
+    most ``k - 1`` followed by an unpadded ``k x k`` convolution is a circular convolution
+    (cropped), whose transfer-matrix bound holds: the pair is bounded as one.
+    """
     bound = 1.0
-    for child in m:
-        bound *= lipschitz_bound(child)
+    children = list(m)
+    i = 0
+    while i < len(children):
+        child = children[i]
+        nxt = children[i + 1] if i + 1 < len(children) else None
+        if (
+            isinstance(child, nn.CircularPad2d)
+            and isinstance(nxt, nn.Conv2d)
+            and nxt.padding in ((0, 0), "valid")
+            and nxt.padding_mode == "zeros"
+            and max(child.padding) <= min(nxt.kernel_size) - 1
+        ):
+            bound *= _bound(nxt)
+            i += 2
+            continue
+        bound *= _bound(child)
+        i += 1
     return bound
 
 
@@ -71,14 +104,28 @@ def _one(_: nn.Module) -> float:
 
 
 # Permutations, sorts, reshapes and 1-Lipschitz pointwise maps.
-for _cls in (GroupSort, FullSort, InvertibleDownsample, L2NormPool2d, nn.Identity, nn.Flatten,
-             nn.Unflatten, nn.PixelUnshuffle, nn.PixelShuffle, nn.ReLU, nn.Tanh, nn.Hardtanh,
-             nn.Softsign, nn.ReLU6):
+for _cls in (
+    GroupSort,
+    FullSort,
+    InvertibleDownsample,
+    L2NormPool2d,
+    nn.Identity,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.PixelUnshuffle,
+    nn.PixelShuffle,
+    nn.ReLU,
+    nn.Tanh,
+    nn.Hardtanh,
+    nn.Softsign,
+    nn.ReLU6,
+    nn.ZeroPad2d,
+):
     _RULES[_cls] = _one
 _RULES[nn.Sigmoid] = lambda m: 0.25
 _RULES[nn.LeakyReLU] = lambda m: max(1.0, abs(m.negative_slope))
 _RULES[nn.ELU] = lambda m: max(1.0, m.alpha)
-_RULES[nn.Dropout] = lambda m: 1.0 / (1.0 - m.p) if m.training and m.p < 1 else 1.0
+_RULES[nn.Dropout] = _one  # identity in eval mode
 
 
 @register_lipschitz_bound(nn.AvgPool2d)
@@ -144,7 +191,7 @@ def _conv2d(m: nn.Conv2d) -> float:
     # Groups act on disjoint channel blocks: the operator is block diagonal.
     w = m.weight
     per_group = w.shape[0] // m.groups
-    blocks = [w[g * per_group:(g + 1) * per_group] for g in range(m.groups)]
+    blocks = [w[g * per_group : (g + 1) * per_group] for g in range(m.groups)]
     # Striding keeps a subset of outputs: a compression, so the unstrided bound holds.
     return max(conv_transfer_bound(b, dilation=dil) for b in blocks)
 
@@ -182,8 +229,10 @@ def _bcop(m: BCOPConv2d) -> float:
 @register_lipschitz_bound(nn.BatchNorm2d)
 def _batchnorm(m: nn.BatchNorm2d) -> float:
     if m.training or m.running_var is None:
-        raise TypeError("lipschitz_bound: BatchNorm in train mode depends on the batch and has "
-                        "no certified bound; call model.eval() first")
+        raise TypeError(
+            "lipschitz_bound: BatchNorm in train mode depends on the batch and has "
+            "no certified bound; call model.eval() first"
+        )
     gamma = m.weight if m.weight is not None else torch.ones_like(m.running_var)
     return float((gamma.abs() / torch.sqrt(m.running_var + m.eps)).max())
 
@@ -231,7 +280,9 @@ def empirical_lipschitz(
             with torch.no_grad():
                 d = b - a
                 dn = d.flatten(1).norm(dim=1).view(-1, *[1] * (x.dim() - 1))
-                b.copy_(torch.where(dn < min_distance, a + d / dn.clamp_min(1e-12) * min_distance, b))
+                b.copy_(
+                    torch.where(dn < min_distance, a + d / dn.clamp_min(1e-12) * min_distance, b)
+                )
     finally:
         module.train(was_training)
     return best

@@ -121,7 +121,7 @@ def _iterate(
     err, n = math.inf, 0
     for n in range(1, max_iters + 1):  # noqa: B007
         q, r = _step(q, cfg.order)
-        # ||r||_F bounds ||r||_2 = max|s^2 - 1|. One host sync per step; the Gram is computed anyway.
+        # ||r||_F bounds ||r||_2 = max|s^2 - 1|; one host sync per step, the Gram is needed anyway.
         err = float(torch.linalg.matrix_norm(r).amax())
         # After a step the residual is about err^(order+1): stop once that is below tol.
         if not math.isfinite(err) or err ** (cfg.order + 1) <= tol:

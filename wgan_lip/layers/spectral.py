@@ -48,17 +48,28 @@ class _MatrixSpectralNorm(nn.Module):
 class SpectralLinear(nn.Linear):
     """:class:`torch.nn.Linear` normalized by its power-iteration spectral norm."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
-                 n_power_iterations: int = 1, device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        n_power_iterations: int = 1,
+        device=None,
+        dtype=None,
+    ) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         parametrize.register_parametrization(
-            self, "weight", _MatrixSpectralNorm(self.weight, n_power_iterations))
+            self, "weight", _MatrixSpectralNorm(self.weight, n_power_iterations)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_input(x, type(self).__name__, min_dim=1)
         if x.shape[-1] != self.in_features:
-            raise ValueError(f"{type(self).__name__}: expected {self.in_features} input "
-                             f"features in the last dim, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: expected {self.in_features} input "
+                f"features in the last dim, got shape {tuple(x.shape)}"
+            )
         return super().forward(x)
 
 
@@ -98,21 +109,39 @@ class SpectralConv2d(nn.Conv2d):
     """Zero-padded 'same' convolution (odd kernel, stride 1) normalized by the power-iteration
     norm of the convolution operator at the input size of the first forward pass."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
-                 bias: bool = True, *, n_power_iterations: int = 1, device=None,
-                 dtype=None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        bias: bool = True,
+        *,
+        n_power_iterations: int = 1,
+        device=None,
+        dtype=None,
+    ) -> None:
         if kernel_size % 2 != 1:
             raise ValueError(f"SpectralConv2d needs an odd kernel_size, got {kernel_size}")
-        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
-                         bias=bias, device=device, dtype=dtype)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            padding=kernel_size // 2,
+            bias=bias,
+            device=device,
+            dtype=dtype,
+        )
         parametrize.register_parametrization(
-            self, "weight", _ConvSpectralNorm(kernel_size // 2, n_power_iterations))
+            self, "weight", _ConvSpectralNorm(kernel_size // 2, n_power_iterations)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_input(x, type(self).__name__, ndim=4)
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"SpectralConv2d: expected {self.in_channels} input channels, "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"SpectralConv2d: expected {self.in_channels} input channels, "
+                f"got shape {tuple(x.shape)}"
+            )
         norm = self.parametrizations.weight[0]
         norm.set_input_shape(tuple(x.shape[1:]), self.parametrizations.weight.original)
         return super().forward(x)

@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test` (both create .venv if missing).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
+
+.PHONY: demo test bench lint venv clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "wgan_lip needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
+	touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/demo_layers.py
+
+test: $(STAMP)
+	WANDB_MODE=disabled $(PY) -m pytest -q
+
+bench: $(BENCH_STAMP)
+	$(PY) scripts/bench_layers.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check wgan_lip tests scripts
+	$(PY) -m ruff format --check wgan_lip tests scripts
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -56,9 +56,11 @@ def main() -> None:
     half_ci = 1.96 * ((fp.var() + fq.var()) / n).sqrt().item()
     attack = empirical_lipschitz(critic, torch.randn(64, dim), steps=50)
     print(f"certified Lipschitz bound {bound:.6f}  (attack finds {attack:.6f})")
-    print(f"certified W1 lower bound on {n:,} fresh samples per side: {value:.4f} "
-          f"+/- {half_ci:.4f} (95% CI)  exact W1 {shift:.4f}  "
-          f"error {100 * (value - shift) / shift:+.2f}%")
+    print(
+        f"certified W1 lower bound on {n:,} fresh samples per side: {value:.4f} "
+        f"+/- {half_ci:.4f} (95% CI)  exact W1 {shift:.4f}  "
+        f"error {100 * (value - shift) / shift:+.2f}%"
+    )
     print(f"done in {time.perf_counter() - t0:.1f} s")
 
 

@@ -95,3 +95,14 @@ def test_l2_norm_pool_is_one_lipschitz(k, s):
     if k == s:  # non-overlapping windows: the window norms themselves
         expected = F.avg_pool2d(x * x, k).mul(k * k).sqrt()
         assert torch.allclose(pool(x), expected, atol=1e-5)
+
+
+def test_bcop_state_dict_round_trip_and_dtypes():
+    a = BCOPConv2d(4, 6, 3)
+    a(torch.randn(2, 4, 5, 5)).sum().backward()
+    b = BCOPConv2d(4, 6, 3)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 4, 5, 5)
+    assert torch.allclose(a.eval()(x), b.eval()(x), atol=1e-6)
+    y = a.double()(x.double())
+    assert y.dtype == torch.float64 and torch.allclose(y.float(), b(x), atol=1e-5)

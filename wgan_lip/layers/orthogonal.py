@@ -19,6 +19,7 @@ smaller: the iteration always works with the smaller Gram matrix.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -73,7 +74,7 @@ class BjorckConfig:
             raise ValueError(f"backward must be 'tangent' or 'unroll', got {self.backward!r}")
 
 
-def _gram_side(w: torch.Tensor) -> bool:
+def _is_wide(w: torch.Tensor) -> bool:
     """True when ``w`` is wide (rows < cols): then we orthonormalize its transpose."""
     return w.shape[-2] < w.shape[-1]
 
@@ -167,7 +168,7 @@ def bjorck(
             orthonormal columns, wide ones orthonormal rows.
         config: options (:class:`BjorckConfig`); the keywords below override it.
         iters: a fixed number of iterations (no convergence check) instead of ``tol``.
-        tol: residual tolerance on ``max|Q^T Q - I|``.
+        tol: residual tolerance on ``||Q^T Q - I||_F`` (see :class:`BjorckConfig`).
         order: series order of each step.
 
     Autograd flows through every iteration, so the gradient is that of the function
@@ -182,7 +183,7 @@ def bjorck(
     cfg = config or BjorckConfig()
     if order is not None or tol is not None:
         cfg = replace(cfg, order=order or cfg.order, tol=tol if tol is not None else cfg.tol)
-    wide = _gram_side(w)
+    wide = _is_wide(w)
     x = w.mT if wide else w
     if iters is None:
         q, scale, steps, _, _ = _solve_tall(x.detach(), cfg)
@@ -247,6 +248,14 @@ class Orthonormal(nn.Module):
             if v is None or v.shape != (*xd.shape[:-2], xd.shape[-1], 1) or v.dtype != xd.dtype:
                 v = None
             q, _, _, self._v, self.converged = _solve_tall(xd, self.config, v)
+            if not self.converged:
+                warnings.warn(
+                    f"Björck did not converge in {self.config.max_iters} iterations for a "
+                    f"{tuple(w.shape)} weight (rank deficient?); the layer is still certified by "
+                    "lipschitz_bound, which uses the actual weight",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             with torch.no_grad():
                 # Mean singular value of w: trace(q^T w) / n (q^T w is the polar's P factor).
                 s = (q * xd).sum(dim=(-2, -1), keepdim=True) / xd.shape[-1]
@@ -258,7 +267,7 @@ class Orthonormal(nn.Module):
         return self._q, self._s
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        wide = _gram_side(w)
+        wide = _is_wide(w)
         x = w.mT if wide else w
         if self.config.backward == "unroll" and self.training and torch.is_grad_enabled():
             q = bjorck(x, self.config)

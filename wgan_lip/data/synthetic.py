@@ -1,0 +1,166 @@
+"""Pairs of distributions with an exact population W1, and the classic 2-D toys.
+
+Each ``KnownW1`` samples any number of points from P and Q (fresh draws every call, so a
+critic can be scored on 10^5+ new samples) and states W1(P, Q) exactly, with its proof in
+the class docstring. Proofs follow one pattern (GUIDE §3): a 1-Lipschitz ``f`` with
+``E_P f - E_Q f = c`` shows ``W1 >= c``; a coupling of cost ``c`` shows ``W1 <= c``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+def _gen(seed: int | None) -> torch.Generator:
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(seed)
+    return g
+
+
+@dataclass
+class KnownW1:
+    """Base: ``sample_p(n, seed)``, ``sample_q(n, seed)`` and the exact ``w1``."""
+
+    dim: int
+
+    @property
+    def w1(self) -> float:
+        raise NotImplementedError
+
+    def sample_p(self, n: int, seed: int | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample_q(self, n: int, seed: int | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass
+class Translation(KnownW1):
+    """P = N(0, I_d) (or uniform on [-1, 1]^d), Q = P + s: W1 = |s|.
+
+    Proof: ``f(x) = <x, s/|s|>`` is 1-Lipschitz with ``E_P f - E_Q f = -|s|`` (so
+    ``W1 >= |s|`` with ``-f``); the coupling ``x -> x + s`` moves every point by ``|s|``.
+    """
+
+    shift: float = 1.0
+    base: str = "gaussian"
+
+    def _direction(self) -> torch.Tensor:
+        d = torch.ones(self.dim, dtype=torch.float64)
+        return d / d.norm()
+
+    @property
+    def w1(self) -> float:
+        return abs(self.shift)
+
+    def sample_p(self, n: int, seed: int | None = None) -> torch.Tensor:
+        g = _gen(seed)
+        if self.base == "gaussian":
+            return torch.randn(n, self.dim, generator=g)
+        if self.base == "uniform":
+            return torch.rand(n, self.dim, generator=g) * 2 - 1
+        raise ValueError(f"unknown base {self.base!r}; use gaussian or uniform")
+
+    def sample_q(self, n: int, seed: int | None = None) -> torch.Tensor:
+        s = (self.shift * self._direction()).float()
+        return self.sample_p(n, None if seed is None else seed + 1) + s
+
+
+@dataclass
+class PointVsSphere(KnownW1):
+    """P = a point mass at 0, Q = uniform on the sphere of radius r: W1 = r.
+
+    Proof: every coupling sends the mass at 0 to points at distance exactly r, and
+    ``f(x) = -|x|`` attains ``E_P f - E_Q f = r``.
+    """
+
+    radius: float = 1.0
+
+    @property
+    def w1(self) -> float:
+        return self.radius
+
+    def sample_p(self, n: int, seed: int | None = None) -> torch.Tensor:
+        return torch.zeros(n, self.dim)
+
+    def sample_q(self, n: int, seed: int | None = None) -> torch.Tensor:
+        z = torch.randn(n, self.dim, generator=_gen(None if seed is None else seed + 1))
+        return self.radius * z / z.norm(dim=1, keepdim=True)
+
+
+@dataclass
+class GaussianScale(KnownW1):
+    """P = N(0, a^2 I_d), Q = N(0, b^2 I_d): W1 = |a - b| E[chi_d], with
+    ``E[chi_d] = sqrt(2) Gamma((d+1)/2) / Gamma(d/2)``.
+
+    Derived from duality: ``f(x) = sign(a - b) |x|`` is 1-Lipschitz and
+    ``E_P f - E_Q f = |a - b| E|z|`` for ``z ~ N(0, I)``; the coupling ``(a z, b z)`` costs
+    ``E|a z - b z| = |a - b| E|z|``. Both equal, so the coupling is optimal. Unlike a
+    translation, the optimal critic is radial, not linear, and the two supports overlap.
+    """
+
+    scale_p: float = 1.0
+    scale_q: float = 2.0
+
+    @property
+    def w1(self) -> float:
+        d = self.dim
+        mean_chi = math.sqrt(2) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
+        return abs(self.scale_p - self.scale_q) * mean_chi
+
+    def sample_p(self, n: int, seed: int | None = None) -> torch.Tensor:
+        return self.scale_p * torch.randn(n, self.dim, generator=_gen(seed))
+
+    def sample_q(self, n: int, seed: int | None = None) -> torch.Tensor:
+        g = _gen(None if seed is None else seed + 1)
+        return self.scale_q * torch.randn(n, self.dim, generator=g)
+
+
+# ----- 2-D toys (GAN benchmarks) -----
+
+
+def _mixture(centers: torch.Tensor, n: int, std: float, g: torch.Generator) -> torch.Tensor:
+    idx = torch.randint(len(centers), (n,), generator=g)
+    return centers[idx] + std * torch.randn(n, 2, generator=g)
+
+
+def eight_gaussians(
+    n: int, seed: int | None = None, radius: float = 2.0, std: float = 0.02
+) -> torch.Tensor:
+    """Eight Gaussians evenly spaced on a circle of ``radius``."""
+    angles = torch.arange(8) * (2 * math.pi / 8)
+    centers = radius * torch.stack((angles.cos(), angles.sin()), dim=1)
+    return _mixture(centers, n, std, _gen(seed))
+
+
+def twenty_five_gaussians(
+    n: int, seed: int | None = None, spacing: float = 1.0, std: float = 0.05
+) -> torch.Tensor:
+    """A 5 x 5 grid of Gaussians centred on {-2, ..., 2}^2 times ``spacing``."""
+    grid = torch.arange(-2, 3, dtype=torch.float32) * spacing
+    centers = torch.cartesian_prod(grid, grid)
+    return _mixture(centers, n, std, _gen(seed))
+
+
+def swiss_roll(n: int, seed: int | None = None, noise: float = 0.1) -> torch.Tensor:
+    """The 2-D swiss roll: ``t (cos t, sin t)`` for ``t`` in [1.5 pi, 4.5 pi], scaled by 1/5."""
+    g = _gen(seed)
+    t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=g))
+    x = torch.stack((t * t.cos(), t * t.sin()), dim=1) / 5
+    return x + noise / 5 * torch.randn(n, 2, generator=g)
+
+
+def two_moons(n: int, seed: int | None = None, noise: float = 0.05) -> torch.Tensor:
+    """Two interleaving half circles."""
+    g = _gen(seed)
+    t = math.pi * torch.rand(n, generator=g)
+    upper = torch.rand(n, generator=g) < 0.5
+    x = torch.where(upper, t.cos(), 1 - t.cos())
+    y = torch.where(upper, t.sin(), 0.5 - t.sin())
+    return torch.stack((x, y), dim=1) + noise * torch.randn(n, 2, generator=g)

@@ -10,3 +10,21 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    """A temp copy of the shared MNIST and UCI digits (never written in place); skips if absent."""
+    import shutil
+
+    src = os.environ.get("WGAN_LIP_TEST_DATA", SHARED_DATA)
+    if not os.path.isdir(os.path.join(src, "MNIST", "raw")):
+        pytest.skip(f"no MNIST under {src!r} (set WGAN_LIP_TEST_DATA)")
+    root = tmp_path_factory.mktemp("data")
+    for sub in ("MNIST/raw", "uci-digits"):
+        if os.path.isdir(os.path.join(src, sub)):
+            shutil.copytree(os.path.join(src, sub), root / sub)
+    return root

@@ -1,35 +1,191 @@
 """The ``wgan-lip`` command.
 
-Subcommands arrive with their issues (``w1``, ``fit``/``validate``/``test``, ``certify``);
-this entry point already gives ``--version``, help, and a clear error with exit code 2 for
-anything it does not know.
+``wgan-lip w1 P Q`` estimates W1 between two datasets; ``wgan-lip fit|validate|test
+--config FILE`` runs a LightningCLI config (see ``configs/``). User mistakes end with one
+line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import NoReturn
 
 from . import __version__
+from .errors import InputError
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _fail(message: str) -> int:
+    print(f"wgan-lip: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from .w1.critics import CRITICS
+
+    parser = _Parser(
         prog="wgan-lip",
         description="Certified 1-Lipschitz networks: W1 estimation, WGANs, robust classifiers.",
     )
     parser.add_argument("--version", action="version", version=f"wgan-lip {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    w1 = sub.add_parser(
+        "w1",
+        help="estimate W1 between two datasets (certified lower bound + 95%% CI)",
+        description=(
+            "Estimate W1(P, Q) with a 1-Lipschitz critic evaluated on held-out samples. "
+            "P and Q: .npy, .npz (or file.npz:key), .pt, .csv files, image folders, or "
+            "datasets from the data root: mnist, mnist:3, fashion-mnist:train:7, "
+            "cifar10-subset, uci-digits."
+        ),
+    )
+    w1.add_argument("p", metavar="P", help="samples of P (file, folder or dataset name)")
+    w1.add_argument("q", metavar="Q", help="samples of Q")
+    w1.add_argument("--critic", choices=CRITICS, default=None,
+                    help="critic (default: groupsort; bcop for images is available)")  # fmt: skip
+    w1.add_argument("--steps", type=_positive_int, default=None,
+                    help="maximum training steps (default 10000, stops on a plateau)")  # fmt: skip
+    w1.add_argument("--holdout", type=_fraction, default=0.2,
+                    help="fraction held out for the reported value (default 0.2)")  # fmt: skip
+    w1.add_argument("--batch-size", type=_positive_int, default=512)
+    w1.add_argument("--exact", action="store_true",
+                    help="also compute the exact W1 of the two samples (POT)")  # fmt: skip
+    w1.add_argument("--max-exact-gib", type=float, default=4.0,
+                    help="memory limit for --exact (default 4 GiB)")  # fmt: skip
+    w1.add_argument("--json", action="store_true", help="print one JSON object")
+    w1.add_argument("--plot", metavar="FILE", help="2-D data: samples over critic level sets")
+    w1.add_argument("--data-root", metavar="DIR",
+                    help="folder with the named datasets (default $WGAN_LIP_DATA)")  # fmt: skip
+    w1.add_argument("--seed", type=int, default=0)
+    w1.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"LightningCLI {name} --config FILE (see configs/)",
+                       add_help=False)  # fmt: skip
     return parser
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def run_w1(args: argparse.Namespace) -> int:
+    from .data.sources import load_pair
+    from .ot import exact_w1, exact_w1_bytes, sliced_w1
+    from .w1 import estimate_w1
+    from .w1.plot import check_plot_path, plot_critic_2d
+
+    p, q = load_pair(args.p, args.q, data_root=args.data_root)
+    critic = args.critic or "groupsort"
+    max_bytes = int(args.max_exact_gib * 2**30)
+    # Everything that can be refused is refused before training starts.
+    if args.exact and p.dim > 1 and exact_w1_bytes(p.n, q.n) > max_bytes:
+        need = exact_w1_bytes(p.n, q.n) / 2**30
+        raise InputError(
+            f"--exact: {p.n:,} x {q.n:,} samples need about {need:.1f} GiB "
+            f"(limit {args.max_exact_gib:g} GiB, --max-exact-gib); drop --exact or subsample"
+        )
+    if args.plot:
+        check_plot_path(args.plot)
+        if p.dim != 2:
+            raise InputError(f"--plot draws 2-D data; these samples have {p.dim} dimensions")
+
+    est = estimate_w1(
+        p, q, critic=critic, holdout=args.holdout, steps=args.steps,
+        batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress,
+    )  # fmt: skip
+    sliced = sliced_w1(p.flat(), q.flat(), seed=args.seed)
+    exact = exact_w1(p.flat(), q.flat(), max_bytes=max_bytes) if args.exact else None
+    if args.plot:
+        plot_critic_2d(est.critic, p.flat(), q.flat(), args.plot,
+                       title=f"{critic} critic: W1 >= {est.value:.4g}")  # fmt: skip
+
+    result = {"p": p.description, "q": q.description, **est.to_dict(), "sliced_w1": sliced}
+    if exact is not None:
+        result["exact_w1"] = exact
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    kind = "certified" if est.certified else "NOT certified (penalty/clipping critic)"
+    rows = [
+        ("P", f"{p.description}  ({p.n:,} samples, dim {p.dim})"),
+        ("Q", f"{q.description}  ({q.n:,} samples, dim {q.dim})"),
+        ("critic", f"{critic}, {kind}"),
+        ("W1 estimate", f"{est.value:.6g}  (held-out, {est.n_holdout_p:,} + "
+                        f"{est.n_holdout_q:,} samples)" if est.holdout else
+                        f"{est.value:.6g}  (in-sample, holdout=0)"),
+        ("95% CI", f"[{est.ci_low:.6g}, {est.ci_high:.6g}]"),
+        ("train value", f"{est.train_value:.6g}"),
+        ("Lipschitz bound", f"{est.lipschitz_bound:.6f}"),
+        ("sliced W1", f"{sliced:.6g}  (lower bound, 500 projections)"),
+    ]  # fmt: skip
+    if exact is not None:
+        rows.append(("exact W1 (POT)", f"{exact:.6g}  (of these two samples)"))
+    rows.append(("steps / time", f"{est.steps} ({est.stopped}), {est.seconds:.1f} s"))
+    if args.plot:
+        rows.append(("plot", args.plot))
+    print(_table(rows))
+    return 0
+
+
+def run_lightning(argv: list[str]) -> int:
+    from .lightning_cli import main as lightning_main
+
+    return lightning_main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        try:
+            return run_lightning(argv)
+        except InputError as e:
+            return _fail(str(e))
     parser = build_parser()
     args = parser.parse_args(argv)  # unknown commands exit 2 with a one-line message
     if args.command is None:
         parser.print_help()
         return 0
+    try:
+        if args.command == "w1":
+            return run_w1(args)
+    except InputError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
     return 0
 
 

@@ -13,6 +13,8 @@ import numpy as np
 import ot
 import torch
 
+from .errors import InputError, TooLargeError
+
 DEFAULT_MAX_BYTES = 4 * 2**30
 
 
@@ -26,19 +28,19 @@ def as_samples(x, name: str = "samples") -> np.ndarray:
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
     if not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{name}: expected numeric samples, got dtype {arr.dtype}")
+        raise InputError(f"{name}: expected numeric samples, got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"{name}: expected shape (n, d) or (n,), got {arr.shape}; flatten images first"
         )
     if arr.shape[0] < 1:
-        raise ValueError(f"{name}: no samples")
+        raise InputError(f"{name}: no samples")
     bad = int((~np.isfinite(arr)).any(axis=1).sum())
     if bad:
-        raise ValueError(f"{name}: {bad} of {arr.shape[0]} rows contain NaN or Inf")
+        raise InputError(f"{name}: {bad} of {arr.shape[0]} rows contain NaN or Inf")
     return arr
 
 
@@ -47,16 +49,16 @@ def _weights(w, n: int, name: str) -> np.ndarray:
         return np.full(n, 1.0 / n)
     w = np.asarray(w.detach().cpu() if isinstance(w, torch.Tensor) else w, dtype=np.float64)
     if w.shape != (n,):
-        raise ValueError(f"{name}: expected {n} weights, got shape {w.shape}")
+        raise InputError(f"{name}: expected {n} weights, got shape {w.shape}")
     if (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
-        raise ValueError(f"{name}: weights must be finite, non-negative, with a positive sum")
+        raise InputError(f"{name}: weights must be finite, non-negative, with a positive sum")
     return w / w.sum()
 
 
 def _check_pair(p, q) -> tuple[np.ndarray, np.ndarray]:
     p, q = as_samples(p, "P"), as_samples(q, "Q")
     if p.shape[1] != q.shape[1]:
-        raise ValueError(f"dimension mismatch: P has shape {p.shape}, Q has shape {q.shape}")
+        raise InputError(f"dimension mismatch: P has shape {p.shape}, Q has shape {q.shape}")
     return p, q
 
 
@@ -90,7 +92,7 @@ def exact_w1(
         return float(ot.wasserstein_1d(p[:, 0], q[:, 0], a, b, p=1))
     need = exact_w1_bytes(len(p), len(q))
     if need > max_bytes:
-        raise MemoryError(
+        raise TooLargeError(
             f"exact W1 for {len(p):,} x {len(q):,} samples needs about {need / 2**30:.1f} GiB "
             f"(limit {max_bytes / 2**30:.1f} GiB); subsample, or use estimate_w1 / sliced_w1"
         )

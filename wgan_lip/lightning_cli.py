@@ -1,0 +1,32 @@
+"""``wgan-lip fit|validate|test --config FILE``: LightningCLI over any wgan_lip module.
+
+Configs name the module and datamodule by ``class_path`` (see ``configs/``), so one entry
+point serves the W1 critic, the WGAN and the robust classifier.
+"""
+
+from __future__ import annotations
+
+import os
+
+import lightning as L
+from lightning.pytorch.cli import LightningCLI
+
+from .errors import InputError
+
+
+def main(argv: list[str]) -> int:
+    """Run LightningCLI on ``argv`` (e.g. ``["fit", "--config", "configs/w1/x.yaml"]``)."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv) and not os.path.isfile(argv[i + 1]):
+            raise InputError(f"config file {argv[i + 1]!r} not found")
+    os.environ.setdefault("WANDB_MODE", "offline")
+    LightningCLI(
+        L.LightningModule,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=argv,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+    )
+    return 0

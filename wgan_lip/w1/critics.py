@@ -1,0 +1,121 @@
+"""Critics for W1 estimation: the certified ones and the baselines, on raw inputs.
+
+Every critic is a :class:`RawInputCritic`: it takes samples exactly as the user gave them
+(float32, vectors or images), centres and rescales them inside, and rescales the score back,
+so ``lipschitz_bound`` of the whole module is the bound in the user's own units:
+``f(x) = s * g((x - mu) / s)`` has ``Lip(f) = Lip(g)``, and the bound is computed that way
+from the stored ``mu`` and ``s`` rather than assumed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..layers import SpectralLinear, lipschitz_bound
+from ..models import lipschitz_convnet, lipschitz_mlp
+
+CRITICS = ("groupsort", "bcop", "gp", "lp", "sn", "clip")
+CERTIFIED = frozenset({"groupsort", "bcop"})
+DEFAULT_WIDTHS = (256, 256, 256)
+
+
+class RawInputCritic(nn.Module):
+    """``f(x) = scale * net((x - shift) / scale)`` with ``x`` flattened first if asked.
+
+    ``shift`` (a point in input space) and ``scale`` (a positive scalar) are buffers, so they
+    travel in the state dict. Translation and a scalar rescaling undone at the output leave
+    the Lipschitz constant unchanged: the bound is ``(1/scale) * Lip(net) * scale``.
+    """
+
+    def __init__(
+        self, net: nn.Module, input_shape: Sequence[int], flatten: bool, kind: str
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.flatten = flatten
+        self.kind = kind
+        self.register_buffer("shift", torch.zeros(self.input_shape))
+        self.register_buffer("scale", torch.ones(()))
+
+    @torch.no_grad()
+    def fit_normalization(self, x: torch.Tensor) -> None:
+        """Centre on the mean of ``x`` and scale by its pooled per-coordinate std."""
+        x = x.to(torch.float64)
+        mu = x.mean(dim=0)
+        s = float((x - mu).pow(2).mean().sqrt())
+        self.shift.copy_(mu.to(self.shift))
+        self.scale.fill_(s if s > 0 and math.isfinite(s) else 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[1:]) != self.input_shape:
+            x = x.reshape(x.shape[0], *self.input_shape)
+        z = (x - self.shift) / self.scale
+        if self.flatten:
+            z = z.flatten(1)
+        return self.net(z).reshape(-1) * self.scale
+
+    def lipschitz_bound(self) -> float:
+        s = float(self.scale.double())
+        return (1.0 / s) * lipschitz_bound(self.net) * s
+
+    @property
+    def certified(self) -> bool:
+        return self.kind in CERTIFIED
+
+
+def _relu_mlp(d: int, widths: Sequence[int], spectral: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    prev = d
+    for w in widths:
+        layers += [SpectralLinear(prev, w) if spectral else nn.Linear(prev, w), nn.ReLU()]
+        prev = w
+    layers.append(SpectralLinear(prev, 1) if spectral else nn.Linear(prev, 1))
+    return nn.Sequential(*layers)
+
+
+def build_critic(
+    kind: str,
+    input_shape: Sequence[int],
+    *,
+    widths: Sequence[int] | None = None,
+    group_size: int = 2,
+    channels: Sequence[int] = (16, 32),
+) -> RawInputCritic:
+    """A critic of type ``kind`` (one of :data:`CRITICS`) for samples of ``input_shape``.
+
+    ``groupsort``: Björck MLP + GroupSort (vectors; images are flattened). ``bcop``: BCOP
+    convnet + GroupSort for ``(C, H, W)`` images. ``gp``, ``lp``, ``clip``: plain ReLU MLPs
+    trained with a gradient penalty, a one-sided penalty or clipping. ``sn``: spectral-norm
+    ReLU MLP.
+    """
+    if kind not in CRITICS:
+        raise InputError(f"unknown critic {kind!r}; choose one of {', '.join(CRITICS)}")
+    input_shape = tuple(int(s) for s in input_shape)
+    d = math.prod(input_shape)
+    widths = tuple(widths) if widths is not None else DEFAULT_WIDTHS
+    if kind == "bcop":
+        if len(input_shape) != 3:
+            raise InputError(
+                f"the bcop critic needs images (C, H, W); these samples have shape "
+                f"{input_shape}: use --critic groupsort"
+            )
+        c, h, w = input_shape
+        stages = len(channels)
+        if h != w or h % (2**stages):
+            raise InputError(
+                f"the bcop critic needs square images with a side divisible by {2**stages}, "
+                f"got {h}x{w}: use --critic groupsort"
+            )
+        net = lipschitz_convnet(c, h, channels, 1, head_widths=widths[:1], group_size=group_size)
+        return RawInputCritic(net, input_shape, flatten=False, kind=kind)
+    if kind == "groupsort":
+        net = lipschitz_mlp(d, widths, 1, activation="groupsort", group_size=group_size)
+    else:
+        net = _relu_mlp(d, widths, spectral=kind == "sn")
+    return RawInputCritic(net, input_shape, flatten=True, kind=kind)

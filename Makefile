@@ -20,7 +20,7 @@ $(BENCH_STAMP): $(STAMP)
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/demo_layers.py
+	$(PY) scripts/demo_w1.py
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(PY) -m pytest -q

@@ -23,3 +23,107 @@ def test_unknown_command_is_a_one_line_error_with_exit_2():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "invalid choice" in proc.stderr or "unrecognized" in proc.stderr
+
+
+# ----- wgan-lip w1 -----
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+@pytest.fixture
+def pair_files(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "p.npy", rng.normal(size=(300, 2)))
+    np.save(tmp_path / "q.npy", rng.normal(size=(300, 2)) + [3.0, 4.0])
+    return tmp_path
+
+
+def test_w1_json_output(pair_files, capsys):
+    code = main(["w1", str(pair_files / "p.npy"), str(pair_files / "q.npy"), "--json",
+                 "--steps", "200", "--exact", "--no-progress", "--plot",
+                 str(pair_files / "critic.png")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    result = json.loads(out)
+    for key in ("value", "ci_low", "ci_high", "train_value", "lipschitz_bound", "n_p", "n_q",
+                "dim", "seconds", "certified", "exact_w1", "sliced_w1"):  # fmt: skip
+        assert key in result
+    assert result["certified"] is True and result["n_p"] == 300 and result["dim"] == 2
+    assert result["sliced_w1"] <= result["exact_w1"]
+    assert 0 < result["train_value"] <= result["exact_w1"] * 1.2  # W1 ~ 5 (translation)
+    assert (pair_files / "critic.png").stat().st_size > 1000
+
+
+def test_w1_table_output(pair_files, capsys):
+    code = main(["w1", str(pair_files / "p.npy"), str(pair_files / "q.npy"), "--steps", "50",
+                 "--no-progress", "--holdout", "0"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "W1 estimate" in out and "in-sample" in out and "Lipschitz bound" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["missing.npy", "{d}/q.npy"], "P: no such file 'missing.npy'"),
+        (["{d}/p.npy", "{d}/notes.txt"], "unknown format '.txt'"),
+        (["{d}/p.npy", "{d}/wide.npy"], r"P has shape \(300, 2\), Q has shape \(300, 3\)"),
+        (["{d}/nan.npy", "{d}/q.npy"], "2 of 300 samples contain NaN or Inf"),
+        (["{d}/one.npy", "{d}/q.npy"], "at least 2 samples"),
+        (["{d}/bad.csv", "{d}/q.npy"], "non-numeric value 'oops'"),
+        (["mnistt", "{d}/q.npy"], "unknown dataset 'mnistt'; known: mnist"),
+        (["mnist:3", "mnist:5", "--data-root", "{d}"], "looked for '{d}/MNIST/raw'"),
+        (["{d}/p.npy", "{d}/q.npy", "--exact", "--max-exact-gib", "1e-6"], "need about"),
+        (["{d}/p.npy", "{d}/q.npy", "--holdout", "abc"], "not a number"),
+        (["{d}/p.npy", "{d}/q.npy", "--holdout", "1.5"], r"must be in \[0, 1\)"),
+        (["{d}/p.npy", "{d}/q.npy", "--steps", "-3"], "must be positive"),
+        (["{d}/p.npy", "{d}/q.npy", "--critic", "bcop"], "bcop critic needs images"),
+        (["{d}/p.npy", "{d}/q.npy", "--plot", "{d}/nodir/x.png"], "does not exist"),
+        (["{d}/wide.npy", "{d}/wide.npy", "--plot", "{d}/x.png"], "2-D data"),
+    ],
+)
+def test_w1_bad_input_is_one_line_exit_2(pair_files, capsys, args, match):
+    import re
+
+    d = pair_files
+    x = np.zeros((300, 2))
+    x[[3, 7]] = np.nan
+    np.save(d / "nan.npy", x)
+    np.save(d / "one.npy", np.zeros((1, 2)))
+    np.save(d / "wide.npy", np.zeros((300, 3)))
+    (d / "notes.txt").write_text("hello")
+    (d / "bad.csv").write_text("1,2\n3,oops\n")
+    argv = ["w1", *[a.format(d=d) for a in args], "--no-progress", "--steps", "5"]
+    with (
+        pytest.raises(SystemExit)
+        if "abc" in args or "1.5" in args or "-3" in args
+        else (_no_raise()) as exc
+    ):
+        code = main(argv)
+    code = exc.value.code if exc is not None and hasattr(exc, "value") else code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert re.search(match.format(d=d), err), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (d / "x.png").exists()
+
+
+class _no_raise:
+    value = None
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_w1_cli_process_exit_code(pair_files):
+    proc = subprocess.run(
+        [sys.executable, "-m", "wgan_lip.cli", "w1", str(pair_files / "p.npy"), "nope.npy"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "wgan-lip: error: Q: no such file 'nope.npy'"

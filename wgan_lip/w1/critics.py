@@ -21,7 +21,7 @@ from ..models import lipschitz_convnet, lipschitz_mlp
 
 CRITICS = ("groupsort", "bcop", "gp", "lp", "sn", "clip")
 CERTIFIED = frozenset({"groupsort", "bcop"})
-DEFAULT_WIDTHS = (256, 256, 256)
+DEFAULT_WIDTHS = (128, 128, 128)
 
 
 class RawInputCritic(nn.Module):

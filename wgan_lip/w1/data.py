@@ -89,8 +89,8 @@ def split_indices(n: int, holdout: float, monitor: float, seed: int, side: str) 
     if n - n_hold < 2:
         raise InputError(f"{side}: holdout={holdout} leaves fewer than 2 training samples")
     hold, train = perm[:n_hold], perm[n_hold:]
-    if n_hold == 0:
-        hold = train
+    if n_hold == 0:  # in-sample mode: fit, monitor and evaluate on every sample
+        return Split(train, train, train)
     n_mon = round(monitor * len(train))
     if len(train) - n_mon >= MIN_MONITOR_TRAIN and n_mon >= 2:
         return Split(train[n_mon:], train[:n_mon], hold)
@@ -188,7 +188,11 @@ class KnownW1DataModule(TwoSampleDataModule):
         radius: float = 1.0,
         scale_p: float = 1.0,
         scale_q: float = 2.0,
-        **kwargs,
+        holdout: float = 0.2,
+        monitor: float = 0.1,
+        batch_size: int = 512,
+        eval_every: int = 100,
+        seed: int = 0,
     ) -> None:
         from ..data.synthetic import GaussianScale, PointVsSphere, Translation
 
@@ -200,5 +204,7 @@ class KnownW1DataModule(TwoSampleDataModule):
         if problem not in makers:
             raise InputError(f"unknown problem {problem!r}; use {', '.join(makers)}")
         self.problem = makers[problem]()
-        seed = kwargs.get("seed", 0)
-        super().__init__(self.problem.sample_p(n, seed), self.problem.sample_q(n, seed), **kwargs)
+        super().__init__(
+            self.problem.sample_p(n, seed), self.problem.sample_q(n, seed), holdout=holdout,
+            monitor=monitor, batch_size=batch_size, eval_every=eval_every, seed=seed,
+        )  # fmt: skip

@@ -91,8 +91,9 @@ def run_known(results: dict, n: int, pop_n: int) -> None:
 
 def run_insample(results: dict, n: int) -> None:
     g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, 1, generator=g), 0.5 * torch.randn(n, 1, generator=g) + 1
     problems = [
-        ("gauss_vs_scaled_1d", torch.randn(n, 1, generator=g), 0.5 * torch.randn(n, 1, generator=g) + 1),
+        ("gauss_vs_scaled_1d", a, b),
         ("moons_vs_8gauss_2d", two_moons(n, 0), eight_gaussians(n, 1)),
         ("translation_2d", Translation(2, 1.0).sample_p(n, 2), Translation(2, 1.0).sample_q(n, 2)),
         ("gaussian_scale_8d", GaussianScale(8).sample_p(n, 3), GaussianScale(8).sample_q(n, 3)),

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 def pair_files(tmp_path):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "p.npy", rng.normal(size=(300, 2)))
-    np.save(tmp_path / "q.npy", rng.normal(size=(300, 2)) + [3.0, 4.0])
+    np.save(tmp_path / "q.npy", rng.normal(size=(300, 2)) + np.array([3.0, 4.0]))
     return tmp_path
 
 

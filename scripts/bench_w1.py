@@ -6,6 +6,7 @@ Sections (all by default):
            100,000 fresh samples per side) so held-out noise does not hide the critic's gap.
   insample in-sample certified value / exact POT on small problems (d <= 2, and d = 8).
   mnist    MNIST class pairs: groupsort and bcop estimates beside the exact sample W1.
+  highdim  translation in d=128 with 5,000 and 20,000 samples per side (the gap vs n).
   speed    10,000 x 10,000 in 784-D: estimate_w1 vs POT exact, alternated, median.
 
 Writes benchmarks/w1.json (updated after every row) and prints markdown tables.
@@ -136,6 +137,24 @@ def run_mnist(results: dict, data_root: str | None) -> None:
                   f"(exact {t_exact:.0f}s)", flush=True)  # fmt: skip
 
 
+def run_highdim(results: dict, pop_n: int) -> None:
+    """The d=128 translation with more samples: how the critic's gap shrinks with n."""
+    rows = results.setdefault("highdim", [])
+    prob = Translation(128, 1.0)
+    pop_p, pop_q = prob.sample_p(pop_n, 10_000), prob.sample_q(pop_n, 10_000)
+    for n in (5000, 20_000):
+        est = estimate_w1(prob.sample_p(n, 0), prob.sample_q(n, 0), progress=False)
+        pop = est.score(pop_p, pop_q)[0]
+        rows.append({"problem": "translation", "dim": 128, "n": n, "w1": prob.w1,
+                     "value": est.value, "ci_low": est.ci_low, "ci_high": est.ci_high,
+                     "train_value": est.train_value, "population_value": pop,
+                     "population_gap": (prob.w1 - pop) / prob.w1, "steps": est.steps,
+                     "seconds": est.seconds})  # fmt: skip
+        save(results)
+        print(f"highdim n={n}: est={est.value:.4f} pop={pop:.4f} gap="
+              f"{(prob.w1 - pop) * 100:.2f}%", flush=True)  # fmt: skip
+
+
 def run_speed(results: dict, repeats: int) -> None:
     prob = Translation(784, 2.0)
     p, q = prob.sample_p(10_000, 0), prob.sample_q(10_000, 0)
@@ -158,15 +177,69 @@ def run_speed(results: dict, repeats: int) -> None:
     print(f"speed: estimate {med['estimate_w1']:.1f}s vs POT exact {med['pot_exact']:.1f}s")
 
 
+def print_tables(results: dict) -> None:
+    """The README tables, from the JSON."""
+    known = results.get("known", [])
+    if known:
+        print("\n| problem | d | exact W1 | critic | certified | estimate [95% CI] | "
+              "population value | population gap | CI covers pop. | exact W1 of samples | "
+              "sliced W1 | steps | time |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in known:
+            print(f"| {r['problem']} | {r['dim']} | {r['w1']:.4f} | {r['critic']} | "
+                  f"{'yes' if r['certified'] else 'no'} | {r['value']:.4f} "
+                  f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}] | {r['population_value']:.4f} | "
+                  f"{r['population_gap'] * 100:+.2f}% | "
+                  f"{'yes' if r['ci_covers_population'] else 'no'} | "
+                  f"{r['exact_sample_w1']:.4f} | {r['sliced_w1']:.4f} | {r['steps']} | "
+                  f"{r['seconds']:.0f} s |")  # fmt: skip
+        gaps = [abs(r["population_gap"]) for r in known if r["critic"] == "groupsort"]
+        print(f"\ngroupsort population gap: median {statistics.median(gaps) * 100:.2f}%, "
+              f"worst {max(gaps) * 100:.2f}% over {len(gaps)} problems")  # fmt: skip
+    if results.get("insample"):
+        print("\n| in-sample problem | n | critic | certified | value / exact POT |")
+        print("|---|---|---|---|---|")
+        for r in results["insample"]:
+            print(f"| {r['problem']} | {r['n']} | {r['critic']} | "
+                  f"{'yes' if r['certified'] else 'no'} | {r['ratio']:.4f} |")  # fmt: skip
+    if results.get("mnist"):
+        print("\n| P | Q | n_P / n_Q | critic | estimate [95% CI] | exact W1 of samples | "
+              "time (estimate / exact) |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
+        for r in results["mnist"]:
+            print(f"| {r['p']} | {r['q']} | {r['n_p']} / {r['n_q']} | {r['critic']} | "
+                  f"{r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | "
+                  f"{r['exact_sample_w1']:.3f} | {r['seconds']:.0f} s / "
+                  f"{r['exact_seconds']:.0f} s |")  # fmt: skip
+    if results.get("highdim"):
+        print("\n| translation d=128, n per side | estimate [95% CI] | population gap | time |")
+        print("|---|---|---|---|")
+        for r in results["highdim"]:
+            print(f"| {r['n']} | {r['value']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}] | "
+                  f"{r['population_gap'] * 100:+.2f}% | {r['seconds']:.0f} s |")  # fmt: skip
+    if results.get("speed"):
+        sp = results["speed"]
+        med = sp["median_seconds"]
+        print(f"\n{sp['problem']}: estimate_w1 {med['estimate_w1']:.1f} s vs POT exact "
+              f"{med['pot_exact']:.1f} s (median of {sp['repeats']}, alternated; ratio "
+              f"{sp['ratio_estimate_over_exact']:.2f})")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sections", nargs="+", default=["known", "insample", "mnist", "speed"])
+    ap.add_argument(
+        "--sections", nargs="+", default=["known", "insample", "mnist", "highdim", "speed"]
+    )
     ap.add_argument("--n", type=int, default=5000, help="samples per side (known problems)")
     ap.add_argument("--population", type=int, default=100_000)
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--repeats", type=int, default=3, help="speed section repeats")
+    ap.add_argument("--tables", action="store_true", help="only print the tables of the JSON")
     args = ap.parse_args()
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    if args.tables:
+        print_tables(results)
+        return
     results["machine"] = machine()
     for s in args.sections:
         results.pop(s, None)
@@ -176,9 +249,12 @@ def main() -> None:
         run_insample(results, 500)
     if "mnist" in args.sections:
         run_mnist(results, args.data_root)
+    if "highdim" in args.sections:
+        run_highdim(results, args.population)
     if "speed" in args.sections:
         run_speed(results, args.repeats)
     save(results)
+    print_tables(results)
 
 
 if __name__ == "__main__":

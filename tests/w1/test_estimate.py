@@ -29,7 +29,8 @@ def _in_sample_problem(d: int, n: int = 300):
 def test_in_sample_certified_value_never_exceeds_exact_and_nearly_reaches_it(d):
     p, q = _in_sample_problem(d)
     exact = exact_w1(p, q)
-    est = estimate_w1(p, q, holdout=0, batch_size=len(p), **FAST)
+    steps = None if d <= 2 else 1000  # d = 8 only checks the upper bound
+    est = estimate_w1(p, q, holdout=0, batch_size=len(p), steps=steps, **FAST)
     assert est.certified and est.value == est.train_value
     # Kantorovich-Rubinstein: a 1-Lipschitz critic cannot beat the optimal transport cost of
     # the same two samples (float32 scores: 1e-5 relative slack for rounding).

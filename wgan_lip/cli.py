@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="maximum training steps (default 10000, stops on a plateau)")  # fmt: skip
     w1.add_argument("--holdout", type=_fraction, default=0.2,
                     help="fraction held out for the reported value (default 0.2)")  # fmt: skip
-    w1.add_argument("--batch-size", type=_positive_int, default=512)
+    w1.add_argument("--batch-size", type=_positive_int, default=None,
+                    help="samples per side per step (default 512; 128 for bcop)")  # fmt: skip
     w1.add_argument("--exact", action="store_true",
                     help="also compute the exact W1 of the two samples (POT)")  # fmt: skip
     w1.add_argument("--max-exact-gib", type=float, default=4.0,

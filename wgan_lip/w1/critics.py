@@ -85,7 +85,7 @@ def build_critic(
     *,
     widths: Sequence[int] | None = None,
     group_size: int = 2,
-    channels: Sequence[int] = (16, 32),
+    channels: Sequence[int] = (8, 16),
 ) -> RawInputCritic:
     """A critic of type ``kind`` (one of :data:`CRITICS`) for samples of ``input_shape``.
 

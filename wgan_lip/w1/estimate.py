@@ -116,7 +116,7 @@ def estimate_w1(
     critic: str = "groupsort",
     holdout: float = 0.2,
     steps: int | None = None,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     seed: int = 0,
     progress: bool = True,
     logger=None,
@@ -143,7 +143,8 @@ def estimate_w1(
             evaluates on all samples (then ``value == train_value``, an in-sample number).
         steps: maximum training steps (default 10,000); training stops earlier when the
             monitored dual value plateaus after two learning-rate decays.
-        batch_size: samples per side per step.
+        batch_size: samples per side per step (default 512; 128 for ``bcop``, whose
+            convolutions cost far more per sample).
         seed: fixes the split, the initialization and the batch order.
         progress: show a progress bar on stderr.
         logger: a Lightning logger (None: no logging).
@@ -162,6 +163,8 @@ def estimate_w1(
         raise InputError(f"unknown critic {critic!r}; choose one of {', '.join(CRITICS)}")
     if steps is not None and steps < 1:
         raise InputError(f"steps must be positive, got {steps}")
+    if batch_size is None:
+        batch_size = 128 if critic == "bcop" else 512
     dm = TwoSampleDataModule(
         p, q, data_root=data_root, holdout=holdout, batch_size=batch_size,
         eval_every=eval_every, seed=seed,

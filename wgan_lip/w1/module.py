@@ -39,7 +39,7 @@ class W1Critic(L.LightningModule):
         input_shape: Sequence[int] | None = None,
         widths: Sequence[int] | None = None,
         group_size: int = 2,
-        channels: Sequence[int] = (16, 32),
+        channels: Sequence[int] = (8, 16),
         lr: float | None = None,
         penalty_weight: float = 10.0,
         clip_value: float = 0.01,

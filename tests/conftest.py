@@ -20,9 +20,15 @@ def data_root(tmp_path_factory):
     """A temp copy of the shared MNIST and UCI digits (never written in place); skips if absent."""
     import shutil
 
-    src = os.environ.get("WGAN_LIP_TEST_DATA", SHARED_DATA)
-    if not os.path.isdir(os.path.join(src, "MNIST", "raw")):
-        pytest.skip(f"no MNIST under {src!r} (set WGAN_LIP_TEST_DATA)")
+    candidates = [
+        os.environ.get("WGAN_LIP_TEST_DATA"),
+        os.environ.get("WGAN_LIP_DATA"),
+        SHARED_DATA,
+    ]
+    found = [c for c in candidates if c and os.path.isdir(os.path.join(c, "MNIST", "raw"))]
+    if not found:
+        pytest.skip("no MNIST/raw under $WGAN_LIP_TEST_DATA, $WGAN_LIP_DATA or ../shared/data")
+    src = found[0]
     root = tmp_path_factory.mktemp("data")
     for sub in ("MNIST/raw", "uci-digits"):
         if os.path.isdir(os.path.join(src, sub)):

@@ -160,9 +160,9 @@ class TwoSampleDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        xp, xq = self.part("fit")
-        epoch = self.trainer.current_epoch if self.trainer is not None else 0
-        ds = PairBatches(xp, xq, self.batch_size, self.eval_every, self.seed * 1_000_003 + epoch)
+        # Built once per fit (Lightning does not reload it): the generator runs on across
+        # "epochs" (one epoch = eval_every steps), so every pass draws fresh batches.
+        ds = PairBatches(*self.part("fit"), self.batch_size, self.eval_every, self.seed)
         return DataLoader(ds, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:

@@ -117,3 +117,64 @@ def lipschitz_convnet(
         feat = w
     layers.append(BjorckLinear(feat, out_features, config=config))
     return nn.Sequential(*layers)
+
+
+# ----- generators (unconstrained: only the critic needs a Lipschitz bound) -----
+
+
+def mlp_generator(
+    latent_dim: int = 2, out_features: int = 2, widths: Sequence[int] = (512, 512, 512)
+) -> nn.Sequential:
+    """A ReLU MLP generator for low-dimensional data (the 2-D toys of Gulrajani et al.)."""
+    if latent_dim < 1 or out_features < 1 or any(w < 1 for w in widths):
+        raise ValueError(
+            f"feature counts must be positive: latent={latent_dim}, widths={list(widths)}, "
+            f"out={out_features}"
+        )
+    layers: list[nn.Module] = []
+    prev = latent_dim
+    for w in widths:
+        layers += [nn.Linear(prev, w), nn.ReLU()]
+        prev = w
+    layers.append(nn.Linear(prev, out_features))
+    return nn.Sequential(*layers)
+
+
+def _upsampling_plan(image_size: int) -> tuple[int, int]:
+    """``(start, doublings)``: the smallest start side >= 4 that doubles up to ``image_size``."""
+    doublings = 0
+    while image_size % (2 ** (doublings + 1)) == 0 and image_size // 2 ** (doublings + 1) >= 4:
+        doublings += 1
+    if doublings == 0:
+        raise ValueError(f"image_size {image_size} must be even and at least 8")
+    return image_size // 2**doublings, doublings
+
+
+def dcgan_generator(
+    latent_dim: int = 128, channels: int = 1, image_size: int = 28, base_channels: int = 64
+) -> nn.Sequential:
+    """A DCGAN-style generator of ``(channels, image_size, image_size)`` images in [0, 1].
+
+    A linear map to a ``start x start`` feature map (7x7 for 28x28, 4x4 for 32x32), then
+    stride-2 transposed convolutions that halve the channels and double the side, with
+    BatchNorm + ReLU (Radford et al. 2016), and a 3x3 convolution to ``channels`` with a
+    sigmoid, since wgan_lip images live in [0, 1].
+    """
+    start, doublings = _upsampling_plan(image_size)
+    width = base_channels * 2 ** (doublings - 1)
+    layers: list[nn.Module] = [
+        nn.Linear(latent_dim, width * start * start),
+        nn.Unflatten(1, (width, start, start)),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+    ]
+    for _ in range(doublings):
+        out = max(width // 2, base_channels)
+        layers += [
+            nn.ConvTranspose2d(width, out, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(out),
+            nn.ReLU(),
+        ]
+        width = out
+    layers += [nn.Conv2d(width, channels, 3, padding=1), nn.Sigmoid()]
+    return nn.Sequential(*layers)

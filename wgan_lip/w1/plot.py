@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import InputError
+from ..plotting import critic_figure, save_atomic
 
 
 def check_plot_path(path: str | os.PathLike) -> Path:
@@ -32,7 +32,6 @@ def check_plot_path(path: str | os.PathLike) -> Path:
     return path
 
 
-@torch.no_grad()
 def plot_critic_2d(
     critic: nn.Module,
     p: torch.Tensor,
@@ -47,42 +46,9 @@ def plot_critic_2d(
 
     The file is written to a temporary name and renamed, so a failure leaves nothing.
     """
-    from matplotlib.figure import Figure
-
     path = check_plot_path(path)
     p, q = p.reshape(len(p), -1).float(), q.reshape(len(q), -1).float()
     if p.shape[1] != 2:
         raise InputError(f"--plot draws 2-D data; these samples have {p.shape[1]} dimensions")
-    both = torch.cat([p, q])
-    lo, hi = both.min(0).values, both.max(0).values
-    pad = 0.1 * (hi - lo).clamp_min(1e-6)
-    lo, hi = lo - pad, hi + pad
-    xs = torch.linspace(float(lo[0]), float(hi[0]), resolution)
-    ys = torch.linspace(float(lo[1]), float(hi[1]), resolution)
-    gx, gy = torch.meshgrid(xs, ys, indexing="xy")
-    critic.eval()
-    device = next(critic.parameters()).device
-    grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1).to(device)
-    z = critic(grid).reshape(resolution, resolution).cpu()
-
-    fig = Figure(figsize=(6, 5.2))
-    ax = fig.add_subplot()
-    cs = ax.contourf(gx.numpy(), gy.numpy(), z.numpy(), levels=30, cmap="RdBu_r", alpha=0.8)
-    ax.contour(gx.numpy(), gy.numpy(), z.numpy(), levels=15, colors="k", linewidths=0.3)
-    fig.colorbar(cs, ax=ax, label="critic f")
-    g = torch.Generator().manual_seed(0)
-    for x, color, label in ((p, "tab:red", "P"), (q, "tab:blue", "Q")):
-        idx = torch.randperm(len(x), generator=g)[:max_points]
-        ax.scatter(x[idx, 0], x[idx, 1], s=3, c=color, label=label, alpha=0.6)
-    ax.legend(loc="upper right")
-    ax.set_title(title or "critic level sets")
-    ax.set_aspect("equal", adjustable="datalim")
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    fig = critic_figure(critic, p, q, title=title, max_points=max_points, resolution=resolution)
+    return save_atomic(lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"), path)

@@ -1,0 +1,31 @@
+"""Wasserstein GANs with a hard-constrained (certified) critic and the usual baselines."""
+
+from .critics import CONSTRAINT_DEFAULTS, CONSTRAINTS, build_gan_critic
+from .data import ImageDataModule, ToyDataModule
+from .features import FeatureNet, load_feature_net, save_feature_net, train_feature_net
+from .metrics import (
+    certified_w1_metric,
+    classifier_fid_kid,
+    exact_w1_metric,
+    generate,
+    subsample,
+)
+from .module import WGAN
+
+__all__ = [
+    "CONSTRAINTS",
+    "CONSTRAINT_DEFAULTS",
+    "WGAN",
+    "FeatureNet",
+    "ImageDataModule",
+    "ToyDataModule",
+    "build_gan_critic",
+    "certified_w1_metric",
+    "classifier_fid_kid",
+    "exact_w1_metric",
+    "generate",
+    "load_feature_net",
+    "save_feature_net",
+    "subsample",
+    "train_feature_net",
+]

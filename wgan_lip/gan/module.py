@@ -1,0 +1,355 @@
+"""``WGAN``: a Wasserstein GAN whose critic constraint is a switch (hard, gp, lp, sn, clip).
+
+Manual optimization. Each training batch is one **critic step**: fakes are generated without
+gradient (detached), the critic maximizes the Kantorovich-Rubinstein dual
+``E_real f - E_fake f`` (plus its penalty, or followed by clipping), and after every
+``n_critic`` critic steps the generator takes one step on ``-E_fake f``.
+
+Step counting: ``critic_step`` and ``generator_step`` are this module's own counters (saved in
+checkpoints). Lightning's ``trainer.global_step``, and therefore ``trainer.max_steps``, counts
+the optimizer steps of *both* optimizers: ``global_step = critic_step + generator_step``, so
+``max_steps = (n_critic + 1) * G`` trains ``G`` generator steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+import lightning as L
+import torch
+
+from ..errors import InputError
+from ..layers import lipschitz_bound
+from ..models import dcgan_generator, mlp_generator
+from ..penalties import clip_weights, gradient_penalty
+from ..w1 import kr_dual
+from .critics import CONSTRAINT_DEFAULTS, ConstraintDefaults, build_gan_critic, check_constraint
+from .images import log_image, sample_grid, toy_scatter
+from .metrics import certified_w1_metric, classifier_fid_kid, exact_w1_metric, generate
+
+# Hyperparameters that fix the networks and the step schedule: a checkpoint must match them.
+ARCHITECTURE_KEYS = (
+    "constraint", "data_shape", "latent_dim", "n_critic", "generator_widths",
+    "generator_base_channels", "critic_widths", "critic_channels", "critic_head_width",
+    "critic_base_channels", "group_size",
+)  # fmt: skip
+
+
+class WGAN(L.LightningModule):
+    """Wasserstein GAN with a hard-constrained (certified) or baseline critic.
+
+    Args:
+        constraint: ``hard`` (Björck/BCOP + GroupSort, 1-Lipschitz by construction),
+            ``gp`` (gradient penalty), ``lp`` (one-sided penalty), ``sn`` (spectral norm),
+            ``clip`` (weight clipping). Unset optimizer settings take the paper defaults
+            of :data:`~wgan_lip.gan.critics.CONSTRAINT_DEFAULTS`.
+        data_shape: shape of one sample, ``(2,)`` or ``(C, H, H)``; from the datamodule when
+            None.
+        latent_dim: generator input size (default 2 for vectors, 128 for images).
+        n_critic, lr_critic, lr_generator, betas, penalty_weight, clip_value: override the
+            constraint's defaults (Adam betas; RMSprop for ``clip``).
+        lr_schedule: ``constant`` or ``linear`` (decay to 0 at ``trainer.max_steps``).
+        eval_samples: at most this many held-out real and generated samples in the metrics.
+        eval_seed: latent seed of the generated samples (the same ones at every evaluation).
+        estimate_steps: steps of the fresh certified critic of ``val/estimate_w1`` (0: off).
+        feature_net: path of a ``scripts/train_feature_net.py`` checkpoint; enables
+            ``val/classifier_fid`` and ``val/kid`` (images only).
+        check_finite_every: critic steps between checks that the losses are finite.
+    """
+
+    def __init__(
+        self,
+        constraint: str = "hard",
+        data_shape: Sequence[int] | None = None,
+        latent_dim: int | None = None,
+        n_critic: int | None = None,
+        lr_critic: float | None = None,
+        lr_generator: float | None = None,
+        betas: tuple[float, float] | None = None,
+        penalty_weight: float | None = None,
+        clip_value: float | None = None,
+        lr_schedule: str = "constant",
+        generator_widths: Sequence[int] = (512, 512, 512),
+        generator_base_channels: int = 64,
+        critic_widths: Sequence[int] = (256, 256, 256),
+        critic_channels: Sequence[int] = (16, 32),
+        critic_head_width: int = 128,
+        critic_base_channels: int = 64,
+        group_size: int = 2,
+        eval_samples: int = 5000,
+        eval_seed: int = 0,
+        estimate_steps: int = 0,
+        feature_net: str | None = None,
+        kid_subset_size: int = 500,
+        check_finite_every: int = 50,
+    ) -> None:
+        super().__init__()
+        check_constraint(constraint)
+        if lr_schedule not in ("constant", "linear"):
+            raise InputError(f"lr_schedule must be constant or linear, got {lr_schedule!r}")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.settings = self._settings()
+        self.critic: torch.nn.Module | None = None
+        self.generator: torch.nn.Module | None = None
+        self.critic_step = 0
+        self.generator_step = 0
+        self._losses: list[tuple[str, int, torch.Tensor]] = []
+        self._val_real: list[torch.Tensor] = []
+        self._feature_net = None
+        if data_shape is not None:
+            self._build(data_shape)
+
+    # ----- construction -----
+
+    def _settings(self) -> ConstraintDefaults:
+        h, d = self.hparams, CONSTRAINT_DEFAULTS[self.hparams.constraint]
+        s = replace(
+            d,
+            lr=h.lr_critic if h.lr_critic is not None else d.lr,
+            betas=tuple(h.betas) if h.betas is not None else d.betas,
+            n_critic=h.n_critic if h.n_critic is not None else d.n_critic,
+            penalty_weight=h.penalty_weight if h.penalty_weight is not None
+            else d.penalty_weight,
+            clip_value=h.clip_value if h.clip_value is not None else d.clip_value,
+        )  # fmt: skip
+        if s.n_critic < 1 or s.lr <= 0:
+            raise InputError(f"n_critic and the learning rate must be positive, got {s}")
+        return s
+
+    def _build(self, data_shape: Sequence[int]) -> None:
+        h = self.hparams
+        shape = tuple(int(s) for s in data_shape)
+        h.data_shape = list(shape)
+        if h.latent_dim is None:
+            h.latent_dim = 2 if len(shape) == 1 else 128
+        self.critic = build_gan_critic(
+            h.constraint, shape, widths=h.critic_widths, channels=h.critic_channels,
+            head_width=h.critic_head_width, base_channels=h.critic_base_channels,
+            group_size=h.group_size,
+        )  # fmt: skip
+        if len(shape) == 1:
+            self.generator = mlp_generator(h.latent_dim, shape[0], h.generator_widths)
+        else:
+            self.generator = dcgan_generator(h.latent_dim, shape[0], shape[1],
+                                             h.generator_base_channels)  # fmt: skip
+
+    def setup(self, stage: str) -> None:
+        if self.critic is None:  # LightningCLI: the shape comes from the data
+            self._build(self.trainer.datamodule.data_shape)
+        if self.hparams.feature_net and self._feature_net is None:
+            from .features import load_feature_net
+
+            self._feature_net, _ = load_feature_net(self.hparams.feature_net)
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.hparams.data_shape) == 3
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.hparams.latent_dim, device=self.device)
+
+    def configure_optimizers(self):
+        s = self.settings
+        lr_g = self.hparams.lr_generator or s.lr
+        if s.optimizer == "rmsprop":
+            opt_c = torch.optim.RMSprop(self.critic.parameters(), lr=s.lr)
+            opt_g = torch.optim.RMSprop(self.generator.parameters(), lr=lr_g)
+        else:
+            opt_c = torch.optim.Adam(self.critic.parameters(), lr=s.lr, betas=s.betas)
+            opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=s.betas)
+        if self.hparams.lr_schedule == "constant":
+            return [opt_c, opt_g]
+        max_steps = self.trainer.max_steps if self.trainer is not None else -1
+        if max_steps is None or max_steps < 1:
+            raise InputError("lr_schedule: linear needs trainer.max_steps")
+        g_total = max(1, max_steps // (s.n_critic + 1))
+        c_total = g_total * s.n_critic
+
+        def linear(total: int):
+            return lambda step: max(0.0, 1.0 - step / total)
+
+        scheds = [torch.optim.lr_scheduler.LambdaLR(opt_c, linear(c_total)),
+                  torch.optim.lr_scheduler.LambdaLR(opt_g, linear(g_total))]  # fmt: skip
+        return [opt_c, opt_g], scheds
+
+    # ----- training -----
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        opt_c, opt_g = self.optimizers()
+        scheds = self.lr_schedulers() or []
+        n = len(real)
+        kind = self.hparams.constraint
+
+        with torch.no_grad():
+            fake = self.generator(self.noise(n))  # detached: the critic step trains the critic
+        with self.toggled_optimizer(opt_c):
+            scores = self.critic(torch.cat([real, fake]))
+            dual = kr_dual(scores[:n], scores[n:])
+            loss_c = -dual
+            if kind in ("gp", "lp"):
+                penalty = gradient_penalty(self.critic, real, fake, self.settings.penalty_weight,
+                                           one_sided=kind == "lp")  # fmt: skip
+                loss_c = loss_c + penalty
+                self.log("train/penalty", penalty.detach())
+            opt_c.zero_grad(set_to_none=True)
+            self.manual_backward(loss_c)
+            opt_c.step()
+        if kind == "clip":
+            clip_weights(self.critic, self.settings.clip_value)
+        if scheds:
+            scheds[0].step()
+        self.critic_step += 1
+        self._losses.append(("critic", self.critic_step, loss_c.detach()))
+        self.log("train/critic_loss", loss_c.detach())
+        self.log("train/critic_dual", dual.detach())
+
+        if self.critic_step % self.settings.n_critic == 0:
+            with self.toggled_optimizer(opt_g):
+                loss_g = -self.critic(self.generator(self.noise(n))).mean()
+                opt_g.zero_grad(set_to_none=True)
+                self.manual_backward(loss_g)
+                opt_g.step()
+            if scheds:
+                scheds[1].step()
+            self.generator_step += 1
+            self._losses.append(("generator", self.critic_step, loss_g.detach()))
+            self.log("train/generator_loss", loss_g.detach())
+            self.log("train/generator_step", float(self.generator_step))
+
+        if self.critic_step % self.hparams.check_finite_every == 0:
+            self.check_finite()
+
+    def check_finite(self) -> None:
+        """Raise ``FloatingPointError`` naming the first non-finite loss since the last check.
+
+        The losses are kept on the device and checked in one transfer every
+        ``check_finite_every`` critic steps, not synchronized every step.
+        """
+        if not self._losses:
+            return
+        values = torch.stack([v for _, _, v in self._losses]).float().cpu()
+        bad = (~torch.isfinite(values)).nonzero()
+        losses, self._losses = self._losses, []
+        if len(bad):
+            name, step, _ = losses[int(bad[0])]
+            raise FloatingPointError(
+                f"WGAN ({self.hparams.constraint}): {name} loss is {float(values[int(bad[0])])} "
+                f"at critic step {step} (generator step {step // self.settings.n_critic}); "
+                "training stopped: lower the learning rate or check the data"
+            )
+
+    def on_train_end(self) -> None:
+        self.check_finite()
+
+    # ----- evaluation -----
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_real = []
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._val_real.append(batch[0] if isinstance(batch, (list, tuple)) else batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self.check_finite()
+        if self.trainer.sanity_checking or not self._val_real:
+            return
+        real = torch.cat(self._val_real)[: self.hparams.eval_samples].cpu()
+        self._val_real = []
+        metrics = self.evaluate(real)
+        for key, value in metrics.items():
+            self.log(f"val/{key}", value, sync_dist=False)
+        self._log_images(real)
+
+    @torch.no_grad()
+    def evaluate(self, real: torch.Tensor) -> dict[str, float]:
+        """All metrics of the current generator against the held-out ``real`` samples.
+
+        Generated samples use the fixed latent seed ``eval_seed`` (as many as ``real``).
+        """
+        h = self.hparams
+        fake = self.generate(len(real))
+        out = {"exact_w1": exact_w1_metric(fake, real, max_samples=h.eval_samples,
+                                           seed=h.eval_seed)}  # fmt: skip
+        # The training critic's own dual value on held-out real vs generated samples.
+        was_training = self.critic.training
+        self.critic.eval()
+        scores_r = torch.cat([self.critic(c.to(self.device)).cpu() for c in real.split(1000)])
+        scores_f = torch.cat([self.critic(c.to(self.device)).cpu() for c in fake.split(1000)])
+        self.critic.train(was_training)
+        out["critic_dual"] = float(kr_dual(scores_r.double(), scores_f.double()))
+        if h.constraint == "hard":
+            bound = lipschitz_bound(self.critic)
+            out["lipschitz_bound"] = bound
+            out["critic_w1_certified"] = out["critic_dual"] / bound
+        if h.estimate_steps > 0 and (self.trainer is None or self.trainer.world_size == 1):
+            with torch.enable_grad():
+                est = certified_w1_metric(fake, real, steps=h.estimate_steps,
+                                          max_samples=h.eval_samples, seed=h.eval_seed)  # fmt: skip
+            out.update(estimate_w1=est.value, estimate_w1_ci_low=est.ci_low,
+                       estimate_w1_ci_high=est.ci_high)  # fmt: skip
+        if self._feature_net is not None and self.is_image:
+            out.update(classifier_fid_kid(fake, real, self._feature_net,
+                                          kid_subset_size=h.kid_subset_size))  # fmt: skip
+        if not all(math.isfinite(v) for v in out.values()):
+            bad = {k: v for k, v in out.items() if not math.isfinite(v)}
+            raise FloatingPointError(f"WGAN evaluation at critic step {self.critic_step}: {bad}")
+        return out
+
+    def generate(self, n: int) -> torch.Tensor:
+        """``n`` samples for the fixed latent seed ``eval_seed`` (eval mode, on CPU)."""
+        return generate(self.generator, n, self.hparams.latent_dim, seed=self.hparams.eval_seed)
+
+    def _log_images(self, real: torch.Tensor) -> None:
+        if self.trainer is None or not self.trainer.loggers:  # no logger: no pictures
+            return
+        fake = self.generate(min(len(real), 2000))
+        if self.is_image:
+            image = sample_grid(fake[:64])
+        elif self.hparams.data_shape == [2]:
+            title = f"{self.hparams.constraint} critic, generator step {self.generator_step}"
+            image = toy_scatter(self.critic, real, fake, title)
+        else:
+            return
+        log_image(self.trainer, "samples", image, self.generator_step)
+
+    # ----- checkpoints -----
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["wgan_steps"] = {"critic": self.critic_step, "generator": self.generator_step}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("hyper_parameters", {})
+        wanted = dict(self.hparams)
+        diff = [
+            f"{k}={_plain(saved.get(k))} (config: {_plain(wanted.get(k))})"
+            for k in ARCHITECTURE_KEYS
+            if wanted.get(k) is not None and _plain(saved.get(k)) != _plain(wanted.get(k))
+        ]
+        if diff:
+            raise InputError(
+                "checkpoint does not match the config: it has "
+                + ", ".join(diff)
+                + "; use the config it was trained with, or a new run folder"
+            )
+        steps = checkpoint.get("wgan_steps", {})
+        self.critic_step = int(steps.get("critic", 0))
+        self.generator_step = int(steps.get("generator", 0))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise InputError(f"checkpoint does not match this WGAN's networks ({first})") from None
+
+
+def _plain(v):
+    """Hyperparameter values compared as plain lists (YAML lists vs tuples)."""
+    return list(v) if isinstance(v, (list, tuple)) else v

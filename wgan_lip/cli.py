@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_lightning(argv)
         except InputError as e:
             return _fail(str(e))
+        except FloatingPointError as e:  # a diverged run: not a user mistake, but no traceback
+            print(f"wgan-lip: training failed: {e}", file=sys.stderr)
+            return 1
     parser = build_parser()
     args = parser.parse_args(argv)  # unknown commands exit 2 with a one-line message
     if args.command is None:

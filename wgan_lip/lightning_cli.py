@@ -14,13 +14,25 @@ from lightning.pytorch.cli import LightningCLI
 from .errors import InputError
 
 
+class WganLipCLI(LightningCLI):
+    """LightningCLI where the config is the source of truth.
+
+    Stock LightningCLI silently replaces the model's config with the hyperparameters stored
+    in a ``--ckpt_path`` file; here the config stands and the module checks that the
+    checkpoint matches it (a mismatch is a clear error, not a different model).
+    """
+
+    def _parse_ckpt_path(self) -> None:
+        return None
+
+
 def main(argv: list[str]) -> int:
     """Run LightningCLI on ``argv`` (e.g. ``["fit", "--config", "configs/w1/x.yaml"]``)."""
     for i, arg in enumerate(argv):
         if arg == "--config" and i + 1 < len(argv) and not os.path.isfile(argv[i + 1]):
             raise InputError(f"config file {argv[i + 1]!r} not found")
     os.environ.setdefault("WANDB_MODE", "offline")
-    LightningCLI(
+    WganLipCLI(
         L.LightningModule,
         L.LightningDataModule,
         subclass_mode_model=True,

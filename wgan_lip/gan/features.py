@@ -89,7 +89,7 @@ def train_feature_net(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         if log is not None:
             log(f"epoch {epoch + 1}/{epochs}: train loss {total / len(images):.4f}")
     return net.eval()

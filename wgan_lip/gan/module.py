@@ -14,11 +14,13 @@ the optimizer steps of *both* optimizers: ``global_step = critic_step + generato
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from ..errors import InputError
 from ..layers import lipschitz_bound
@@ -26,6 +28,7 @@ from ..models import dcgan_generator, mlp_generator
 from ..penalties import clip_weights, gradient_penalty
 from ..w1 import kr_dual
 from .critics import CONSTRAINT_DEFAULTS, ConstraintDefaults, build_gan_critic, check_constraint
+from .features import load_feature_net
 from .images import log_image, sample_grid, toy_scatter
 from .metrics import certified_w1_metric, classifier_fid_kid, exact_w1_metric, generate
 
@@ -139,10 +142,16 @@ class WGAN(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self.critic is None:  # LightningCLI: the shape comes from the data
             self._build(self.trainer.datamodule.data_shape)
-        if self.hparams.feature_net and self._feature_net is None:
-            from .features import load_feature_net
-
-            self._feature_net, _ = load_feature_net(self.hparams.feature_net)
+        path = self.hparams.feature_net
+        if path and self._feature_net is None:
+            if not os.path.isfile(os.path.expanduser(path)):
+                # Training is still useful without it; say once how to get the metric.
+                rank_zero_warn(
+                    f"classifier-FID/KID off: feature net {path!r} not found; train it with "
+                    f"`python scripts/train_feature_net.py --dataset DATASET --out {path}`"
+                )
+            else:
+                self._feature_net, _ = load_feature_net(path)
 
     @property
     def is_image(self) -> bool:

@@ -17,7 +17,7 @@ SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "dat
 
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory):
-    """A temp copy of the shared MNIST and UCI digits (never written in place); skips if absent."""
+    """A temp copy of the shared MNIST, Fashion-MNIST, CIFAR-10 subset and UCI digits (never written in place); skips if absent."""
     import shutil
 
     candidates = [
@@ -30,7 +30,7 @@ def data_root(tmp_path_factory):
         pytest.skip("no MNIST/raw under $WGAN_LIP_TEST_DATA, $WGAN_LIP_DATA or ../shared/data")
     src = found[0]
     root = tmp_path_factory.mktemp("data")
-    for sub in ("MNIST/raw", "uci-digits"):
+    for sub in ("MNIST/raw", "FashionMNIST/raw", "cifar10-subset", "uci-digits"):
         if os.path.isdir(os.path.join(src, sub)):
             shutil.copytree(os.path.join(src, sub), root / sub)
     return root

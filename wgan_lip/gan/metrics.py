@@ -97,6 +97,8 @@ def classifier_fid_kid(
             chunk = x[s : s + batch_size].float()
             fid.update(chunk, real=is_real)
             kid.update(chunk, real=is_real)
-    kid_mean, kid_std = kid.compute()
+    with torch.random.fork_rng(devices=[]):  # KID draws random subsets: make them fixed
+        torch.manual_seed(0)
+        kid_mean, kid_std = kid.compute()
     return {"classifier_fid": float(fid.compute()), "kid": float(kid_mean),
             "kid_std": float(kid_std)}  # fmt: skip

@@ -1,0 +1,51 @@
+"""Small WGAN runs shared by the gan tests (CPU, no logger, a few steps)."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+
+from wgan_lip.gan import WGAN, ImageDataModule, ToyDataModule
+
+
+def toy_data(**kw) -> ToyDataModule:
+    args = dict(name="25gaussians", n_train=512, n_val=300, batch_size=64)
+    return ToyDataModule(**{**args, **kw})
+
+
+def small_toy_wgan(constraint: str, **kw) -> WGAN:
+    args = dict(data_shape=(2,), critic_widths=(32, 32), generator_widths=(32, 32),
+                eval_samples=300, check_finite_every=5)  # fmt: skip
+    return WGAN(constraint, **{**args, **kw})
+
+
+def tiny_images(path, n: int = 256, side: int = 8, seed: int = 0) -> str:
+    """Write ``n`` random ``(1, side, side)`` images in [0, 1] to ``path`` (.npy)."""
+    g = np.random.default_rng(seed)
+    x = g.random((n, 1, side, side), dtype=np.float32)
+    x[: n // 2, :, : side // 2] *= 0.2  # two kinds of images, so features differ
+    np.save(path, x)
+    return str(path)
+
+
+def image_data(path, **kw) -> ImageDataModule:
+    return ImageDataModule(str(path), **{"batch_size": 32, "val_fraction": 0.25, **kw})
+
+
+def small_image_wgan(constraint: str, **kw) -> WGAN:
+    args = dict(data_shape=(1, 8, 8), latent_dim=8, critic_channels=(4, 8),
+                critic_head_width=16, critic_base_channels=8, generator_base_channels=8,
+                eval_samples=64, check_finite_every=5)  # fmt: skip
+    return WGAN(constraint, **{**args, **kw})
+
+
+def trainer(max_steps: int, **kw) -> L.Trainer:
+    args = dict(max_steps=max_steps, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
+                enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)  # fmt: skip
+    return L.Trainer(**{**args, **kw})
+
+
+def params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]

@@ -1,0 +1,83 @@
+"""The LightningCLI configs under configs/gan parse, train, checkpoint, resume and refuse."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from wgan_lip.cli import main
+from wgan_lip.gan import FeatureNet, save_feature_net
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((REPO / "configs" / "gan").glob("*.yaml"))
+EXPECTED = (
+    [f"{t}_{c}" for t in ("toy_8gaussians", "toy_25gaussians", "swissroll")
+     for c in ("hard", "gp", "lp", "sn", "clip")]
+    + [f"{d}_{c}" for d in ("mnist", "fashion") for c in ("hard", "gp", "sn")]
+    + ["cifar10_subset_hard", "cifar10_subset_gp"]
+)  # fmt: skip
+
+
+def test_every_issue_config_exists():
+    assert sorted(c.stem for c in CONFIGS) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_config_parses_with_cpu_debug(config, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--config", str(config), "--config",
+              str(REPO / "configs/trainer/cpu_debug.yaml"), "--print_config"])  # fmt: skip
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "class_path: wgan_lip.gan.WGAN" in out
+    constraint = config.stem.rsplit("_", 1)[1]
+    assert f"constraint: {constraint}" in out
+
+
+def _toy(*extra):
+    return ["--config", str(REPO / "configs/gan/toy_25gaussians_hard.yaml"),
+            "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
+            "--trainer.enable_progress_bar=false", "--data.n_train=2000", "--data.n_val=400",
+            "--model.eval_samples=400", "--model.estimate_steps=20",
+            "--trainer.val_check_interval=60", *extra]  # fmt: skip
+
+
+def test_toy_config_trains_checkpoints_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", *_toy("--trainer.max_steps=72")]) == 0
+    run = tmp_path / "runs/gan/toy_25gaussians_hard"
+    last = run / "checkpoints/last.ckpt"
+    assert torch.load(last, weights_only=False)["wgan_steps"] == {"critic": 60, "generator": 12}
+    assert list(run.rglob("images/samples_*.png"))
+    assert main(["fit", *_toy("--trainer.max_steps=144"), "--ckpt_path", "last"]) == 0
+    assert torch.load(last, weights_only=False)["wgan_steps"] == {"critic": 120, "generator": 24}
+
+
+def test_checkpoint_mismatch_through_the_cli_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", *_toy("--trainer.max_steps=72")]) == 0
+    capsys.readouterr()
+    ckpt = str(tmp_path / "runs/gan/toy_25gaussians_hard/checkpoints/last.ckpt")
+    code = main(["fit", *_toy("--model.constraint=gp"), "--ckpt_path", ckpt])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1] == ("wgan-lip: error: checkpoint does not match the config: it has "
+                       "constraint=hard (config: gp); use the config it was trained with, "
+                       "or a new run folder")  # fmt: skip
+
+
+def test_mnist_config_runs_with_classifier_fid(tmp_path, monkeypatch, data_root):
+    monkeypatch.chdir(tmp_path)
+    save_feature_net(FeatureNet(1, 28, 10), tmp_path / "features.pt")
+    args = ["fit", "--config", str(REPO / "configs/gan/mnist_hard.yaml"),
+            "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
+            "--data.data_root", str(data_root), "--trainer.enable_progress_bar=false",
+            "--trainer.max_steps=24", "--trainer.val_check_interval=20",
+            "--trainer.limit_val_batches=1", "--model.eval_samples=200",
+            "--model.kid_subset_size=50", "--model.estimate_steps=0",
+            "--model.critic_channels=[4, 8]", "--model.feature_net",
+            str(tmp_path / "features.pt")]  # fmt: skip
+    assert main(args) == 0
+    ckpt = torch.load(tmp_path / "runs/gan/mnist_hard/checkpoints/last.ckpt", weights_only=False)
+    assert ckpt["hyper_parameters"]["data_shape"] == [1, 28, 28]
+    assert list((tmp_path / "runs/gan/mnist_hard").rglob("images/samples_*.png"))

@@ -1,0 +1,164 @@
+"""The WGAN module: steps, constraints, penalties, NaN stop, checkpoints and resume."""
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from wgan_lip.errors import InputError
+from wgan_lip.gan import CONSTRAINTS, WGAN
+from wgan_lip.layers import lipschitz_bound
+from wgan_lip.penalties import gradient_penalty
+
+from .helpers import image_data, params, small_image_wgan, small_toy_wgan, tiny_images, toy_data
+from .helpers import trainer as make_trainer
+
+
+class Record(L.Callback):
+    """Collects the critic losses and, for hard critics, the bound after every critic step."""
+
+    def __init__(self, check_bound: bool) -> None:
+        self.check_bound, self.bounds, self.losses = check_bound, [], []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.losses.append(float(trainer.callback_metrics["train/critic_loss"]))
+        if self.check_bound:
+            self.bounds.append(lipschitz_bound(module.critic))
+
+
+@pytest.mark.parametrize("constraint", CONSTRAINTS)
+def test_each_constraint_trains_with_finite_losses_and_own_step_counters(constraint):
+    module = small_toy_wgan(constraint)
+    rec = Record(check_bound=constraint == "hard")
+    trainer = make_trainer(24, callbacks=[rec])
+    trainer.fit(module, datamodule=toy_data())
+    # global_step counts both optimizers: 20 critic steps + 4 generator steps (n_critic 5)
+    assert (module.critic_step, module.generator_step, trainer.global_step) == (20, 4, 24)
+    assert len(rec.losses) == 20 and all(torch.isfinite(torch.tensor(rec.losses)))
+    if constraint == "hard":
+        assert max(rec.bounds) <= 1 + 1e-4
+    if constraint == "clip":
+        assert all(float(p.abs().max()) <= 0.01 + 1e-8 for p in module.critic.parameters())
+
+
+def test_hard_image_critic_stays_certified_throughout(tmp_path):
+    module = small_image_wgan("hard")
+    rec = Record(check_bound=True)
+    make_trainer(12, callbacks=[rec]).fit(module, datamodule=image_data(tiny_images(tmp_path / "x.npy")))
+    assert len(rec.bounds) == 10 and max(rec.bounds) <= 1 + 1e-4
+
+
+def test_critic_steps_leave_the_generator_alone():
+    module = small_toy_wgan("gp", n_critic=10)
+    before = params(module.generator)
+    make_trainer(4).fit(module, datamodule=toy_data())  # 4 critic steps, no generator step
+    assert module.generator_step == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, params(module.generator)))
+    assert all(p.grad is None for p in module.generator.parameters())
+
+
+def test_generator_step_adds_no_gradient_to_the_critic():
+    module = small_toy_wgan("gp", n_critic=1)
+    grads = {}
+
+    class Spy(L.Callback):
+        def on_before_optimizer_step(self, trainer, m, optimizer):
+            which = "critic" if optimizer is trainer.optimizers[0] else "generator"
+            grads[which] = [None if p.grad is None else p.grad.clone()
+                            for p in m.critic.parameters()]  # fmt: skip
+
+    make_trainer(2, callbacks=[Spy()]).fit(module, datamodule=toy_data())
+    assert module.generator_step == 1
+    assert all(g is not None for g in grads["critic"])
+    # the critic's gradients when the generator steps are exactly its own step's
+    assert all(torch.equal(a, b) for a, b in zip(grads["critic"], grads["generator"]))
+
+
+def test_gradient_penalty_is_per_sample():
+    # f(x) = |x|^2 / 2 has gradient x: per-sample norms |x_i| differ from sample to sample.
+    def critic(x):
+        return 0.5 * x.pow(2).sum(dim=1)
+
+    x = torch.tensor([[3.0, 4.0], [0.6, 0.8], [0.0, 2.0]])
+    # real == fake: every interpolate is the sample itself
+    got = gradient_penalty(critic, x, x.clone(), weight=10.0)
+    expected = 10.0 * ((x.norm(dim=1) - 1) ** 2).mean()  # (16 + 0 + 1) / 3 * 10
+    torch.testing.assert_close(got, expected)
+    batch_norm = 10.0 * (x.norm() - 1) ** 2  # what a batch-level gradient norm would give
+    assert not torch.isclose(got, batch_norm)
+    one_sided = gradient_penalty(critic, x, x.clone(), weight=10.0, one_sided=True)
+    torch.testing.assert_close(one_sided, expected)  # norms 5, 1, 2: none below 1 counts
+    y = x * 0.1  # norms 0.5, 0.1, 0.2: below 1, so the one-sided penalty vanishes
+    assert float(gradient_penalty(critic, y, y.clone(), one_sided=True)) == 0.0
+
+
+def test_nan_loss_stops_training_naming_the_step():
+    dm = toy_data()
+    dm.setup()
+    dm.train_set[:] = float("nan")
+    module = small_toy_wgan("hard", check_finite_every=3)
+    with pytest.raises(FloatingPointError, match=r"critic loss is nan at critic step 1 "):
+        make_trainer(50).fit(module, datamodule=dm)
+    assert module.critic_step == 3  # stopped at the first check, not at the end
+
+
+class Killed(RuntimeError):
+    pass
+
+
+class KillAt(L.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            raise Killed(f"killed at {trainer.global_step}")
+
+
+def _checkpointed(tmp_path, max_steps, *extra):
+    ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=6)
+    return make_trainer(max_steps, callbacks=[ckpt, *extra], enable_checkpointing=True)
+
+
+def test_killed_run_resumes_to_the_same_step_count(tmp_path):
+    with pytest.raises(Killed):
+        _checkpointed(tmp_path, 36, KillAt(15)).fit(small_toy_wgan("hard"), datamodule=toy_data())
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert saved["global_step"] == 12 and saved["wgan_steps"] == {"critic": 10, "generator": 2}
+
+    resumed = small_toy_wgan("hard")
+    trainer = _checkpointed(tmp_path, 36)
+    trainer.fit(resumed, datamodule=toy_data(), ckpt_path="last")
+    straight = small_toy_wgan("hard")
+    reference = make_trainer(36)
+    reference.fit(straight, datamodule=toy_data())
+    assert (resumed.critic_step, resumed.generator_step, trainer.global_step) == (
+        straight.critic_step, straight.generator_step, reference.global_step) == (30, 6, 36)  # fmt: skip
+
+
+def test_linear_schedule_decays_both_learning_rates_to_zero():
+    module = small_toy_wgan("gp", lr_schedule="linear")
+    trainer = make_trainer(24)
+    trainer.fit(module, datamodule=toy_data())
+    opt_c, opt_g = trainer.optimizers
+    assert opt_c.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_checkpoint_of_another_config_is_a_clear_error(tmp_path):
+    _checkpointed(tmp_path, 12).fit(small_toy_wgan("hard"), datamodule=toy_data())
+    with pytest.raises(InputError, match=r"constraint=hard \(config: gp\)"):
+        make_trainer(24).fit(small_toy_wgan("gp"), datamodule=toy_data(),
+                             ckpt_path=tmp_path / "last.ckpt")  # fmt: skip
+    with pytest.raises(InputError, match=r"critic_widths=\[32, 32\] \(config: \[16, 16\]\)"):
+        make_trainer(24).fit(small_toy_wgan("hard", critic_widths=(16, 16)), datamodule=toy_data(),
+                             ckpt_path=tmp_path / "last.ckpt")  # fmt: skip
+
+
+def test_bad_settings_are_clear_errors():
+    with pytest.raises(InputError, match="unknown constraint"):
+        WGAN("wgan")
+    with pytest.raises(InputError, match="lr_schedule"):
+        WGAN("hard", lr_schedule="cosine")
+    with pytest.raises(InputError, match="n_critic"):
+        WGAN("hard", n_critic=0)

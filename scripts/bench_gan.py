@@ -298,16 +298,20 @@ def main() -> None:
     parser.add_argument("--mnist-seconds", type=float, default=240.0)
     parser.add_argument("--mnist-eval", type=int, default=2000)
     parser.add_argument("--data-root", default=os.environ.get("WGAN_LIP_DATA"))
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: the runs stay comparable when "
+                        "something else uses the other core)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--tables", action="store_true", help="print tables from --out")
     args = parser.parse_args()
     if args.tables:
         print(tables(json.loads(args.out.read_text())))
         return
+    torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    results["config"] = {**results.get("config", {}), "seeds": args.seeds,
+    results["config"] = {**results.get("config", {}), "seeds": args.seeds, "threads": args.threads,
                          "toy_seconds": args.toy_seconds, "snapshots": args.snapshots}  # fmt: skip
     if "toys" in args.sections:
         results["toys"] = bench_toys(args.toys, args.seeds, args.toy_seconds, args.snapshots)

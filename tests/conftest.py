@@ -17,7 +17,10 @@ SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "dat
 
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory):
-    """A temp copy of the shared MNIST, Fashion-MNIST, CIFAR-10 subset and UCI digits (never written in place); skips if absent."""
+    """A temp copy of the shared image datasets and UCI digits (never written in place).
+
+    Skips if absent.
+    """
     import shutil
 
     candidates = [

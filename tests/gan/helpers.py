@@ -41,9 +41,10 @@ def small_image_wgan(constraint: str, **kw) -> WGAN:
 
 
 def trainer(max_steps: int, **kw) -> L.Trainer:
-    args = dict(max_steps=max_steps, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
-                enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)  # fmt: skip
+    args = dict(max_steps=max_steps, max_epochs=-1, accelerator="cpu", devices=1,
+                logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, num_sanity_val_steps=0,
+                limit_val_batches=0)  # fmt: skip
     return L.Trainer(**{**args, **kw})
 
 

@@ -45,7 +45,8 @@ def test_image_folder(tmp_path):
 
     rng = np.random.default_rng(0)
     for i in range(12):
-        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        pixels = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{i}.png")
     dm = ImageDataModule(str(tmp_path), val_fraction=0.25, batch_size=4)
     dm.setup()
     assert dm.data_shape == (3, 16, 16) and len(dm.val_set) == 3
@@ -69,10 +70,10 @@ def test_named_dataset_without_root_says_where_to_look(monkeypatch):
         ImageDataModule("mnist").setup()
 
 
-@pytest.mark.parametrize(
-    "name, shape", [("mnist", (1, 28, 28)), ("fashion-mnist", (1, 28, 28)),
-                    ("cifar10-subset", (3, 32, 32))],  # fmt: skip
-)
+NAMED = [("mnist", (1, 28, 28)), ("fashion-mnist", (1, 28, 28)), ("cifar10-subset", (3, 32, 32))]
+
+
+@pytest.mark.parametrize("name, shape", NAMED)
 def test_named_datasets_train_on_train_and_evaluate_on_test(data_root, name, shape):
     dm = ImageDataModule(name, data_root=str(data_root), n_val=500)
     dm.setup()

@@ -44,7 +44,8 @@ def test_each_constraint_trains_with_finite_losses_and_own_step_counters(constra
 def test_hard_image_critic_stays_certified_throughout(tmp_path):
     module = small_image_wgan("hard")
     rec = Record(check_bound=True)
-    make_trainer(12, callbacks=[rec]).fit(module, datamodule=image_data(tiny_images(tmp_path / "x.npy")))
+    dm = image_data(tiny_images(tmp_path / "x.npy"))
+    make_trainer(12, callbacks=[rec]).fit(module, datamodule=dm)
     assert len(rec.bounds) == 10 and max(rec.bounds) <= 1 + 1e-4
 
 
@@ -53,7 +54,7 @@ def test_critic_steps_leave_the_generator_alone():
     before = params(module.generator)
     make_trainer(4).fit(module, datamodule=toy_data())  # 4 critic steps, no generator step
     assert module.generator_step == 0
-    assert all(torch.equal(a, b) for a, b in zip(before, params(module.generator)))
+    assert all(torch.equal(a, b) for a, b in zip(before, params(module.generator), strict=True))
     assert all(p.grad is None for p in module.generator.parameters())
 
 
@@ -71,7 +72,7 @@ def test_generator_step_adds_no_gradient_to_the_critic():
     assert module.generator_step == 1
     assert all(g is not None for g in grads["critic"])
     # the critic's gradients when the generator steps are exactly its own step's
-    assert all(torch.equal(a, b) for a, b in zip(grads["critic"], grads["generator"]))
+    assert all(torch.equal(a, b) for a, b in zip(grads["critic"], grads["generator"], strict=True))
 
 
 def test_gradient_penalty_is_per_sample():
@@ -132,8 +133,9 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     straight = small_toy_wgan("hard")
     reference = make_trainer(36)
     reference.fit(straight, datamodule=toy_data())
-    assert (resumed.critic_step, resumed.generator_step, trainer.global_step) == (
-        straight.critic_step, straight.generator_step, reference.global_step) == (30, 6, 36)  # fmt: skip
+    got = (resumed.critic_step, resumed.generator_step, trainer.global_step)
+    uninterrupted = (straight.critic_step, straight.generator_step, reference.global_step)
+    assert got == uninterrupted == (30, 6, 36)
 
 
 def test_linear_schedule_decays_both_learning_rates_to_zero():

@@ -37,10 +37,9 @@ def log_image(trainer, key: str, image: torch.Tensor, step: int) -> Path | None:
     path = save_atomic(lambda tmp: save_image(image, tmp, format="png"),
                        folder / f"{name}_{step:07d}.png")  # fmt: skip
     for logger in trainer.loggers:
-        kind = type(logger).__name__
-        if kind == "WandbLogger":
+        if hasattr(logger, "log_image"):  # WandbLogger (and loggers with the same API)
             logger.log_image(key=key, images=[image.permute(1, 2, 0).numpy()],
                              caption=[f"generator step {step}"])  # fmt: skip
-        elif kind == "TensorBoardLogger":
+        elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
             logger.experiment.add_image(key, image, global_step=step)
     return path

@@ -41,3 +41,34 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="is not a wgan_lip feature net checkpoint"):
         load_feature_net(tmp_path / "other.pt")
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "train_feature_net.py"
+    spec = importlib.util.spec_from_file_location("train_feature_net", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_feature_net_script(tmp_path, data_root, capsys):
+    out = tmp_path / "nets" / "digits.pt"
+    code = _script().main(["--dataset", "uci-digits", "--data-root", str(data_root),
+                           "--epochs", "3", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    _, info = load_feature_net(out)
+    assert info["dataset"] == "uci-digits" and info["test_accuracy"] > 0.8
+    assert f"test accuracy {info['test_accuracy']:.4f}" in capsys.readouterr().out
+
+
+def test_train_feature_net_script_bad_input(tmp_path, data_root, capsys):
+    script = _script()
+    assert script.main(["--dataset", "mnist:3", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "is not a whole named dataset" in capsys.readouterr().err
+    assert script.main(["--dataset", "mnist", "--data-root", str(tmp_path / "none"),
+                        "--out", str(tmp_path / "x.pt")]) == 2  # fmt: skip
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    assert not (tmp_path / "x.pt").exists()

@@ -81,3 +81,14 @@ def test_mnist_config_runs_with_classifier_fid(tmp_path, monkeypatch, data_root)
     ckpt = torch.load(tmp_path / "runs/gan/mnist_hard/checkpoints/last.ckpt", weights_only=False)
     assert ckpt["hyper_parameters"]["data_shape"] == [1, 28, 28]
     assert list((tmp_path / "runs/gan/mnist_hard").rglob("images/samples_*.png"))
+
+
+def test_diverged_run_through_the_cli_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--config", str(REPO / "configs/gan/toy_25gaussians_gp.yaml"),
+            "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
+            "--trainer.enable_progress_bar=false", "--data.n_train=2000",
+            "--model.lr_critic=1e30", "--model.check_finite_every=10"]  # fmt: skip
+    assert main(args) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("wgan-lip: training failed: WGAN (gp): critic loss is nan at critic")

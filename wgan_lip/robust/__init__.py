@@ -1,0 +1,27 @@
+"""Certified-robust classifiers on the shared layers: margins, certification, attacks."""
+
+from .attacks import pgd_l2
+from .certify import CertificationReport, RadiusResult, certify
+from .margins import (
+    certified_radius,
+    is_certified,
+    label_margin,
+    linf_to_l2,
+    multiclass_hinge,
+    prediction_margin,
+    tempered_cross_entropy,
+)
+
+__all__ = [
+    "CertificationReport",
+    "RadiusResult",
+    "certified_radius",
+    "certify",
+    "is_certified",
+    "label_margin",
+    "linf_to_l2",
+    "multiclass_hinge",
+    "pgd_l2",
+    "prediction_margin",
+    "tempered_cross_entropy",
+]

@@ -1,0 +1,68 @@
+"""Margins, certificates and margin losses: one rule shared by training and certification.
+
+For a classifier ``f`` with Lipschitz bound ``L`` (L2 -> L2), a perturbation ``d`` moves every
+logit difference ``f_i - f_j`` by at most ``sqrt(2) * L * |d|_2`` (the difference of two
+coordinates is ``sqrt(2)``-Lipschitz in the L2 norm of the logits). So a prediction whose
+margin (top logit minus runner-up) exceeds ``sqrt(2) * eps * L`` is unchanged by any L2
+perturbation of norm at most ``eps``: its certified radius is ``margin / (sqrt(2) * L)``.
+
+L-infinity radii follow from ``|d|_2 <= sqrt(dim) * |d|_inf``: an L-inf ball of radius ``r`` is
+inside the L2 ball of radius ``sqrt(dim) * r``. That is a loose but sound conversion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+SQRT2 = math.sqrt(2.0)
+
+
+def label_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``f_y - max_{j != y} f_j`` per example: positive iff the label wins (ties lose)."""
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.scatter(1, labels[:, None], float("-inf"))
+    return true - others.max(dim=1).values
+
+
+def prediction_margin(logits: torch.Tensor) -> torch.Tensor:
+    """Top logit minus the runner-up, per example (zero on ties)."""
+    top2 = logits.topk(2, dim=1).values
+    return top2[:, 0] - top2[:, 1]
+
+
+def certified_radius(logits: torch.Tensor, labels: torch.Tensor, lipschitz: float) -> torch.Tensor:
+    """The L2 radius within which the *correct* prediction provably holds; 0 if wrong."""
+    if not lipschitz > 0:
+        raise ValueError(f"the Lipschitz bound must be positive, got {lipschitz}")
+    return label_margin(logits, labels).clamp_min(0) / (SQRT2 * lipschitz)
+
+
+def is_certified(
+    logits: torch.Tensor, labels: torch.Tensor, eps: float, lipschitz: float
+) -> torch.Tensor:
+    """Correct and margin ``> sqrt(2) * eps * L``: the label provably wins in the eps-ball."""
+    return label_margin(logits, labels) > SQRT2 * eps * lipschitz
+
+
+def linf_to_l2(eps_inf: float, dim: int) -> float:
+    """The L2 radius of the ball that contains the L-inf ball of radius ``eps_inf`` in ``dim``."""
+    return math.sqrt(dim) * eps_inf
+
+
+def multiclass_hinge(logits: torch.Tensor, labels: torch.Tensor, eps: float) -> torch.Tensor:
+    """Mean of ``max(0, sqrt(2) * eps - margin)``: zero once every example is certified at eps
+    for a 1-Lipschitz network (the training loss of Li et al. 2019, margin ``sqrt(2) eps``)."""
+    return F.relu(SQRT2 * eps - label_margin(logits, labels)).mean()
+
+
+def tempered_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, temperature: float = 0.25
+) -> torch.Tensor:
+    """Cross-entropy of ``logits / temperature``: a small temperature rewards large margins
+    (a 1-Lipschitz network cannot scale its logits up to sharpen the softmax itself)."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    return F.cross_entropy(logits / temperature, labels)

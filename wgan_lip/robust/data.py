@@ -1,0 +1,83 @@
+"""Labelled image datasets for certified classifiers, in [0, 1] with no normalization.
+
+Certificates are radii in the input space the user sees. A normalization such as
+``(x - mean) / std`` would rescale that space silently; if one is wanted it must be a layer of
+the model, so that ``lipschitz_bound`` accounts for it. Here pixels stay in [0, 1].
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..data.vision import ImageSet, load_named_dataset, parse_dataset_spec
+from ..errors import InputError
+
+
+def load_split(dataset: str, split: str, data_root: str | None) -> ImageSet:
+    """``dataset`` (``mnist``, ``fashion-mnist``, ``cifar10-subset``, ``uci-digits``) split."""
+    parsed = parse_dataset_spec(dataset)
+    if parsed is None or parsed[2] is not None or ":" in dataset:
+        raise InputError(f"dataset {dataset!r}: give a whole named dataset such as mnist")
+    return load_named_dataset(f"{parsed[0]}:{split}", data_root)
+
+
+class ClassificationDataModule(L.LightningDataModule):
+    """Train on the train split; validate on ``n_val`` fixed test images; test on all of them.
+
+    Args:
+        dataset: ``mnist``, ``fashion-mnist``, ``cifar10-subset`` or ``uci-digits``.
+        data_root: the data root (default ``$WGAN_LIP_DATA``), read-only.
+        n_val: test images used at each validation (certification is costly); None for all.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "mnist",
+        data_root: str | None = None,
+        batch_size: int = 128,
+        n_val: int | None = 2000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise InputError(f"batch_size must be positive, got {batch_size}")
+        self.dataset, self.data_root = dataset, data_root
+        self.batch_size, self.n_val, self.seed = batch_size, n_val, seed
+        self.train: ImageSet | None = None
+        self.test: ImageSet | None = None
+
+    def load(self) -> None:
+        if self.train is None:
+            self.train = load_split(self.dataset, "train", self.data_root)
+            self.test = load_split(self.dataset, "test", self.data_root)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        self.load()
+        return tuple(self.train.images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        self.load()
+        return len(self.train.classes)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load()
+
+    def train_dataloader(self) -> DataLoader:
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(TensorDataset(self.train.images, self.train.labels),
+                          batch_size=self.batch_size, shuffle=True, drop_last=True,
+                          generator=gen)  # fmt: skip
+
+    def val_dataloader(self) -> DataLoader:
+        x, y = self.test.images, self.test.labels
+        if self.n_val is not None and self.n_val < len(y):
+            keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.seed))
+            x, y = x[keep[: self.n_val]], y[keep[: self.n_val]]
+        return DataLoader(TensorDataset(x, y), batch_size=1000)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(TensorDataset(self.test.images, self.test.labels), batch_size=1000)

@@ -1,0 +1,168 @@
+"""``LipschitzClassifier``: a certified-robust classifier over ``wgan_lip.models`` networks.
+
+Thin: the network comes from :func:`~wgan_lip.models.lipschitz_mlp` (``fc3``: the FC-3 of
+Anil et al., Björck layers + GroupSort) or :func:`~wgan_lip.models.lipschitz_convnet`
+(``bcop``: BCOP convolutions + GroupSort with invertible downsampling, in the spirit of the
+"Large" network of Li et al.), the losses and the certificate rule from
+:mod:`wgan_lip.robust.margins`. Every validation reports clean accuracy and certified accuracy
+at the L2 radii ``eval_eps`` and at the L-inf radii ``eval_linf`` (through
+``|d|_2 <= sqrt(dim) |d|_inf``), with ``L = lipschitz_bound(model)`` computed then.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+
+from ..errors import InputError
+from ..layers import lipschitz_bound
+from ..models import lipschitz_convnet, lipschitz_mlp
+from .margins import is_certified, linf_to_l2, multiclass_hinge, tempered_cross_entropy
+
+ARCHITECTURES = ("fc3", "bcop")
+LOSSES = ("hinge", "xent")
+
+
+class LipschitzClassifier(L.LightningModule):
+    """A classifier whose Lipschitz bound certifies its predictions.
+
+    Args:
+        architecture: ``fc3`` (flattened input, Björck MLP of ``widths``) or ``bcop``.
+        input_shape, num_classes: from the datamodule when None.
+        widths: hidden widths (fc3) or the Björck head widths (bcop).
+        channels, blocks_per_stage: BCOP stages (bcop only).
+        activation, group_size: GroupSort settings (``maxmin`` = GroupSort(2)).
+        loss: ``hinge`` (multi-class hinge with margin ``sqrt(2) * eps_train``, Li et al.)
+            or ``xent`` (cross-entropy of ``logits / temperature``).
+        lr, epochs_decay: Adam learning rate; multiplied by 0.1 at each epoch listed.
+        eval_eps, eval_linf: radii reported at each validation.
+    """
+
+    def __init__(
+        self,
+        architecture: str = "fc3",
+        input_shape: Sequence[int] | None = None,
+        num_classes: int | None = None,
+        widths: Sequence[int] = (1024, 1024, 1024),
+        channels: Sequence[int] = (16, 32, 64),
+        blocks_per_stage: int = 1,
+        activation: str = "maxmin",
+        group_size: int = 2,
+        loss: str = "hinge",
+        eps_train: float = 0.5,
+        temperature: float = 0.25,
+        lr: float = 1e-3,
+        epochs_decay: Sequence[int] = (),
+        eval_eps: Sequence[float] = (0.3, 1.0, 1.58),
+        eval_linf: Sequence[float] = (0.1,),
+    ) -> None:
+        super().__init__()
+        if architecture not in ARCHITECTURES:
+            raise InputError(f"unknown architecture {architecture!r}; use fc3 or bcop")
+        if loss not in LOSSES:
+            raise InputError(f"unknown loss {loss!r}; use hinge or xent")
+        if any(not (e >= 0) for e in (*eval_eps, *eval_linf)) or not eps_train >= 0:
+            raise InputError("radii (eps_train, eval_eps, eval_linf) must be non-negative")
+        self.save_hyperparameters()
+        self.net: torch.nn.Module | None = None
+        if input_shape is not None and num_classes is not None:
+            self._build(input_shape, num_classes)
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def _build(self, input_shape: Sequence[int], num_classes: int) -> None:
+        h = self.hparams
+        shape = tuple(int(s) for s in input_shape)
+        h.input_shape, h.num_classes = list(shape), int(num_classes)
+        if h.architecture == "fc3":
+            mlp = lipschitz_mlp(math.prod(shape), h.widths, num_classes,
+                                activation=h.activation, group_size=h.group_size)  # fmt: skip
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), *mlp)
+        else:
+            if len(shape) != 3 or shape[1] != shape[2]:
+                raise InputError(f"the bcop classifier needs square images, got {shape}")
+            self.net = lipschitz_convnet(shape[0], shape[1], h.channels, num_classes,
+                                         blocks_per_stage=h.blocks_per_stage,
+                                         head_widths=h.widths, group_size=h.group_size)  # fmt: skip
+
+    def setup(self, stage: str) -> None:
+        if self.net is None:  # LightningCLI: shapes from the data
+            dm = self.trainer.datamodule
+            self._build(dm.input_shape, dm.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def lipschitz_bound(self) -> float:
+        return lipschitz_bound(self.net)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.hparams
+        if h.loss == "hinge":
+            return multiclass_hinge(logits, labels, h.eps_train)
+        return tempered_cross_entropy(logits, labels, h.temperature)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self.net(x)
+        loss = self.loss(logits, y)
+        self.log("train/loss", loss.detach(), prog_bar=True)
+        self.log("train/accuracy", (logits.argmax(1) == y).float().mean().detach())
+        return loss
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
+        if not self.hparams.epochs_decay:
+            return opt
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(self.hparams.epochs_decay), 0.1)
+        return [opt], [sched]
+
+    # ----- evaluation: certified accuracy with the bound of the current weights -----
+
+    def _eval_start(self) -> None:
+        self._val = []
+
+    def _eval_step(self, batch) -> None:
+        x, y = batch
+        self._val.append((self.net(x).detach().cpu(), y.cpu()))
+
+    def _eval_end(self, prefix: str) -> None:
+        if not self._val:
+            return
+        logits = torch.cat([v[0] for v in self._val])
+        labels = torch.cat([v[1] for v in self._val])
+        self._val = []
+        bound = self.lipschitz_bound()
+        dim = math.prod(self.hparams.input_shape)
+        metrics = {"accuracy": float((logits.argmax(1) == labels).float().mean()),
+                   "lipschitz_bound": bound}  # fmt: skip
+        for e in self.hparams.eval_eps:
+            metrics[f"certified_l2_{e:g}"] = float(
+                is_certified(logits, labels, e, bound).float().mean()
+            )
+        for e in self.hparams.eval_linf:
+            cert = is_certified(logits, labels, linf_to_l2(e, dim), bound)
+            metrics[f"certified_linf_{e:g}"] = float(cert.float().mean())
+        for k, v in metrics.items():
+            self.log(f"{prefix}/{k}", v, sync_dist=False)
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_start()
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._eval_end("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_start()
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")

@@ -2,6 +2,7 @@
 
 from .attacks import pgd_l2
 from .certify import CertificationReport, RadiusResult, certify
+from .data import ClassificationDataModule
 from .margins import (
     certified_radius,
     is_certified,
@@ -11,9 +12,12 @@ from .margins import (
     prediction_margin,
     tempered_cross_entropy,
 )
+from .module import LipschitzClassifier
 
 __all__ = [
     "CertificationReport",
+    "ClassificationDataModule",
+    "LipschitzClassifier",
     "RadiusResult",
     "certified_radius",
     "certify",

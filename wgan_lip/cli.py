@@ -1,8 +1,9 @@
 """The ``wgan-lip`` command.
 
-``wgan-lip w1 P Q`` estimates W1 between two datasets; ``wgan-lip fit|validate|test
---config FILE`` runs a LightningCLI config (see ``configs/``). User mistakes end with one
-line on stderr and exit code 2, never a traceback.
+``wgan-lip w1 P Q`` estimates W1 between two datasets; ``wgan-lip certify --checkpoint CKPT
+--data DATASET`` certifies a trained classifier and checks it against PGD; ``wgan-lip
+fit|validate|test --config FILE`` runs a LightningCLI config (see ``configs/``). User
+mistakes end with one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations

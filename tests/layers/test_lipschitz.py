@@ -90,7 +90,8 @@ def architectures(draw):
     return kind, lipschitz_mlp(d_in, widths, d_out, activation=act, linear=kind)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 @given(arch=architectures(), seed=st.integers(0, 10_000))
 def test_certified_bound_is_never_below_the_attack(arch, seed):
     kind, net = arch
@@ -106,7 +107,9 @@ def test_certified_bound_is_never_below_the_attack(arch, seed):
                 m.weight.mul_(2.0)  # unconstrained layers get constants away from 1
     found = empirical_lipschitz(net, x, steps=40)
     assert found <= lipschitz_bound(net) * (1 + 1e-9)
-    assert found > 0
+    relu = any(isinstance(m, nn.ReLU) for m in net.modules())
+    # ReLU nets can be flat around every sample (all units off); GroupSort nets never are.
+    assert found > 0 or relu
 
 
 def test_attack_reaches_the_constant_of_a_linear_map():

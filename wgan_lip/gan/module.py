@@ -271,19 +271,21 @@ class WGAN(L.LightningModule):
             return
         real = torch.cat(self._val_real)[: self.hparams.eval_samples].cpu()
         self._val_real = []
-        metrics = self.evaluate(real)
+        fake = self.generate(len(real))
+        metrics = self.evaluate(real, fake)
         for key, value in metrics.items():
             self.log(f"val/{key}", value, sync_dist=False)
-        self._log_images(real)
+        self._log_images(real, fake[:2000])
 
     @torch.no_grad()
-    def evaluate(self, real: torch.Tensor) -> dict[str, float]:
+    def evaluate(self, real: torch.Tensor, fake: torch.Tensor | None = None) -> dict[str, float]:
         """All metrics of the current generator against the held-out ``real`` samples.
 
-        Generated samples use the fixed latent seed ``eval_seed`` (as many as ``real``).
+        ``fake`` defaults to as many generated samples as ``real``, from the fixed latent
+        seed ``eval_seed``.
         """
         h = self.hparams
-        fake = self.generate(len(real))
+        fake = self.generate(len(real)) if fake is None else fake
         out = {"exact_w1": exact_w1_metric(fake, real, max_samples=h.eval_samples,
                                            seed=h.eval_seed)}  # fmt: skip
         # The training critic's own dual value on held-out real vs generated samples.
@@ -315,10 +317,9 @@ class WGAN(L.LightningModule):
         """``n`` samples for the fixed latent seed ``eval_seed`` (eval mode, on CPU)."""
         return generate(self.generator, n, self.hparams.latent_dim, seed=self.hparams.eval_seed)
 
-    def _log_images(self, real: torch.Tensor) -> None:
+    def _log_images(self, real: torch.Tensor, fake: torch.Tensor) -> None:
         if self.trainer is None or not self.trainer.loggers:  # no logger: no pictures
             return
-        fake = self.generate(min(len(real), 2000))
         if self.is_image:
             image = sample_grid(fake[:64])
         elif self.hparams.data_shape == [2]:

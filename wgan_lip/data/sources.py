@@ -1,10 +1,14 @@
 """Turn what a user passes as a sample source into a float32 tensor, or a one-line error.
 
 A source is a numpy array, a torch tensor, a file (``.npy``, ``.npz`` with one array or
-``file.npz:key``, ``.pt``, ``.csv``), a folder of images, or a named dataset from the data
+``file.npz:key``, ``.pt``, ``.csv``), a folder of images, a folder of ``.npy`` shards, or a
+named dataset from the data
 root (``mnist``, ``mnist:3``, ``fashion-mnist:train:7``, ``cifar10-subset``, ``uci-digits``;
 see :mod:`wgan_lip.data.vision`). Vectors come back as ``(n, d)``; images as
 ``(n, C, H, W)`` (a 3-D array is ``(n, H, W)`` grayscale images).
+
+``.npy`` files and shard folders are always memory-mapped and read on demand
+(:class:`~wgan_lip.data.rows.NpyRows`), so they may be larger than memory.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .rows import MANIFEST, NpyRows, Rows, TensorRows
 from .vision import load_named_dataset, parse_dataset_spec
 
 FILE_FORMATS = (".npy", ".npz", ".pt", ".csv")
@@ -27,29 +32,60 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 @dataclass(frozen=True)
 class Samples:
-    """Samples as float32, ``(n, d)`` vectors or ``(n, C, H, W)`` images."""
+    """Samples as float32 ``(n, d)`` vectors or ``(n, C, H, W)`` images, read through
+    :class:`~wgan_lip.data.rows.Rows` (a tensor in memory, or memory-mapped ``.npy``).
 
-    data: torch.Tensor
+    ``Samples(tensor, description)`` wraps a tensor. ``data`` is every row in memory; code
+    that must scale to files larger than memory reads rows with ``take`` instead.
+    """
+
+    rows: Rows
     description: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rows, torch.Tensor):
+            object.__setattr__(self, "rows", TensorRows(self.rows))
+
+    @property
+    def data(self) -> torch.Tensor:
+        return self.rows.all()
+
+    @property
+    def streamed(self) -> bool:
+        return self.rows.streamed
 
     @property
     def is_image(self) -> bool:
-        return self.data.dim() == 4
+        return len(self.event_shape) == 3
 
     @property
     def n(self) -> int:
-        return self.data.shape[0]
+        return self.rows.n
 
     @property
     def event_shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape[1:])
+        return tuple(self.rows.event_shape)
 
     @property
     def dim(self) -> int:
         return int(np.prod(self.event_shape))
 
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.rows.take(idx)
+
     def flat(self) -> torch.Tensor:
         return self.data.reshape(self.n, -1)
+
+    def flattened(self) -> Samples:
+        """The same samples seen as ``(n, d)`` vectors (nothing is read)."""
+        return Samples(self.rows.with_event_shape((self.dim,)), self.description)
+
+    def subsample(self, k: int, seed: int = 0) -> torch.Tensor:
+        """At most ``k`` rows, flattened, drawn without replacement (all rows if ``n <= k``)."""
+        if self.n <= k:
+            return self.rows.all().reshape(self.n, -1)
+        idx = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed))[:k]
+        return self.take(idx.sort().values).reshape(k, -1)
 
 
 def _as_tensor(x, name: str) -> torch.Tensor:
@@ -185,13 +221,15 @@ def _read_image_folder(path: Path, name: str) -> torch.Tensor:
     return x[:, None] if x.dim() == 3 else x.permute(0, 3, 1, 2)
 
 
-def _read_path(spec: str, name: str) -> torch.Tensor:
+def _read_path(spec: str, name: str) -> torch.Tensor | NpyRows:
     key = None
     m = re.fullmatch(r"(.+\.npz):([^/\\:]+)", spec)
     if m and not Path(spec).exists():
         spec, key = m.group(1), m.group(2)
     path = Path(spec).expanduser()
     if path.is_dir():
+        if any(path.glob("*.npy")) or (path / MANIFEST).is_file():
+            return NpyRows(path, name)  # a dataset split into .npy shards
         return _read_image_folder(path, name)
     suffix = path.suffix.lower()
     if suffix not in FILE_FORMATS:
@@ -204,11 +242,7 @@ def _read_path(spec: str, name: str) -> torch.Tensor:
     if not path.is_file():
         raise InputError(f"{name}: no such file {spec!r}")
     if suffix == ".npy":
-        try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except Exception as e:
-            raise InputError(f"{name}: cannot read {spec!r} as .npy ({e})") from None
-        return _as_tensor(np.array(arr), name)
+        return NpyRows(path, name)
     if suffix == ".npz":
         return _as_tensor(_read_npz(path, key, name), name)
     if suffix == ".pt":
@@ -237,7 +271,10 @@ def load_samples(source, *, data_root: str | os.PathLike | None = None, name: st
             return Samples(_shape_samples(data.images, name), spec)
         if not _looks_like_path(spec):
             load_named_dataset(spec, data_root)  # raises "unknown dataset ..."
-        return Samples(_shape_samples(_read_path(spec, name), name), spec)
+        read = _read_path(spec, name)
+        if isinstance(read, NpyRows):
+            return Samples(read, read.description)
+        return Samples(_shape_samples(read, name), spec)
     t = _shape_samples(_as_tensor(source, name), name)
     return Samples(t, f"{type(source).__name__} {tuple(t.shape)}")
 
@@ -248,9 +285,9 @@ def load_pair(p, q, *, data_root=None) -> tuple[Samples, Samples]:
     sq = load_samples(q, data_root=data_root, name="Q")
     if sp.event_shape != sq.event_shape:
         if sp.dim == sq.dim and (sp.is_image or sq.is_image):
-            return Samples(sp.flat(), sp.description), Samples(sq.flat(), sq.description)
+            return sp.flattened(), sq.flattened()
         raise InputError(
-            f"dimension mismatch: P has shape {tuple(sp.data.shape)}, "
-            f"Q has shape {tuple(sq.data.shape)}"
+            f"dimension mismatch: P has shape {(sp.n, *sp.event_shape)}, "
+            f"Q has shape {(sq.n, *sq.event_shape)}"
         )
     return sp, sq

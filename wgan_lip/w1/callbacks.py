@@ -1,12 +1,16 @@
-"""Callbacks of the W1 critic: stop on a plateau (after decaying the learning rate), and a
-one-line progress bar over the whole run."""
+"""Callbacks of the W1 critic: stop on a plateau (after decaying the learning rate), a
+one-line progress bar over the whole run, and a Ctrl-C that stops training cleanly."""
 
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
+import time
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 
@@ -69,6 +73,9 @@ class PlateauSchedule(Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.restore_best and self.best_state is not None:
             pl_module.load_state_dict(self.best_state)
+        # ddp_spawn hands callback_metrics (not callback state) back to the main process
+        trainer.callback_metrics["plateau/stopped"] = torch.tensor(float(self.stopped))
+        trainer.callback_metrics["trainer/steps"] = torch.tensor(float(trainer.global_step))
 
     def state_dict(self) -> dict:
         return {"best": self.best, "wait": self.wait, "decays": self.decays}
@@ -78,11 +85,15 @@ class PlateauSchedule(Callback):
 
 
 class StepProgress(Callback):
-    """A progress bar over training steps (not epochs) on stderr, with the monitored value."""
+    """A progress bar over training steps (not epochs) on stderr: steps per second, samples
+    per second (all processes), the time left to ``max_steps`` (an upper bound when a
+    plateau stops training earlier) and the monitored value."""
 
     def __init__(self, monitor: str = "val/dual", label: str = "W1 critic") -> None:
         self.monitor, self.label = monitor, label
         self.bar = None
+        self.samples, self.start = 0, 0.0
+        self.postfix: dict[str, str] = {}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from tqdm.auto import tqdm
@@ -92,16 +103,61 @@ class StepProgress(Callback):
             total=total, initial=trainer.global_step, desc=self.label, unit="step",
             file=sys.stderr, dynamic_ncols=True, leave=False,
         )  # fmt: skip
+        self.samples, self.start = 0, time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.bar is not None:
-            self.bar.update(trainer.global_step - self.bar.n)
+        if self.bar is None:
+            return
+        if isinstance(batch, (list, tuple)):
+            self.samples += sum(len(b) for b in batch) * trainer.world_size
+        self.bar.update(trainer.global_step - self.bar.n)
+        elapsed = time.perf_counter() - self.start
+        if self.samples and elapsed > 0:
+            self.postfix["samples/s"] = f"{self.samples / elapsed:,.0f}"
+            self.bar.set_postfix(self.postfix, refresh=False)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.bar is not None and self.monitor in trainer.callback_metrics:
-            self.bar.set_postfix({"dual": f"{float(trainer.callback_metrics[self.monitor]):.4g}"})
+            self.postfix["dual"] = f"{float(trainer.callback_metrics[self.monitor]):.4g}"
+            self.bar.set_postfix(self.postfix)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class StopOnInterrupt(Callback):
+    """The first Ctrl-C (SIGINT) finishes the current step and stops training cleanly, so the
+    run goes on to its evaluation and reports what it has (``interrupted`` is then True);
+    a second Ctrl-C aborts as usual. Only in the main thread of the main process."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous = None
+        self._trainer: L.Trainer | None = None
+
+    def _handler(self, signum, frame) -> None:
+        self.interrupted = True
+        if self._trainer is not None:
+            self._trainer.should_stop = True
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+        print("\nwgan-lip: interrupted; stopping after this step (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread() and trainer.world_size == 1:
+            self._trainer = trainer
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.restore()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        if self._trainer is not None:
+            if signal.getsignal(signal.SIGINT) == self._handler:
+                signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+            self._trainer = None

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,51 +20,129 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from ..data.rows import Rows, TensorRows
 from ..data.sources import Samples, load_pair
 from ..errors import InputError
 
+NORMALIZATION_ROWS = 10_000  # per side: rows the critic's input centring/scale is fitted on
+MAX_MONITOR_ROWS = 20_000  # per side: enough to see a plateau, cheap to score every check
 MIN_MONITOR_TRAIN = 200  # per side; below this, plateau detection uses the training samples
 
 
+WINDOW_BYTES = 32 * 2**20  # streamed sources: rows read per shuffling window, per side
+BLOCK_ROWS = 256  # streamed sources: consecutive rows read together
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (``(0, 1)`` outside DDP)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shuffled_batches(
+    rows: Rows, index: torch.Tensor, batch_size: int, gen: torch.Generator,
+    rank: int = 0, world: int = 1, window_rows: int | None = None,
+) -> Iterator[torch.Tensor]:  # fmt: skip
+    """Endless batches of ``rows[index]``, each pass over ``index`` in a new random order.
+
+    Every process draws the same *global* batch of ``batch_size`` rows (same generator)
+    and reads only its own share, ``tensor_split(batch, world)[rank]``, so the processes
+    together see exactly the batch one process would.
+
+    In-memory rows are shuffled as one window (sampling without replacement within a
+    pass). Streamed rows are read in windows of about ``WINDOW_BYTES``: the index is cut
+    into blocks of ``BLOCK_ROWS`` neighbouring rows, the blocks are visited in random
+    order, and the rows of each window are shuffled together; reads stay sequential and
+    memory bounded, and batches mix dozens of places in the file.
+    """
+    n = len(index)
+    b = min(batch_size, n)
+    index = index.sort().values
+    if window_rows is None:
+        row_bytes = 4 * math.prod(rows.event_shape)
+        window_rows = max(b, WINDOW_BYTES // row_bytes) if rows.streamed else n
+    block = min(BLOCK_ROWS, n) if window_rows < n else n
+    per_window = max(1, window_rows // block)
+    while True:
+        order = torch.randperm(-(-n // block), generator=gen)
+        carry = index[:0]
+        for w in range(0, len(order), per_window):
+            ids = torch.cat([index[k * block : (k + 1) * block] for k in order[w : w + per_window].tolist()])
+            ids = torch.cat([carry, ids[torch.randperm(len(ids), generator=gen)]])
+            full = len(ids) // b * b
+            mine = [torch.tensor_split(ids[s : s + b], world)[rank] for s in range(0, full, b)]
+            if mine:
+                data = rows.take(torch.cat(mine))  # one read per window
+                yield from torch.split(data, [len(m) for m in mine])
+            carry = ids[full:]
+
+
 class PairBatches(IterableDataset):
-    """``length`` batches ``(x_p, x_q)`` sampled without replacement within each pass."""
+    """``length`` batches ``(x_p, x_q)``: rows of P at ``p_index`` and of Q at ``q_index``.
+
+    See :func:`shuffled_batches`; under DDP each process yields its share of every global
+    batch (the shares of P and Q may differ in size across processes).
+    """
 
     def __init__(
-        self, xp: torch.Tensor, xq: torch.Tensor, batch_size: int, length: int, seed: int
-    ) -> None:
-        self.xp, self.xq = xp, xq
+        self, p: Rows | torch.Tensor, q: Rows | torch.Tensor, batch_size: int, length: int,
+        seed: int, p_index: torch.Tensor | None = None, q_index: torch.Tensor | None = None,
+    ) -> None:  # fmt: skip
+        self.p, self.q = _rows(p), _rows(q)
+        self.p_index = p_index if p_index is not None else torch.arange(self.p.n)
+        self.q_index = q_index if q_index is not None else torch.arange(self.q.n)
         self.batch_size, self.length = batch_size, length
         self.gen = torch.Generator().manual_seed(seed)
+        self._iters = None
 
     def __len__(self) -> int:
         return self.length
 
-    def _indices(self, n: int) -> Iterator[torch.Tensor]:
-        b = min(self.batch_size, n)
-        while True:
-            perm = torch.randperm(n, generator=self.gen)
-            for start in range(0, n - b + 1, b):
-                yield perm[start : start + b]
-
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        ip, iq = self._indices(len(self.xp)), self._indices(len(self.xq))
+        if self._iters is None:  # the batch streams run on across passes ("epochs")
+            rank, world = rank_and_world()
+            self._iters = tuple(
+                shuffled_batches(rows, idx, self.batch_size, self.gen, rank, world)
+                for rows, idx in ((self.p, self.p_index), (self.q, self.q_index))
+            )
+        ip, iq = self._iters
         for _ in range(self.length):
-            yield self.xp[next(ip)], self.xq[next(iq)]
+            yield next(ip), next(iq)
 
 
 class SideChunks(IterableDataset):
-    """All of P then all of Q in chunks, each tagged with its side (0 = P, 1 = Q)."""
+    """All of P then all of Q (rows at the given indices, in file order) in chunks, each
+    tagged with its side (0 = P, 1 = Q). Under DDP chunk ``i`` goes to process
+    ``i % world``, so the processes share the work and together score every row once."""
 
-    def __init__(self, xp: torch.Tensor, xq: torch.Tensor, chunk: int) -> None:
-        self.xp, self.xq, self.chunk = xp, xq, chunk
+    def __init__(
+        self, p: Rows | torch.Tensor, q: Rows | torch.Tensor, chunk: int,
+        p_index: torch.Tensor | None = None, q_index: torch.Tensor | None = None,
+    ) -> None:  # fmt: skip
+        self.p, self.q, self.chunk = _rows(p), _rows(q), chunk
+        self.p_index = (p_index if p_index is not None else torch.arange(self.p.n)).sort().values
+        self.q_index = (q_index if q_index is not None else torch.arange(self.q.n)).sort().values
+
+    def _chunks(self) -> list[tuple[int, int, int]]:
+        out = []
+        for side, idx in ((0, self.p_index), (1, self.q_index)):
+            out += [(side, s, s + self.chunk) for s in range(0, len(idx), self.chunk)]
+        rank, world = rank_and_world()
+        return out[rank::world]
 
     def __len__(self) -> int:
-        return -(-len(self.xp) // self.chunk) - (-len(self.xq) // self.chunk)
+        return len(self._chunks())
 
     def __iter__(self):
-        for side, x in ((0, self.xp), (1, self.xq)):
-            for start in range(0, len(x), self.chunk):
-                yield x[start : start + self.chunk], torch.tensor(side)
+        for side, start, stop in self._chunks():
+            rows, idx = (self.p, self.p_index) if side == 0 else (self.q, self.q_index)
+            yield rows.take(idx[start:stop]), torch.tensor(side)
+
+
+def _rows(x: Rows | torch.Tensor) -> Rows:
+    return TensorRows(x) if isinstance(x, torch.Tensor) else x
 
 
 @dataclass(frozen=True)
@@ -91,7 +170,7 @@ def split_indices(n: int, holdout: float, monitor: float, seed: int, side: str) 
     hold, train = perm[:n_hold], perm[n_hold:]
     if n_hold == 0:  # in-sample mode: fit, monitor and evaluate on every sample
         return Split(train, train, train)
-    n_mon = round(monitor * len(train))
+    n_mon = min(round(monitor * len(train)), MAX_MONITOR_ROWS)
     if len(train) - n_mon >= MIN_MONITOR_TRAIN and n_mon >= 2:
         return Split(train[n_mon:], train[:n_mon], hold)
     return Split(train, train, hold)
@@ -151,25 +230,47 @@ class TwoSampleDataModule(L.LightningDataModule):
         self.load()
         return self.p.event_shape
 
-    def part(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x_p, x_q)`` of ``"fit"``, ``"monitor"`` or ``"holdout"``."""
+    def indices(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row indices of P and Q in ``"fit"``, ``"monitor"`` or ``"holdout"``."""
         self.load()
-        return (
-            self.p.data[getattr(self.split_p, which)],
-            self.q.data[getattr(self.split_q, which)],
-        )
+        return getattr(self.split_p, which), getattr(self.split_q, which)
+
+    def part(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_p, x_q)`` of ``"fit"``, ``"monitor"`` or ``"holdout"``, read into memory
+        (for data that fits; training and evaluation read streamed sources in chunks)."""
+        ip, iq = self.indices(which)
+        return self.p.take(ip), self.q.take(iq)
+
+    def sample(self, which: str, max_rows: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """At most ``max_rows`` random rows per side of a part (all of it if smaller)."""
+        chunks = self.chunks(which, max_rows=max_rows, seed=seed)
+        return self.p.take(chunks.p_index), self.q.take(chunks.q_index)
+
+    def chunks(
+        self, which: str, chunk: int | None = None, max_rows: int | None = None, seed: int = 0
+    ) -> SideChunks:
+        """The rows of a part, P then Q, in chunks of ``chunk`` (this process's share);
+        with ``max_rows``, a seeded random subset of at most that many rows per side."""
+        ip, iq = self.indices(which)
+        if max_rows is not None:
+            gen = torch.Generator().manual_seed(seed)
+            ip, iq = (i if len(i) <= max_rows else i[torch.randperm(len(i), generator=gen)[:max_rows]]
+                      for i in (ip, iq))  # fmt: skip
+        return SideChunks(self.p.rows, self.q.rows, chunk or self.eval_batch_size, ip, iq)
 
     def train_dataloader(self) -> DataLoader:
         # Built once per fit (Lightning does not reload it): the generator runs on across
         # "epochs" (one epoch = eval_every steps), so every pass draws fresh batches.
-        ds = PairBatches(*self.part("fit"), self.batch_size, self.eval_every, self.seed)
+        ip, iq = self.indices("fit")
+        ds = PairBatches(self.p.rows, self.q.rows, self.batch_size, self.eval_every, self.seed,
+                         p_index=ip, q_index=iq)  # fmt: skip
         return DataLoader(ds, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(SideChunks(*self.part("monitor"), self.eval_batch_size), batch_size=None)
+        return DataLoader(self.chunks("monitor"), batch_size=None)
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(SideChunks(*self.part("holdout"), self.eval_batch_size), batch_size=None)
+        return DataLoader(self.chunks("holdout"), batch_size=None)
 
 
 class KnownW1DataModule(TwoSampleDataModule):

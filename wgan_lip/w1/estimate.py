@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,13 +22,15 @@ from torch import nn
 
 from ..errors import InputError
 from ..layers import lipschitz_bound
-from .callbacks import PlateauSchedule, StepProgress
+from .callbacks import PlateauSchedule, StepProgress, StopOnInterrupt
 from .critics import CRITICS, RawInputCritic
-from .data import TwoSampleDataModule
+from .data import NORMALIZATION_ROWS, SideChunks, TwoSampleDataModule
 from .loss import DualStats
 from .module import W1Critic
 
 DEFAULT_MAX_STEPS = 10_000
+TRAIN_VALUE_ROWS = 100_000  # per side: the in-sample diagnostic is computed on at most this
+PROGRESS_ROWS = 200_000  # score with a progress bar when a part has more rows than this
 
 
 @dataclass
@@ -36,7 +39,10 @@ class W1Estimate:
 
     ``value``, ``ci_low``, ``ci_high`` are the held-out dual value and its 95% interval,
     divided by ``lipschitz_bound`` for certified critics (raw for the baselines);
-    ``train_value`` the same quantity on the samples the critic was trained on.
+    ``train_value`` the same quantity on the samples the critic was trained on (at most
+    100,000 of them per side). ``stopped`` says why training ended: ``plateau``,
+    ``max_steps``, ``max_time``, or ``interrupted`` (Ctrl-C: the estimate is still certified,
+    from a critic trained for less time).
     ``critic`` maps raw samples to scores; ``(mean critic(P') - mean critic(Q')) /
     lipschitz_bound`` is a certified dual value on any fresh samples.
     """
@@ -91,6 +97,35 @@ def dual_stats(
     return stats
 
 
+@torch.no_grad()
+def chunk_stats(
+    critic: nn.Module, chunks: SideChunks, progress: bool = False, label: str = "scoring"
+) -> DualStats:
+    """Score the rows of :class:`~wgan_lip.w1.data.SideChunks` (read chunk by chunk, so a
+    part larger than memory is fine) into :class:`DualStats`."""
+    was_training = critic.training
+    critic.eval()
+    device = next(critic.parameters()).device
+    stats = DualStats()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = len(chunks.p_index) + len(chunks.q_index)
+        bar = tqdm(total=total, desc=label, unit="row", unit_scale=True, file=sys.stderr,
+                   dynamic_ncols=True, leave=False)  # fmt: skip
+    try:
+        for x, side in chunks:
+            stats.update(critic(x.to(device)), "p" if int(side) == 0 else "q")
+            if bar is not None:
+                bar.update(len(x))
+    finally:
+        critic.train(was_training)
+        if bar is not None:
+            bar.close()
+    return stats
+
+
 @contextlib.contextmanager
 def _quiet_lightning():
     """Silence Lightning's per-run banners and the warnings that do not apply here."""
@@ -102,6 +137,9 @@ def _quiet_lightning():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        # we reduce the evaluation sums across processes ourselves (W1Critic._reduced_stats)
+        warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+        warnings.filterwarnings("ignore", message=".*Grad strides do not match bucket view.*")
         try:
             yield
         finally:
@@ -128,6 +166,7 @@ def estimate_w1(
     max_time: str | None = None,
     accelerator: str = "auto",
     devices="auto",
+    strategy: str | None = None,
     callbacks: list | None = None,
 ) -> W1Estimate:
     """Estimate W1(P, Q) with a critic trained on the Kantorovich-Rubinstein dual.
@@ -152,13 +191,22 @@ def estimate_w1(
         widths, lr, eval_every, patience: critic widths, learning rate, steps between
             plateau checks, checks without improvement before a decay.
         max_time: optional wall-clock cap, Lightning format ``"DD:HH:MM:SS"``.
-        accelerator, devices: passed to the Lightning ``Trainer`` (a GPU is used if present).
+        accelerator, devices, strategy: passed to the Lightning ``Trainer`` (a GPU is used
+            if present). Several devices train with DDP (``ddp_fork`` by default from
+            Python) on the same global batches; the held-out scoring runs once, here.
         callbacks: extra Lightning callbacks.
+
+    ``p`` and ``q`` may be larger than memory: ``.npy`` files and folders of ``.npy`` shards
+    are memory-mapped and read in shuffled windows; the held-out rows are only indexed,
+    and scored chunk by chunk. The first Ctrl-C stops training cleanly and the estimate
+    so far is returned with ``stopped="interrupted"``.
 
     Returns:
         :class:`W1Estimate`.
     """
     start = time.perf_counter()
+    if devices not in ("auto", 1, "1", [0]) and strategy is None:
+        strategy = "ddp_fork"  # several processes from Python (parametrized layers do not pickle)
     if critic not in CRITICS:
         raise InputError(f"unknown critic {critic!r}; choose one of {', '.join(CRITICS)}")
     if steps is not None and steps < 1:
@@ -173,16 +221,18 @@ def estimate_w1(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = W1Critic(critic, input_shape=dm.input_shape, widths=widths, lr=lr)
-        module.critic.fit_normalization(torch.cat(dm.part("fit")))
+        module.critic.fit_normalization(torch.cat(dm.sample("fit", NORMALIZATION_ROWS)))
         plateau = PlateauSchedule(patience=patience)
-        cbs = [plateau, *(callbacks or [])]
+        interrupt = StopOnInterrupt()
+        cbs = [plateau, interrupt, *(callbacks or [])]
         if progress:
             cbs.append(StepProgress())
         max_steps = steps if steps is not None else DEFAULT_MAX_STEPS
         with _quiet_lightning():
             trainer = L.Trainer(
                 max_steps=max_steps, max_epochs=-1, max_time=max_time,
-                accelerator=accelerator, devices=devices, logger=logger if logger else False,
+                accelerator=accelerator, devices=devices, strategy=strategy or "auto",
+                logger=logger if logger else False,
                 enable_checkpointing=False, enable_progress_bar=False,
                 enable_model_summary=False, num_sanity_val_steps=0, callbacks=cbs,
             )  # fmt: skip
@@ -190,18 +240,25 @@ def estimate_w1(
     net: RawInputCritic = module.critic.eval()
     bound = lipschitz_bound(net)
     scale = bound if net.certified else 1.0
-    held = dual_stats(net, *dm.part("holdout"))
+    big = progress and dm.p.n + dm.q.n > PROGRESS_ROWS
+    held = chunk_stats(net, dm.chunks("holdout"), big, "scoring held-out")
     value, low, high = held.interval(scale)
-    train_value = dual_stats(net, *dm.part("fit")).value / scale
+    fit = dm.chunks("fit", max_rows=TRAIN_VALUE_ROWS, seed=seed)
+    train_value = chunk_stats(net, fit, big, "scoring train").value / scale
     if holdout == 0:
         value = train_value
-    stopped = "plateau" if plateau.stopped else "max_steps"
-    if not plateau.stopped and trainer.global_step < max_steps:
+    metrics = trainer.callback_metrics  # what ddp_spawn workers hand back
+    n_steps = int(metrics.get("trainer/steps", trainer.global_step))
+    plateaued = bool(metrics.get("plateau/stopped", plateau.stopped))
+    stopped = "plateau" if plateaued else "max_steps"
+    if interrupt.interrupted:
+        stopped = "interrupted"
+    elif not plateaued and n_steps < max_steps:
         stopped = "max_time"
     return W1Estimate(
         value=value, ci_low=low, ci_high=high, train_value=train_value,
         lipschitz_bound=bound, n_p=dm.p.n, n_q=dm.q.n, dim=dm.p.dim,
-        steps=int(trainer.global_step), seconds=time.perf_counter() - start,
+        steps=n_steps, seconds=time.perf_counter() - start,
         certified=net.certified, critic_type=critic, holdout=holdout,
         n_holdout_p=held.n_p, n_holdout_q=held.n_q, stopped=stopped, critic=net,
     )  # fmt: skip

@@ -20,6 +20,30 @@ def kr_dual(f_p: torch.Tensor, f_q: torch.Tensor) -> torch.Tensor:
     return f_p.mean() - f_q.mean()
 
 
+def global_kr_dual(f_p: torch.Tensor, f_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The KR dual value over the *global* batch when each process holds part of it.
+
+    Returns ``(objective, value)``. ``value`` (detached) is ``mean f(P) - mean f(Q)`` over
+    the samples of every process, however unevenly P and Q are split among them (a process
+    may even hold no sample of one side). ``objective`` is what this process maximizes:
+    ``world * (sum_local f(P) / N_P - sum_local f(Q) / N_Q)`` with the global counts
+    ``N_P``, ``N_Q``; DDP averages gradients over the ``world`` processes, so the averaged
+    gradient is exactly the gradient of the global dual value. With one process both are
+    ``kr_dual(f_p, f_q)``.
+    """
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        dual = kr_dual(f_p, f_q)
+        return dual, dual.detach()
+    world = dist.get_world_size()
+    counts = torch.tensor([len(f_p), len(f_q)], dtype=torch.float64, device=f_p.device)
+    dist.all_reduce(counts)
+    local = f_p.sum() / counts[0].to(f_p.dtype) - f_q.sum() / counts[1].to(f_q.dtype)
+    value = local.detach().to(torch.float64).clone()
+    dist.all_reduce(value)
+    return world * local, value.to(f_p.dtype)
+
+
 def kr_loss(f_p: torch.Tensor, f_q: torch.Tensor) -> torch.Tensor:
     """The loss a critic minimizes: ``-(mean f(P) - mean f(Q))``."""
     return -kr_dual(f_p, f_q)

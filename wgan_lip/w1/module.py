@@ -17,7 +17,8 @@ import torch
 from ..layers import lipschitz_bound
 from ..penalties import clip_weights, gradient_penalty
 from .critics import RawInputCritic, build_critic
-from .loss import DualStats, kr_dual
+from .data import NORMALIZATION_ROWS
+from .loss import DualStats, global_kr_dual
 
 
 class W1Critic(L.LightningModule):
@@ -63,8 +64,7 @@ class W1Critic(L.LightningModule):
             dm = self.trainer.datamodule
             self.hparams.input_shape = list(dm.input_shape)
             self._build(dm.input_shape)
-            xp, xq = dm.part("fit")
-            self.critic.fit_normalization(torch.cat([xp, xq]))
+            self.critic.fit_normalization(torch.cat(dm.sample("fit", NORMALIZATION_ROWS)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic(x)
@@ -77,14 +77,16 @@ class W1Critic(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         xp, xq = batch
         scores = self.critic(torch.cat([xp, xq]))  # one pass: the constrained weights once
-        dual = kr_dual(scores[: len(xp)], scores[len(xp) :])
-        loss = -dual
+        # Under DDP each process holds part of the global batch, maybe unevenly: the
+        # objective is weighted so the averaged gradient is that of the global dual.
+        objective, dual = global_kr_dual(scores[: len(xp)], scores[len(xp) :])
+        loss = -objective
         if self.kind in ("gp", "lp"):
             loss = loss + gradient_penalty(
                 self.critic, xp, xq, self.hparams.penalty_weight, one_sided=self.kind == "lp"
             )
         self._last_loss = loss.detach()  # checked at each evaluation: no host sync per step
-        self.log("train/dual", dual.detach(), on_step=True, on_epoch=False)
+        self.log("train/dual", dual, on_step=True, on_epoch=False)
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:

@@ -1,0 +1,321 @@
+"""Row sources: samples addressed by row index, held in memory or memory-mapped from disk.
+
+Everything that trains on samples reads them through :class:`Rows`, by index
+(``take``), so a dataset far larger than memory can stand where an array would:
+
+* :class:`TensorRows` wraps a float32 tensor that is already in memory.
+* :class:`NpyRows` memory-maps one ``.npy`` file or a directory of ``.npy`` shards (one
+  dataset split by rows). Nothing is read up front but the headers: a missing shard, an
+  unreadable or truncated one, or one whose samples have another shape is refused before
+  any training starts. Rows are read on demand and converted to float32, in pieces; the
+  pages a piece mapped are handed back right after it is read (``MADV_DONTNEED``), so the
+  resident memory stays bounded whatever the file size. The data stays in the kernel's
+  page cache, which it can reclaim, not in the process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+MANIFEST = "manifest.json"
+CHECK_UP_FRONT_BYTES = 256 * 2**20  # smaller files are scanned for NaN/Inf when opened
+FOLIO_BYTES = 2 * 2**20  # a page fault may map a whole page-cache folio (up to a huge page)
+PIECE_BYTES = 64 * 2**20  # mapped bytes read before they are dropped again
+
+
+class Rows(ABC):
+    """``n`` samples of shape ``event_shape``, read by index as float32 tensors."""
+
+    n: int
+    event_shape: tuple[int, ...]
+
+    @abstractmethod
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        """Rows ``idx`` (any order, repeats allowed) as a float32 ``(len(idx), *event)``."""
+
+    @property
+    def streamed(self) -> bool:
+        """True when the rows live on disk and are read on demand."""
+        return False
+
+    @property
+    def nbytes(self) -> int:
+        """Size of all the rows as float32."""
+        return 4 * self.n * math.prod(self.event_shape)
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` (a contiguous, sequential read)."""
+        return self.take(torch.arange(start, min(stop, self.n)))
+
+    def all(self) -> torch.Tensor:
+        """Every row in memory (for sources that fit; streamed ones are read in chunks)."""
+        return self.read(0, self.n)
+
+    @abstractmethod
+    def with_event_shape(self, shape: tuple[int, ...]) -> Rows:
+        """The same rows seen with another sample shape of the same size."""
+
+
+class TensorRows(Rows):
+    """Rows of an in-memory tensor ``(n, *event_shape)``."""
+
+    def __init__(self, data: torch.Tensor) -> None:
+        self.data = data
+        self.n = int(data.shape[0])
+        self.event_shape = tuple(int(s) for s in data.shape[1:])
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.data[idx]
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        return self.data[start:stop]
+
+    def all(self) -> torch.Tensor:
+        return self.data
+
+    def with_event_shape(self, shape: tuple[int, ...]) -> TensorRows:
+        return TensorRows(self.data.reshape(self.n, *shape))
+
+
+def _numbered(files: list[Path]) -> list[tuple[int, Path]] | None:
+    """``(number, file)`` sorted by the trailing integer of each stem, or None if one lacks it."""
+    out = []
+    for f in files:
+        m = re.search(r"(\d+)$", f.stem)
+        if m is None:
+            return None
+        out.append((int(m.group(1)), f))
+    return sorted(out)
+
+
+def shard_files(path: Path, name: str) -> list[Path]:
+    """The ``.npy`` shards of a directory, in order, after checking that none is missing.
+
+    With a ``manifest.json`` (``{"shards": [file, ...], "rows": [n, ...]}``, ``rows``
+    optional) the shards are exactly those listed. Otherwise they are the directory's
+    ``.npy`` files; if their names end in numbers (``part-00000.npy``), the numbers must
+    run without a gap.
+    """
+    manifest = path / MANIFEST
+    if manifest.is_file():
+        try:
+            listed = json.loads(manifest.read_text())["shards"]
+            if not isinstance(listed, list) or not all(isinstance(s, str) for s in listed):
+                raise TypeError("'shards' must be a list of file names")
+        except Exception as e:
+            raise InputError(f"{name}: cannot read {str(manifest)!r} ({e})") from None
+        files = [path / s for s in listed]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise InputError(
+                f"{name}: shard {missing[0]!r} listed in {MANIFEST} is missing"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
+        return files
+    files = sorted(path.glob("*.npy"))
+    numbered = _numbered(files)
+    if numbered is None:
+        return files
+    for (a, fa), (b, fb) in zip(numbered, numbered[1:], strict=False):
+        if b != a + 1:
+            raise InputError(
+                f"{name}: shard {a + 1} is missing from {str(path)!r} (found {fa.name} then "
+                f"{fb.name}); restore it or list the shards in {MANIFEST}"
+            )
+    return [f for _, f in numbered]
+
+
+def _event_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Sample shape as wgan_lip sees it: ``(n,)`` -> ``(1,)``, ``(n, H, W)`` -> ``(1, H, W)``."""
+    if len(shape) == 1:
+        return (1,)
+    if len(shape) == 3:
+        return (1, *shape[1:])
+    return tuple(shape[1:])
+
+
+class NpyRows(Rows):
+    """Rows of one ``.npy`` file or of a directory of ``.npy`` shards, memory-mapped.
+
+    Args:
+        path: the file, or the directory of shards (see :func:`shard_files`).
+        name: how errors name this source (``"P"``, ``"Q"``).
+    """
+
+    def __init__(self, path: str | Path, name: str = "P"):
+        self.path, self.name = Path(path), name
+        files = shard_files(self.path, name) if self.path.is_dir() else [self.path]
+        if not files:
+            raise InputError(f"{name}: {str(self.path)!r} holds no .npy shards")
+        shapes, counts = [], []
+        for f in files:
+            arr = self._open(f)
+            if arr.ndim not in (1, 2, 3, 4):
+                raise InputError(
+                    f"{name}: {str(f)!r} has shape {arr.shape}; expected (n,), (n, d), "
+                    "(n, H, W) or (n, C, H, W) samples"
+                )
+            if arr.dtype == object or not (
+                np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+            ):
+                raise InputError(f"{name}: {str(f)!r} holds {arr.dtype}, not numbers")
+            if np.issubdtype(arr.dtype, np.complexfloating):
+                raise InputError(f"{name}: {str(f)!r}: complex samples are not supported")
+            shapes.append(_event_shape(arr.shape))
+            counts.append(int(arr.shape[0]))
+        for f, s in zip(files, shapes, strict=True):
+            if s != shapes[0]:
+                raise InputError(
+                    f"{name}: shard {f.name!r} has samples of shape {s}, but "
+                    f"{files[0].name!r} has {shapes[0]}; all shards need the same width"
+                )
+        self._check_manifest_rows(files, counts)
+        self.files = files
+        self.file_event_shape = shapes[0]
+        self.event_shape = shapes[0]
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.n = int(self.offsets[-1])
+        if self.n < 2:
+            raise InputError(f"{name}: needs at least 2 samples, got {self.n}")
+        if any(s == 0 for s in self.event_shape):
+            raise InputError(f"{name}: samples have an empty dimension {self.event_shape}")
+        self._maps: list[np.memmap] | None = None
+        if self.nbytes <= CHECK_UP_FRONT_BYTES:
+            self._check_finite_up_front()
+
+    @property
+    def streamed(self) -> bool:
+        return True
+
+    @property
+    def description(self) -> str:
+        kind = f"{len(self.files)} shards" if self.path.is_dir() else "memory-mapped"
+        return f"{self.path} ({kind})"
+
+    def _open(self, f: Path) -> np.ndarray:
+        try:
+            return np.load(f, mmap_mode="r", allow_pickle=False)
+        except Exception as e:  # truncated, not a .npy, unreadable
+            raise InputError(f"{self.name}: cannot read {str(f)!r} as .npy ({e})") from None
+
+    def _check_manifest_rows(self, files: list[Path], counts: list[int]) -> None:
+        manifest = self.path / MANIFEST if self.path.is_dir() else None
+        if manifest is None or not manifest.is_file():
+            return
+        rows = json.loads(manifest.read_text()).get("rows")
+        if rows is None:
+            return
+        for f, want, got in zip(files, rows, counts, strict=False):
+            if int(want) != got:
+                raise InputError(
+                    f"{self.name}: shard {f.name!r} has {got} rows, {MANIFEST} says {want}"
+                )
+
+    def _check_finite_up_front(self) -> None:
+        bad = 0
+        for start in range(0, self.n, 65536):
+            x = self.read(start, start + 65536, check=False)
+            bad += int((~torch.isfinite(x.reshape(len(x), -1))).any(dim=1).sum())
+        if bad:
+            raise InputError(f"{self.name}: {bad} of {self.n} samples contain NaN or Inf")
+
+    # Memory maps are per process: they are reopened after pickling (ddp_spawn workers).
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_maps"] = None
+        return state
+
+    def _mapped(self) -> list[np.ndarray]:
+        if self._maps is None:
+            self._maps = [self._open(f) for f in self.files]
+        return self._maps
+
+    def release(self) -> None:
+        """Drop every page the mappings hold from this process's resident memory."""
+        for m in self._maps or []:
+            mm = getattr(m, "_mmap", None)
+            if mm is not None:
+                mm.madvise(mmap.MADV_DONTNEED)
+
+    def _drop(self, arr: np.memmap, first: int, last: int, row_bytes: int) -> None:
+        """Drop the pages of rows ``first..last`` of one mapping (they stay in the page cache)."""
+        mm = getattr(arr, "_mmap", None)
+        if mm is None:
+            return
+        base = arr.offset % mmap.ALLOCATIONGRANULARITY  # where row 0 sits in the mapping
+        start = (base + first * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+        stop = min(len(mm), base + (last + 1) * row_bytes)
+        mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
+    def _pieces(self, local: np.ndarray, row_bytes: int) -> np.ndarray:
+        """Piece number of each sorted row: a piece may map at most ``PIECE_BYTES``.
+
+        A page fault may map a whole page-cache folio (up to ``FOLIO_BYTES``) around the
+        touched row, so scattered rows count that much each and neighbours their gap.
+        """
+        gaps = np.diff(local, prepend=local[0] - 1) * row_bytes
+        cost = np.clip(gaps, row_bytes, max(row_bytes, FOLIO_BYTES))
+        return np.cumsum(cost) // PIECE_BYTES
+
+    def _rows_of(self, arr: np.ndarray, local: np.ndarray) -> np.ndarray:
+        if local[-1] - local[0] + 1 == len(local):  # contiguous: one slice
+            block = arr[local[0] : local[-1] + 1]
+        else:
+            block = arr[local]
+        return np.asarray(block, dtype=np.float32).reshape(len(local), *self.file_event_shape)
+
+    def take(self, idx: torch.Tensor, check: bool = True) -> torch.Tensor:
+        idx_np = np.asarray(idx, dtype=np.int64).reshape(-1)
+        if len(idx_np) and (idx_np.min() < 0 or idx_np.max() >= self.n):
+            raise IndexError(f"{self.name}: row index out of range [0, {self.n})")
+        order = np.argsort(idx_np, kind="stable")  # read in file order, then put back
+        sorted_idx = idx_np[order]
+        shard = np.searchsorted(self.offsets, sorted_idx, side="right") - 1
+        out = np.empty((len(idx_np), *self.file_event_shape), dtype=np.float32)
+        maps = self._mapped()
+        row_bytes = maps[0].dtype.itemsize * math.prod(self.file_event_shape)
+        pos = 0
+        for s in np.unique(shard):
+            local = sorted_idx[shard == s] - self.offsets[s]
+            piece = self._pieces(local, row_bytes)
+            bounds = np.flatnonzero(np.diff(piece)) + 1
+            for part in np.split(local, bounds):
+                out[order[pos : pos + len(part)]] = self._rows_of(maps[s], part)
+                pos += len(part)
+                # resident memory stays bounded: what this piece mapped is dropped now
+                self._drop(maps[s], int(part[0]), int(part[-1]), row_bytes)
+        t = torch.from_numpy(out)
+        if check:
+            self._check_finite(t, idx_np)
+        return t.reshape(len(idx_np), *self.event_shape)
+
+    def read(self, start: int, stop: int, check: bool = True) -> torch.Tensor:
+        return self.take(torch.arange(start, min(stop, self.n)), check=check)
+
+    def _check_finite(self, t: torch.Tensor, idx: np.ndarray) -> None:
+        ok = torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
+        if not bool(ok.all()):
+            row = int(idx[int((~ok).nonzero()[0])])
+            shard = int(np.searchsorted(self.offsets, row, side="right") - 1)
+            raise InputError(
+                f"{self.name}: sample {row} ({self.files[shard].name} row "
+                f"{row - int(self.offsets[shard])}) contains NaN or Inf; clean the data"
+            )
+
+    def with_event_shape(self, shape: tuple[int, ...]) -> NpyRows:
+        if math.prod(shape) != math.prod(self.event_shape):
+            raise ValueError(f"cannot view {self.event_shape} samples as {shape}")
+        view = object.__new__(NpyRows)
+        view.__dict__.update(self.__getstate__())
+        view.event_shape = tuple(shape)
+        return view

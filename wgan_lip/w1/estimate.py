@@ -127,6 +127,22 @@ def chunk_stats(
 
 
 @contextlib.contextmanager
+def _fork_safe_threads(trainer: L.Trainer):
+    """Forked DDP processes inherit the thread settings but not OpenMP's worker threads: a
+    forked process that runs a parallel region with more than one thread can hang. Share
+    the cores out before forking (as Lightning does when it is free to) and restore after."""
+    launcher = getattr(trainer.strategy, "launcher", None)
+    forking = getattr(launcher, "_start_method", None) in ("fork", "forkserver")
+    before = torch.get_num_threads()
+    if forking:
+        torch.set_num_threads(max(1, before // max(1, trainer.num_devices)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def _quiet_lightning():
     """Silence Lightning's per-run banners and the warnings that do not apply here."""
     names = ("lightning.pytorch", "lightning.fabric", "lightning")
@@ -236,7 +252,8 @@ def estimate_w1(
                 enable_checkpointing=False, enable_progress_bar=False,
                 enable_model_summary=False, num_sanity_val_steps=0, callbacks=cbs,
             )  # fmt: skip
-            trainer.fit(module, datamodule=dm)
+            with _fork_safe_threads(trainer):
+                trainer.fit(module, datamodule=dm)
     net: RawInputCritic = module.critic.eval()
     bound = lipschitz_bound(net)
     scale = bound if net.certified else 1.0

@@ -27,6 +27,7 @@ from ..layers import lipschitz_bound
 from ..models import dcgan_generator, mlp_generator
 from ..penalties import clip_weights, gradient_penalty
 from ..w1 import kr_dual
+from ..w1.loss import global_kr_dual
 from .critics import CONSTRAINT_DEFAULTS, ConstraintDefaults, build_gan_critic, check_constraint
 from .features import load_feature_net
 from .images import log_image, sample_grid, toy_scatter
@@ -142,6 +143,12 @@ class WGAN(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self.critic is None:  # LightningCLI: the shape comes from the data
             self._build(self.trainer.datamodule.data_shape)
+        # DDP: each backward reaches one network only (the critic step leaves the generator
+        # without gradients), so DDP must not wait for every parameter. This hook runs
+        # before the strategy wraps the module, so `strategy: ddp` just works.
+        ddp_kwargs = getattr(self.trainer.strategy, "_ddp_kwargs", None)
+        if isinstance(ddp_kwargs, dict):
+            ddp_kwargs.setdefault("find_unused_parameters", True)
         path = self.hparams.feature_net
         if path and self._feature_net is None:
             if not os.path.isfile(os.path.expanduser(path)):
@@ -200,8 +207,9 @@ class WGAN(L.LightningModule):
             fake = self.generator(self.noise(n))  # detached: the critic step trains the critic
         with self.toggled_optimizer(opt_c):
             scores = self.critic(torch.cat([real, fake]))
-            dual = kr_dual(scores[:n], scores[n:])
-            loss_c = -dual
+            # under DDP: the dual of the global batch, whatever each process holds
+            objective, dual = global_kr_dual(scores[:n], scores[n:])
+            loss_c = -objective
             if kind in ("gp", "lp"):
                 penalty = gradient_penalty(self.critic, real, fake, self.settings.penalty_weight,
                                            one_sided=kind == "lp")  # fmt: skip
@@ -269,13 +277,20 @@ class WGAN(L.LightningModule):
         self.check_finite()
         if self.trainer.sanity_checking or not self._val_real:
             return
-        real = torch.cat(self._val_real)[: self.hparams.eval_samples].cpu()
+        real = torch.cat(self._val_real)
         self._val_real = []
+        distributed = self.trainer.world_size > 1
+        if distributed:  # each process validated a share: evaluate on all of them, once
+            real = self.all_gather(real).reshape(-1, *real.shape[1:])
+        real = real[: self.hparams.eval_samples].cpu()
         fake = self.generate(len(real))
-        metrics = self.evaluate(real, fake)
+        metrics = self.evaluate(real, fake) if self.trainer.is_global_zero else None
+        if distributed:
+            metrics = self.trainer.strategy.broadcast(metrics, src=0)
         for key, value in metrics.items():
             self.log(f"val/{key}", value, sync_dist=False)
-        self._log_images(real, fake[:2000])
+        if self.trainer.is_global_zero:
+            self._log_images(real, fake[:2000])
 
     @torch.no_grad()
     def evaluate(self, real: torch.Tensor, fake: torch.Tensor | None = None) -> dict[str, float]:

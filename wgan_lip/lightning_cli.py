@@ -9,9 +9,29 @@ from __future__ import annotations
 import os
 
 import lightning as L
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI
 
 from .errors import InputError
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, with a one-line error for a missing, truncated or corrupt
+    checkpoint (a run killed while writing one, a copy cut short) instead of a traceback
+    from deep inside ``torch.load``. Saving is Lightning's: written whole, then moved."""
+
+    def load_checkpoint(self, path, *args, **kwargs):
+        if not os.path.isfile(path):
+            raise InputError(f"checkpoint {str(path)!r} not found")
+        try:
+            return super().load_checkpoint(path, *args, **kwargs)
+        except Exception as e:
+            lines = str(e).strip().splitlines() or [""]
+            raise InputError(
+                f"checkpoint {str(path)!r} is truncated or corrupt ({type(e).__name__}: "
+                f"{lines[0][:200]}); delete it to resume from an earlier checkpoint, or start "
+                "again without --ckpt_path"
+            ) from None
 
 
 class WganLipCLI(LightningCLI):
@@ -24,6 +44,12 @@ class WganLipCLI(LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         return None
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        strategy = self.trainer.strategy
+        if type(strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
+            strategy.checkpoint_io = SafeCheckpointIO()
 
 
 def main(argv: list[str]) -> int:

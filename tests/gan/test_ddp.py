@@ -14,7 +14,7 @@ from .helpers import params, small_toy_wgan, toy_data, trainer
 def test_two_process_wgan_trains_and_evaluates_all_held_out_samples(constraint):
     torch.manual_seed(0)
     module = small_toy_wgan(constraint, eval_samples=300, estimate_steps=0)
-    dm = toy_data(n_val=300)
+    dm = toy_data(n_train=640, n_val=300)  # 10 batches of 32 per process: 2 epochs
     before = params(module.generator)
     strategy = DDPStrategy(start_method="fork")  # the WGAN turns on find_unused_parameters
     t = trainer(24, devices=2, strategy=strategy, limit_val_batches=None)  # validates per epoch

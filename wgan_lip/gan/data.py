@@ -49,13 +49,23 @@ class _RealData(L.LightningDataModule):
         if self.train_set is None:
             self.load()
 
+    def process_batch_size(self) -> int:
+        """``batch_size`` is the global batch: under DDP each process loads its share."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if self.batch_size % world:
+            raise InputError(
+                f"batch_size {self.batch_size} is the global batch and must be divisible by "
+                f"the {world} processes; use a multiple of {world}"
+            )
+        return self.batch_size // world
+
     def train_dataloader(self) -> DataLoader:
         if len(self.train_set) < self.batch_size:
             raise InputError(
                 f"only {len(self.train_set)} training samples for batch_size {self.batch_size}"
             )
         gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(TensorDataset(self.train_set), batch_size=self.batch_size,
+        return DataLoader(TensorDataset(self.train_set), batch_size=self.process_batch_size(),
                           shuffle=True, drop_last=True, generator=gen)  # fmt: skip
 
     def val_dataloader(self) -> DataLoader:

@@ -119,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     need = 4 * args.dim * (args.n + (args.n_q or args.n))
     free = _free_bytes(Path(args.out))
     if free is not None and need > free:
-        ap.error(f"needs {need / 2**30:.1f} GiB on disk, {args.out} has {free / 2**30:.1f} GiB free")
+        ap.error(
+            f"needs {need / 2**30:.1f} GiB on disk, {args.out} has {free / 2**30:.1f} GiB free"
+        )
     start = time.perf_counter()
     record = make_problem(args.out, args.n, args.dim, args.shift, args.base, args.seed,
                           args.shards, args.chunk, args.n_q)  # fmt: skip

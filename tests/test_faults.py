@@ -29,8 +29,9 @@ GAN_LAST = "runs/gan/toy_25gaussians_hard/checkpoints/last.ckpt"
 
 def _cli(args, cwd, **kw):
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "wgan_lip", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
+    cmd = [sys.executable, "-m", "wgan_lip", *args]
+    pipe = subprocess.PIPE
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=pipe, stderr=pipe, text=True, **kw)
 
 
 def _kill_after_checkpoint(args, cwd, last: Path, min_step: int) -> int:
@@ -103,10 +104,11 @@ def test_damaged_checkpoint_is_a_one_line_error(tmp_path, monkeypatch, capsys, d
 
 
 def test_missing_or_wrong_width_shard_is_refused_before_training(tmp_path):
+    rng = np.random.default_rng(0)
     for side in ("p", "q"):
         (tmp_path / side).mkdir()
         for k in range(3):
-            np.save(tmp_path / side / f"part-{k}.npy", np.random.rand(100, 4).astype(np.float32))
+            np.save(tmp_path / side / f"part-{k}.npy", rng.random((100, 4), np.float32))
     (tmp_path / "p" / "part-1.npy").unlink()
     np.save(tmp_path / "q" / "part-2.npy", np.zeros((100, 5), np.float32))
     for args, match in (

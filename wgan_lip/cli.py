@@ -171,7 +171,8 @@ def run_w1(args: argparse.Namespace) -> int:
     sliced = sliced_w1(p.subsample(SLICED_ROWS, args.seed), q.subsample(SLICED_ROWS, args.seed + 1),
                        seed=args.seed)  # fmt: skip
     sliced_note = "500 projections" + (
-        f", {SLICED_ROWS:,} samples per side" if max(p.n, q.n) > SLICED_ROWS else "")
+        f", {SLICED_ROWS:,} samples per side" if max(p.n, q.n) > SLICED_ROWS else ""
+    )
     exact = exact_w1(p.flat(), q.flat(), max_bytes=max_bytes) if args.exact else None
     if args.plot:
         plot_critic_2d(est.critic, p.flat(), q.flat(), args.plot,

@@ -46,9 +46,11 @@ def test_dtypes_and_shapes_follow_the_in_memory_rules(tmp_path):
     assert s.streamed and s.is_image and s.event_shape == (1, 4, 4)
     assert torch.equal(s.data, torch.from_numpy(imgs).float()[:, None])
     assert load_samples(tmp_path / "vec.npy").event_shape == (1,)
-    p, q = load_pair(tmp_path / "img.npy", np.zeros((3, 16)))  # same size: viewed flat
+    p, _ = load_pair(tmp_path / "img.npy", np.zeros((3, 16)))  # same size: viewed flat
     assert p.event_shape == (16,) and p.streamed
-    assert torch.equal(p.take(torch.tensor([2])), torch.from_numpy(imgs[2:3]).float().reshape(1, 16))
+    assert torch.equal(
+        p.take(torch.tensor([2])), torch.from_numpy(imgs[2:3]).float().reshape(1, 16)
+    )
 
 
 def test_a_shard_folder_is_a_source_and_pickles_without_its_maps(tmp_path):
@@ -65,11 +67,18 @@ def test_a_shard_folder_is_a_source_and_pickles_without_its_maps(tmp_path):
 @pytest.mark.parametrize(
     ("damage", "match"),
     [
-        (lambda d: (d / "part-001.npy").unlink(), r"shard 1 is missing .*part-000.npy then part-002"),
-        (lambda d: np.save(d / "part-001.npy", np.zeros((5, 4), np.float32)),
-         r"shard 'part-001.npy' has samples of shape \(4,\), but 'part-000.npy' has \(3,\)"),
-        (lambda d: (d / "part-002.npy").write_bytes((d / "part-002.npy").read_bytes()[:150]),
-         r"cannot read '.*part-002.npy' as .npy"),
+        (
+            lambda d: (d / "part-001.npy").unlink(),
+            r"shard 1 is missing .*part-000.npy then part-002",
+        ),
+        (
+            lambda d: np.save(d / "part-001.npy", np.zeros((5, 4), np.float32)),
+            r"shard 'part-001.npy' has samples of shape \(4,\), but 'part-000.npy' has \(3,\)",
+        ),
+        (
+            lambda d: (d / "part-002.npy").write_bytes((d / "part-002.npy").read_bytes()[:150]),
+            r"cannot read '.*part-002.npy' as .npy",
+        ),
     ],
 )
 def test_damaged_shard_folders_are_refused_before_training(tmp_path, damage, match):
@@ -85,11 +94,13 @@ def test_manifest_names_missing_shards_and_wrong_row_counts(tmp_path):
     x = np.zeros((30, 3))
     names = _write_shards(tmp_path / "d", x, [10, 10, 10], manifest=True)
     (tmp_path / "d" / names[2]).rename(tmp_path / "d" / "other.npy")
-    with pytest.raises(InputError, match="part-002.npy' listed in manifest.json is missing"):
+    with pytest.raises(InputError, match=r"part-002\.npy' listed in manifest.json is missing"):
         NpyRows(tmp_path / "d")
     (tmp_path / "d" / "other.npy").rename(tmp_path / "d" / names[2])
-    (tmp_path / "d" / "manifest.json").write_text(json.dumps({"shards": names, "rows": [10, 9, 10]}))
-    with pytest.raises(InputError, match="'part-001.npy' has 10 rows, manifest.json says 9"):
+    (tmp_path / "d" / "manifest.json").write_text(
+        json.dumps({"shards": names, "rows": [10, 9, 10]})
+    )
+    with pytest.raises(InputError, match=r"'part-001\.npy' has 10 rows, manifest\.json says 9"):
         NpyRows(tmp_path / "d")
 
 
@@ -102,7 +113,7 @@ def test_nan_rows_of_large_files_are_reported_when_read(tmp_path, monkeypatch):
     monkeypatch.setattr(rows_mod, "CHECK_UP_FRONT_BYTES", 0)
     src = NpyRows(tmp_path / "x.npy")  # "large": checked as rows are read
     assert torch.equal(src.take(torch.arange(30)), torch.ones(30, 2))
-    with pytest.raises(InputError, match="sample 37 .*contains NaN or Inf"):
+    with pytest.raises(InputError, match=r"sample 37 .*contains NaN or Inf"):
         src.take(torch.tensor([3, 37]))
 
 

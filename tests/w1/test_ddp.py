@@ -36,7 +36,9 @@ def _worker(rank: int, init_file: str, out_file: str) -> None:
         ddp = DistributedDataParallel(critic)
         sp, sq = SPLITS[rank]
         scores = ddp(torch.cat([xp[sp], xq[sq]])).reshape(-1)
-        objective, value = global_kr_dual(scores[: sp.stop - sp.start], scores[sp.stop - sp.start :])
+        objective, value = global_kr_dual(
+            scores[: sp.stop - sp.start], scores[sp.stop - sp.start :]
+        )
         (-objective).backward()  # DDP averages the gradients of the 2 processes
         grads = [p.grad.detach().clone() for p in critic.parameters()]
         torch.save({"value": value, "grads": grads}, f"{out_file}.{rank}")

@@ -15,6 +15,7 @@ Everything that trains on samples reads them through :class:`Rows`, by index
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import mmap
@@ -126,7 +127,7 @@ def shard_files(path: Path, name: str) -> list[Path]:
     numbered = _numbered(files)
     if numbered is None:
         return files
-    for (a, fa), (b, fb) in zip(numbered, numbered[1:], strict=False):
+    for (a, fa), (b, fb) in itertools.pairwise(numbered):
         if b != a + 1:
             raise InputError(
                 f"{name}: shard {a + 1} is missing from {str(path)!r} (found {fa.name} then "

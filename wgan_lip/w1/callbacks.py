@@ -73,15 +73,28 @@ class PlateauSchedule(Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.restore_best and self.best_state is not None:
             pl_module.load_state_dict(self.best_state)
-        # ddp_spawn hands callback_metrics (not callback state) back to the main process
+        # multi-process launchers hand callback_metrics (not callback state) back
         trainer.callback_metrics["plateau/stopped"] = torch.tensor(float(self.stopped))
-        trainer.callback_metrics["trainer/steps"] = torch.tensor(float(trainer.global_step))
 
     def state_dict(self) -> dict:
         return {"best": self.best, "wait": self.wait, "decays": self.decays}
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.wait, self.decays = state["best"], state["wait"], state["decays"]
+
+
+class TrainTimer(Callback):
+    """Record the training steps and seconds (the training loop only, no setup or scoring)
+    in ``trainer.callback_metrics`` as ``trainer/steps`` and ``trainer/train_seconds``, which
+    multi-process launchers hand back to the main process."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start, self.first_step = time.perf_counter(), trainer.global_step
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        metrics["trainer/steps"] = torch.tensor(float(trainer.global_step))
+        metrics["trainer/train_seconds"] = torch.tensor(time.perf_counter() - self.start)
 
 
 class StepProgress(Callback):

@@ -69,7 +69,9 @@ def shuffled_batches(
         order = torch.randperm(-(-n // block), generator=gen)
         carry = index[:0]
         for w in range(0, len(order), per_window):
-            ids = torch.cat([index[k * block : (k + 1) * block] for k in order[w : w + per_window].tolist()])
+            ids = torch.cat(
+                [index[k * block : (k + 1) * block] for k in order[w : w + per_window].tolist()]
+            )
             ids = torch.cat([carry, ids[torch.randperm(len(ids), generator=gen)]])
             full = len(ids) // b * b
             mine = [torch.tensor_split(ids[s : s + b], world)[rank] for s in range(0, full, b)]
@@ -254,8 +256,8 @@ class TwoSampleDataModule(L.LightningDataModule):
         ip, iq = self.indices(which)
         if max_rows is not None:
             gen = torch.Generator().manual_seed(seed)
-            ip, iq = (i if len(i) <= max_rows else i[torch.randperm(len(i), generator=gen)[:max_rows]]
-                      for i in (ip, iq))  # fmt: skip
+            ip, iq = (i[torch.randperm(len(i), generator=gen)[:max_rows]] if len(i) > max_rows
+                      else i for i in (ip, iq))  # fmt: skip
         return SideChunks(self.p.rows, self.q.rows, chunk or self.eval_batch_size, ip, iq)
 
     def train_dataloader(self) -> DataLoader:

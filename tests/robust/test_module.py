@@ -95,3 +95,21 @@ def test_bad_settings_are_clear_errors():
         LipschitzClassifier(loss="mse")
     with pytest.raises(InputError, match="non-negative"):
         LipschitzClassifier(eval_eps=(-1.0,))
+
+
+def test_two_process_validation_certifies_the_whole_set(trained_digits):
+    """Under DDP (2 CPU processes) each process validates a share; the logged numbers are
+    those of the whole test set, as with one process."""
+    from wgan_lip.w1.estimate import _fork_safe_threads
+
+    model, trainer, dm, _ = trained_digits
+    one = trainer.callback_metrics
+    two_trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_fork", logger=False,
+                            enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    with _fork_safe_threads(two_trainer):
+        two = two_trainer.validate(model, datamodule=dm, verbose=False)[0]
+    n = len(dm.test.labels)
+    for key in ("val/accuracy", "val/certified_l2_0.3", "val/certified_l2_1.58"):
+        # an odd-sized set is padded by one repeated sample: at most 1/n apart
+        assert two[key] == pytest.approx(float(one[key]), abs=1.01 / n), key
+    assert two["val/lipschitz_bound"] == pytest.approx(float(one["val/lipschitz_bound"]))

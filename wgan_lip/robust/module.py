@@ -134,6 +134,11 @@ class LipschitzClassifier(L.LightningModule):
         logits = torch.cat([v[0] for v in self._val])
         labels = torch.cat([v[1] for v in self._val])
         self._val = []
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # DDP: each process saw a share (the sampler pads the shares to equal sizes);
+            # every process then certifies the whole set with the same bound
+            logits = self.all_gather(logits.to(self.device)).flatten(0, 1).cpu()
+            labels = self.all_gather(labels.to(self.device)).flatten(0, 1).cpu()
         bound = self.lipschitz_bound()
         dim = math.prod(self.hparams.input_shape)
         metrics = {"accuracy": float((logits.argmax(1) == labels).float().mean()),

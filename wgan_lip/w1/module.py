@@ -135,7 +135,9 @@ class W1Critic(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         stats = self._reduced_stats()
-        bound = lipschitz_bound(self.critic)
+        bound = lipschitz_bound(self.critic) if self.trainer.is_global_zero else None
+        if self.trainer.world_size > 1:  # computed once, the same number everywhere
+            bound = self.trainer.strategy.broadcast(bound, src=0)
         scale = bound if self.critic.certified else 1.0
         value, low, high = stats.interval(scale)
         for name, v in (("w1", value), ("ci_low", low), ("ci_high", high), ("lip", bound)):

@@ -284,10 +284,10 @@ class NpyRows(Rows):
         shard = np.searchsorted(self.offsets, sorted_idx, side="right") - 1
         out = np.empty((len(idx_np), *self.file_event_shape), dtype=np.float32)
         maps = self._mapped()
-        row_bytes = maps[0].dtype.itemsize * math.prod(self.file_event_shape)
         pos = 0
         for s in np.unique(shard):
             local = sorted_idx[shard == s] - self.offsets[s]
+            row_bytes = maps[s].dtype.itemsize * math.prod(self.file_event_shape)  # per shard
             piece = self._pieces(local, row_bytes)
             bounds = np.flatnonzero(np.diff(piece)) + 1
             for part in np.split(local, bounds):

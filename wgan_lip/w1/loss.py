@@ -36,12 +36,16 @@ def global_kr_dual(f_p: torch.Tensor, f_q: torch.Tensor) -> tuple[torch.Tensor, 
         dual = kr_dual(f_p, f_q)
         return dual, dual.detach()
     world = dist.get_world_size()
-    counts = torch.tensor([len(f_p), len(f_q)], dtype=torch.float64, device=f_p.device)
-    dist.all_reduce(counts)
-    local = f_p.sum() / counts[0].to(f_p.dtype) - f_q.sum() / counts[1].to(f_q.dtype)
-    value = local.detach().to(torch.float64).clone()
-    dist.all_reduce(value)
-    return world * local, value.to(f_p.dtype)
+    sum_p, sum_q = f_p.sum(), f_q.sum()
+    # one all-reduce per step: the counts and the (detached) sums of both sides
+    totals = torch.stack([torch.tensor(float(len(f_p)), dtype=torch.float64, device=f_p.device),
+                          torch.tensor(float(len(f_q)), dtype=torch.float64, device=f_p.device),
+                          sum_p.detach().double(), sum_q.detach().double()])  # fmt: skip
+    dist.all_reduce(totals)
+    n_p, n_q, total_p, total_q = totals
+    objective = sum_p / n_p.to(f_p.dtype) - sum_q / n_q.to(f_q.dtype)
+    value = (total_p / n_p - total_q / n_q).to(f_p.dtype)
+    return world * objective, value
 
 
 def kr_loss(f_p: torch.Tensor, f_q: torch.Tensor) -> torch.Tensor:

@@ -116,14 +116,16 @@ class PairBatches(IterableDataset):
 
 class SideChunks(IterableDataset):
     """All of P then all of Q (rows at the given indices, in file order) in chunks, each
-    tagged with its side (0 = P, 1 = Q). Under DDP chunk ``i`` goes to process
-    ``i % world``, so the processes share the work and together score every row once."""
+    tagged with its side (0 = P, 1 = Q). With ``shard=True`` (the evaluation loaders) chunk
+    ``i`` goes to process ``i % world`` under DDP, so the processes share the work and
+    together score every row once; otherwise every row is yielded here."""
 
     def __init__(
         self, p: Rows | torch.Tensor, q: Rows | torch.Tensor, chunk: int,
         p_index: torch.Tensor | None = None, q_index: torch.Tensor | None = None,
+        shard: bool = False,
     ) -> None:  # fmt: skip
-        self.p, self.q, self.chunk = _rows(p), _rows(q), chunk
+        self.p, self.q, self.chunk, self.shard = _rows(p), _rows(q), chunk, shard
         self.p_index = (p_index if p_index is not None else torch.arange(self.p.n)).sort().values
         self.q_index = (q_index if q_index is not None else torch.arange(self.q.n)).sort().values
 
@@ -131,7 +133,7 @@ class SideChunks(IterableDataset):
         out = []
         for side, idx in ((0, self.p_index), (1, self.q_index)):
             out += [(side, s, s + self.chunk) for s in range(0, len(idx), self.chunk)]
-        rank, world = rank_and_world()
+        rank, world = rank_and_world() if self.shard else (0, 1)
         return out[rank::world]
 
     def __len__(self) -> int:
@@ -249,16 +251,18 @@ class TwoSampleDataModule(L.LightningDataModule):
         return self.p.take(chunks.p_index), self.q.take(chunks.q_index)
 
     def chunks(
-        self, which: str, chunk: int | None = None, max_rows: int | None = None, seed: int = 0
-    ) -> SideChunks:
-        """The rows of a part, P then Q, in chunks of ``chunk`` (this process's share);
-        with ``max_rows``, a seeded random subset of at most that many rows per side."""
+        self, which: str, chunk: int | None = None, max_rows: int | None = None, seed: int = 0,
+        shard: bool = False,
+    ) -> SideChunks:  # fmt: skip
+        """The rows of a part, P then Q, in chunks of ``chunk``; with ``max_rows``, a seeded
+        random subset of at most that many rows per side; with ``shard``, only this
+        process's share under DDP (see :class:`SideChunks`)."""
         ip, iq = self.indices(which)
         if max_rows is not None:
             gen = torch.Generator().manual_seed(seed)
             ip, iq = (i[torch.randperm(len(i), generator=gen)[:max_rows]] if len(i) > max_rows
                       else i for i in (ip, iq))  # fmt: skip
-        return SideChunks(self.p.rows, self.q.rows, chunk or self.eval_batch_size, ip, iq)
+        return SideChunks(self.p.rows, self.q.rows, chunk or self.eval_batch_size, ip, iq, shard)
 
     def train_dataloader(self) -> DataLoader:
         # Built once per fit (Lightning does not reload it): the generator runs on across
@@ -269,10 +273,10 @@ class TwoSampleDataModule(L.LightningDataModule):
         return DataLoader(ds, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.chunks("monitor"), batch_size=None)
+        return DataLoader(self.chunks("monitor", shard=True), batch_size=None)
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.chunks("holdout"), batch_size=None)
+        return DataLoader(self.chunks("holdout", shard=True), batch_size=None)
 
 
 class KnownW1DataModule(TwoSampleDataModule):

@@ -86,17 +86,7 @@ def dual_stats(
     critic: nn.Module, xp: torch.Tensor, xq: torch.Tensor, batch_size: int = 8192
 ) -> DualStats:
     """Score ``xp`` and ``xq`` with ``critic`` (eval mode) into :class:`DualStats`."""
-    was_training = critic.training
-    critic.eval()
-    device = next(critic.parameters()).device
-    stats = DualStats()
-    try:
-        for side, x in (("p", xp), ("q", xq)):
-            for start in range(0, len(x), batch_size):
-                stats.update(critic(x[start : start + batch_size].to(device)), side)
-    finally:
-        critic.train(was_training)
-    return stats
+    return chunk_stats(critic, SideChunks(xp, xq, batch_size))
 
 
 @torch.no_grad()
@@ -266,7 +256,7 @@ def estimate_w1(
     train_value = chunk_stats(net, fit, big, "scoring train").value / scale
     if holdout == 0:
         value = train_value
-    metrics = trainer.callback_metrics  # what ddp_spawn workers hand back
+    metrics = trainer.callback_metrics  # what forked / spawned workers hand back
     n_steps = int(metrics.get("trainer/steps", trainer.global_step))
     train_seconds = float(metrics.get("trainer/train_seconds", float("nan")))
     plateaued = bool(metrics.get("plateau/stopped", plateau.stopped))

@@ -88,13 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
     w1.add_argument("p", metavar="P", help="samples of P (file, folder or dataset name)")
     w1.add_argument("q", metavar="Q", help="samples of Q")
     w1.add_argument("--critic", choices=CRITICS, default=None,
-                    help="critic (default: groupsort; bcop for images is available)")  # fmt: skip
+                    help="critic (default: family, certified critics trained together, the "
+                         "best on the monitor split wins; groupsort and bcop are single "
+                         "certified networks; gp, lp, sn, clip are uncertified baselines)")
+    w1.add_argument("--folds", type=_positive_int, default=1,
+                    help="cross-fitting: K folds, every sample held out once (default 1: "
+                         "one split, --holdout)")  # fmt: skip
     w1.add_argument("--steps", type=_positive_int, default=None,
                     help="maximum training steps (default 10000, stops on a plateau)")  # fmt: skip
     w1.add_argument("--holdout", type=_fraction, default=0.2,
                     help="fraction held out for the reported value (default 0.2)")  # fmt: skip
     w1.add_argument("--batch-size", type=_positive_int, default=None,
-                    help="samples per side per step (default 512; 128 for bcop)")  # fmt: skip
+                    help="samples per side per step (default: all fit samples up to 1024 "
+                         "per side, else 512; 128 for bcop)")  # fmt: skip
     w1.add_argument("--exact", action="store_true",
                     help="also compute the exact W1 of the two samples (POT)")  # fmt: skip
     w1.add_argument("--max-exact-gib", type=float, default=4.0,
@@ -150,7 +156,7 @@ def run_w1(args: argparse.Namespace) -> int:
     from .w1.plot import check_plot_path, plot_critic_2d
 
     p, q = load_pair(args.p, args.q, data_root=args.data_root)
-    critic = args.critic or "groupsort"
+    critic = args.critic or "family"
     max_bytes = int(args.max_exact_gib * 2**30)
     # Everything that can be refused is refused before training starts.
     if args.exact and p.dim > 1 and exact_w1_bytes(p.n, q.n) > max_bytes:
@@ -165,7 +171,7 @@ def run_w1(args: argparse.Namespace) -> int:
             raise InputError(f"--plot draws 2-D data; these samples have {p.dim} dimensions")
 
     est = estimate_w1(
-        p, q, critic=critic, holdout=args.holdout, steps=args.steps,
+        p, q, critic=critic, holdout=args.holdout, steps=args.steps, folds=args.folds,
         batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress,
     )  # fmt: skip
     sliced = sliced_w1(p.subsample(SLICED_ROWS, args.seed), q.subsample(SLICED_ROWS, args.seed + 1),
@@ -185,14 +191,19 @@ def run_w1(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return _interrupted_exit(est)
     kind = "certified" if est.certified else "NOT certified (penalty/clipping critic)"
+    if est.critic_name and est.critic_name != critic:
+        kind += f"; {est.critic_name} won on the monitor split"
+    held = (f"held-out, {est.n_holdout_p:,} + {est.n_holdout_q:,} samples"
+            + (f", {est.folds} folds" if est.folds > 1 else ""))  # fmt: skip
     rows = [
         ("P", f"{p.description}  ({p.n:,} samples, dim {p.dim})"),
         ("Q", f"{q.description}  ({q.n:,} samples, dim {q.dim})"),
         ("critic", f"{critic}, {kind}"),
-        ("W1 estimate", f"{est.value:.6g}  (held-out, {est.n_holdout_p:,} + "
-                        f"{est.n_holdout_q:,} samples)" if est.holdout else
+        ("W1 estimate", f"{est.value:.6g}  ({held})" if est.holdout else
                         f"{est.value:.6g}  (in-sample, holdout=0)"),
         ("95% CI", f"[{est.ci_low:.6g}, {est.ci_high:.6g}]"),
+        ("p-value (P = Q)", f"{est.p_value:.4g}  (permutation test of the held-out scores)"
+                            if est.holdout else "n/a (in-sample, holdout=0)"),
         ("train value", f"{est.train_value:.6g}"),
         ("Lipschitz bound", f"{est.lipschitz_bound:.6f}"),
         ("sliced W1", f"{sliced:.6g}  (lower bound, {sliced_note})"),

@@ -1,6 +1,7 @@
 """Turn what a user passes as a sample source into a float32 tensor, or a one-line error.
 
-A source is a numpy array, a torch tensor, a file (``.npy``, ``.npz`` with one array or
+A source is a callable ``n -> samples`` or a torch ``Dataset`` / ``IterableDataset``
+(:mod:`wgan_lip.data.samplers`: fresh draws at every read), a numpy array, a torch tensor, a file (``.npy``, ``.npz`` with one array or
 ``file.npz:key``, ``.pt``, ``.csv``), a folder of images, a folder of ``.npy`` shards, or a
 named dataset from the data
 root (``mnist``, ``mnist:3``, ``fashion-mnist:train:7``, ``cifar10-subset``, ``uci-digits``;
@@ -264,6 +265,11 @@ def load_samples(source, *, data_root: str | os.PathLike | None = None, name: st
     """
     if isinstance(source, Samples):
         return source
+    from .samplers import sampler_rows
+
+    sampled = sampler_rows(source, name)
+    if sampled is not None:
+        return Samples(sampled, sampled.description)
     if isinstance(source, (str, os.PathLike)):
         spec = os.fspath(source)
         if not _looks_like_path(spec) and parse_dataset_spec(spec) is not None:

@@ -44,15 +44,35 @@ class GroupSort(nn.Module):
             return x
         grouped = x.reshape(x.shape[0], channels // g, g, *x.shape[2:])
         if g == 2:
-            # min/max is several times faster than a general sort for pairs.
-            a, b = grouped.unbind(dim=2)
-            out = torch.stack((torch.minimum(a, b), torch.maximum(a, b)), dim=2)
+            out = _PairSort.apply(grouped)
         else:
             out = grouped.sort(dim=2).values
         return out.reshape(x.shape)
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}"
+
+
+class _PairSort(torch.autograd.Function):
+    """Sort pairs along dim 2 of ``(N, G, 2, ...)`` exactly (a permutation of the inputs).
+
+    One comparison gives each pair's order as a gather index; the backward pass gathers
+    the gradient with the same index (swapping two entries is its own inverse). Autograd
+    of min/max builds four masks and was 3x slower on a CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        a, b = x.unbind(dim=2)
+        swap = (a > b).to(torch.int64).unsqueeze(2)
+        index = torch.cat((swap, 1 - swap), dim=2)
+        ctx.save_for_backward(index)
+        return torch.gather(x, 2, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (index,) = ctx.saved_tensors
+        return torch.gather(grad.contiguous(), 2, index)
 
 
 class MaxMin(GroupSort):

@@ -19,8 +19,8 @@ from ..errors import InputError
 from ..layers import SpectralLinear, lipschitz_bound
 from ..models import lipschitz_convnet, lipschitz_mlp
 
-CRITICS = ("groupsort", "bcop", "gp", "lp", "sn", "clip")
-CERTIFIED = frozenset({"groupsort", "bcop"})
+CRITICS = ("family", "groupsort", "bcop", "gp", "lp", "sn", "clip")
+CERTIFIED = frozenset({"groupsort", "bcop", "family"})
 DEFAULT_WIDTHS = (128, 128, 128)
 
 
@@ -52,13 +52,19 @@ class RawInputCritic(nn.Module):
         self.shift.copy_(mu.to(self.shift))
         self.scale.fill_(s if s > 0 and math.isfinite(s) else 1.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def normalized_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``net((x - shift) / scale)``: the scores in normalized units, which training
+        optimizes (so the loss, Adam's steps and its epsilon do not depend on the data's
+        units)."""
         if tuple(x.shape[1:]) != self.input_shape:
             x = x.reshape(x.shape[0], *self.input_shape)
         z = (x - self.shift) / self.scale
         if self.flatten:
             z = z.flatten(1)
-        return self.net(z).reshape(-1) * self.scale
+        return self.net(z).reshape(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalized_scores(x) * self.scale
 
     def lipschitz_bound(self) -> float:
         s = float(self.scale.double())
@@ -94,8 +100,9 @@ def build_critic(
     trained with a gradient penalty, a one-sided penalty or clipping. ``sn``: spectral-norm
     ReLU MLP.
     """
-    if kind not in CRITICS:
-        raise InputError(f"unknown critic {kind!r}; choose one of {', '.join(CRITICS)}")
+    if kind not in CRITICS or kind == "family":
+        raise InputError(f"unknown critic {kind!r}; choose one of {', '.join(CRITICS[1:])} "
+                         "(the family is wgan_lip.w1.family.CriticFamily)")  # fmt: skip
     input_shape = tuple(int(s) for s in input_shape)
     d = math.prod(input_shape)
     widths = tuple(widths) if widths is not None else DEFAULT_WIDTHS

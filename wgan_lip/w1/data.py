@@ -158,26 +158,122 @@ class Split:
     holdout: torch.Tensor
 
 
-def split_indices(n: int, holdout: float, monitor: float, seed: int, side: str) -> Split:
-    """Seeded random split of ``range(n)``; refuses splits that leave a part too small."""
-    if not 0.0 <= holdout < 1.0:
-        raise InputError(f"holdout must be in [0, 1), got {holdout}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_hold = round(holdout * n)
-    if holdout > 0 and n_hold < 2:
-        raise InputError(
-            f"{side}: holdout={holdout} of {n} samples leaves {n_hold} held out; "
-            "need at least 2 (use more samples, a larger holdout, or holdout=0)"
-        )
-    if n - n_hold < 2:
-        raise InputError(f"{side}: holdout={holdout} leaves fewer than 2 training samples")
-    hold, train = perm[:n_hold], perm[n_hold:]
-    if n_hold == 0:  # in-sample mode: fit, monitor and evaluate on every sample
-        return Split(train, train, train)
+def _monitor_split(train: torch.Tensor, hold: torch.Tensor, monitor: float) -> Split:
+    """Carve the monitor slice off the (already shuffled) training rows."""
     n_mon = min(round(monitor * len(train)), MAX_MONITOR_ROWS)
     if len(train) - n_mon >= MIN_MONITOR_TRAIN and n_mon >= 2:
         return Split(train[n_mon:], train[:n_mon], hold)
     return Split(train, train, hold)
+
+
+def _check_parts(n: int, n_hold: int, holdout: float, folds: int, side: str) -> None:
+    if (holdout > 0 or folds > 1) and n_hold < 2:
+        what = f"{folds} folds" if folds > 1 else f"holdout={holdout}"
+        raise InputError(
+            f"{side}: {what} of {n} samples leaves {n_hold} held out; "
+            "need at least 2 (use more samples, a larger holdout, fewer folds, or holdout=0)"
+        )
+    if n - n_hold < 2:
+        raise InputError(f"{side}: holdout={holdout} leaves fewer than 2 training samples")
+
+
+def _check_folds(folds: int, fold: int) -> None:
+    if folds < 1 or not 0 <= fold < folds:
+        raise InputError(f"folds must be >= 1 and fold in [0, folds), got folds={folds}, fold={fold}")
+
+
+def split_indices(
+    n: int, holdout: float, monitor: float, seed: int, side: str, folds: int = 1, fold: int = 0
+) -> Split:
+    """Seeded random split of ``range(n)``; refuses splits that leave a part too small.
+
+    With ``folds > 1`` (cross-fitting) the rows are dealt into ``folds`` random parts of
+    (nearly) equal size and part ``fold`` is held out; ``holdout`` is then ignored.
+    """
+    if not 0.0 <= holdout < 1.0:
+        raise InputError(f"holdout must be in [0, 1), got {holdout}")
+    _check_folds(folds, fold)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    if folds > 1:
+        in_fold = torch.zeros(n, dtype=torch.bool)
+        in_fold[fold::folds] = True
+        hold, train = perm[in_fold], perm[~in_fold]
+    else:
+        n_hold = round(holdout * n)
+        hold, train = perm[:n_hold], perm[n_hold:]
+    _check_parts(n, len(hold), holdout, folds, side)
+    if len(hold) == 0:  # in-sample mode: fit, monitor and evaluate on every sample
+        return Split(train, train, train)
+    return _monitor_split(train, hold, monitor)
+
+
+HASH_CHUNK_ROWS = 65_536
+
+
+def row_hashes(rows: Rows) -> torch.Tensor:
+    """A 64-bit hash of every row's float32 bit pattern (read chunk by chunk).
+
+    Equal rows always get equal hashes; distinct rows collide with probability about
+    2^-64 per pair, and a collision only ties two rows to the same part of the split.
+    """
+    d = math.prod(rows.event_shape)
+    gen = torch.Generator().manual_seed(0x5EED)
+    mult = torch.randint(1, 2**62, (d,), generator=gen, dtype=torch.int64) * 2 + 1
+    out = []
+    for start in range(0, rows.n, HASH_CHUNK_ROWS):
+        idx = torch.arange(start, min(start + HASH_CHUNK_ROWS, rows.n))
+        x = rows.take(idx).reshape(len(idx), d).to(torch.float32) + 0.0  # -0.0 -> 0.0
+        h = (x.contiguous().view(torch.int32).to(torch.int64) * mult).sum(1)  # wraps mod 2^64
+        out.append(h ^ (h >> 31))
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
+
+
+def _grouped_splits(
+    hp: torch.Tensor, hq: torch.Tensor, holdout: float, monitor: float, seed: int,
+    folds: int, fold: int,
+) -> tuple[Split, Split]:  # fmt: skip
+    """Split P and Q so that equal rows (within or across the sides) land in the same part:
+    the parts are drawn per distinct row, not per sample."""
+    uniq, inv = torch.unique(torch.cat([hp, hq]), return_inverse=True)
+    g = len(uniq)
+    gen = torch.Generator().manual_seed(seed)
+    pos = torch.empty(g, dtype=torch.float64)
+    pos[torch.randperm(g, generator=gen)] = torch.arange(g, dtype=torch.float64) / g
+    pos2 = torch.empty(g, dtype=torch.float64)
+    pos2[torch.randperm(g, generator=gen)] = torch.arange(g, dtype=torch.float64) / g
+    splits = []
+    for side, groups in (("P", inv[: len(hp)]), ("Q", inv[len(hp) :])):
+        u, v = pos[groups], pos2[groups]
+        held = (torch.floor(u * folds) == fold) if folds > 1 else (u < holdout)
+        hold = torch.nonzero(held).reshape(-1)
+        _check_parts(len(groups), len(hold), holdout, folds, side)
+        rest = torch.nonzero(~held).reshape(-1)
+        if len(hold) == 0:
+            splits.append(Split(rest, rest, rest))
+            continue
+        train = rest[torch.argsort(v[rest], stable=True)]  # monitor = smallest v: same groups
+        splits.append(_monitor_split(train, hold, monitor))
+    return splits[0], splits[1]
+
+
+def split_pair(
+    p: Rows, q: Rows, holdout: float, monitor: float, seed: int, folds: int = 1, fold: int = 0,
+    hashes: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[Split, Split]:  # fmt: skip
+    """The splits of P and Q. When the two sides share rows (the same file twice,
+    overlapping datasets), every distinct row goes to one part on both sides, so a held-out
+    row of one side is never a training row of the other; otherwise each side is split on
+    its own (:func:`split_indices`). ``hashes``: the :func:`row_hashes` of both sides, if
+    already computed."""
+    if not 0.0 <= holdout < 1.0:
+        raise InputError(f"holdout must be in [0, 1), got {holdout}")
+    _check_folds(folds, fold)
+    if (holdout > 0 or folds > 1) and p.event_shape == q.event_shape:
+        hp, hq = hashes if hashes is not None else (row_hashes(p), row_hashes(q))
+        if bool(torch.isin(hq, hp).any()):
+            return _grouped_splits(hp, hq, holdout, monitor, seed, folds, fold)
+    return (split_indices(p.n, holdout, monitor, seed, "P", folds, fold),
+            split_indices(q.n, holdout, monitor, seed + 1, "Q", folds, fold))  # fmt: skip
 
 
 class TwoSampleDataModule(L.LightningDataModule):
@@ -192,6 +288,8 @@ class TwoSampleDataModule(L.LightningDataModule):
         batch_size: samples per side per step.
         eval_every: training steps between two plateau checks (one "epoch").
         seed: fixes the split and the batch order.
+        folds, fold: cross-fitting: with ``folds > 1`` part ``fold`` of ``folds`` is held
+            out (``holdout`` is ignored).
     """
 
     def __init__(
@@ -206,6 +304,8 @@ class TwoSampleDataModule(L.LightningDataModule):
         eval_every: int = 100,
         eval_batch_size: int = 8192,
         seed: int = 0,
+        folds: int = 1,
+        fold: int = 0,
     ) -> None:
         super().__init__()
         if batch_size < 1 or eval_every < 1:
@@ -215,6 +315,7 @@ class TwoSampleDataModule(L.LightningDataModule):
         self.holdout, self.monitor = holdout, monitor
         self.batch_size, self.eval_every = batch_size, eval_every
         self.eval_batch_size, self.seed = eval_batch_size, seed
+        self.folds, self.fold = folds, fold
         self.p: Samples | None = None
         self.q: Samples | None = None
 
@@ -223,8 +324,26 @@ class TwoSampleDataModule(L.LightningDataModule):
         if self.p is not None:
             return
         self.p, self.q = load_pair(self.p_source, self.q_source, data_root=self.data_root)
-        self.split_p = split_indices(self.p.n, self.holdout, self.monitor, self.seed, "P")
-        self.split_q = split_indices(self.q.n, self.holdout, self.monitor, self.seed + 1, "Q")
+        self._hashes = None
+        self.use_fold(self.fold)
+
+    def use_fold(self, fold: int) -> None:
+        """Hold out part ``fold`` (cross-fitting), keeping the loaded samples."""
+        self.fold = fold
+        # sampled sides draw fresh rows at every read: nothing to share, nothing to hash
+        fresh = getattr(self.p.rows, "fresh", False) or getattr(self.q.rows, "fresh", False)
+        if (self.holdout > 0 or self.folds > 1) and self._hashes is None and not fresh:
+            self._hashes = (row_hashes(self.p.rows), row_hashes(self.q.rows))
+        if fresh:
+            self.split_p = split_indices(self.p.n, self.holdout, self.monitor, self.seed, "P",
+                                         self.folds, fold)  # fmt: skip
+            self.split_q = split_indices(self.q.n, self.holdout, self.monitor, self.seed + 1, "Q",
+                                         self.folds, fold)  # fmt: skip
+            return
+        self.split_p, self.split_q = split_pair(
+            self.p.rows, self.q.rows, self.holdout, self.monitor, self.seed, self.folds, fold,
+            hashes=self._hashes if self.p.event_shape == self.q.event_shape else None,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         self.load()

@@ -24,11 +24,14 @@ from ..errors import InputError
 from ..layers import lipschitz_bound
 from .callbacks import PlateauSchedule, StepProgress, StopOnInterrupt, TrainTimer
 from .critics import CRITICS, RawInputCritic
-from .data import NORMALIZATION_ROWS, SideChunks, TwoSampleDataModule
+from .data import SideChunks, TwoSampleDataModule
+from .family import DEFAULT_FAMILY, GPU_FAMILY
 from .loss import DualStats
 from .module import W1Critic
+from .two_sample import combine_fold_p_values, permutation_p_value
 
 DEFAULT_MAX_STEPS = 10_000
+FULL_BATCH_ROWS = 1024  # per side: up to this many fit rows, every step uses all of them
 TRAIN_VALUE_ROWS = 100_000  # per side: the in-sample diagnostic is computed on at most this
 PROGRESS_ROWS = 200_000  # score with a progress bar when a part has more rows than this
 
@@ -46,6 +49,12 @@ class W1Estimate:
     ``seconds`` is the whole call, ``train_seconds`` the training loop alone.
     ``critic`` maps raw samples to scores; ``(mean critic(P') - mean critic(Q')) /
     lipschitz_bound`` is a certified dual value on any fresh samples.
+
+    With the critic family (the default), ``critic_name`` is the member that won on the
+    monitor split and ``monitor_values`` the certified monitor value of every member (the
+    last fold's, with cross-fitting). ``p_value`` tests H0: P = Q from the held-out scores
+    (:mod:`wgan_lip.w1.two_sample`; NaN with ``holdout=0``). With ``folds > 1`` every
+    sample is held out once; ``lipschitz_bound`` is then the largest of the folds' bounds.
     """
 
     value: float
@@ -66,6 +75,11 @@ class W1Estimate:
     n_holdout_q: int
     stopped: str
     critic: nn.Module = field(repr=False, compare=False)
+    critic_name: str = ""
+    monitor_values: dict = field(default_factory=dict)
+    p_value: float = float("nan")
+    folds: int = 1
+    batch_size: int = 0
 
     def to_dict(self) -> dict:
         """All fields but the critic module, as JSON-ready Python scalars."""
@@ -97,7 +111,7 @@ def chunk_stats(
     part larger than memory is fine) into :class:`DualStats`."""
     was_training = critic.training
     critic.eval()
-    device = next(critic.parameters()).device
+    device = next(critic.buffers()).device
     stats = DualStats()
     bar = None
     if progress:
@@ -115,6 +129,42 @@ def chunk_stats(
         critic.train(was_training)
         if bar is not None:
             bar.close()
+    return stats
+
+
+@torch.no_grad()
+def chunk_scores(
+    critic: nn.Module, chunks: SideChunks, progress: bool = False, label: str = "scoring"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every score of the rows of ``chunks`` as float64 ``(scores_p, scores_q)``."""
+    was_training = critic.training
+    critic.eval()
+    device = next(critic.buffers()).device
+    out: tuple[list, list] = ([], [])
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = len(chunks.p_index) + len(chunks.q_index)
+        bar = tqdm(total=total, desc=label, unit="row", unit_scale=True, file=sys.stderr,
+                   dynamic_ncols=True, leave=False)  # fmt: skip
+    try:
+        for x, side in chunks:
+            out[int(side)].append(critic(x.to(device)).detach().double().cpu().reshape(-1))
+            if bar is not None:
+                bar.update(len(x))
+    finally:
+        critic.train(was_training)
+        if bar is not None:
+            bar.close()
+    empty = torch.zeros(0, dtype=torch.float64)
+    return (torch.cat(out[0]) if out[0] else empty, torch.cat(out[1]) if out[1] else empty)
+
+
+def _stats_of(sp: torch.Tensor, sq: torch.Tensor) -> DualStats:
+    stats = DualStats()
+    stats.update(sp, "p")
+    stats.update(sq, "q")
     return stats
 
 
@@ -159,8 +209,9 @@ def estimate_w1(
     p,
     q,
     *,
-    critic: str = "groupsort",
+    critic: str = "family",
     holdout: float = 0.2,
+    folds: int = 1,
     steps: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
@@ -168,6 +219,7 @@ def estimate_w1(
     logger=None,
     data_root: str | None = None,
     widths: tuple[int, ...] | None = None,
+    family: tuple[str, ...] | None = None,
     lr: float | None = None,
     eval_every: int = 100,
     patience: int = 5,
@@ -183,26 +235,47 @@ def estimate_w1(
         p, q: samples of P and Q: numpy arrays, torch tensors, file paths (``.npy``, ``.npz``
             or ``file.npz:key``, ``.pt``, ``.csv``), image folders, or dataset names
             (``mnist``, ``mnist:3``, ``fashion-mnist:train:7``, ``cifar10-subset``).
-        critic: ``"groupsort"`` (Björck MLP + GroupSort, certified), ``"bcop"`` (BCOP
-            convnet for images, certified), or the baselines ``"gp"``, ``"lp"``, ``"sn"``,
-            ``"clip"`` (``certified=False``, raw dual values).
+        critic: ``"family"`` (default: the linear, cone and GroupSort/Björck critics of
+            :mod:`wgan_lip.w1.family` trained together, the best on the monitor split
+            reported), ``"groupsort"`` (one Björck MLP + GroupSort), ``"bcop"`` (BCOP
+            convnet for images), all certified, or the baselines ``"gp"``, ``"lp"``,
+            ``"sn"``, ``"clip"`` (``certified=False``, raw dual values).
         holdout: fraction of each side held out for the reported value; 0 trains and
             evaluates on all samples (then ``value == train_value``, an in-sample number).
-        steps: maximum training steps (default 10,000); training stops earlier when the
-            monitored dual value plateaus after two learning-rate decays.
-        batch_size: samples per side per step (default 512; 128 for ``bcop``, whose
-            convolutions cost far more per sample).
+        folds: cross-fitting. With ``folds=K > 1`` the samples are dealt into K parts; K
+            critics are trained, each with one part held out, and the reported value is
+            the mean over *every* sample of the score given by the critic that did not see
+            it (divided by that critic's bound). Each critic ``f_k / L_k`` is 1-Lipschitz
+            and independent of its held-out part, so the expected held-out mean of each
+            part is that critic's population dual value, at most W1; the combined value is
+            a weighted average of such terms, hence a lower bound of W1 in expectation,
+            and it uses all n samples instead of ``holdout * n``. The interval uses the
+            variance of all the held-out scores (asymptotically valid: the folds' critics
+            depend on each other's rows only through training). ``holdout`` is ignored.
+        steps: maximum training steps per fold (default 10,000); training stops earlier
+            when the monitored dual value plateaus after two learning-rate decays.
+        batch_size: samples per side per step (default: all fit rows when there are at most
+            1,024 per side, else 512; 128 for ``bcop``).
         seed: fixes the split, the initialization and the batch order.
         progress: show a progress bar on stderr.
         logger: a Lightning logger (None: no logging).
         data_root: where named datasets live (default ``$WGAN_LIP_DATA``).
-        widths, lr, eval_every, patience: critic widths, learning rate, steps between
-            plateau checks, checks without improvement before a decay.
-        max_time: optional wall-clock cap, Lightning format ``"DD:HH:MM:SS"``.
+        widths: hidden widths of the single-network critics.
+        family: member names of the ``family`` critic (default
+            :data:`~wgan_lip.w1.family.DEFAULT_FAMILY` on a CPU,
+            :data:`~wgan_lip.w1.family.GPU_FAMILY` on a GPU).
+        lr, eval_every, patience: learning rate, steps between plateau checks, checks
+            without improvement before a decay.
+        max_time: optional wall-clock cap per fold, Lightning format ``"DD:HH:MM:SS"``.
         accelerator, devices, strategy: passed to the Lightning ``Trainer`` (a GPU is used
             if present). Several devices train with DDP (``ddp_fork`` by default from
             Python) on the same global batches; the held-out scoring runs once, here.
         callbacks: extra Lightning callbacks.
+
+    Training runs in normalized units (inputs centred and divided by their pooled standard
+    deviation, loss in those units) and the result is reported in the user's units, so
+    rescaling the data rescales the answer and nothing else. Rows that P and Q share
+    always fall in the same part of the split (see :func:`~wgan_lip.w1.data.split_pair`).
 
     ``p`` and ``q`` may be larger than memory: ``.npy`` files and folders of ``.npy`` shards
     are memory-mapped and read in shuffled windows; the held-out rows are only indexed,
@@ -219,22 +292,82 @@ def estimate_w1(
         raise InputError(f"unknown critic {critic!r}; choose one of {', '.join(CRITICS)}")
     if steps is not None and steps < 1:
         raise InputError(f"steps must be positive, got {steps}")
-    if batch_size is None:
-        batch_size = 128 if critic == "bcop" else 512
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+        raise InputError(f"folds must be a positive integer, got {folds!r}")
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"batch_size must be positive, got {batch_size}")
+    if family is not None:
+        members = tuple(family)
+    else:  # the wider family where a GPU trains the stacked networks in parallel
+        gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+        members = GPU_FAMILY if gpu else DEFAULT_FAMILY
+    if critic == "family":
+        from .family import parse_member
+
+        for m in members:
+            parse_member(m)  # a bad name is refused before any data is read
     dm = TwoSampleDataModule(
-        p, q, data_root=data_root, holdout=holdout, batch_size=batch_size,
-        eval_every=eval_every, seed=seed,
+        p, q, data_root=data_root, holdout=holdout, batch_size=batch_size or 512,
+        eval_every=eval_every, seed=seed, folds=folds,
     )  # fmt: skip
     dm.load()
+    parts, scores_p, scores_q, p_values, bounds = [], [], [], [], []
+    for fold in range(folds):
+        if fold:
+            dm.use_fold(fold)
+        fit_p, fit_q = dm.indices("fit")
+        if batch_size is None:
+            n_fit = max(len(fit_p), len(fit_q))
+            dm.batch_size = 128 if critic == "bcop" else (n_fit if n_fit <= FULL_BATCH_ROWS else 512)
+        part = _fit_fold(dm, critic, members, widths, lr, patience, steps, max_time, accelerator,
+                         devices, strategy, logger, callbacks, progress, seed)  # fmt: skip
+        parts.append(part)
+        bounds.append(part["bound"])
+        if holdout > 0 or folds > 1:
+            scale = part["bound"] if part["net"].certified else 1.0
+            scores_p.append(part["held_p"] / scale)
+            scores_q.append(part["held_q"] / scale)
+            p_values.append(permutation_p_value(part["held_p"], part["held_q"], seed=seed))
+        if part["stopped"] == "interrupted":
+            break
+    last = parts[-1]
+    if scores_p:
+        held = _stats_of(torch.cat(scores_p), torch.cat(scores_q))
+        value, low, high = held.interval(1.0)
+        p_value = combine_fold_p_values(p_values) if len(p_values) > 1 else p_values[0]
+        n_hold_p, n_hold_q = held.n_p, held.n_q
+    else:  # in-sample
+        value, low, high = last["train_value"], last["train_low"], last["train_high"]
+        p_value, n_hold_p, n_hold_q = float("nan"), 0, 0
+    train_value = sum(pt["train_value"] for pt in parts) / len(parts)
+    return W1Estimate(
+        value=value, ci_low=low, ci_high=high, train_value=train_value,
+        lipschitz_bound=max(bounds), n_p=dm.p.n, n_q=dm.q.n, dim=dm.p.dim,
+        steps=sum(pt["steps"] for pt in parts),
+        train_seconds=sum(pt["train_seconds"] for pt in parts),
+        seconds=time.perf_counter() - start, certified=last["net"].certified,
+        critic_type=critic, holdout=holdout if folds == 1 else 1.0 / folds,
+        n_holdout_p=n_hold_p, n_holdout_q=n_hold_q, stopped=last["stopped"], critic=last["net"],
+        critic_name=last["name"], monitor_values=last["monitor_values"], p_value=p_value,
+        folds=len(parts), batch_size=dm.batch_size,
+    )  # fmt: skip
+
+
+def _fit_fold(dm, critic, members, widths, lr, patience, steps, max_time, accelerator, devices,
+              strategy, logger, callbacks, progress, seed) -> dict:  # fmt: skip
+    """Train on the datamodule's current fold and score its parts: a dict of results."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        module = W1Critic(critic, input_shape=dm.input_shape, widths=widths, lr=lr)
-        module.critic.fit_normalization(torch.cat(dm.sample("fit", NORMALIZATION_ROWS)))
-        plateau = PlateauSchedule(patience=patience)
+        torch.manual_seed(seed + 7919 * dm.fold)
+        module = W1Critic(critic, input_shape=dm.input_shape, widths=widths, lr=lr,
+                          family=members)  # fmt: skip
+        module.prepare_critic(dm)
+        # a family keeps each member's best weights itself
+        plateau = PlateauSchedule(patience=patience, restore_best=not module.is_family)
         interrupt = StopOnInterrupt()
         cbs = [plateau, interrupt, TrainTimer(), *(callbacks or [])]
         if progress:
-            cbs.append(StepProgress())
+            label = "W1 critic" if dm.folds == 1 else f"W1 critic, fold {dm.fold + 1}/{dm.folds}"
+            cbs.append(StepProgress(label=label))
         max_steps = steps if steps is not None else DEFAULT_MAX_STEPS
         with _quiet_lightning():
             trainer = L.Trainer(
@@ -246,29 +379,37 @@ def estimate_w1(
             )  # fmt: skip
             with _fork_safe_threads(trainer):
                 trainer.fit(module, datamodule=dm)
-    net: RawInputCritic = module.critic.eval()
+    monitor_values: dict[str, float] = {}
+    if module.is_family:
+        family = module.critic.eval()
+        bounds = family.lipschitz_bounds()
+        scale = float(family.scale)
+        for k, name in enumerate(family.names):
+            monitor_values[name] = float(family.best_values[k]) * scale / bounds[k]
+        best = family.best_member()
+        net: RawInputCritic = family.member(best).eval()
+        name = family.names[best]
+    else:
+        net = module.critic.eval()
+        name = critic
     bound = lipschitz_bound(net)
     scale = bound if net.certified else 1.0
     big = progress and dm.p.n + dm.q.n > PROGRESS_ROWS
-    held = chunk_stats(net, dm.chunks("holdout"), big, "scoring held-out")
-    value, low, high = held.interval(scale)
+    out = {"net": net, "bound": bound, "name": name, "monitor_values": monitor_values}
+    if dm.holdout > 0 or dm.folds > 1:
+        out["held_p"], out["held_q"] = chunk_scores(net, dm.chunks("holdout"), big,
+                                                    "scoring held-out")  # fmt: skip
     fit = dm.chunks("fit", max_rows=TRAIN_VALUE_ROWS, seed=seed)
-    train_value = chunk_stats(net, fit, big, "scoring train").value / scale
-    if holdout == 0:
-        value = train_value
+    train_stats = chunk_stats(net, fit, big, "scoring train")
+    out["train_value"], out["train_low"], out["train_high"] = train_stats.interval(scale)
     metrics = trainer.callback_metrics  # what forked / spawned workers hand back
-    n_steps = int(metrics.get("trainer/steps", trainer.global_step))
-    train_seconds = float(metrics.get("trainer/train_seconds", float("nan")))
+    out["steps"] = int(metrics.get("trainer/steps", trainer.global_step))
+    out["train_seconds"] = float(metrics.get("trainer/train_seconds", float("nan")))
     plateaued = bool(metrics.get("plateau/stopped", plateau.stopped))
     stopped = "plateau" if plateaued else "max_steps"
     if interrupt.interrupted:
         stopped = "interrupted"
-    elif not plateaued and n_steps < max_steps:
+    elif not plateaued and out["steps"] < max_steps:
         stopped = "max_time"
-    return W1Estimate(
-        value=value, ci_low=low, ci_high=high, train_value=train_value,
-        lipschitz_bound=bound, n_p=dm.p.n, n_q=dm.q.n, dim=dm.p.dim,
-        steps=n_steps, train_seconds=train_seconds, seconds=time.perf_counter() - start,
-        certified=net.certified, critic_type=critic, holdout=holdout,
-        n_holdout_p=held.n_p, n_holdout_q=held.n_q, stopped=stopped, critic=net,
-    )  # fmt: skip
+    out["stopped"] = stopped
+    return out

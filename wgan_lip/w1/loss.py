@@ -29,22 +29,26 @@ def global_kr_dual(f_p: torch.Tensor, f_q: torch.Tensor) -> tuple[torch.Tensor, 
     ``world * (sum_local f(P) / N_P - sum_local f(Q) / N_Q)`` with the global counts
     ``N_P``, ``N_Q``; DDP averages gradients over the ``world`` processes, so the averaged
     gradient is exactly the gradient of the global dual value. With one process both are
-    ``kr_dual(f_p, f_q)``.
+    ``kr_dual(f_p, f_q)``. Scores of shape ``(n, K)`` (a family of ``K`` critics) give ``K``
+    values and the sum of the ``K`` objectives (independent parameters: each critic gets
+    the gradient of its own objective).
     """
     dist = torch.distributed
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        dual = kr_dual(f_p, f_q)
-        return dual, dual.detach()
+        dual = f_p.mean(0) - f_q.mean(0)
+        return dual.sum(), dual.detach()
     world = dist.get_world_size()
-    sum_p, sum_q = f_p.sum(), f_q.sum()
+    sum_p, sum_q = f_p.sum(0), f_q.sum(0)  # per critic when the scores are (n, K)
+    k = sum_p.numel()
+    counts = torch.tensor([float(len(f_p)), float(len(f_q))], dtype=torch.float64,
+                          device=f_p.device)  # fmt: skip
     # one all-reduce per step: the counts and the (detached) sums of both sides
-    totals = torch.stack([torch.tensor(float(len(f_p)), dtype=torch.float64, device=f_p.device),
-                          torch.tensor(float(len(f_q)), dtype=torch.float64, device=f_p.device),
-                          sum_p.detach().double(), sum_q.detach().double()])  # fmt: skip
+    totals = torch.cat([counts, sum_p.detach().double().reshape(-1),
+                        sum_q.detach().double().reshape(-1)])  # fmt: skip
     dist.all_reduce(totals)
-    n_p, n_q, total_p, total_q = totals
-    objective = sum_p / n_p.to(f_p.dtype) - sum_q / n_q.to(f_q.dtype)
-    value = (total_p / n_p - total_q / n_q).to(f_p.dtype)
+    n_p, n_q = totals[0], totals[1]
+    objective = (sum_p / n_p.to(f_p.dtype) - sum_q / n_q.to(f_q.dtype)).sum()
+    value = (totals[2 : 2 + k] / n_p - totals[2 + k :] / n_q).to(f_p.dtype).reshape(sum_p.shape)
     return world * objective, value
 
 

@@ -13,19 +13,24 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
+from torch import nn
 
 from ..layers import lipschitz_bound
 from ..penalties import clip_weights, gradient_penalty
 from .critics import RawInputCritic, build_critic
 from .data import NORMALIZATION_ROWS
-from .loss import DualStats, global_kr_dual
+from .family import DEFAULT_FAMILY, CriticFamily
+from .loss import Z95, global_kr_dual
 
 
 class W1Critic(L.LightningModule):
     """Train a critic ``f`` to maximize ``E_P f - E_Q f`` on batches ``(x_p, x_q)``.
 
     Args:
-        critic: ``groupsort`` | ``bcop`` (certified) or ``gp`` | ``lp`` | ``sn`` | ``clip``.
+        critic: ``family`` (certified critics trained together, the best on the monitor
+            split wins: :mod:`wgan_lip.w1.family`), ``groupsort`` | ``bcop`` (certified) or
+            ``gp`` | ``lp`` | ``sn`` | ``clip``.
+        family: the members of the ``family`` critic.
         input_shape: shape of one sample; inferred from the datamodule when None.
         widths: hidden widths of the MLP critics (the bcop head width is ``widths[0]``).
         lr: learning rate (default 1e-3 with Adam; 5e-5 with RMSprop for ``clip``, the
@@ -44,30 +49,52 @@ class W1Critic(L.LightningModule):
         lr: float | None = None,
         penalty_weight: float = 10.0,
         clip_value: float = 0.01,
+        family: Sequence[str] = DEFAULT_FAMILY,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.kind = critic
-        self.critic: RawInputCritic | None = None
+        self.critic: RawInputCritic | CriticFamily | None = None
         if input_shape is not None:
             self._build(input_shape)
-        self._stats = DualStats()
+        self._stats = _ScoreSums(1)
+
+    @property
+    def is_family(self) -> bool:
+        return self.kind == "family"
 
     def _build(self, input_shape: Sequence[int]) -> None:
         h = self.hparams
+        if self.is_family:
+            self.critic = CriticFamily(input_shape, tuple(h.family))
+            return
         self.critic = build_critic(
             h.critic, input_shape, widths=h.widths, group_size=h.group_size, channels=h.channels
         )
+
+    def prepare_critic(self, dm) -> None:
+        """Fit the input normalization (and the family's closed-form parts) on fit rows."""
+        xp, xq = dm.sample("fit", NORMALIZATION_ROWS)
+        self.critic.fit_normalization(torch.cat([xp, xq]))
+        if self.is_family:
+            self.critic.fit_closed_form(xp, xq, seed=getattr(dm, "seed", 0))
 
     def setup(self, stage: str) -> None:
         if self.critic is None:  # LightningCLI: the shape comes from the data
             dm = self.trainer.datamodule
             self.hparams.input_shape = list(dm.input_shape)
             self._build(dm.input_shape)
-            self.critic.fit_normalization(torch.cat(dm.sample("fit", NORMALIZATION_ROWS)))
+            self.prepare_critic(dm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic(x)
+
+    def _train_scores(self, x: torch.Tensor, trained_only: bool = False) -> torch.Tensor:
+        """Scores in normalized units: ``(B,)`` for one critic, ``(B, K)`` for a family
+        (its trained members only with ``trained_only``)."""
+        if self.is_family:
+            return self.critic(x, trained_only=trained_only)
+        return self.critic.normalized_scores(x)
 
     @property
     def data_radius(self) -> float:
@@ -76,11 +103,15 @@ class W1Critic(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         xp, xq = batch
-        scores = self.critic(torch.cat([xp, xq]))  # one pass: the constrained weights once
+        # one pass: the constrained weights once; normalized units, whatever the data's scale
+        scores = self._train_scores(torch.cat([xp, xq]), trained_only=True)
+        if scores.dim() == 2 and scores.shape[1] == 0:  # a family of closed-form members only
+            scores = scores.sum(1) + 0 * sum(p.sum() for p in self.parameters())
         # Under DDP each process holds part of the global batch, maybe unevenly: the
         # objective is weighted so the averaged gradient is that of the global dual.
         objective, dual = global_kr_dual(scores[: len(xp)], scores[len(xp) :])
         loss = -objective
+        dual = dual.max() * self.critic.scale  # the best member, in the user's units
         if self.kind in ("gp", "lp"):
             loss = loss + gradient_penalty(
                 self.critic, xp, xq, self.hparams.penalty_weight, one_sided=self.kind == "lp"
@@ -96,22 +127,30 @@ class W1Critic(L.LightningModule):
     def configure_optimizers(self):
         if self.kind == "clip":
             return torch.optim.RMSprop(self.critic.parameters(), lr=self.hparams.lr or 5e-5)
+        if self.is_family:
+            return torch.optim.Adam(self.critic.param_groups(self.hparams.lr or 1e-3))
         return torch.optim.Adam(self.critic.parameters(), lr=self.hparams.lr or 1e-3)
 
-    # ----- evaluation: streaming sums of the scores per side -----
+    def on_train_end(self) -> None:
+        if self.is_family:  # each member back at its best monitor value
+            self.critic.load_best()
+
+    # ----- evaluation: streaming sums of the scores per side (per member for a family) -----
 
     def _eval_start(self) -> None:
-        self._stats = DualStats()
+        self._stats = _ScoreSums(len(self.critic.names) if self.is_family else 1)
 
     def _eval_step(self, batch) -> None:
         x, side = batch
-        self._stats.update(self.critic(x), "p" if int(side) == 0 else "q")
+        scores = self._train_scores(x)
+        self._stats.update(scores if scores.dim() == 2 else scores[:, None], int(side))
 
-    def _reduced_stats(self) -> DualStats:
+    def _reduced_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-critic ``(value, stderr)`` over all processes, in normalized units."""
         t = self._stats.as_tensor().to(self.device)
         if self.trainer is not None and self.trainer.world_size > 1:
             t = self.trainer.strategy.reduce(t, reduce_op="sum")
-        return DualStats.from_tensor(t.cpu())
+        return _ScoreSums.values(t.cpu())
 
     def on_validation_epoch_start(self) -> None:
         self._eval_start()
@@ -123,7 +162,14 @@ class W1Critic(L.LightningModule):
         last = getattr(self, "_last_loss", None)
         if last is not None and not torch.isfinite(last):
             raise FloatingPointError(f"W1 critic: loss is {float(last)} at step {self.global_step}")
-        value = self._reduced_stats().value
+        values, _ = self._reduced_values()
+        if self.is_family:
+            self.critic.record(values.tolist())
+            trained = [v for v, t in zip(values.tolist(), self.critic.trained) if t]
+            best = max(trained) if trained else float(values.max())
+        else:
+            best = float(values[0])
+        value = best * float(self.critic.scale)
         self.log("val/dual", value, sync_dist=False)
         self.log("val/dual_rel", value / self.data_radius, sync_dist=False)
 
@@ -133,12 +179,46 @@ class W1Critic(L.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch)
 
+    def _reported_critic(self) -> tuple[nn.Module, int]:
+        if self.is_family:
+            k = self.critic.best_member()
+            return self.critic.member(k), k
+        return self.critic, 0
+
     def on_test_epoch_end(self) -> None:
-        stats = self._reduced_stats()
-        bound = lipschitz_bound(self.critic) if self.trainer.is_global_zero else None
+        values, stderr = self._reduced_values()
+        critic, k = self._reported_critic()
+        bound = lipschitz_bound(critic) if self.trainer.is_global_zero else None
         if self.trainer.world_size > 1:  # computed once, the same number everywhere
             bound = self.trainer.strategy.broadcast(bound, src=0)
-        scale = bound if self.critic.certified else 1.0
-        value, low, high = stats.interval(scale)
-        for name, v in (("w1", value), ("ci_low", low), ("ci_high", high), ("lip", bound)):
+        scale = float(self.critic.scale) / (bound if critic.certified else 1.0)
+        value, half = float(values[k]) * scale, Z95 * float(stderr[k]) * scale
+        for name, v in (("w1", value), ("ci_low", value - half), ("ci_high", value + half),
+                        ("lip", bound)):  # fmt: skip
             self.log(f"test/{name}", v, sync_dist=False)
+
+
+class _ScoreSums:
+    """Counts, sums and sums of squares of ``(B, K)`` scores per side, in float64."""
+
+    def __init__(self, k: int) -> None:
+        # (2 sides, 3 sums, K); a process that scores nothing contributes zeros to the reduce
+        self.t = torch.zeros(2, 3, k, dtype=torch.float64)
+
+    def update(self, scores: torch.Tensor, side: int) -> None:
+        s = scores.detach().to(torch.float64)
+        self.t[side, 0] += len(s)
+        self.t[side, 1] += s.sum(0).cpu()
+        self.t[side, 2] += (s * s).sum(0).cpu()
+
+    def as_tensor(self) -> torch.Tensor:
+        return self.t
+
+    @staticmethod
+    def values(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n, total, sq = t[:, 0], t[:, 1], t[:, 2]
+        if bool((n == 0).any()):
+            raise ValueError("W1 critic: no evaluation scores for P or Q")
+        mean = total / n
+        var = (sq / n - mean * mean).clamp_min(0) * n / (n - 1).clamp_min(1)
+        return mean[0] - mean[1], (var[0] / n[0] + var[1] / n[1]).sqrt()

@@ -1,0 +1,114 @@
+"""Cross-fitting, shared rows between P and Q, and the two-sample test."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wgan_lip import estimate_w1, exact_w1
+from wgan_lip.cli import main
+from wgan_lip.data import Translation
+from wgan_lip.data.rows import TensorRows
+from wgan_lip.errors import InputError
+from wgan_lip.w1.data import TwoSampleDataModule, row_hashes, split_pair
+from wgan_lip.w1.two_sample import combine_fold_p_values, permutation_p_value
+
+FAST = {"progress": False, "eval_every": 50}
+SMALL = ("linear", "peaks", "mlp:16x2:maxmin")
+
+
+def _keys(x: torch.Tensor) -> set:
+    return {tuple(r) for r in x.reshape(len(x), -1).tolist()}
+
+
+@pytest.mark.parametrize("folds", [1, 3])
+def test_shared_rows_never_cross_from_held_out_to_training(folds):
+    g = torch.Generator().manual_seed(0)
+    common = torch.randn(300, 4, generator=g)
+    p = torch.cat([common, torch.randn(100, 4, generator=g)])[torch.randperm(400, generator=g)]
+    q = torch.cat([torch.randn(50, 4, generator=g), common, common[:20]])  # and duplicates
+    for fold in range(folds):
+        sp, sq = split_pair(TensorRows(p), TensorRows(q), 0.25, 0.1, seed=5, folds=folds,
+                            fold=fold)  # fmt: skip
+        held = _keys(p[sp.holdout]) | _keys(q[sq.holdout])
+        trained = _keys(p[sp.fit]) | _keys(q[sq.fit]) | _keys(p[sp.monitor]) | _keys(q[sq.monitor])
+        assert not held & trained
+        assert len(sp.holdout) >= 2 and len(sq.holdout) >= 2
+
+
+def test_disjoint_sources_keep_the_independent_per_side_split():
+    p, q = torch.randn(100, 3), torch.randn(80, 3) + 1
+    sp, sq = split_pair(TensorRows(p), TensorRows(q), 0.2, 0.1, seed=1)
+    assert len(sp.holdout) == 20 and len(sq.holdout) == 16
+
+
+def test_row_hashes_equal_for_equal_rows_only():
+    x = torch.randn(50, 7)
+    x[10] = x[3]
+    x[11] = -0.0 * x[11]  # -0.0 and 0.0 are the same sample
+    h = row_hashes(TensorRows(x))
+    assert h[10] == h[3] and len(set(h.tolist())) == 49
+    assert row_hashes(TensorRows(torch.zeros(1, 7)))[0] == row_hashes(TensorRows(-torch.zeros(1, 7)))[0]
+
+
+def test_same_file_twice_gives_an_interval_covering_zero(tmp_path, capsys):
+    x = np.random.default_rng(0).normal(size=(600, 3)).astype(np.float32)
+    np.save(tmp_path / "a.npy", x)
+    code = main(["w1", str(tmp_path / "a.npy"), str(tmp_path / "a.npy"), "--json",
+                 "--no-progress", "--steps", "100"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["ci_low"] <= 0 <= out["ci_high"]
+    assert out["p_value"] > 0.05
+
+
+def test_cross_fitting_holds_out_every_sample_once_and_stays_below_exact():
+    prob = Translation(3, 1.0)
+    p, q = prob.sample_p(450, 0), prob.sample_q(400, 0)
+    dm = TwoSampleDataModule(p, q, folds=3)
+    dm.load()
+    seen_p = []
+    for k in range(3):
+        dm.use_fold(k)
+        ip, _ = dm.indices("holdout")
+        fit_p, _ = dm.indices("fit")
+        assert not set(ip.tolist()) & set(fit_p.tolist())
+        seen_p += ip.tolist()
+    assert sorted(seen_p) == list(range(450))
+    est = estimate_w1(p, q, folds=3, steps=100, family=SMALL, **FAST)
+    assert est.folds == 3 and est.n_holdout_p == 450 and est.n_holdout_q == 400
+    assert est.ci_low <= est.value <= est.ci_high
+    assert est.value <= exact_w1(p, q) and est.value > 0.7
+    assert est.p_value < 0.01
+
+
+def test_folds_are_validated():
+    x = np.zeros((10, 2))
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match="folds"):
+            estimate_w1(x, x + 1, folds=bad, **FAST)
+    with pytest.raises(InputError, match="6 folds of 5 samples"):
+        estimate_w1(np.random.rand(5, 2), np.random.rand(5, 2), folds=6, **FAST)
+
+
+def test_permutation_p_value_is_uniform_under_the_null_and_small_under_a_shift():
+    gen = torch.Generator().manual_seed(0)
+    ps = [permutation_p_value(torch.randn(40, generator=gen), torch.randn(30, generator=gen),
+                              permutations=199, seed=i) for i in range(300)]  # fmt: skip
+    ps = np.array(ps)
+    assert 0.05 <= (ps < 0.1).mean() <= 0.15  # P(p < 0.1) = 0.1 under H0
+    assert 0.4 <= (ps < 0.5).mean() <= 0.6
+    shifted = permutation_p_value(torch.randn(200, generator=gen) + 1, torch.randn(200, generator=gen))
+    assert shifted == pytest.approx(1 / 2000)
+    # one-sided: P scores *below* Q scores are no evidence for the trained direction
+    assert permutation_p_value(torch.randn(200, generator=gen) - 1, torch.randn(200, generator=gen)) > 0.9
+    # the normal approximation for many scores agrees
+    big = permutation_p_value(torch.randn(150_000, generator=gen) + 0.01,
+                              torch.randn(150_000, generator=gen))  # fmt: skip
+    assert 0 < big < 1
+
+
+def test_fold_p_values_combine_by_bonferroni():
+    assert combine_fold_p_values([0.01, 0.5, 0.9]) == pytest.approx(0.03)
+    assert combine_fold_p_values([0.6, 0.7]) == 1.0

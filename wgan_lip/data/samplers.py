@@ -1,0 +1,173 @@
+"""Sources that draw samples instead of storing them: a callable ``n -> samples`` (a trained
+generator, a simulator), a torch ``IterableDataset``, or a map-style ``Dataset``.
+
+A callable or an iterable dataset becomes :class:`SampledRows`: a :class:`Rows` of nominal
+size ``n`` where *every read draws fresh samples* (row indices only say how many), so each
+training batch, the monitor checks and the held-out set are independent new draws. A
+map-style dataset is finite and becomes :class:`DatasetRows`, read by index.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset
+
+from ..errors import InputError
+from .rows import Rows
+
+SAMPLER_ROWS = 50_000  # nominal size of a sampled side: 20% held out = 10,000 fresh rows
+_DRAW_CHUNK = 8192  # rows per call to the sampler
+
+
+def _first_tensor(item, name: str) -> torch.Tensor:
+    """A sample, or the first element of an ``(x, y)`` item, as a float32 tensor."""
+    if isinstance(item, (tuple, list)) and item:
+        item = item[0]
+    if isinstance(item, dict) and item:
+        item = next(iter(item.values()))
+    try:
+        t = torch.as_tensor(np.asarray(item) if not isinstance(item, torch.Tensor) else item)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{name}: the dataset returned {type(item).__name__}, not samples ({e})") from None
+    if not (t.is_floating_point() or t.dtype in (torch.int64, torch.int32, torch.uint8, torch.bool)):
+        raise InputError(f"{name}: the dataset returned samples of dtype {t.dtype}")
+    return t.detach().cpu().to(torch.float32)
+
+
+def _check_rows(x: torch.Tensor, n: int, shape: tuple[int, ...] | None, name: str) -> torch.Tensor:
+    if x.dim() == 1:
+        x = x[:, None]
+    elif x.dim() == 3:
+        x = x[:, None]
+    if x.shape[0] != n:
+        raise InputError(f"{name}: the sampler returned {x.shape[0]} samples when asked for {n}")
+    if shape is not None and tuple(x.shape[1:]) != shape:
+        raise InputError(
+            f"{name}: the sampler returned samples of shape {tuple(x.shape[1:])}, "
+            f"earlier ones had {shape}"
+        )
+    if not bool(torch.isfinite(x).all()):
+        raise InputError(f"{name}: the sampler returned NaN or Inf")
+    return x.contiguous()
+
+
+class SampledRows(Rows):
+    """An endless source seen as ``n`` rows; every ``take`` draws ``len(idx)`` fresh samples.
+
+    ``draw(k)`` must return ``k`` samples (a tensor or array of shape ``(k, ...)``); it is
+    called under ``torch.no_grad`` and its result is moved to the CPU as float32.
+    """
+
+    def __init__(self, draw: Callable[[int], object], n: int = SAMPLER_ROWS, name: str = "P",
+                 description: str = "sampler") -> None:  # fmt: skip
+        self._draw, self.name, self.n, self.description = draw, name, int(n), description
+        self.event_shape = ()  # set from a first draw
+        probe = self._call(2, check_shape=False)
+        self.event_shape = tuple(int(s) for s in probe.shape[1:])
+        if any(s == 0 for s in self.event_shape):
+            raise InputError(f"{name}: the sampler's samples have an empty dimension")
+
+    def _call(self, k: int, check_shape: bool = True) -> torch.Tensor:
+        with torch.no_grad():
+            try:
+                out = self._draw(k)
+            except InputError:
+                raise
+            except Exception as e:  # the user's code failed: say where
+                raise InputError(f"{self.name}: the sampler failed when asked for {k} samples "
+                                 f"({type(e).__name__}: {e})") from e  # fmt: skip
+        if isinstance(out, (tuple, list)) and out and not isinstance(out[0], (int, float)):
+            out = out[0]
+        try:
+            t = out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
+        except (TypeError, ValueError):
+            raise InputError(f"{self.name}: the sampler returned {type(out).__name__}, "
+                             "not an array of samples") from None  # fmt: skip
+        t = t.detach().cpu().to(torch.float32)
+        return _check_rows(t, k, self.event_shape if check_shape else None, self.name)
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        k = len(idx)
+        if k == 0:
+            return torch.zeros(0, *self.event_shape)
+        return torch.cat([self._call(min(_DRAW_CHUNK, k - s)) for s in range(0, k, _DRAW_CHUNK)])
+
+    @property
+    def fresh(self) -> bool:
+        return True
+
+    def with_event_shape(self, shape: tuple[int, ...]) -> SampledRows:
+        if math.prod(shape) != math.prod(self.event_shape):
+            raise ValueError(f"cannot view {self.event_shape} samples as {shape}")
+        view = object.__new__(SampledRows)
+        view.__dict__.update(self.__dict__)
+        inner = self._draw
+        view._draw = lambda k: torch.as_tensor(inner(k)).reshape(k, *shape)
+        view.event_shape = tuple(shape)
+        return view
+
+
+class _IterDraw:
+    """``k -> k`` items of an iterable dataset, starting a new pass when one ends."""
+
+    def __init__(self, dataset: IterableDataset, name: str) -> None:
+        self.dataset, self.name = dataset, name
+        self._it: Iterator | None = None
+
+    def __call__(self, k: int) -> torch.Tensor:
+        items, fresh_pass = [], False
+        while len(items) < k:
+            if self._it is None:
+                self._it, fresh_pass = iter(self.dataset), True
+            try:
+                items.append(_first_tensor(next(self._it), self.name))
+                fresh_pass = False
+            except StopIteration:
+                self._it = None
+                if fresh_pass:
+                    raise InputError(f"{self.name}: the iterable dataset yielded no samples") from None
+        return torch.stack(items)
+
+
+class DatasetRows(Rows):
+    """A map-style torch ``Dataset`` (``len`` and ``[i]``; items ``x`` or ``(x, y)``) as rows."""
+
+    def __init__(self, dataset: Dataset, name: str = "P") -> None:
+        self.dataset, self.name = dataset, name
+        try:
+            self.n = len(dataset)  # type: ignore[arg-type]
+        except TypeError:
+            raise InputError(f"{name}: the dataset has no length; use an IterableDataset") from None
+        if self.n < 2:
+            raise InputError(f"{name}: needs at least 2 samples, got {self.n}")
+        first = _check_rows(_first_tensor(dataset[0], name)[None], 1, None, name)
+        self.event_shape = tuple(int(s) for s in first.shape[1:])
+        self.description = f"{type(dataset).__name__} ({self.n} samples)"
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        if len(idx) == 0:
+            return torch.zeros(0, *self.event_shape)
+        x = torch.stack([_first_tensor(self.dataset[int(i)], self.name) for i in idx])
+        return _check_rows(x.reshape(len(idx), *self.event_shape), len(idx), self.event_shape,
+                           self.name)  # fmt: skip
+
+    def with_event_shape(self, shape: tuple[int, ...]) -> Rows:
+        from .rows import TensorRows
+
+        return TensorRows(self.all().reshape(self.n, *shape))
+
+
+def sampler_rows(source, name: str, n: int = SAMPLER_ROWS) -> Rows | None:
+    """The :class:`Rows` of a sampler-like source, or None if ``source`` is not one."""
+    if isinstance(source, IterableDataset):
+        return SampledRows(_IterDraw(source, name), n, name, type(source).__name__)
+    if isinstance(source, Dataset):
+        return DatasetRows(source, name)
+    if callable(source) and not isinstance(source, (torch.Tensor, np.ndarray, type)):
+        label = getattr(source, "__name__", type(source).__name__)
+        return SampledRows(source, n, name, f"sampler {label}")
+    return None

@@ -1,25 +1,27 @@
-"""Benchmark the W1 estimators against exact values.
+"""Benchmark the W1 estimator against exact values: the default (the critic family) side by
+side with the previous default (one 3x128 GroupSort network, ``critic="groupsort"``).
 
 Sections (all by default):
-  known    known-W1 problems (d = 2..128) x critics (groupsort, gp, lp, sn, clip), with exact
-           POT on the samples, sliced W1, and each critic's *population* value (scored on
-           100,000 fresh samples per side) so held-out noise does not hide the critic's gap.
-  insample in-sample certified value / exact POT on small problems (d <= 2, and d = 8).
-  mnist    MNIST class pairs: groupsort and bcop estimates beside the exact sample W1.
-  highdim  translation in d=128 with 5,000 and 20,000 samples per side (the gap vs n).
-  speed    10,000 x 10,000 in 784-D: estimate_w1 vs POT exact, alternated, median.
+  known     known-W1 problems, d = 2..128, including kinked potentials (VoronoiPush) x
+            {previous, family}, alternated in one run: population value (the returned critic
+            scored on 100,000 fresh samples per side), held-out value and CI, p-value, time.
+  insample  holdout=0: certified value / POT's exact W1 of the same samples (d <= 8).
+  highdim   translation d=128 at 5,000 and 20,000 per side, d=784 at 10,000 per side.
+  coverage  20 seeds of one problem: does the 95% CI cover the critic's population value?
+  null      20 seeds with P = Q (two independent samples): how often is p < 0.1?
 
 Writes benchmarks/w1.json (updated after every row) and prints markdown tables.
-Run: .venv/bin/python scripts/bench_w1.py [--sections known insample mnist speed]
+Run: .venv/bin/python scripts/bench_w1.py [--sections known insample ...] [--tables]
+(each section can run in its own process: results are merged into the JSON by section).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,234 +29,198 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_layers import machine
 
-from wgan_lip import estimate_w1, exact_w1, sliced_w1
-from wgan_lip.data import GaussianScale, PointVsSphere, Translation, eight_gaussians, two_moons
-from wgan_lip.data.sources import load_samples
+from wgan_lip import estimate_w1, exact_w1
+from wgan_lip.data import (
+    GaussianScale,
+    PointVsSphere,
+    Translation,
+    VoronoiPush,
+    eight_gaussians,
+    two_moons,
+)
 
 OUT = Path(__file__).resolve().parent.parent / "benchmarks" / "w1.json"
+ESTIMATORS = {"previous": {"critic": "groupsort"}, "family": {}}
 KNOWN = [
-    ("translation", Translation(2, 1.0)),
-    ("translation", Translation(8, 1.0)),
-    ("translation", Translation(32, 1.0)),
-    ("translation", Translation(128, 1.0)),
-    ("sphere", PointVsSphere(2, 1.0)),
-    ("sphere", PointVsSphere(16, 1.0)),
-    ("gaussian_scale", GaussianScale(2, 1.0, 2.0)),
-    ("gaussian_scale", GaussianScale(8, 1.0, 2.0)),
+    ("translation", Translation(2, 1.0), 5000),
+    ("translation", Translation(8, 1.0), 5000),
+    ("translation", Translation(32, 1.0), 5000),
+    ("translation", Translation(128, 1.0), 5000),
+    ("sphere", PointVsSphere(2, 1.0), 5000),
+    ("sphere", PointVsSphere(16, 1.0), 5000),
+    ("gaussian_scale", GaussianScale(2, 1.0, 2.0), 5000),
+    ("gaussian_scale", GaussianScale(8, 1.0, 2.0), 5000),
+    ("voronoi k=8", VoronoiPush(2, 8), 3000),
+    ("voronoi k=16", VoronoiPush(8, 16), 3000),
+    ("voronoi k=32", VoronoiPush(8, 32), 3000),
+    ("voronoi k=32", VoronoiPush(16, 32), 3000),
 ]
-# Baselines on a subset (one CPU budget): low and high dimension, linear and radial critics.
-BASELINE_ON = {("translation", 2), ("translation", 32), ("sphere", 16), ("gaussian_scale", 8)}
-CRITICS = ("groupsort", "gp", "lp", "sn", "clip")
 
 
-def save(results: dict) -> None:
+def save(section: str, rows) -> None:
+    """Merge one section into the JSON (other sections may be written by other processes)."""
     OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=1))
+    with open(OUT.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(OUT.read_text()) if OUT.exists() else {}
+        results[section] = rows
+        results["machine"] = machine()
+        OUT.write_text(json.dumps(results, indent=1))
 
 
-def run_known(results: dict, n: int, pop_n: int) -> None:
-    rows = results.setdefault("known", [])
-    for name, prob in KNOWN:
+def _row(name, prob, n, est, pop, label) -> dict:
+    return {
+        "problem": name, "dim": prob.dim, "n": n, "w1": prob.w1, "estimator": label,
+        "critic": est.critic_name, "value": est.value, "ci_low": est.ci_low,
+        "ci_high": est.ci_high, "train_value": est.train_value, "population_value": pop,
+        "population_gap": (prob.w1 - pop) / prob.w1,
+        "ci_covers_population": est.ci_low <= pop <= est.ci_high,
+        "p_value": est.p_value, "lipschitz_bound": est.lipschitz_bound,
+        "steps": est.steps, "seconds": est.seconds, "monitor_values": est.monitor_values,
+    }  # fmt: skip
+
+
+def run_pairs(section: str, problems, pop_n: int) -> None:
+    """Each problem: previous and family estimators alternated, each scored on fresh samples."""
+    rows = []
+    for name, prob, n in problems:
         p, q = prob.sample_p(n, 0), prob.sample_q(n, 0)
-        t0 = time.perf_counter()
-        exact = exact_w1(p, q)
-        t_exact = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sliced = sliced_w1(p, q)
-        t_sliced = time.perf_counter() - t0
         pop_p, pop_q = prob.sample_p(pop_n, 10_000), prob.sample_q(pop_n, 10_000)
-        critics = CRITICS if (name, prob.dim) in BASELINE_ON else ("groupsort",)
-        for critic in critics:
-            est = estimate_w1(p, q, critic=critic, progress=False)
+        for label, kw in ESTIMATORS.items():
+            est = estimate_w1(p, q, progress=False, **kw)
             pop = est.score(pop_p, pop_q)[0]
-            row = {
-                "problem": name, "dim": prob.dim, "n": n, "w1": prob.w1, "critic": critic,
-                "value": est.value, "ci_low": est.ci_low, "ci_high": est.ci_high,
-                "train_value": est.train_value, "population_value": pop,
-                "rel_error": (est.value - prob.w1) / prob.w1,
-                "population_gap": (prob.w1 - pop) / prob.w1,
-                "ci_covers_population": est.ci_low <= pop <= est.ci_high,
-                "certified": est.certified, "lipschitz_bound": est.lipschitz_bound,
-                "steps": est.steps, "seconds": est.seconds,
-                "exact_sample_w1": exact, "exact_seconds": t_exact,
-                "sliced_w1": sliced, "sliced_seconds": t_sliced,
-            }  # fmt: skip
-            rows.append(row)
-            save(results)
-            print(
-                f"{name:15s} d={prob.dim:3d} {critic:9s} W1={prob.w1:.4f} est={est.value:.4f} "
-                f"[{est.ci_low:.4f},{est.ci_high:.4f}] pop={pop:.4f} "
-                f"gap={row['population_gap'] * 100:+.2f}% steps={est.steps} "
-                f"{est.seconds:.0f}s exact={exact:.4f} sliced={sliced:.4f}",
-                flush=True,
-            )
+            rows.append(_row(name, prob, n, est, pop, label))
+            save(section, rows)
+            gap = rows[-1]["population_gap"]
+            print(f"{name:15s} d={prob.dim:3d} n={n} {label:8s} W1={prob.w1:.4f} "
+                  f"est={est.value:.4f} pop={pop:.4f} gap={gap:+.2%} "
+                  f"p={est.p_value:.4f} {est.critic_name} {est.seconds:.0f}s",
+                  flush=True)  # fmt: skip
 
 
-def run_insample(results: dict, n: int) -> None:
+def run_insample(n: int) -> None:
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(n, 1, generator=g), 0.5 * torch.randn(n, 1, generator=g) + 1
+    expo = torch.distributions.Exponential(1.0)
+    torch.manual_seed(4)
     problems = [
         ("gauss_vs_scaled_1d", a, b),
         ("moons_vs_8gauss_2d", two_moons(n, 0), eight_gaussians(n, 1)),
         ("translation_2d", Translation(2, 1.0).sample_p(n, 2), Translation(2, 1.0).sample_q(n, 2)),
         ("gaussian_scale_8d", GaussianScale(8).sample_p(n, 3), GaussianScale(8).sample_q(n, 3)),
+        ("exponential_vs_gauss_8d", expo.sample((300, 8)), torch.randn(300, 8, generator=g)),
+        ("voronoi_8d", VoronoiPush(8, 16).sample_p(n, 5), VoronoiPush(8, 16).sample_q(n, 5)),
     ]  # fmt: skip
-    rows = results.setdefault("insample", [])
+    rows = []
     for name, p, q in problems:
         exact = exact_w1(p, q)
-        for critic in ("groupsort", "gp", "lp", "clip"):
-            est = estimate_w1(p, q, critic=critic, holdout=0, batch_size=n, eval_every=50,
-                              progress=False)  # fmt: skip
-            rows.append({"problem": name, "dim": p.shape[1], "n": n, "critic": critic,
-                         "value": est.value, "exact_sample_w1": exact,
-                         "ratio": est.value / exact, "certified": est.certified,
-                         "steps": est.steps, "seconds": est.seconds})  # fmt: skip
-            save(results)
-            print(f"insample {name:20s} {critic:9s} ratio={est.value / exact:.4f}", flush=True)
+        for label, kw in ESTIMATORS.items():
+            extra = {"batch_size": len(p), "eval_every": 50} if label == "previous" else {}
+            est = estimate_w1(p, q, holdout=0, progress=False, **kw, **extra)
+            rows.append({"problem": name, "dim": p.shape[1], "n": len(p), "estimator": label,
+                         "critic": est.critic_name, "value": est.value, "exact_sample_w1": exact,
+                         "ratio": est.value / exact, "seconds": est.seconds})  # fmt: skip
+            save("insample", rows)
+            print(f"insample {name:24s} {label:8s} ratio={est.value / exact:.4f} "
+                  f"{est.critic_name} {est.seconds:.0f}s", flush=True)  # fmt: skip
 
 
-def run_mnist(results: dict, data_root: str | None) -> None:
-    rows = results.setdefault("mnist", [])
-    for a, b in (("mnist:3", "mnist:5"), ("mnist:1", "mnist:7")):
-        try:
-            p, q = load_samples(a, data_root=data_root), load_samples(b, data_root=data_root)
-        except Exception as e:
-            print(f"mnist section skipped: {e}")
-            return
-        t0 = time.perf_counter()
-        exact = exact_w1(p.flat(), q.flat())
-        t_exact = time.perf_counter() - t0
-        for critic in ("groupsort", "bcop"):
-            est = estimate_w1(p, q, critic=critic, progress=False)
-            rows.append({"p": a, "q": b, "n_p": p.n, "n_q": q.n, "critic": critic,
-                         "value": est.value, "ci_low": est.ci_low, "ci_high": est.ci_high,
-                         "train_value": est.train_value, "certified": est.certified,
-                         "steps": est.steps, "seconds": est.seconds,
-                         "exact_sample_w1": exact, "exact_seconds": t_exact})  # fmt: skip
-            save(results)
-            print(f"{a} vs {b} {critic}: est={est.value:.4f} [{est.ci_low:.4f},"
-                  f"{est.ci_high:.4f}] exact(sample)={exact:.4f} {est.seconds:.0f}s "
-                  f"(exact {t_exact:.0f}s)", flush=True)  # fmt: skip
-
-
-def run_highdim(results: dict, pop_n: int) -> None:
-    """The d=128 translation with more samples: how the critic's gap shrinks with n."""
-    rows = results.setdefault("highdim", [])
-    prob = Translation(128, 1.0)
+def run_seeds(section: str, seeds: int, n: int, null: bool, pop_n: int) -> None:
+    prob = GaussianScale(8, 1.0, 1.0 if null else 1.5)
     pop_p, pop_q = prob.sample_p(pop_n, 10_000), prob.sample_q(pop_n, 10_000)
-    for n in (5000, 20_000):
-        est = estimate_w1(prob.sample_p(n, 0), prob.sample_q(n, 0), progress=False)
+    rows = []
+    for s in range(seeds):
+        p, q = prob.sample_p(n, 100 + 2 * s), prob.sample_q(n, 101 + 2 * s)
+        est = estimate_w1(p, q, seed=s, progress=False)
         pop = est.score(pop_p, pop_q)[0]
-        rows.append({"problem": "translation", "dim": 128, "n": n, "w1": prob.w1,
-                     "value": est.value, "ci_low": est.ci_low, "ci_high": est.ci_high,
-                     "train_value": est.train_value, "population_value": pop,
-                     "population_gap": (prob.w1 - pop) / prob.w1, "steps": est.steps,
-                     "seconds": est.seconds})  # fmt: skip
-        save(results)
-        print(f"highdim n={n}: est={est.value:.4f} pop={pop:.4f} gap="
-              f"{(prob.w1 - pop) * 100:.2f}%", flush=True)  # fmt: skip
+        rows.append({"seed": s, "dim": 8, "n": n, "w1": prob.w1, "value": est.value,
+                     "ci_low": est.ci_low, "ci_high": est.ci_high, "population_value": pop,
+                     "covers": est.ci_low <= pop <= est.ci_high, "p_value": est.p_value,
+                     "critic": est.critic_name, "seconds": est.seconds})  # fmt: skip
+        save(section, rows)
+        print(f"{section} seed={s} est={est.value:.4f} [{est.ci_low:.4f},{est.ci_high:.4f}] "
+              f"pop={pop:.4f} p={est.p_value:.4f} {est.critic_name}", flush=True)  # fmt: skip
 
 
-def run_speed(results: dict, repeats: int) -> None:
-    prob = Translation(784, 2.0)
-    p, q = prob.sample_p(10_000, 0), prob.sample_q(10_000, 0)
-    times: dict[str, list[float]] = {"estimate_w1": [], "pot_exact": []}
-    values: dict[str, list[float]] = {"estimate_w1": [], "pot_exact": []}
-    for _ in range(repeats):  # alternated: A, B, A, B, ...
-        t0 = time.perf_counter()
-        values["estimate_w1"].append(estimate_w1(p, q, progress=False).value)
-        times["estimate_w1"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        values["pot_exact"].append(exact_w1(p, q))
-        times["pot_exact"].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    results["speed"] = {
-        "problem": "translation d=784 |s|=2, 10,000 per side", "w1": prob.w1,
-        "repeats": repeats, "median_seconds": med, "values": values, "times": times,
-        "ratio_estimate_over_exact": med["estimate_w1"] / med["pot_exact"],
-    }  # fmt: skip
-    save(results)
-    print(f"speed: estimate {med['estimate_w1']:.1f}s vs POT exact {med['pot_exact']:.1f}s")
+def _pairs(rows):
+    by = {}
+    for r in rows:
+        by.setdefault((r["problem"], r["dim"], r["n"]), {})[r["estimator"]] = r
+    return by
 
 
 def print_tables(results: dict) -> None:
     """The README tables, from the JSON."""
-    known = results.get("known", [])
-    if known:
-        print("\n| problem | d | exact W1 | critic | certified | estimate [95% CI] | "
-              "population value | population gap | CI covers pop. | exact W1 of samples | "
-              "sliced W1 | steps | time |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for r in known:
-            print(f"| {r['problem']} | {r['dim']} | {r['w1']:.4f} | {r['critic']} | "
-                  f"{'yes' if r['certified'] else 'no'} | {r['value']:.4f} "
-                  f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}] | {r['population_value']:.4f} | "
-                  f"{r['population_gap'] * 100:+.2f}% | "
-                  f"{'yes' if r['ci_covers_population'] else 'no'} | "
-                  f"{r['exact_sample_w1']:.4f} | {r['sliced_w1']:.4f} | {r['steps']} | "
-                  f"{r['seconds']:.0f} s |")  # fmt: skip
-        gaps = [abs(r["population_gap"]) for r in known if r["critic"] == "groupsort"]
-        print(f"\ngroupsort population gap: median {statistics.median(gaps) * 100:.2f}%, "
-              f"worst {max(gaps) * 100:.2f}% over {len(gaps)} problems")  # fmt: skip
+    for section in ("known", "highdim"):
+        rows = results.get(section, [])
+        if not rows:
+            continue
+        print("\n| problem | d | n per side | exact W1 | estimator (winner) | estimate [95% CI] | "
+              "population gap | p-value | time | time ratio |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for (name, d, n), pair in _pairs(rows).items():
+            base = pair.get("previous")
+            for label in ("previous", "family"):
+                r = pair.get(label)
+                if r is None:
+                    continue
+                ratio = (
+                    f"{r['seconds'] / base['seconds']:.2f}x" if base and label == "family" else ""
+                )
+                print(f"| {name} | {d} | {n} | {r['w1']:.4f} | {label} ({r['critic']}) | "
+                      f"{r['value']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}] | "
+                      f"{r['population_gap'] * 100:+.2f}% | {r['p_value']:.4f} | "
+                      f"{r['seconds']:.0f} s | {ratio} |")  # fmt: skip
+        for label in ("previous", "family"):
+            gaps = [abs(r["population_gap"]) for r in rows if r["estimator"] == label]
+            ratios = [pair["family"]["seconds"] / pair["previous"]["seconds"]
+                      for pair in _pairs(rows).values() if len(pair) == 2]  # fmt: skip
+            print(f"\n{section} {label}: population gap median {statistics.median(gaps):.2%}, "
+                  f"worst {max(gaps):.2%} over {len(gaps)} problems"
+                  + (f"; time ratio family/previous median {statistics.median(ratios):.2f}x, "
+                     f"worst {max(ratios):.2f}x" if label == "family" and ratios else "")
+                  )  # fmt: skip
     if results.get("insample"):
-        print("\n| in-sample problem | n | critic | certified | value / exact POT |")
+        print("\n| in-sample problem | d | n | estimator (winner) | value / exact POT |")
         print("|---|---|---|---|---|")
         for r in results["insample"]:
-            print(f"| {r['problem']} | {r['n']} | {r['critic']} | "
-                  f"{'yes' if r['certified'] else 'no'} | {r['ratio']:.4f} |")  # fmt: skip
-    if results.get("mnist"):
-        print("\n| P | Q | n_P / n_Q | critic | estimate [95% CI] | exact W1 of samples | "
-              "time (estimate / exact) |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|")
-        for r in results["mnist"]:
-            print(f"| {r['p']} | {r['q']} | {r['n_p']} / {r['n_q']} | {r['critic']} | "
-                  f"{r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | "
-                  f"{r['exact_sample_w1']:.3f} | {r['seconds']:.0f} s / "
-                  f"{r['exact_seconds']:.0f} s |")  # fmt: skip
-    if results.get("highdim"):
-        print("\n| translation d=128, n per side | estimate [95% CI] | population gap | time |")
-        print("|---|---|---|---|")
-        for r in results["highdim"]:
-            print(f"| {r['n']} | {r['value']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}] | "
-                  f"{r['population_gap'] * 100:+.2f}% | {r['seconds']:.0f} s |")  # fmt: skip
-    if results.get("speed"):
-        sp = results["speed"]
-        med = sp["median_seconds"]
-        print(f"\n{sp['problem']}: estimate_w1 {med['estimate_w1']:.1f} s vs POT exact "
-              f"{med['pot_exact']:.1f} s (median of {sp['repeats']}, alternated; ratio "
-              f"{sp['ratio_estimate_over_exact']:.2f})")  # fmt: skip
+            print(f"| {r['problem']} | {r['dim']} | {r['n']} | {r['estimator']} ({r['critic']}) | "
+                  f"{r['ratio']:.4f} |")  # fmt: skip
+    for section, what in (("coverage", "CI covers the population value"), ("null", "p < 0.1")):
+        rows = results.get(section)
+        if rows:
+            hits = sum(r["covers"] for r in rows) if section == "coverage" else sum(
+                r["p_value"] < 0.1 for r in rows)  # fmt: skip
+            print(
+                f"\n{section}: {what} on {hits} of {len(rows)} seeds "
+                f"(GaussianScale d=8, n={rows[0]['n']} per side, W1={rows[0]['w1']:.4f})"
+            )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--sections", nargs="+", default=["known", "insample", "mnist", "highdim", "speed"]
-    )
-    ap.add_argument("--n", type=int, default=5000, help="samples per side (known problems)")
+    ap.add_argument("--sections", nargs="+",
+                    default=["known", "insample", "highdim", "coverage", "null"])  # fmt: skip
     ap.add_argument("--population", type=int, default=100_000)
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--repeats", type=int, default=3, help="speed section repeats")
+    ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--tables", action="store_true", help="only print the tables of the JSON")
     args = ap.parse_args()
-    results = json.loads(OUT.read_text()) if OUT.exists() else {}
     if args.tables:
-        print_tables(results)
+        print_tables(json.loads(OUT.read_text()))
         return
-    results["machine"] = machine()
-    for s in args.sections:
-        results.pop(s, None)
     if "known" in args.sections:
-        run_known(results, args.n, args.population)
+        run_pairs("known", KNOWN, args.population)
     if "insample" in args.sections:
-        run_insample(results, 500)
-    if "mnist" in args.sections:
-        run_mnist(results, args.data_root)
+        run_insample(500)
     if "highdim" in args.sections:
-        run_highdim(results, args.population)
-    if "speed" in args.sections:
-        run_speed(results, args.repeats)
-    save(results)
-    print_tables(results)
+        run_pairs("highdim", [("translation", Translation(128, 1.0), 20_000),
+                              ("translation", Translation(784, 1.0), 10_000)],
+                  args.population)  # fmt: skip
+    if "coverage" in args.sections:
+        run_seeds("coverage", args.seeds, 1000, null=False, pop_n=args.population)
+    if "null" in args.sections:
+        run_seeds("null", args.seeds, 1000, null=True, pop_n=args.population)
+    print_tables(json.loads(OUT.read_text()))
 
 
 if __name__ == "__main__":

@@ -87,10 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w1.add_argument("p", metavar="P", help="samples of P (file, folder or dataset name)")
     w1.add_argument("q", metavar="Q", help="samples of Q")
-    w1.add_argument("--critic", choices=CRITICS, default=None,
-                    help="critic (default: family, certified critics trained together, the "
-                         "best on the monitor split wins; groupsort and bcop are single "
-                         "certified networks; gp, lp, sn, clip are uncertified baselines)")
+    w1.add_argument(
+        "--critic",
+        choices=CRITICS,
+        default=None,
+        help="critic (default: family, certified critics trained together, the "
+        "best on the monitor split wins; groupsort and bcop are single "
+        "certified networks; gp, lp, sn, clip are uncertified baselines)",
+    )
     w1.add_argument("--folds", type=_positive_int, default=1,
                     help="cross-fitting: K folds, every sample held out once (default 1: "
                          "one split, --holdout)")  # fmt: skip

@@ -40,7 +40,7 @@ def critic_figure(
     was_training = critic.training
     critic.eval()
     try:
-        device = next(critic.parameters()).device
+        device = next(iter([*critic.parameters(), *critic.buffers()]), torch.zeros(())).device
         grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1).to(device)
         z = critic(grid).reshape(resolution, resolution).cpu()
     finally:

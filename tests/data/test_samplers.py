@@ -33,8 +33,8 @@ def test_generator_style_sampler_estimates_w1_to_a_dataset():
         g.bias.copy_(torch.tensor([3.0, 4.0]))
         g.weight[:, :2] = torch.eye(2)
 
-    est = estimate_w1(lambda n: g(torch.randn(n, 4)), np.random.default_rng(0).normal(size=(2000, 2)),
-                      **FAST)  # fmt: skip
+    q = np.random.default_rng(0).normal(size=(2000, 2))
+    est = estimate_w1(lambda n: g(torch.randn(n, 4)), q, **FAST)
     # P = N((3,4), I) (the generator's output, with grad: detached inside), Q = N(0, I): W1 = 5
     assert 4.6 <= est.value <= 5.05 and est.ci_low <= 5.0
     assert est.n_holdout_p == 10_000  # fresh held-out draws

@@ -32,8 +32,12 @@ def _first_tensor(item, name: str) -> torch.Tensor:
     try:
         t = torch.as_tensor(np.asarray(item) if not isinstance(item, torch.Tensor) else item)
     except (TypeError, ValueError) as e:
-        raise InputError(f"{name}: the dataset returned {type(item).__name__}, not samples ({e})") from None
-    if not (t.is_floating_point() or t.dtype in (torch.int64, torch.int32, torch.uint8, torch.bool)):
+        raise InputError(
+            f"{name}: the dataset returned {type(item).__name__}, not samples ({e})"
+        ) from None
+    if not (
+        t.is_floating_point() or t.dtype in (torch.int64, torch.int32, torch.uint8, torch.bool)
+    ):
         raise InputError(f"{name}: the dataset returned samples of dtype {t.dtype}")
     return t.detach().cpu().to(torch.float32)
 
@@ -129,7 +133,9 @@ class _IterDraw:
             except StopIteration:
                 self._it = None
                 if fresh_pass:
-                    raise InputError(f"{self.name}: the iterable dataset yielded no samples") from None
+                    raise InputError(
+                        f"{self.name}: the iterable dataset yielded no samples"
+                    ) from None
         return torch.stack(items)
 
 

@@ -1,11 +1,11 @@
 """Turn what a user passes as a sample source into a float32 tensor, or a one-line error.
 
 A source is a callable ``n -> samples`` or a torch ``Dataset`` / ``IterableDataset``
-(:mod:`wgan_lip.data.samplers`: fresh draws at every read), a numpy array, a torch tensor, a file (``.npy``, ``.npz`` with one array or
-``file.npz:key``, ``.pt``, ``.csv``), a folder of images, a folder of ``.npy`` shards, or a
-named dataset from the data
-root (``mnist``, ``mnist:3``, ``fashion-mnist:train:7``, ``cifar10-subset``, ``uci-digits``;
-see :mod:`wgan_lip.data.vision`). Vectors come back as ``(n, d)``; images as
+(:mod:`wgan_lip.data.samplers`: fresh draws at every read), a numpy array, a torch tensor,
+a file (``.npy``, ``.npz`` with one array or ``file.npz:key``, ``.pt``, ``.csv``), a folder
+of images, a folder of ``.npy`` shards, or a named dataset from the data root (``mnist``,
+``mnist:3``, ``fashion-mnist:train:7``, ``cifar10-subset``, ``uci-digits``; see
+:mod:`wgan_lip.data.vision`). Vectors come back as ``(n, d)``; images as
 ``(n, C, H, W)`` (a 3-D array is ``(n, H, W)`` grayscale images).
 
 ``.npy`` files and shard folders are always memory-mapped and read on demand

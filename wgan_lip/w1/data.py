@@ -179,7 +179,9 @@ def _check_parts(n: int, n_hold: int, holdout: float, folds: int, side: str) -> 
 
 def _check_folds(folds: int, fold: int) -> None:
     if folds < 1 or not 0 <= fold < folds:
-        raise InputError(f"folds must be >= 1 and fold in [0, folds), got folds={folds}, fold={fold}")
+        raise InputError(
+            f"folds must be >= 1 and fold in [0, folds), got folds={folds}, fold={fold}"
+        )
 
 
 def split_indices(
@@ -341,7 +343,13 @@ class TwoSampleDataModule(L.LightningDataModule):
                                          self.folds, fold)  # fmt: skip
             return
         self.split_p, self.split_q = split_pair(
-            self.p.rows, self.q.rows, self.holdout, self.monitor, self.seed, self.folds, fold,
+            self.p.rows,
+            self.q.rows,
+            self.holdout,
+            self.monitor,
+            self.seed,
+            self.folds,
+            fold,
             hashes=self._hashes if self.p.event_shape == self.q.event_shape else None,
         )
 

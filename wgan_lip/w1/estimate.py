@@ -299,7 +299,9 @@ def estimate_w1(
     if family is not None:
         members = tuple(family)
     else:  # the wider family where a GPU trains the stacked networks in parallel
-        gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+        gpu = accelerator in ("gpu", "cuda") or (
+            accelerator == "auto" and torch.cuda.is_available()
+        )
         members = GPU_FAMILY if gpu else DEFAULT_FAMILY
     if critic == "family":
         from .family import parse_member
@@ -318,7 +320,9 @@ def estimate_w1(
         fit_p, fit_q = dm.indices("fit")
         if batch_size is None:
             n_fit = max(len(fit_p), len(fit_q))
-            dm.batch_size = 128 if critic == "bcop" else (n_fit if n_fit <= FULL_BATCH_ROWS else 512)
+            dm.batch_size = (
+                128 if critic == "bcop" else (n_fit if n_fit <= FULL_BATCH_ROWS else 512)
+            )
         part = _fit_fold(dm, critic, members, widths, lr, patience, steps, max_time, accelerator,
                          devices, strategy, logger, callbacks, progress, seed)  # fmt: skip
         parts.append(part)
@@ -386,7 +390,16 @@ def _fit_fold(dm, critic, members, widths, lr, patience, steps, max_time, accele
         scale = float(family.scale)
         for k, name in enumerate(family.names):
             monitor_values[name] = float(family.best_values[k]) * scale / bounds[k]
-        best = family.best_member()
+        fit_p, _ = dm.indices("fit")
+        mon_p, _ = dm.indices("monitor")
+        in_sample = dm.holdout == 0 and dm.folds == 1
+        monitor_is_fit = len(mon_p) == len(fit_p) and bool(torch.equal(mon_p, fit_p))
+        # in-sample: the largest value is the answer; otherwise the one-standard-error rule,
+        # and a monitor that is the fit split says nothing about the transport potential
+        best = family.select(
+            one_se=not in_sample,
+            exclude=("transport",) if monitor_is_fit and not in_sample else (),
+        )
         net: RawInputCritic = family.member(best).eval()
         name = family.names[best]
     else:

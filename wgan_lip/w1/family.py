@@ -38,6 +38,7 @@ user's units.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -53,19 +54,20 @@ from ..layers.orthogonal import Orthonormal
 from ..models import lipschitz_mlp, make_activation
 from .critics import RawInputCritic
 
-# Lean enough for a CPU: two networks of different width, depth and group size beside the
-# closed-form and cone members (the family costs about 1.2x one 3x128 network per step).
+# Lean enough for a CPU: the closed-form and cone members cost little beside the one network
+# (the previous default critic); on a CPU a second network costs +50% per step, so more
+# widths, depths and group sizes are the GPU default, where the stacked networks run in
+# parallel (or ask for them: ``family=GPU_FAMILY``).
 DEFAULT_FAMILY = (
     "linear",
     "transport",
     "peaks",
     "pits",
     "mlp:128x3:maxmin",
-    "mlp:32x2:fullsort",
 )
-# On a GPU the stacked networks run in parallel: more widths, depths and group sizes.
 GPU_FAMILY = (
     *DEFAULT_FAMILY,
+    "mlp:32x2:fullsort",
     "mlp:128x3:gs4",
     "mlp:128x3:gs8",
     "mlp:256x2:fullsort",
@@ -266,7 +268,7 @@ class MLPStack(nn.Module):
         self.specs = list(specs)
         self.widths = tuple(widths)
         sizes = [dim, *widths, 1]
-        self.layers = nn.ModuleList(StackedLinear(k, a, b) for a, b in zip(sizes, sizes[1:]))
+        self.layers = nn.ModuleList(StackedLinear(k, a, b) for a, b in itertools.pairwise(sizes))
         self.acts = nn.ModuleList(make_activation(s.activation, s.group_size) for s in specs)
         self.same_act = len({(s.activation, s.group_size) for s in specs}) == 1
 
@@ -290,7 +292,7 @@ class MLPStack(nn.Module):
         net = lipschitz_mlp(self.layers[0].weight.shape[-1], self.widths, 1,
                             activation=s.activation, group_size=s.group_size)  # fmt: skip
         dense = [m for m in net if isinstance(m, BjorckLinear)]
-        for src, dst in zip(self.layers, dense):
+        for src, dst in zip(self.layers, dense, strict=False):
             # the orthonormalized weight is its own polar factor: the copy computes the same map
             dst.parametrizations.weight.original.copy_(src.weight[k])
             dst.bias.copy_(src.bias[k])
@@ -344,8 +346,10 @@ class CriticFamily(nn.Module):
                 self.names.append(s.name)
         self.trained = [key not in CLOSED_FORM for key, _ in self.slots]
         # a buffer, so checkpoints and multi-process launchers carry the selection
-        self.register_buffer("best_values", torch.full((len(self.slots),), -math.inf,
-                                                       dtype=torch.float64))
+        self.register_buffer(
+            "best_values", torch.full((len(self.slots),), -math.inf, dtype=torch.float64)
+        )
+        self.register_buffer("best_stderr", torch.zeros(len(self.slots), dtype=torch.float64))
         self._best: dict[str, torch.Tensor] | None = None
 
     @property
@@ -401,26 +405,31 @@ class CriticFamily(nn.Module):
         for key, g in self.groups.items():
             params = [p for p in g.parameters() if p.requires_grad]
             if params:
-                groups.append({"params": params, "lr": lr * (CONE_LR_FACTOR if key == "cones" else 1)})
+                groups.append(
+                    {"params": params, "lr": lr * (CONE_LR_FACTOR if key == "cones" else 1)}
+                )
         return groups
 
     # ----- per-member early stopping -----
 
     @torch.no_grad()
-    def record(self, values: Sequence[float]) -> None:
-        """Keep each member's weights at its best monitor value so far."""
+    def record(self, values: Sequence[float], stderr: Sequence[float] | None = None) -> None:
+        """Keep each member's weights at its best monitor value so far (and that value's
+        standard error)."""
         if self._best is None:
             self._best = {k: v.detach().clone() for k, v in self.state_dict().items()}
         for k, value in enumerate(values):
             best = float(self.best_values[k])
             if math.isfinite(value) and (value > best or not math.isfinite(best)):
                 self.best_values[k] = float(value)
+                self.best_stderr[k] = float(stderr[k]) if stderr is not None else 0.0
                 key, i = self.slots[k]
                 prefix = f"groups.{key}."
                 for name, t in self.state_dict().items():
                     if name.startswith(prefix) and t.dim() > 0 and key not in CLOSED_FORM:
                         self._best[name][i] = t[i]
         self._best["best_values"] = self.best_values.clone()
+        self._best["best_stderr"] = self.best_stderr.clone()
 
     @torch.no_grad()
     def load_best(self) -> None:
@@ -431,6 +440,31 @@ class CriticFamily(nn.Module):
     def best_member(self) -> int:
         """Index of the member with the best monitor value (the first on ties)."""
         return int(torch.argmax(self.best_values))
+
+    def complexity(self, k: int) -> tuple[int, int]:
+        """Order used by :meth:`select`: closed-form linear, cones, networks by size, and
+        the transport potential (as many anchors as fit rows) last."""
+        key, i = self.slots[k]
+        rank = {"linear": 0, "cones": 1, "transport": 3}.get(key, 2)
+        size = sum(p[i].numel() for p in self.groups[key].parameters()) if rank == 2 else 0
+        return rank, size
+
+    def select(self, one_se: bool = True, exclude: Sequence[str] = ()) -> int:
+        """The reported member. With ``one_se``, the simplest member (:meth:`complexity`)
+        whose monitor value is within one standard error of the best: each trained member's
+        value is the best of many checks of one monitor split, so it is optimistic by about
+        that much, while a closed-form member is checked once (Breiman's one-standard-error
+        rule). Without it, the best value (in-sample runs, where optimism is the point)."""
+        ok = [k for k in range(len(self.names)) if self.names[k] not in exclude
+              and math.isfinite(float(self.best_values[k]))]  # fmt: skip
+        if not ok:
+            ok = list(range(len(self.names)))
+        best = max(ok, key=lambda k: float(self.best_values[k]))
+        if not one_se:
+            return best
+        floor = float(self.best_values[best] - self.best_stderr[best])
+        near = [k for k in ok if float(self.best_values[k]) >= floor]
+        return min(near, key=lambda k: (self.complexity(k), k))
 
     @torch.no_grad()
     def member(self, k: int) -> RawInputCritic:

@@ -162,10 +162,10 @@ class W1Critic(L.LightningModule):
         last = getattr(self, "_last_loss", None)
         if last is not None and not torch.isfinite(last):
             raise FloatingPointError(f"W1 critic: loss is {float(last)} at step {self.global_step}")
-        values, _ = self._reduced_values()
+        values, stderr = self._reduced_values()
         if self.is_family:
-            self.critic.record(values.tolist())
-            trained = [v for v, t in zip(values.tolist(), self.critic.trained) if t]
+            self.critic.record(values.tolist(), stderr.tolist())
+            trained = [v for v, t in zip(values.tolist(), self.critic.trained, strict=False) if t]
             best = max(trained) if trained else float(values.max())
         else:
             best = float(values[0])
@@ -181,7 +181,7 @@ class W1Critic(L.LightningModule):
 
     def _reported_critic(self) -> tuple[nn.Module, int]:
         if self.is_family:
-            k = self.critic.best_member()
+            k = self.critic.select()
             return self.critic.member(k), k
         return self.critic, 0
 

@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=CRITICS,
         default=None,
         help="critic (default: family, certified critics trained together, the "
-        "best on the monitor split wins; groupsort and bcop are single "
-        "certified networks; gp, lp, sn, clip are uncertified baselines)",
+        "simplest within one standard error of the best on the monitor split is "
+        "reported; groupsort and bcop are single certified networks; gp, lp, sn, clip "
+        "are uncertified baselines)",
     )
     w1.add_argument("--folds", type=_positive_int, default=1,
                     help="cross-fitting: K folds, every sample held out once (default 1: "

@@ -58,7 +58,7 @@ def test_streamed_estimate_reads_bounded_pieces(pair, monkeypatch):
     monkeypatch.setattr("wgan_lip.data.rows.CHECK_UP_FRONT_BYTES", 0)  # as for a large file
     monkeypatch.setattr(w1_data, "WINDOW_BYTES", 64 * 16)  # 64 rows of 4 floats
     monkeypatch.setattr(w1_data, "NORMALIZATION_ROWS", 300)
-    monkeypatch.setattr("wgan_lip.w1.estimate.NORMALIZATION_ROWS", 300)
+    monkeypatch.setattr("wgan_lip.w1.module.NORMALIZATION_ROWS", 300)
     monkeypatch.setattr("wgan_lip.w1.estimate.TRAIN_VALUE_ROWS", 500)
     _SpyRows.largest = 0
     p, q = _SpyRows(d / "p.npy", "P"), _SpyRows(d / "q.npy", "Q")

@@ -209,9 +209,6 @@ def split_indices(
     return _monitor_split(train, hold, monitor)
 
 
-HASH_CHUNK_ROWS = 65_536
-
-
 def row_hashes(rows: Rows) -> torch.Tensor:
     """A 64-bit hash of every row's float32 bit pattern (read chunk by chunk).
 
@@ -221,9 +218,10 @@ def row_hashes(rows: Rows) -> torch.Tensor:
     d = math.prod(rows.event_shape)
     gen = torch.Generator().manual_seed(0x5EED)
     mult = torch.randint(1, 2**62, (d,), generator=gen, dtype=torch.int64) * 2 + 1
+    chunk = max(1, WINDOW_BYTES // (4 * d))  # sequential reads of one streaming window
     out = []
-    for start in range(0, rows.n, HASH_CHUNK_ROWS):
-        idx = torch.arange(start, min(start + HASH_CHUNK_ROWS, rows.n))
+    for start in range(0, rows.n, chunk):
+        idx = torch.arange(start, min(start + chunk, rows.n))
         x = rows.take(idx).reshape(len(idx), d).to(torch.float32) + 0.0  # -0.0 -> 0.0
         h = (x.contiguous().view(torch.int32).to(torch.int64) * mult).sum(1)  # wraps mod 2^64
         out.append(h ^ (h >> 31))

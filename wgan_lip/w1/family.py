@@ -193,7 +193,14 @@ def _cone_scores(z: torch.Tensor, anchors: torch.Tensor, offsets: torch.Tensor,
                  sign: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """Scores of cone critics: ``z (B, d)``, ``anchors (K, J, d)``, ``offsets (K, J)``,
     ``sign (K,)`` (+1 peaks, -1 pits) to ``(K, B)``."""
-    dist = _distances(z.unsqueeze(0).expand(len(anchors), -1, -1), anchors)  # (K, B, J)
+    k, j, d = anchors.shape
+    if torch.is_grad_enabled() and z.dtype != torch.float64:
+        # training: every member's distances from one matmul (batched cdist was 3x slower)
+        sq = (z * z).sum(1, keepdim=True) - 2 * z @ anchors.reshape(k * j, d).T
+        sq = (sq + (anchors * anchors).sum(-1).reshape(1, k * j)).clamp_min(1e-12)
+        dist = sq.sqrt().reshape(len(z), k, j).transpose(0, 1)  # (K, B, J)
+    else:
+        dist = _distances(z.unsqueeze(0).expand(k, -1, -1), anchors)  # (K, B, J)
     # peaks: max_j (a_j - d_j) = -min_j (d_j - a_j); pits: min_j (a_j + d_j)
     s = sign.view(-1, 1, 1).to(dist.dtype)
     out = -s.view(-1, 1) * (dist - s * offsets.to(dist.dtype).unsqueeze(1)).amin(dim=-1)

@@ -134,7 +134,8 @@ def run_seeds(section: str, seeds: int, n: int, null: bool, pop_n: int) -> None:
     pop_p, pop_q = prob.sample_p(pop_n, 10_000), prob.sample_q(pop_n, 10_000)
     rows = []
     for s in range(seeds):
-        p, q = prob.sample_p(n, 100 + 2 * s), prob.sample_q(n, 101 + 2 * s)
+        # independent draws for every seed (sample_q offsets its seed by one)
+        p, q = prob.sample_p(n, 1000 * (s + 1)), prob.sample_q(n, 1000 * (s + 1) + 500)
         est = estimate_w1(p, q, seed=s, progress=False)
         pop = est.score(pop_p, pop_q)[0]
         rows.append({"seed": s, "dim": 8, "n": n, "w1": prob.w1, "value": est.value,

@@ -27,7 +27,7 @@ def test_shared_rows_never_cross_from_held_out_to_training(folds):
     g = torch.Generator().manual_seed(0)
     common = torch.randn(300, 4, generator=g)
     p = torch.cat([common, torch.randn(100, 4, generator=g)])[torch.randperm(400, generator=g)]
-    q = torch.cat([torch.randn(50, 4, generator=g), common, common[:20]])  # and duplicates
+    q = torch.cat([torch.randn(50, 4, generator=g), common])  # overlapping datasets
     for fold in range(folds):
         sp, sq = split_pair(TensorRows(p), TensorRows(q), 0.25, 0.1, seed=5, folds=folds,
                             fold=fold)  # fmt: skip
@@ -35,6 +35,23 @@ def test_shared_rows_never_cross_from_held_out_to_training(folds):
         trained = _keys(p[sp.fit]) | _keys(q[sq.fit]) | _keys(p[sp.monitor]) | _keys(q[sq.monitor])
         assert not held & trained
         assert len(sp.holdout) >= 2 and len(sq.holdout) >= 2
+
+
+def test_discrete_data_shared_values_still_give_a_representative_held_out_sample():
+    # two samples of one discrete distribution: every value occurs on both sides many times;
+    # held-out rows must not be whole values (that would hold out part of the support)
+    gen = torch.Generator().manual_seed(1)
+    p = torch.randint(0, 5, (1000, 1), generator=gen).float()
+    q = torch.randint(0, 5, (800, 1), generator=gen).float()
+    sp, sq = split_pair(TensorRows(p), TensorRows(q), 0.2, 0.1, seed=2)
+    assert len(set(p[sp.holdout, 0].tolist())) == 5 and len(set(q[sq.holdout, 0].tolist())) == 5
+    assert abs(len(sp.holdout) - 200) < 40 and abs(len(sq.holdout) - 160) < 40
+
+
+def test_constant_data_on_both_sides_is_split_and_gives_zero():
+    x = np.ones((50, 3), dtype=np.float32)
+    est = estimate_w1(x, x, steps=20, family=SMALL, **FAST)
+    assert est.value == 0 and est.ci_low <= 0 <= est.ci_high and est.n_holdout_p >= 2
 
 
 def test_disjoint_sources_keep_the_independent_per_side_split():

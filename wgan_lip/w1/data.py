@@ -228,13 +228,32 @@ def row_hashes(rows: Rows) -> torch.Tensor:
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
 
 
+def _occurrence(h: torch.Tensor) -> torch.Tensor:
+    """For each entry, how many equal entries come before it (0 for the first)."""
+    order = torch.argsort(h, stable=True)
+    hs = h[order]
+    pos = torch.arange(len(h))
+    start = torch.ones(len(h), dtype=torch.bool)
+    start[1:] = hs[1:] != hs[:-1]
+    run_start = torch.cummax(torch.where(start, pos, torch.zeros_like(pos)), dim=0).values
+    occ = torch.empty_like(pos)
+    occ[order] = pos - run_start
+    return occ
+
+
 def _grouped_splits(
     hp: torch.Tensor, hq: torch.Tensor, holdout: float, monitor: float, seed: int,
     folds: int, fold: int,
 ) -> tuple[Split, Split]:  # fmt: skip
-    """Split P and Q so that equal rows (within or across the sides) land in the same part:
-    the parts are drawn per distinct row, not per sample."""
-    uniq, inv = torch.unique(torch.cat([hp, hq]), return_inverse=True)
+    """Split P and Q so that shared rows land in the same part on both sides.
+
+    The k-th copy of a row in P is tied to the k-th copy of the same row in Q (the same
+    record seen twice), and each tied pair, or lone row, goes to a random part. Tying *all*
+    equal rows together instead would hold out whole values of a discrete distribution, so
+    the held-out rows would no longer be a sample of it.
+    """
+    keys = torch.cat([torch.stack([hp, _occurrence(hp)], 1), torch.stack([hq, _occurrence(hq)], 1)])
+    uniq, inv = torch.unique(keys, dim=0, return_inverse=True)
     g = len(uniq)
     gen = torch.Generator().manual_seed(seed)
     pos = torch.empty(g, dtype=torch.float64)
@@ -261,9 +280,9 @@ def split_pair(
     hashes: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[Split, Split]:  # fmt: skip
     """The splits of P and Q. When the two sides share rows (the same file twice,
-    overlapping datasets), every distinct row goes to one part on both sides, so a held-out
-    row of one side is never a training row of the other; otherwise each side is split on
-    its own (:func:`split_indices`). ``hashes``: the :func:`row_hashes` of both sides, if
+    overlapping datasets), each shared record goes to one part on both sides (the k-th copy
+    in P with the k-th copy in Q), so a held-out shared row of one side is never a training
+    row of the other; otherwise each side is split on its own (:func:`split_indices`). ``hashes``: the :func:`row_hashes` of both sides, if
     already computed."""
     if not 0.0 <= holdout < 1.0:
         raise InputError(f"holdout must be in [0, 1), got {holdout}")

@@ -138,3 +138,13 @@ def test_permutation_p_value_is_uniform_under_the_null_and_small_under_a_shift()
 def test_fold_p_values_combine_by_bonferroni():
     assert combine_fold_p_values([0.01, 0.5, 0.9]) == pytest.approx(0.03)
     assert combine_fold_p_values([0.6, 0.7]) == 1.0
+
+
+def test_in_sample_json_has_null_p_value(tmp_path, capsys):
+    np.save(tmp_path / "p.npy", np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32))
+    np.save(tmp_path / "q.npy", np.random.default_rng(1).normal(size=(100, 2)).astype(np.float32))
+    code = main(["w1", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"), "--json",
+                 "--no-progress", "--steps", "20", "--holdout", "0"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0 and "NaN" not in text
+    assert json.loads(text)["p_value"] is None

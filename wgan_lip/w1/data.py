@@ -282,8 +282,8 @@ def split_pair(
     """The splits of P and Q. When the two sides share rows (the same file twice,
     overlapping datasets), each shared record goes to one part on both sides (the k-th copy
     in P with the k-th copy in Q), so a held-out shared row of one side is never a training
-    row of the other; otherwise each side is split on its own (:func:`split_indices`). ``hashes``: the :func:`row_hashes` of both sides, if
-    already computed."""
+    row of the other; otherwise each side is split on its own (:func:`split_indices`).
+    ``hashes``: the :func:`row_hashes` of both sides, if already computed."""
     if not 0.0 <= holdout < 1.0:
         raise InputError(f"holdout must be in [0, 1), got {holdout}")
     _check_folds(folds, fold)

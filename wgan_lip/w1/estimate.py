@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sys
 import time
 import warnings
@@ -82,8 +83,13 @@ class W1Estimate:
     batch_size: int = 0
 
     def to_dict(self) -> dict:
-        """All fields but the critic module, as JSON-ready Python scalars."""
-        return {k: v for k, v in self.__dict__.items() if k != "critic"}
+        """All fields but the critic module, as JSON-ready Python scalars (a value that does
+        not apply, such as the p-value of an in-sample run, is None, not NaN)."""
+
+        def clean(v):
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        return {k: clean(v) for k, v in self.__dict__.items() if k != "critic"}
 
     def score(self, p, q) -> tuple[float, float, float]:
         """Certified ``(value, ci_low, ci_high)`` of the trained critic on fresh samples."""

@@ -43,6 +43,30 @@ def test_bjorck_is_differentiable_through_its_iterations():
     assert w.grad is not None and torch.isfinite(w.grad).all()
 
 
+@pytest.mark.parametrize("scale", [1e19, 1e30, 1e-30, 1e-38])
+def test_bjorck_is_orthonormal_at_extreme_float32_scales(scale):
+    torch.manual_seed(0)
+    q = bjorck(torch.randn(4, 4) * scale)
+    assert torch.isfinite(q).all() and (svals(q) - 1).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("iters", [0, -1, 1.5, True])
+def test_bjorck_rejects_bad_iteration_counts(iters):
+    with pytest.raises(ValueError, match="iters"):
+        bjorck(torch.randn(3, 3), iters=iters)
+
+
+def test_bjorck_refuses_matrices_without_a_polar_factor_and_warns_when_rank_deficient():
+    with pytest.raises(ValueError, match="zero matrix"):
+        bjorck(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        bjorck(torch.tensor([[1.0, float("nan")], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="tol"):
+        bjorck(torch.randn(3, 3), tol=2.0)
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        bjorck(torch.ones(3, 3))  # rank 1: two singular values stay 0
+
+
 def test_bjorck_rejects_bad_input():
     with pytest.raises(TypeError, match="floating-point"):
         bjorck(torch.ones(3, 3, dtype=torch.int32))

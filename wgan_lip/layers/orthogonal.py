@@ -141,16 +141,22 @@ def _solve_tall(
     tol = _auto_tol(x, cfg.tol)
     tiny = torch.finfo(x.dtype).tiny
     with torch.no_grad():
-        sigma, v = power_sigma(x, cfg.power_iters if v is None else 1, v)
+        # The polar factor ignores scale: bring the entries to O(1) first, so the squares in
+        # the power iteration and the Frobenius norm neither overflow (1e19 in float32) nor
+        # underflow (1e-30).
+        amax = x.abs().amax(dim=(-2, -1), keepdim=True)
+        amax = torch.where(torch.isfinite(amax) & (amax > 0), amax, torch.ones_like(amax))
+        xn = x / amax
+        sigma, v = power_sigma(xn, cfg.power_iters if v is None else 1, v)
         # 1.01: a margin above the (lower) power estimate keeps the start inside the basin.
         scale = (1.01 * sigma).clamp_min(tiny)
-        q, err, n = _iterate(x / scale, cfg, tol, cfg.max_iters)
+        q, err, n = _iterate(xn / scale, cfg, tol, cfg.max_iters)
         if not (math.isfinite(err) and err < 1e-2):
             # The estimate was far off: the Frobenius norm bounds the spectral norm, always safe.
-            scale = torch.linalg.matrix_norm(x, keepdim=True).clamp_min(tiny)
-            q, err, n = _iterate(x / scale, cfg, tol, 2 * cfg.max_iters)
+            scale = torch.linalg.matrix_norm(xn, keepdim=True).clamp_min(tiny)
+            q, err, n = _iterate(xn / scale, cfg, tol, 2 * cfg.max_iters)
     converged = math.isfinite(err) and err < max(1e-3, math.sqrt(tol))
-    return q, scale, n, v, converged
+    return q, amax * scale, n, v, converged
 
 
 def bjorck(
@@ -167,9 +173,15 @@ def bjorck(
         w: matrix ``(m, n)`` or a batch ``(..., m, n)``, floating point. Tall matrices get
             orthonormal columns, wide ones orthonormal rows.
         config: options (:class:`BjorckConfig`); the keywords below override it.
-        iters: a fixed number of iterations (no convergence check) instead of ``tol``.
+        iters: a fixed number of iterations (no convergence check) instead of ``tol``;
+            a positive integer.
         tol: residual tolerance on ``||Q^T Q - I||_F`` (see :class:`BjorckConfig`).
         order: series order of each step.
+
+    Raises ``ValueError`` for NaN/Inf entries, an all-zero matrix (no polar factor), an
+    empty one or bad ``iters``/``tol``; warns (``RuntimeWarning``) when the iteration does
+    not converge (a rank-deficient matrix). Any finite non-zero scale works: the entries are
+    brought to O(1) before the power iteration, since the polar factor ignores scale.
 
     Autograd flows through every iteration, so the gradient is that of the function
     computed. The pre-scaling and the convergence checks are planned without autograd, then
@@ -180,18 +192,38 @@ def bjorck(
         raise TypeError(f"bjorck: expected a floating-point tensor, got {got}")
     if w.dim() < 2:
         raise ValueError(f"bjorck: expected a matrix (..., m, n), got shape {tuple(w.shape)}")
+    if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 1):
+        raise ValueError(f"bjorck: iters must be a positive integer or None, got {iters!r}")
+    if tol is not None and not (isinstance(tol, (int, float)) and 0 < tol < 1):
+        raise ValueError(f"bjorck: tol must be in (0, 1), got {tol!r}")
+    if w.numel() == 0:
+        raise ValueError(f"bjorck: the matrix is empty, shape {tuple(w.shape)}")
+    with torch.no_grad():
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError("bjorck: the matrix has NaN or Inf entries")
+        if bool((w.abs().amax(dim=(-2, -1)) == 0).any()):
+            raise ValueError("bjorck: a zero matrix has no orthonormal polar factor")
     cfg = config or BjorckConfig()
     if order is not None or tol is not None:
         cfg = replace(cfg, order=order or cfg.order, tol=tol if tol is not None else cfg.tol)
     wide = _is_wide(w)
     x = w.mT if wide else w
     if iters is None:
-        q, scale, steps, _, _ = _solve_tall(x.detach(), cfg)
+        q, scale, steps, _, converged = _solve_tall(x.detach(), cfg)
+        if not converged:
+            warnings.warn(
+                f"bjorck did not converge for a {tuple(w.shape)} matrix (rank deficient or "
+                "nearly so?): the result is not orthonormal",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if not x.requires_grad or not torch.is_grad_enabled():
             return q.mT if wide else q
     else:
-        sigma, _ = power_sigma(x.detach(), cfg.power_iters)
-        scale, steps = (1.01 * sigma).clamp_min(torch.finfo(x.dtype).tiny), iters
+        xd = x.detach()
+        amax = xd.abs().amax(dim=(-2, -1), keepdim=True)
+        sigma, _ = power_sigma(xd / amax, cfg.power_iters)
+        scale, steps = amax * (1.01 * sigma).clamp_min(torch.finfo(x.dtype).tiny), iters
     q = x / scale
     for _ in range(steps):
         q, _ = _step(q, cfg.order)

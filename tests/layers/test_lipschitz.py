@@ -118,3 +118,41 @@ def test_attack_reaches_the_constant_of_a_linear_map():
     exact = lipschitz_bound(layer)
     assert empirical_lipschitz(layer, x, steps=200, lr=5e-2) >= 0.99 * exact
     assert F.linear(x, layer.weight).shape == (4, 6)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    k=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    s=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    pad=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    ceil_mode=st.booleans(),
+    count_include_pad=st.booleans(),
+    override=st.one_of(st.none(), st.integers(1, 9)),
+    size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+)
+def test_avg_pool_bound_is_at_least_the_exact_norm_for_every_option(
+    k, s, pad, ceil_mode, count_include_pad, override, size
+):
+    pad = (min(pad[0], k[0] // 2), min(pad[1], k[1] // 2))  # torch requires pad <= k / 2
+    m = nn.AvgPool2d(k, s, pad, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                     divisor_override=override)  # fmt: skip
+    h, w = size
+    eye = torch.eye(h * w, dtype=torch.float64).reshape(h * w, 1, h, w)
+    try:
+        out = m(eye)
+    except RuntimeError:  # input smaller than the window
+        return
+    if out.numel() == 0:
+        return
+    exact = float(torch.linalg.matrix_norm(out.reshape(h * w, -1).T, ord=2))
+    assert lipschitz_bound(m) >= exact * (1 - 1e-9)
+
+
+def test_avg_pool_bounds_of_the_reported_cases():
+    x = torch.zeros(1, 1, 7, 7, dtype=torch.float64)
+    x[0, 0, 6, 6] = 1.0  # alone in the clipped last window: the ratio is 1
+    ceil = nn.AvgPool2d(2, ceil_mode=True)
+    assert float(ceil(x).norm() / x.norm()) == pytest.approx(1.0)
+    assert lipschitz_bound(ceil) >= 1.0
+    assert lipschitz_bound(nn.AvgPool2d(3, 1, 1, count_include_pad=False)) > 1.01
+    assert lipschitz_bound(nn.AvgPool2d(2)) == pytest.approx(0.5)

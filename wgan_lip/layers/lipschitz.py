@@ -130,11 +130,44 @@ _RULES[nn.Dropout] = _one  # identity in eval mode
 
 @register_lipschitz_bound(nn.AvgPool2d)
 def _avg_pool(m: nn.AvgPool2d) -> float:
-    kh, kw = (m.kernel_size, m.kernel_size) if isinstance(m.kernel_size, int) else m.kernel_size
-    stride = m.stride or m.kernel_size
-    sh, sw = (stride, stride) if isinstance(stride, int) else stride
-    # Cauchy-Schwarz per window; a pixel lies in at most ceil(k/s) windows per axis.
-    return math.sqrt(math.ceil(kh / sh) * math.ceil(kw / sw) / (kh * kw))
+    """Every option of ``nn.AvgPool2d``: the pooling is separable (the divisor is the product
+    of the per-axis window counts, whether or not they count padding and however ``ceil_mode``
+    clips the last window), so its norm is the product of two 1-D averaging matrices' norms.
+    Each is bounded by Schur's test, ``sqrt(max row sum * max column sum)``, taken over every
+    input length up to ``3 (k + 2p + s)``: a longer input only repeats the interior and edge
+    windows that these lengths already contain, so the bound holds for every input size."""
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    (kh, kw), (ph, pw) = pair(m.kernel_size), pair(m.padding)
+    sh, sw = pair(m.stride or m.kernel_size)
+    override = m.divisor_override
+    bound = 1.0
+    for k, s, p in ((kh, sh, ph), (kw, sw, pw)):
+        bound *= _avg_pool_axis_bound(
+            k, s, p, m.ceil_mode, m.count_include_pad, override is not None
+        )
+    if override is not None:  # uniform weights 1 / override instead of 1 / (kh kw)
+        bound *= kh * kw / override
+    return bound
+
+
+def _avg_pool_axis_bound(k: int, s: int, p: int, ceil: bool, include_pad: bool,
+                         plain_sum: bool) -> float:  # fmt: skip
+    """Schur bound of 1-D average pooling, the maximum over input lengths 1..3 (k + 2p + s)."""
+    import torch.nn.functional as F
+
+    worst = 0.0
+    for n in range(1, 3 * (k + 2 * p + s) + 1):
+        eye = torch.eye(n, dtype=torch.float64).reshape(n, 1, n, 1)
+        try:
+            out = F.avg_pool2d(eye, (k, 1), (s, 1), (p, 0), ceil_mode=ceil,
+                               count_include_pad=include_pad,
+                               divisor_override=k if plain_sum else None)  # fmt: skip
+        except RuntimeError:  # the input is too short for this window
+            continue
+        a = out[:, 0, :, 0].T.abs()  # (outputs, inputs)
+        if a.numel():
+            worst = max(worst, math.sqrt(float(a.sum(1).max()) * float(a.sum(0).max())))
+    return worst
 
 
 def matrix_norm2(w: torch.Tensor) -> float:

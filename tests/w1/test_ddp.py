@@ -83,6 +83,15 @@ def test_estimator_with_two_processes_matches_one_process():
     assert abs(two.value - one.value) < 0.1 * (one.ci_high - one.ci_low)
 
 
+def test_estimator_with_three_processes_on_a_small_split():
+    """More processes than evaluation chunks: a process without rows scores an empty chunk."""
+    p, q = _problem(300)
+    est = estimate_w1(p, q, devices=3, accelerator="cpu", steps=40, eval_every=20,
+                      progress=False, family=("linear", "peaks"))  # fmt: skip
+    assert est.steps == 40 and est.n_holdout_p == est.n_holdout_q == 60
+    assert 0.5 < est.value <= 1.5 and est.lipschitz_bound <= 1 + 1e-6
+
+
 def test_held_out_scoring_is_reduced_across_processes():
     """The Lightning test loop: each process scores a share, the sums are all-reduced."""
     import lightning as L

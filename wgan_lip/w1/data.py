@@ -118,7 +118,8 @@ class SideChunks(IterableDataset):
     """All of P then all of Q (rows at the given indices, in file order) in chunks, each
     tagged with its side (0 = P, 1 = Q). With ``shard=True`` (the evaluation loaders) chunk
     ``i`` goes to process ``i % world`` under DDP, so the processes share the work and
-    together score every row once; otherwise every row is yielded here."""
+    together score every row once (a process with no chunk yields one empty chunk);
+    otherwise every row is yielded here."""
 
     def __init__(
         self, p: Rows | torch.Tensor, q: Rows | torch.Tensor, chunk: int,
@@ -134,7 +135,10 @@ class SideChunks(IterableDataset):
         for side, idx in ((0, self.p_index), (1, self.q_index)):
             out += [(side, s, s + self.chunk) for s in range(0, len(idx), self.chunk)]
         rank, world = rank_and_world() if self.shard else (0, 1)
-        return out[rank::world]
+        mine = out[rank::world]
+        # A process left without rows (a small split over many processes) still yields one
+        # empty chunk: Lightning refuses an empty loader, and the sums it adds are zeros.
+        return mine if mine or not self.shard else [(0, 0, 0)]
 
     def __len__(self) -> int:
         return len(self._chunks())

@@ -142,6 +142,8 @@ class W1Critic(L.LightningModule):
 
     def _eval_step(self, batch) -> None:
         x, side = batch
+        if len(x) == 0:  # the empty chunk of a process without rows (see SideChunks)
+            return
         scores = self._train_scores(x)
         self._stats.update(scores if scores.dim() == 2 else scores[:, None], int(side))
 

@@ -86,13 +86,31 @@ def test_wgan_run_killed_with_sigkill_resumes_from_last_and_completes(tmp_path, 
                                   "generator": steps["generator"] + 6}  # fmt: skip
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def _flip_bytes_inside_the_largest_entry(path):
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = max(z.infolist(), key=lambda i: i.compress_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack(
+        "<HH", data[info.header_offset + 26 : info.header_offset + 30]
+    )
+    start = info.header_offset + 30 + name_len + extra_len + info.compress_size // 2
+    data[start : start + 4] = bytes(b ^ 0xFF for b in data[start : start + 4])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip"])
 def test_damaged_checkpoint_is_a_one_line_error(tmp_path, monkeypatch, capsys, damage):
     monkeypatch.chdir(tmp_path)
     assert main(["fit", *W1_CONFIG, "--trainer.max_steps=100"]) == 0
     last = tmp_path / W1_LAST
     data = last.read_bytes()
-    last.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a checkpoint")
+    if damage == "flip":  # the zip stays readable; only the entry's CRC tells
+        _flip_bytes_inside_the_largest_entry(last)
+    else:
+        last.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a checkpoint")
     capsys.readouterr()
     for command in ("fit", "test"):
         code = main([command, *W1_CONFIG, "--trainer.max_steps=200", "--ckpt_path", "last"])

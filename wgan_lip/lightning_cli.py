@@ -12,6 +12,7 @@ import lightning as L
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI
 
+from .checkpoints import verify_checkpoint_file
 from .errors import InputError
 
 
@@ -23,6 +24,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path, *args, **kwargs):
         if not os.path.isfile(path):
             raise InputError(f"checkpoint {str(path)!r} not found")
+        verify_checkpoint_file(path)  # torch.load does not check the zip CRCs
         try:
             return super().load_checkpoint(path, *args, **kwargs)
         except Exception as e:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints import verify_checkpoint_file
 from ..errors import InputError
 from .module import LipschitzClassifier
 
@@ -16,6 +17,7 @@ def load_classifier(path: str | os.PathLike) -> LipschitzClassifier:
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"checkpoint {str(path)!r} not found")
+    verify_checkpoint_file(path)  # torch.load does not check the zip CRCs
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:

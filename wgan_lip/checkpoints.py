@@ -1,0 +1,30 @@
+"""Integrity of checkpoint files before anything is loaded from them."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+from .errors import InputError
+
+
+def verify_checkpoint_file(path: str | os.PathLike) -> None:
+    """Refuse, in one line, a checkpoint whose zip entries fail their CRC-32 check.
+
+    ``torch.save`` writes a zip archive that records a CRC per entry, but ``torch.load``
+    does not check them: flipped bytes inside a tensor load silently as wrong weights (a
+    certificate computed from them would be wrong). Files that are not zip archives (the
+    legacy format) are left to the loader.
+    """
+    path = os.fspath(path)
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise InputError(f"checkpoint {path!r} is truncated or corrupt ({e}); delete it or "
+                         "use an earlier checkpoint") from None  # fmt: skip
+    if bad is not None:
+        raise InputError(f"checkpoint {path!r} is truncated or corrupt (entry {bad!r} fails "
+                         "its CRC check); delete it or use an earlier checkpoint")  # fmt: skip

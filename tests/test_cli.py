@@ -119,3 +119,26 @@ def test_w1_cli_process_exit_code(pair_files):
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip() == "wgan-lip: error: Q: no such file 'nope.npy'"
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--seed", "-1"], "--seed: must be in [0, 4294967295]"),
+        (["--seed", "12345678901234567890"], "--seed: must be in"),
+        (["--exact", "--max-exact-gib", "nan"], "--max-exact-gib: must be a positive, finite"),
+        (["--exact", "--max-exact-gib", "inf"], "--max-exact-gib: must be a positive, finite"),
+    ],
+)
+def test_bad_seed_and_memory_limit_are_one_line_errors(pair_files, capsys, extra, match):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own exit, code 2
+        main(["w1", str(pair_files / "p.npy"), str(pair_files / "q.npy"), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and match in err[0]
+
+
+def test_plot_path_that_is_a_folder_is_refused_before_training(pair_files, tmp_path, capsys):
+    code = main(["w1", str(pair_files / "p.npy"), str(pair_files / "q.npy"), "--plot",
+                 str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is a folder" in err[0]

@@ -52,6 +52,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
+MAX_SEED = 2**32 - 1
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in [0, {MAX_SEED}], got {text}")
+    return value
+
+
+def _gib(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of GiB, got {text}")
+    return value
+
+
 def _radius(text: str) -> float:
     try:
         value = float(text)
@@ -108,13 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "per side, else 512; 128 for bcop)")  # fmt: skip
     w1.add_argument("--exact", action="store_true",
                     help="also compute the exact W1 of the two samples (POT)")  # fmt: skip
-    w1.add_argument("--max-exact-gib", type=float, default=4.0,
+    w1.add_argument("--max-exact-gib", type=_gib, default=4.0,
                     help="memory limit for --exact (default 4 GiB)")  # fmt: skip
     w1.add_argument("--json", action="store_true", help="print one JSON object")
     w1.add_argument("--plot", metavar="FILE", help="2-D data: samples over critic level sets")
     w1.add_argument("--data-root", metavar="DIR",
                     help="folder with the named datasets (default $WGAN_LIP_DATA)")  # fmt: skip
-    w1.add_argument("--seed", type=int, default=0)
+    w1.add_argument(
+        "--seed",
+        type=_seed,
+        default=0,
+        help=f"fixes the split, the initialization and the batches (0..{MAX_SEED})",
+    )
     w1.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     cert = sub.add_parser(

@@ -20,6 +20,9 @@ def check_plot_path(path: str | os.PathLike) -> Path:
     from matplotlib.figure import Figure
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--plot: {str(path)!r} is a folder; give a file name such as "
+                         f"{str(path / 'critic.png')!r}")  # fmt: skip
     if not path.parent.exists():
         raise InputError(f"--plot: folder {str(path.parent)!r} does not exist")
     fmt = path.suffix.lower().lstrip(".")

@@ -32,21 +32,24 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _fraction(text: str) -> float:
+def _parse(text: str, cast):
+    """``cast(text)``, or the parser's one-line error naming what was expected."""
     try:
-        value = float(text)
+        return cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        what = "an integer" if cast is int else "a number"
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+
+
+def _fraction(text: str) -> float:
+    value = _parse(text, float)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    value = _parse(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
@@ -56,30 +59,21 @@ MAX_SEED = 2**32 - 1
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    value = _parse(text, int)
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be in [0, {MAX_SEED}], got {text}")
     return value
 
 
 def _gib(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _parse(text, float)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive, finite number of GiB, got {text}")
     return value
 
 
 def _radius(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _parse(text, float)
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"radii must be finite and >= 0, got {text}")
     return value

@@ -24,6 +24,17 @@ CERTIFIED = frozenset({"groupsort", "bcop", "family"})
 DEFAULT_WIDTHS = (128, 128, 128)
 
 
+@torch.no_grad()
+def fit_shift_scale(shift: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) -> None:
+    """Set the buffers ``shift`` to the mean of ``x`` and ``scale`` to its pooled
+    per-coordinate standard deviation (1 when that is 0 or not finite), in float64."""
+    x = x.to(torch.float64)
+    mu = x.mean(dim=0)
+    s = float((x - mu).pow(2).mean().sqrt())
+    shift.copy_(mu.to(shift))
+    scale.fill_(s if s > 0 and math.isfinite(s) else 1.0)
+
+
 class RawInputCritic(nn.Module):
     """``f(x) = scale * net((x - shift) / scale)`` with ``x`` flattened first if asked.
 
@@ -43,14 +54,9 @@ class RawInputCritic(nn.Module):
         self.register_buffer("shift", torch.zeros(self.input_shape))
         self.register_buffer("scale", torch.ones(()))
 
-    @torch.no_grad()
     def fit_normalization(self, x: torch.Tensor) -> None:
         """Centre on the mean of ``x`` and scale by its pooled per-coordinate std."""
-        x = x.to(torch.float64)
-        mu = x.mean(dim=0)
-        s = float((x - mu).pow(2).mean().sqrt())
-        self.shift.copy_(mu.to(self.shift))
-        self.scale.fill_(s if s > 0 and math.isfinite(s) else 1.0)
+        fit_shift_scale(self.shift, self.scale, x)
 
     def normalized_scores(self, x: torch.Tensor) -> torch.Tensor:
         """``net((x - shift) / scale)``: the scores in normalized units, which training

@@ -109,33 +109,12 @@ def dual_stats(
     return chunk_stats(critic, SideChunks(xp, xq, batch_size))
 
 
-@torch.no_grad()
 def chunk_stats(
     critic: nn.Module, chunks: SideChunks, progress: bool = False, label: str = "scoring"
 ) -> DualStats:
     """Score the rows of :class:`~wgan_lip.w1.data.SideChunks` (read chunk by chunk, so a
     part larger than memory is fine) into :class:`DualStats`."""
-    was_training = critic.training
-    critic.eval()
-    device = next(critic.buffers()).device
-    stats = DualStats()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        total = len(chunks.p_index) + len(chunks.q_index)
-        bar = tqdm(total=total, desc=label, unit="row", unit_scale=True, file=sys.stderr,
-                   dynamic_ncols=True, leave=False)  # fmt: skip
-    try:
-        for x, side in chunks:
-            stats.update(critic(x.to(device)), "p" if int(side) == 0 else "q")
-            if bar is not None:
-                bar.update(len(x))
-    finally:
-        critic.train(was_training)
-        if bar is not None:
-            bar.close()
-    return stats
+    return _stats_of(*chunk_scores(critic, chunks, progress, label))
 
 
 @torch.no_grad()

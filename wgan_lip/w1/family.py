@@ -52,7 +52,7 @@ from ..errors import InputError
 from ..layers import BjorckLinear, lipschitz_bound
 from ..layers.orthogonal import Orthonormal
 from ..models import lipschitz_mlp, make_activation
-from .critics import RawInputCritic
+from .critics import RawInputCritic, fit_shift_scale
 
 # Lean enough for a CPU: the closed-form and cone members cost little beside the one network
 # (the previous default critic); on a CPU a second network costs +50% per step, so more
@@ -363,14 +363,9 @@ class CriticFamily(nn.Module):
     def flatten(self) -> bool:
         return True
 
-    @torch.no_grad()
     def fit_normalization(self, x: torch.Tensor) -> None:
         """Centre on the mean of ``x`` and scale by its pooled per-coordinate std."""
-        x = x.to(torch.float64)
-        mu = x.mean(dim=0)
-        s = float((x - mu).pow(2).mean().sqrt())
-        self.shift.copy_(mu.to(self.shift))
-        self.scale.fill_(s if s > 0 and math.isfinite(s) else 1.0)
+        fit_shift_scale(self.shift, self.scale, x)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[1:]) != self.input_shape:

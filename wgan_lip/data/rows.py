@@ -29,6 +29,7 @@ import torch
 from ..errors import InputError
 
 MANIFEST = "manifest.json"
+NPY_MAGIC = b"\x93NUMPY"
 CHECK_UP_FRONT_BYTES = 256 * 2**20  # smaller files are scanned for NaN/Inf when opened
 FOLIO_BYTES = 2 * 2**20  # a page fault may map a whole page-cache folio (up to a huge page)
 PIECE_BYTES = 64 * 2**20  # mapped bytes read before they are dropped again
@@ -88,6 +89,58 @@ class TensorRows(Rows):
         return TensorRows(self.data.reshape(self.n, *shape))
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def short_reason(e: BaseException, limit: int = 120) -> str:
+    """The first sentence of an exception's message, on one line and at most ``limit`` long.
+
+    Library errors can run to paragraphs (torch's ``weights_only`` advice); a user needs
+    the gist, inside a one-line error.
+    """
+    text = _ANSI.sub("", str(e))
+    if "WeightsUnpickler error:" in text:  # torch: the reason follows its general advice
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "") or type(e).__name__
+    line = line.split(". ", 1)[0].rstrip(".")
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
+
+
+def read_npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header of a ``.npy`` stream, leaving ``fh`` at the data."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = fmt.read_array_header_2_0(fh)
+    else:
+        shape, _, dtype = fmt._read_array_header(fh, version)
+    return tuple(shape), dtype
+
+
+def npy_trouble(fh, size: int, e: BaseException) -> str:
+    """Why a ``.npy`` stream of ``size`` bytes could not be read, in a few words."""
+    try:
+        if size == 0:
+            return "it is empty, 0 bytes"
+        if fh.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            return "it does not start with the .npy header; write it with np.save"
+        fh.seek(0)
+        shape, dtype = read_npy_header(fh)
+        if dtype.hasobject:
+            return f"it holds Python objects (dtype {dtype}), not numbers; save a numeric array"
+        need = fh.tell() + math.prod(shape) * dtype.itemsize
+        if size < need:
+            return (
+                f"it is truncated: its header announces {shape} {dtype}, {need} bytes, "
+                f"but it has {size}"
+            )
+    except Exception:
+        pass  # a damaged header: the reader's own reason says more
+    return short_reason(e)
+
+
 def _numbered(files: list[Path]) -> list[tuple[int, Path]] | None:
     """``(number, file)`` sorted by the trailing integer of each stem, or None if one lacks it."""
     out = []
@@ -109,13 +162,7 @@ def shard_files(path: Path, name: str) -> list[Path]:
     """
     manifest = path / MANIFEST
     if manifest.is_file():
-        try:
-            listed = json.loads(manifest.read_text())["shards"]
-            if not isinstance(listed, list) or not all(isinstance(s, str) for s in listed):
-                raise TypeError("'shards' must be a list of file names")
-        except Exception as e:
-            raise InputError(f"{name}: cannot read {str(manifest)!r} ({e})") from None
-        files = [path / s for s in listed]
+        files = [path / s for s in read_manifest(manifest, name)["shards"]]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise InputError(
@@ -134,6 +181,27 @@ def shard_files(path: Path, name: str) -> list[Path]:
                 f"{fb.name}); restore it or list the shards in {MANIFEST}"
             )
     return [f for _, f in numbered]
+
+
+def read_manifest(manifest: Path, name: str) -> dict:
+    """A shard folder's ``manifest.json``, checked: ``shards`` a list of file names and
+    ``rows``, if there, one non-negative row count per shard."""
+    try:
+        spec = json.loads(manifest.read_text())
+        if not isinstance(spec, dict) or "shards" not in spec:
+            raise TypeError('it must be a JSON object {"shards": [file, ...], "rows": [n, ...]}')
+        listed, rows = spec["shards"], spec.get("rows")
+        if not isinstance(listed, list) or not all(isinstance(s, str) for s in listed):
+            raise TypeError("'shards' must be a list of file names")
+        if rows is not None and (
+            not isinstance(rows, list)
+            or len(rows) != len(listed)
+            or not all(type(r) is int and r >= 0 for r in rows)
+        ):
+            raise TypeError("'rows' must list one row count for each file in 'shards'")
+    except Exception as e:
+        raise InputError(f"{name}: cannot read {str(manifest)!r} ({short_reason(e)})") from None
+    return spec
 
 
 def _event_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -206,14 +274,19 @@ class NpyRows(Rows):
     def _open(self, f: Path) -> np.ndarray:
         try:
             return np.load(f, mmap_mode="r", allow_pickle=False)
-        except Exception as e:  # truncated, not a .npy, unreadable
-            raise InputError(f"{self.name}: cannot read {str(f)!r} as .npy ({e})") from None
+        except Exception as e:  # truncated, not a .npy, object dtype, unreadable
+            try:
+                with f.open("rb") as fh:
+                    why = npy_trouble(fh, f.stat().st_size, e)
+            except OSError:
+                why = short_reason(e)
+            raise InputError(f"{self.name}: cannot read {str(f)!r} as .npy ({why})") from None
 
     def _check_manifest_rows(self, files: list[Path], counts: list[int]) -> None:
         manifest = self.path / MANIFEST if self.path.is_dir() else None
         if manifest is None or not manifest.is_file():
             return
-        rows = json.loads(manifest.read_text()).get("rows")
+        rows = read_manifest(manifest, self.name).get("rows")
         if rows is None:
             return
         for f, want, got in zip(files, rows, counts, strict=False):
@@ -222,13 +295,26 @@ class NpyRows(Rows):
                     f"{self.name}: shard {f.name!r} has {got} rows, {MANIFEST} says {want}"
                 )
 
+    def _where(self, row: int) -> str:
+        """Row ``row`` named by its file: "row 3 of 'x.npy'" or of one shard."""
+        shard = int(np.searchsorted(self.offsets, row, side="right") - 1)
+        kind = "shard " if self.path.is_dir() else ""
+        return f"row {row - int(self.offsets[shard])} of {kind}{str(self.files[shard])!r}"
+
     def _check_finite_up_front(self) -> None:
-        bad = 0
-        for start in range(0, self.n, 65536):
+        bad, first = 0, None
+        for start in range(0, self.n, 65536):  # in chunks: memory stays bounded
             x = self.read(start, start + 65536, check=False)
-            bad += int((~torch.isfinite(x.reshape(len(x), -1))).any(dim=1).sum())
+            rows = (~torch.isfinite(x.reshape(len(x), -1))).any(dim=1)
+            bad += int(rows.sum())
+            if first is None and bool(rows.any()):
+                first = start + int(rows.nonzero()[0])
         if bad:
-            raise InputError(f"{self.name}: {bad} of {self.n} samples contain NaN or Inf")
+            sample = f" (sample {first})" if self.path.is_dir() else ""
+            raise InputError(
+                f"{self.name}: {bad} of {self.n} samples contain NaN or Inf, the first is "
+                f"{self._where(first)}{sample}; remove or fix those rows"
+            )
 
     # Memory maps are per process: they are reopened after pickling (ddp_spawn workers).
     def __getstate__(self) -> dict:
@@ -307,10 +393,9 @@ class NpyRows(Rows):
         ok = torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
         if not bool(ok.all()):
             row = int(idx[int((~ok).nonzero()[0])])
-            shard = int(np.searchsorted(self.offsets, row, side="right") - 1)
             raise InputError(
-                f"{self.name}: sample {row} ({self.files[shard].name} row "
-                f"{row - int(self.offsets[shard])}) contains NaN or Inf; clean the data"
+                f"{self.name}: sample {row} ({self._where(row)}) contains NaN or Inf; "
+                "remove or fix that row"
             )
 
     def with_event_shape(self, shape: tuple[int, ...]) -> NpyRows:

@@ -2,8 +2,9 @@
 
 A source is a callable ``n -> samples`` or a torch ``Dataset`` / ``IterableDataset``
 (:mod:`wgan_lip.data.samplers`: fresh draws at every read), a numpy array, a torch tensor,
-a file (``.npy``, ``.npz`` with one array or ``file.npz:key``, ``.pt``, ``.csv``), a folder
-of images, a folder of ``.npy`` shards, or a named dataset from the data root (``mnist``,
+a file (``.npy``, ``.npz`` with one array or ``file.npz:key``, ``.pt`` with a tensor, a dict
+with one tensor or ``file.pt:key``, ``.csv``), a folder of images, a folder of ``.npy``
+shards, or a named dataset from the data root (``mnist``,
 ``mnist:3``, ``fashion-mnist:train:7``, ``cifar10-subset``, ``uci-digits``; see
 :mod:`wgan_lip.data.vision`). Vectors come back as ``(n, d)``; images as
 ``(n, C, H, W)`` (a 3-D array is ``(n, H, W)`` grayscale images).
@@ -15,8 +16,10 @@ of images, a folder of ``.npy`` shards, or a named dataset from the data root (`
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +27,13 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .rows import MANIFEST, NpyRows, Rows, TensorRows
+from .rows import MANIFEST, NPY_MAGIC, NpyRows, Rows, TensorRows, npy_trouble, short_reason
 from .vision import load_named_dataset, parse_dataset_spec
 
 FILE_FORMATS = (".npy", ".npz", ".pt", ".csv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+KEYED = re.compile(r"(.+\.(?:npz|pt)):([^/\\:]+)", re.IGNORECASE)  # file.npz:key, file.pt:key
+SHOWN_KEYS = 8  # keys named in an error message before "and N more"
 
 
 @dataclass(frozen=True)
@@ -89,63 +94,131 @@ class Samples:
         return self.take(idx.sort().values).reshape(k, -1)
 
 
-def _as_tensor(x, name: str) -> torch.Tensor:
+def _label(name: str, where: str | None) -> str:
+    """How an error names a source: ``P`` or ``P: 'x.pt'``."""
+    return f"{name}: {where!r}" if where else name
+
+
+def _as_tensor(x, name: str, where: str | None = None) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         t = x.detach().cpu()
+        if t.layout != torch.strided:  # sparse
+            t = t.to_dense()
     else:
-        arr = np.asarray(x)
+        try:
+            arr = np.asarray(x)
+        except Exception as e:  # ragged nested lists and the like
+            raise InputError(
+                f"{name}: cannot make an array of the samples ({short_reason(e)}); "
+                "give every sample the same shape"
+            ) from None
         if arr.dtype == object or not (
             np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
         ):
-            raise InputError(f"{name}: expected numeric samples, got dtype {arr.dtype}")
+            raise InputError(
+                f"{_label(name, where)}: expected numeric samples, got dtype {arr.dtype}"
+            )
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if t.is_complex():
-        raise InputError(f"{name}: complex samples are not supported")
+        raise InputError(f"{_label(name, where)}: complex samples are not supported")
     return t.to(torch.float32)
 
 
-def _shape_samples(t: torch.Tensor, name: str) -> torch.Tensor:
+def _shape_samples(t: torch.Tensor, name: str, where: str | None = None) -> torch.Tensor:
     if t.dim() == 1:
         t = t[:, None]
     elif t.dim() == 3:
         t = t[:, None]
     elif t.dim() not in (2, 4):
         raise InputError(
-            f"{name}: expected (n,), (n, d), (n, H, W) or (n, C, H, W) samples, "
+            f"{_label(name, where)}: expected (n,), (n, d), (n, H, W) or (n, C, H, W) samples, "
             f"got shape {tuple(t.shape)}"
         )
     if t.shape[0] < 2:
-        raise InputError(f"{name}: needs at least 2 samples, got {t.shape[0]}")
+        raise InputError(f"{_label(name, where)}: needs at least 2 samples, got {t.shape[0]}")
     if any(s == 0 for s in t.shape[1:]):
-        raise InputError(f"{name}: samples have an empty dimension, shape {tuple(t.shape)}")
-    bad = int((~torch.isfinite(t.reshape(t.shape[0], -1))).any(dim=1).sum())
-    if bad:
-        raise InputError(f"{name}: {bad} of {t.shape[0]} samples contain NaN or Inf")
+        raise InputError(
+            f"{_label(name, where)}: samples have an empty dimension, shape {tuple(t.shape)}"
+        )
+    bad_rows = (~torch.isfinite(t.reshape(t.shape[0], -1))).any(dim=1)
+    if bool(bad_rows.any()):
+        first = int(bad_rows.nonzero()[0])
+        of = f" of {where!r}" if where else ""
+        raise InputError(
+            f"{name}: {int(bad_rows.sum())} of {t.shape[0]} samples contain NaN or Inf, "
+            f"the first is row {first}{of}; remove or fix those rows"
+        )
     return t.contiguous()
 
 
+def _keys(keys) -> str:
+    """``'a', 'b', 'c'`` (at most :data:`SHOWN_KEYS`, then how many more)."""
+    keys = [str(k) for k in keys]
+    shown = ", ".join(repr(k) for k in keys[:SHOWN_KEYS])
+    return shown + (f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else "")
+
+
 def _read_csv(path: Path, name: str) -> np.ndarray:
+    """The numeric rows of a CSV file; a first line that is not numbers is a header.
+
+    Errors name the line as an editor numbers it (1-based, blank lines counted).
+    """
     rows: list[list[float]] = []
-    with path.open(newline="") as fh:
-        for line_no, row in enumerate(csv.reader(fh), start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            try:
-                rows.append([float(c) for c in row])
-            except ValueError:
-                if line_no == 1 and not rows:
-                    continue  # a header line
-                col = next(i for i, c in enumerate(row) if not _is_float(c))
-                raise InputError(
-                    f"{name}: non-numeric value {row[col]!r} in {str(path)!r} "
-                    f"line {line_no}, column {col + 1}"
-                ) from None
+    lines: list[int] = []  # the line each row came from
+    where = str(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            end = 0  # the line the previous row ended on: a quoted field may span lines
+            for row in reader:
+                line_no, end = end + 1, reader.line_num
+                if not row or all(not c.strip() for c in row):
+                    continue
+                try:
+                    values = [float(c) for c in row]
+                except ValueError:
+                    if line_no == 1 and not rows:
+                        continue  # a header line
+                    col = next(i for i, c in enumerate(row) if not _is_float(c))
+                    raise InputError(
+                        f"{name}: {_not_a_number(row[col])} in {where!r} "
+                        f"line {line_no}, column {col + 1}"
+                    ) from None
+                if rows and len(values) != len(rows[0]):
+                    raise InputError(
+                        f"{name}: {where!r} line {line_no} has {len(values)} fields, expected "
+                        f"{len(rows[0])} like line {lines[0]}; every row needs as many values"
+                    )
+                rows.append(values)
+                lines.append(line_no)
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{name}: {where!r} is not UTF-8 text (byte {e.object[e.start]:#04x} cannot be "
+            "decoded); save it as a UTF-8 CSV file"
+        ) from None
+    except csv.Error as e:
+        raise InputError(f"{name}: cannot read {where!r} as CSV ({short_reason(e)})") from None
     if not rows:
-        raise InputError(f"{name}: {str(path)!r} has no numeric rows")
-    widths = {len(r) for r in rows}
-    if len(widths) > 1:
-        raise InputError(f"{name}: {str(path)!r} has rows of different lengths {sorted(widths)}")
-    return np.asarray(rows, dtype=np.float64)
+        raise InputError(f"{name}: {where!r} has no numeric rows")
+    arr = np.asarray(rows, dtype=np.float64)
+    bad_rows = ~np.isfinite(arr).all(axis=1)
+    if bad_rows.any():
+        first = int(np.argmax(bad_rows))
+        raise InputError(
+            f"{name}: {int(bad_rows.sum())} of {len(arr)} samples contain NaN or Inf, the "
+            f"first is row {first} ({where!r} line {lines[first]}); remove or fix those rows"
+        )
+    return arr
+
+
+def _not_a_number(c: str) -> str:
+    if not c.strip():
+        return "empty field"
+    if any(sep in c for sep in (";", "\t", " ")) and all(
+        _is_float(v) for v in re.split(r"[;\s]+", c.strip())
+    ):
+        return f"value {c!r} (fields must be separated by commas)"
+    return f"non-numeric value {c!r}"
 
 
 def _is_float(c: str) -> bool:
@@ -156,43 +229,112 @@ def _is_float(c: str) -> bool:
     return True
 
 
+def _head(path: Path, k: int = 8) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(k)
+
+
 def _read_npz(path: Path, key: str | None, name: str) -> np.ndarray:
+    where = str(path)
+    head = _head(path)
+    if head.startswith(NPY_MAGIC):
+        raise InputError(
+            f"{name}: {where!r} is a .npy file, not an .npz archive; rename it to .npy"
+        )
+    if not head.startswith(b"PK"):
+        raise InputError(
+            f"{name}: cannot read {where!r} as .npz (it is not a zip archive); "
+            "write it with np.savez"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.keys())
             if key is None:
+                if not keys:
+                    raise InputError(f"{name}: {where!r} holds no arrays")
                 if len(keys) != 1:
                     raise InputError(
-                        f"{name}: {str(path)!r} holds {len(keys)} arrays ({', '.join(keys)}); "
-                        f"name one as {path}:KEY"
+                        f"{name}: {where!r} holds {len(keys)} arrays {_keys(keys)}: "
+                        f"pick one as {path}:{keys[0]}"
                     )
                 key = keys[0]
             if key not in keys:
+                raise InputError(f"{name}: {where!r} has no array {key!r}; it has {_keys(keys)}")
+            try:
+                return z[key]
+            except Exception as e:
+                member = key if key in z.zip.namelist() else f"{key}.npy"
+                with z.zip.open(member) as fh:
+                    why = npy_trouble(fh, z.zip.getinfo(member).file_size, e)
                 raise InputError(
-                    f"{name}: {str(path)!r} has no array {key!r}; it has {', '.join(keys)}"
-                )
-            return z[key]
+                    f"{name}: cannot read array {key!r} of {where!r} ({why})"
+                ) from None
     except InputError:
         raise
     except Exception as e:
-        raise InputError(f"{name}: cannot read {str(path)!r} as .npz ({e})") from None
+        raise InputError(f"{name}: cannot read {where!r} as .npz ({short_reason(e)})") from None
 
 
-def _read_pt(path: Path, name: str) -> torch.Tensor:
+def _read_pt(path: Path, key: str | None, name: str) -> torch.Tensor:
+    """A tensor saved with ``torch.save``: alone, as the one tensor of a dict, or the dict
+    entry ``key``. Loaded with ``weights_only=True``: no pickled code is ever run."""
+    where = str(path)
+    head = _head(path, 2)
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):
+        raise InputError(
+            f"{name}: {where!r} is not a readable torch file (neither a zip archive nor a "
+            "pickle); write it with torch.save"
+        )
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols, on stderr
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise InputError(f"{name}: cannot read {str(path)!r} as a torch file ({e})") from None
-    if isinstance(obj, dict):
-        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if len(tensors) != 1:
+        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if m:
+            hint = "; convert numpy arrays with torch.from_numpy" if "numpy" in m[1] else ""
             raise InputError(
-                f"{name}: {str(path)!r} must hold a tensor or a dict with one tensor, "
-                f"found {len(tensors)} tensors"
+                f"{name}: {where!r} holds a {m[1]} object, which is not unpickled (that could "
+                f"run code): save tensors, or a dict of tensors, with torch.save{hint}"
+            ) from None
+        raise InputError(
+            f"{name}: {where!r} is not a readable torch file ({short_reason(e)}); "
+            "it may be truncated or damaged: write it again with torch.save"
+        ) from None
+    if isinstance(obj, dict):
+        entries = {str(k): v for k, v in obj.items()}
+        tensors = [k for k, v in entries.items() if isinstance(v, torch.Tensor)]
+        if key is not None:
+            if key not in entries:
+                raise InputError(
+                    f"{name}: {where!r} has no key {key!r}; its keys are {_keys(entries)}"
+                )
+            if key not in tensors:
+                raise InputError(
+                    f"{name}: {where!r} entry {key!r} is a {type(entries[key]).__name__}, "
+                    f"not a tensor" + (f"; its tensors are {_keys(tensors)}" if tensors else "")
+                )
+            return entries[key]
+        if len(tensors) == 1:
+            return entries[tensors[0]]
+        if not tensors:
+            raise InputError(
+                f"{name}: {where!r} holds a dict without tensors (keys {_keys(entries) or 'none'})"
+                "; save the samples as a tensor"
             )
-        obj = next(iter(tensors.values()))
+        raise InputError(
+            f"{name}: {where!r} holds a dict with tensors {_keys(tensors)}: "
+            f"pick one as {path}:{tensors[0]}"
+        )
+    if key is not None:
+        raise InputError(
+            f"{name}: {where!r} holds a {type(obj).__name__}, not a dict, so it has no key "
+            f"{key!r}; pass {path} alone"
+        )
     if not isinstance(obj, torch.Tensor):
-        raise InputError(f"{name}: {str(path)!r} does not hold a tensor ({type(obj).__name__})")
+        raise InputError(
+            f"{name}: {where!r} holds a {type(obj).__name__}, not a tensor or a dict of tensors"
+        )
     return obj
 
 
@@ -210,24 +352,72 @@ def _read_image_folder(path: Path, name: str) -> torch.Tensor:
             with Image.open(f) as im:
                 mode = "L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB"
                 arrays.append(np.asarray(im.convert(mode), dtype=np.float32) / 255.0)
-        except OSError as e:
-            raise InputError(f"{name}: cannot read image {str(f)!r} ({e})") from None
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        raise InputError(
-            f"{name}: images in {str(path)!r} differ in size or mode {sorted(shapes)}; "
-            "resize them to one size"
-        )
+        except Exception as e:  # not an image, truncated, a decompression bomb
+            raise InputError(f"{name}: cannot read image {str(f)!r} ({short_reason(e)})") from None
+    for f, a in zip(files, arrays, strict=True):
+        if a.shape != arrays[0].shape:
+            raise InputError(
+                f"{name}: images in {str(path)!r} differ in size or mode: {files[0].name!r} "
+                f"is {_image_kind(arrays[0])}, {str(f.relative_to(path))!r} is {_image_kind(a)}; "
+                "resize them to one size"
+            )
     x = torch.from_numpy(np.stack(arrays))
     return x[:, None] if x.dim() == 3 else x.permute(0, 3, 1, 2)
 
 
+def _image_kind(a: np.ndarray) -> str:
+    return f"{a.shape[1]}x{a.shape[0]} " + ("grayscale" if a.ndim == 2 else "RGB")
+
+
+def _missing(spec: str, path: Path, name: str) -> InputError:
+    """Why ``path`` is not there: a symlink loop, a broken symlink, or no such file."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            chain, p = [str(path)], path
+            while p.is_symlink() and len(chain) < 6:
+                p = p.parent / os.readlink(p)
+                chain.append(str(p))
+                if str(p) == chain[0]:
+                    return InputError(
+                        f"{name}: {spec!r} is a symlink loop ({' -> '.join(chain)}); "
+                        "point it at a real file"
+                    )
+            return InputError(
+                f"{name}: {spec!r} is a symlink loop (too many levels of symbolic links); "
+                "point it at a real file"
+            )
+        if path.is_symlink():
+            return InputError(
+                f"{name}: {spec!r} is a broken symlink to {os.readlink(path)!r}, which does "
+                "not exist"
+            )
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return InputError(f"{name}: cannot open {spec!r} ({e.strerror})")
+    return InputError(f"{name}: no such file {spec!r}")
+
+
 def _read_path(spec: str, name: str) -> torch.Tensor | NpyRows:
+    if "\0" in spec:
+        raise InputError(f"{name}: {spec!r} is not a valid path (it has a NUL character)")
     key = None
-    m = re.fullmatch(r"(.+\.npz):([^/\\:]+)", spec)
-    if m and not Path(spec).exists():
+    m = KEYED.fullmatch(spec)
+    if m and not os.path.lexists(spec):
         spec, key = m.group(1), m.group(2)
-    path = Path(spec).expanduser()
+    try:
+        path = Path(spec).expanduser()
+    except RuntimeError:  # ~user of an unknown user
+        path = Path(spec)
+    try:
+        return _read_file(spec, path, key, name)
+    except OSError as e:  # unreadable (permissions, I/O error) after the checks
+        raise InputError(
+            f"{name}: cannot read {spec!r} ({e.strerror or short_reason(e)})"
+        ) from None
+
+
+def _read_file(spec: str, path: Path, key: str | None, name: str) -> torch.Tensor | NpyRows:
     if path.is_dir():
         if any(path.glob("*.npy")) or (path / MANIFEST).is_file():
             return NpyRows(path, name)  # a dataset split into .npy shards
@@ -235,25 +425,29 @@ def _read_path(spec: str, name: str) -> torch.Tensor | NpyRows:
     suffix = path.suffix.lower()
     if suffix not in FILE_FORMATS:
         if not path.exists():
-            raise InputError(f"{name}: no such file {spec!r}")
+            raise _missing(spec, path, name)
         raise InputError(
             f"{name}: unknown format {suffix or '(no suffix)'!r} for {spec!r}; "
             f"use {', '.join(FILE_FORMATS)}, an image folder or a dataset name"
         )
     if not path.is_file():
-        raise InputError(f"{name}: no such file {spec!r}")
+        if path.exists():
+            raise InputError(f"{name}: {spec!r} is not a regular file")
+        raise _missing(spec, path, name)
+    if path.stat().st_size == 0:
+        raise InputError(f"{name}: {spec!r} is empty (0 bytes)")
     if suffix == ".npy":
         return NpyRows(path, name)
     if suffix == ".npz":
-        return _as_tensor(_read_npz(path, key, name), name)
+        return _as_tensor(_read_npz(path, key, name), name, str(path))
     if suffix == ".pt":
-        return _as_tensor(_read_pt(path, name), name)
-    return _as_tensor(_read_csv(path, name), name)
+        return _as_tensor(_read_pt(path, key, name), name, str(path))
+    return _as_tensor(_read_csv(path, name), name, str(path))
 
 
 def _looks_like_path(spec: str) -> bool:
     """Dataset names have no dots or slashes; anything else is read as a path."""
-    return "/" in spec or os.sep in spec or "." in spec or Path(spec).exists()
+    return "/" in spec or os.sep in spec or "." in spec or os.path.lexists(spec)
 
 
 def load_samples(source, *, data_root: str | os.PathLike | None = None, name: str = "P") -> Samples:
@@ -280,7 +474,7 @@ def load_samples(source, *, data_root: str | os.PathLike | None = None, name: st
         read = _read_path(spec, name)
         if isinstance(read, NpyRows):
             return Samples(read, read.description)
-        return Samples(_shape_samples(read, name), spec)
+        return Samples(_shape_samples(read, name, spec), spec)
     t = _shape_samples(_as_tensor(source, name), name)
     return Samples(t, f"{type(source).__name__} {tuple(t.shape)}")
 

@@ -147,6 +147,7 @@ class StopOnInterrupt(Callback):
 
     def __init__(self) -> None:
         self.interrupted = False
+        self.aborted = False  # a Ctrl-C that reached the trainer (the second one)
         self._previous = None
         self._trainer: L.Trainer | None = None
 
@@ -167,6 +168,7 @@ class StopOnInterrupt(Callback):
         self.restore()
 
     def on_exception(self, trainer, pl_module, exception) -> None:
+        self.aborted = self.aborted or isinstance(exception, KeyboardInterrupt)
         self.restore()
 
     def restore(self) -> None:

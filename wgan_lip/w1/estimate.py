@@ -218,8 +218,8 @@ def estimate_w1(
 
     Args:
         p, q: samples of P and Q: numpy arrays, torch tensors, file paths (``.npy``, ``.npz``
-            or ``file.npz:key``, ``.pt``, ``.csv``), image folders, or dataset names
-            (``mnist``, ``mnist:3``, ``fashion-mnist:train:7``, ``cifar10-subset``).
+            or ``file.npz:key``, ``.pt`` or ``file.pt:key``, ``.csv``), image folders, or dataset
+            names (``mnist``, ``mnist:3``, ``fashion-mnist:train:7``, ``cifar10-subset``).
         critic: ``"family"`` (default: the linear, cone and GroupSort/Björck critics of
             :mod:`wgan_lip.w1.family` trained together, the best on the monitor split
             reported), ``"groupsort"`` (one Björck MLP + GroupSort), ``"bcop"`` (BCOP
@@ -367,7 +367,14 @@ def _fit_fold(dm, critic, members, widths, lr, patience, steps, max_time, accele
                 enable_model_summary=False, num_sanity_val_steps=0, callbacks=cbs,
             )  # fmt: skip
             with _fork_safe_threads(trainer):
-                trainer.fit(module, datamodule=dm)
+                try:
+                    trainer.fit(module, datamodule=dm)
+                except SystemExit:
+                    # Lightning turns a Ctrl-C it catches into exit(1); a second Ctrl-C
+                    # (abort) is a KeyboardInterrupt to the caller, as everywhere else.
+                    if interrupt.aborted:
+                        raise KeyboardInterrupt from None
+                    raise
     monitor_values: dict[str, float] = {}
     if module.is_family:
         family = module.critic.eval()

@@ -5,9 +5,11 @@ float64: exact singular values for dense layers, the factor-wise bound of BCOP, 
 generic convolution the maximum of its transfer matrix's norm over a frequency grid
 inflated by Bernstein's inequality so that it bounds the supremum over *all* frequencies
 (hence every input size and both circular and zero padding). A module it does not know is
-an error naming its type: nothing is assumed to be 1-Lipschitz. Add a rule with
-:func:`register_lipschitz_bound`, or give a module a ``lipschitz_bound(self) -> float``
-method.
+an error naming its type: nothing is assumed to be 1-Lipschitz, and so is an option a rule
+does not cover (reflect padding, batch statistics, a subclass that overrides ``forward``, a
+module with forward hooks). Add a rule with :func:`register_lipschitz_bound`, or give a
+module a ``lipschitz_bound(self) -> float`` method. ``tests/layers/test_bound_audit.py``
+checks every rule against the exact operator norm over its options and input sizes.
 
 ``empirical_lipschitz(module, x)`` is the matching lower bound: gradient ascent on
 ``|f(a) - f(b)| / |a - b|`` from pairs near the given points.
@@ -23,6 +25,8 @@ from torch import nn
 
 from .activations import FullSort, GroupSort
 from .conv import BCOPConv2d, InvertibleDownsample, L2NormPool2d, compose_kernels
+from .orthogonal import BjorckLinear
+from .spectral import SpectralConv2d, SpectralLinear
 
 _RULES: dict[type, Callable[[nn.Module], float]] = {}
 
@@ -43,7 +47,8 @@ def lipschitz_bound(module: nn.Module) -> float:
     The bound is that of the module in eval mode (the function that is certified: no
     power-iteration update or dropout); train/eval flags are restored afterwards.
     ``nn.Sequential`` multiplies its children's bounds. Raises ``TypeError`` for a module
-    with no known rule (residual blocks, custom forwards) rather than assuming 1.
+    with no known rule (residual blocks, custom forwards), or an option its rule does not
+    cover, rather than assuming 1.
     """
     flags = [(m, m.training) for m in module.modules()]
     module.eval()
@@ -55,28 +60,60 @@ def lipschitz_bound(module: nn.Module) -> float:
 
 
 def _bound(module: nn.Module) -> float:
+    _refuse_hooks(module)
     own = getattr(type(module), "lipschitz_bound", None)
     if callable(own):
         return float(module.lipschitz_bound())
-    for cls in type(module).__mro__:
+    rule = _rule(module)
+    if rule is None:
+        raise TypeError(
+            f"lipschitz_bound: no certified bound for module type {type(module).__qualname__}; "
+            "register one with wgan_lip.layers.register_lipschitz_bound or give the module a "
+            "lipschitz_bound() method"
+        )
+    with torch.no_grad():
+        return float(rule(module))
+
+
+def _rule(module: nn.Module) -> Callable[[nn.Module], float] | None:
+    """The rule registered for ``module``'s class or the nearest base class, provided the
+    module computes what that class computes: a subclass that overrides ``forward`` (a
+    residual ``nn.Sequential``, a rescaled ``nn.Linear``) is refused, not bounded as its base.
+    Subclasses whose forward only validates its input are registered by name below."""
+    cls_ = type(module)
+    for cls in cls_.__mro__:
         rule = _RULES.get(cls)
-        if rule is not None:
-            with torch.no_grad():
-                return float(rule(module))
-    raise TypeError(
-        f"lipschitz_bound: no certified bound for module type {type(module).__qualname__}; "
-        "register one with wgan_lip.layers.register_lipschitz_bound or give the module a "
-        "lipschitz_bound() method"
-    )
+        if rule is None:
+            continue
+        if cls_.forward is not cls.forward:
+            raise TypeError(
+                f"lipschitz_bound: {cls_.__qualname__} subclasses {cls.__qualname__} but "
+                f"overrides forward(), which the {cls.__qualname__} bound does not cover; "
+                "register a bound for it with register_lipschitz_bound or give it a "
+                "lipschitz_bound() method"
+            )
+        return rule
+    return None
+
+
+def _refuse_hooks(module: nn.Module) -> None:
+    """Forward hooks can change a module's output (and old-style ``nn.utils.spectral_norm``
+    recomputes the weight in one, so the stored ``weight`` can be stale): refused."""
+    if module._forward_hooks or module._forward_pre_hooks:
+        raise TypeError(
+            f"lipschitz_bound: {type(module).__qualname__} has forward hooks or pre-hooks, "
+            "which can change its output; remove them (use torch.nn.utils.parametrize for "
+            "weight constraints) before certifying"
+        )
 
 
 @register_lipschitz_bound(nn.Sequential)
 def _sequential(m: nn.Sequential) -> float:
     """Product of the children's bounds.
 
-    Circular padding duplicates pixels (not 1-Lipschitz alone), but circular padding by at
-    most ``k - 1`` followed by an unpadded ``k x k`` convolution is a circular convolution
-    (cropped), whose transfer-matrix bound holds: the pair is bounded as one.
+    ``nn.CircularPad2d`` followed by an unpadded ``nn.Conv2d`` is bounded as one circular
+    convolution (see :func:`_circular_copies`), far tighter than the product: circular
+    padding alone duplicates pixels.
     """
     bound = 1.0
     children = list(m)
@@ -86,12 +123,18 @@ def _sequential(m: nn.Sequential) -> float:
         nxt = children[i + 1] if i + 1 < len(children) else None
         if (
             isinstance(child, nn.CircularPad2d)
+            and _rule(child) is _circular_pad
             and isinstance(nxt, nn.Conv2d)
-            and nxt.padding in ((0, 0), "valid")
-            and nxt.padding_mode == "zeros"
-            and max(child.padding) <= min(nxt.kernel_size) - 1
+            and _rule(nxt) is _conv2d
+            and not any(_conv_pads(nxt))
         ):
-            bound *= _bound(nxt)
+            _refuse_hooks(child)
+            _refuse_hooks(nxt)
+            left, right, top, bottom = _circular_pads(child)
+            eff_h, eff_w = _effective_kernel(nxt)
+            copies = _circular_copies(top, bottom, eff_h) * _circular_copies(left, right, eff_w)
+            with torch.no_grad():
+                bound *= math.sqrt(copies) * _conv_kernel_bound(nxt)
             i += 2
             continue
         bound *= _bound(child)
@@ -124,7 +167,7 @@ for _cls in (
     _RULES[_cls] = _one
 _RULES[nn.Sigmoid] = lambda m: 0.25
 _RULES[nn.LeakyReLU] = lambda m: max(1.0, abs(m.negative_slope))
-_RULES[nn.ELU] = lambda m: max(1.0, m.alpha)
+_RULES[nn.ELU] = lambda m: max(1.0, abs(m.alpha))  # slope alpha e^x for x < 0
 _RULES[nn.Dropout] = _one  # identity in eval mode
 
 
@@ -180,7 +223,9 @@ def _linear(m: nn.Linear) -> float:
     return matrix_norm2(m.weight)
 
 
-def conv_transfer_bound(kernel: torch.Tensor, dilation: int = 1, grid: int | None = None) -> float:
+def conv_transfer_bound(
+    kernel: torch.Tensor, dilation: int | tuple[int, int] = 1, grid: int | None = None
+) -> float:
     """Upper bound of ``sup_w ||K_hat(w)||_2`` for a 2-D kernel ``(out, in, kh, kw)``.
 
     ``K_hat`` is a matrix trigonometric polynomial of degree ``n = k // 2`` per axis (after
@@ -188,12 +233,14 @@ def conv_transfer_bound(kernel: torch.Tensor, dilation: int = 1, grid: int | Non
     ``|p'| <= n sup|p|`` for each scalar ``a^H K_hat b``, so on a grid of ``m`` points per axis
     ``sup <= max_grid / (1 - n pi / m)`` per axis. The supremum bounds the circular
     convolution on every input size, and zero padding is a compression of a circular one.
+    ``dilation`` (one or one per axis) spreads the taps: a sparse larger kernel.
     """
     k = kernel.detach().to(torch.float64)
-    if dilation != 1:  # a dilated kernel is a sparse larger kernel
+    dh, dw = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
+    if (dh, dw) != (1, 1):
         out_c, in_c, kh, kw = k.shape
-        big = k.new_zeros(out_c, in_c, (kh - 1) * dilation + 1, (kw - 1) * dilation + 1)
-        big[:, :, ::dilation, ::dilation] = k
+        big = k.new_zeros(out_c, in_c, (kh - 1) * dh + 1, (kw - 1) * dw + 1)
+        big[:, :, ::dh, ::dw] = k
         k = big
     kh, kw = k.shape[-2:]
     if grid is None:  # the finest power-of-two grid within about 2**24 matrix entries
@@ -213,20 +260,96 @@ def conv_transfer_bound(kernel: torch.Tensor, dilation: int = 1, grid: int | Non
 
 @register_lipschitz_bound(nn.Conv2d)
 def _conv2d(m: nn.Conv2d) -> float:
-    if m.padding_mode not in ("zeros", "circular"):
+    """Every stride, dilation, group count, kernel shape and padding size, zeros or circular
+    (reflect or replicate only with no padding).
+
+    Zero padding (any amount) and stride take a subset of the outputs of a circular
+    convolution of a zero-extended input: bounded by the transfer-matrix supremum. Circular
+    padding of ``a + b`` pixels on an axis where the kernel spans ``e`` makes ``a + b - e + 1``
+    more outputs than the circular convolution has, which repeat some of them: the factor
+    ``sqrt(copies)`` of :func:`_circular_copies` (1 for 'same' padding or less).
+    """
+    top, bottom, left, right = _conv_pads(m)
+    if m.padding_mode not in ("zeros", "circular") and any((top, bottom, left, right)):
         raise TypeError(
             f"lipschitz_bound: Conv2d with padding_mode={m.padding_mode!r} has no certified "
             "bound here (reflect/replicate padding duplicates pixels); use zeros or circular"
         )
-    dil = m.dilation[0] if m.dilation[0] == m.dilation[1] else None
-    if dil is None:
-        raise TypeError("lipschitz_bound: Conv2d with unequal dilations is not supported")
-    # Groups act on disjoint channel blocks: the operator is block diagonal.
+    copies = 1
+    if m.padding_mode == "circular":
+        if min(top, bottom, left, right) < 0:
+            raise TypeError(
+                "lipschitz_bound: Conv2d with padding_mode='circular' and negative padding "
+                f"{m.padding} is not supported (torch crops before wrapping)"
+            )
+        eff_h, eff_w = _effective_kernel(m)
+        copies = _circular_copies(top, bottom, eff_h) * _circular_copies(left, right, eff_w)
+    return math.sqrt(copies) * _conv_kernel_bound(m)
+
+
+def _conv_kernel_bound(m: nn.Conv2d) -> float:
+    """``sup ||K_hat||`` of the convolution's kernel with its groups and dilation: groups act
+    on disjoint channel blocks (a block-diagonal operator), hence the maximum over blocks."""
     w = m.weight
     per_group = w.shape[0] // m.groups
     blocks = [w[g * per_group : (g + 1) * per_group] for g in range(m.groups)]
-    # Striding keeps a subset of outputs: a compression, so the unstrided bound holds.
-    return max(conv_transfer_bound(b, dilation=dil) for b in blocks)
+    return max(conv_transfer_bound(b, dilation=tuple(m.dilation)) for b in blocks)
+
+
+def _conv_pads(m: nn.Conv2d) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` padding, as torch applies it ('same' may be uneven)."""
+    if m.padding == "valid":
+        return 0, 0, 0, 0
+    if m.padding == "same":
+        pads = []
+        for d, k in zip(m.dilation, m.kernel_size, strict=True):
+            total = d * (k - 1)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)  # type: ignore[return-value]
+    ph, pw = m.padding
+    return ph, ph, pw, pw
+
+
+def _effective_kernel(m: nn.Conv2d) -> tuple[int, int]:
+    """Span ``d (k - 1) + 1`` of the dilated kernel along height and width."""
+    (dh, dw), (kh, kw) = m.dilation, m.kernel_size
+    return dh * (kh - 1) + 1, dw * (kw - 1) + 1
+
+
+def _circular_copies(a: int, b: int, span: int) -> int:
+    """Most copies of one output of the circular convolution along an axis of length ``n``,
+    after circular padding ``a`` and ``b`` (torch needs ``a, b <= n``) and a valid
+    convolution of span ``span``.
+
+    The padded signal is a window of the ``n``-periodic extension, so output ``i`` is the
+    circular convolution's output ``(i - a) mod n``; the ``n + a + b - span + 1`` outputs
+    repeat each at most ``1 + ceil(excess / n) <= 1 + excess`` times, ``excess =
+    a + b - span + 1``. Each input pixel is also copied at most once into each nonempty pad,
+    hence at most ``1 + [a > 0] + [b > 0]`` outputs of the padding alone.
+    """
+    excess = a + b - span + 1
+    if excess <= 0:
+        return 1
+    return min(1 + excess, 1 + (a > 0) + (b > 0))
+
+
+@register_lipschitz_bound(nn.CircularPad2d)
+def _circular_pad(m: nn.CircularPad2d) -> float:
+    """Alone, circular padding copies a pixel into each nonempty pad at most once (torch
+    refuses to wrap around more than once): ``sqrt`` of the copies along both axes. Followed
+    by an unpadded convolution, :func:`_sequential` bounds the pair much more tightly."""
+    left, right, top, bottom = _circular_pads(m)
+    return math.sqrt(_circular_copies(top, bottom, 1) * _circular_copies(left, right, 1))
+
+
+def _circular_pads(m: nn.CircularPad2d) -> tuple[int, int, int, int]:
+    left, right, top, bottom = m.padding
+    if min(m.padding) < 0:
+        raise TypeError(
+            f"lipschitz_bound: nn.CircularPad2d with negative padding {tuple(m.padding)} is "
+            "not supported (torch crops before wrapping)"
+        )
+    return left, right, top, bottom
 
 
 def _two_tap_bound(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -261,16 +384,24 @@ def _bcop(m: BCOPConv2d) -> float:
 
 @register_lipschitz_bound(nn.BatchNorm2d)
 def _batchnorm(m: nn.BatchNorm2d) -> float:
-    if m.training or m.running_var is None:
+    """In eval mode, a per-channel affine map ``gamma (x - mean) / sqrt(var + eps) + beta``.
+    Without running statistics it normalizes by the batch's even in eval mode: refused."""
+    if m.running_var is None or m.running_mean is None:
         raise TypeError(
-            "lipschitz_bound: BatchNorm in train mode depends on the batch and has "
-            "no certified bound; call model.eval() first"
+            f"lipschitz_bound: nn.{type(m).__name__} with track_running_stats=False "
+            "normalizes by batch statistics even in eval mode (not a function of one sample) "
+            "and has no certified bound; use track_running_stats=True"
         )
-    gamma = m.weight if m.weight is not None else torch.ones_like(m.running_var)
-    return float((gamma.abs() / torch.sqrt(m.running_var + m.eps)).max())
+    var = m.running_var.detach().to(torch.float64)
+    gamma = m.weight.detach().to(torch.float64) if m.weight is not None else torch.ones_like(var)
+    return float((gamma.abs() / torch.sqrt(var + m.eps)).max())
 
 
 _RULES[nn.BatchNorm1d] = _batchnorm
+
+# Subclasses whose forward only validates the input before calling the base class's.
+_RULES[BjorckLinear] = _RULES[SpectralLinear] = _linear
+_RULES[SpectralConv2d] = _conv2d
 
 
 def empirical_lipschitz(

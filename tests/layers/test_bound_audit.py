@@ -1,0 +1,411 @@
+"""Audit of every certified bound: ``lipschitz_bound`` is never below the exact constant.
+
+For each module type with a rule, hypothesis draws the constructor options and a small input
+size, builds the module with random float64 weights and compares the bound with the exact
+operator norm (the largest singular value of the full matrix of the map, built column by
+column from the unit inputs) or, for nonlinear maps, with the largest Jacobian norm and
+difference quotient found. Options a rule cannot handle must be refused by name.
+"""
+
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from wgan_lip.layers import (
+    BCOPConv2d,
+    BjorckLinear,
+    FullSort,
+    GroupSort,
+    InvertibleDownsample,
+    L2NormPool2d,
+    MaxMin,
+    SpectralConv2d,
+    SpectralLinear,
+    lipschitz_bound,
+)
+
+AUDIT = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TOL = 1e-6
+
+
+def operator_norm(m: nn.Module, shape: tuple[int, ...]) -> float | None:
+    """Exact norm of the affine map ``m`` on inputs of ``shape`` (batch dim excluded); None
+    when the output is empty."""
+    n = math.prod(shape)
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
+    with torch.no_grad():
+        cols = m(eye) - m(torch.zeros(1, *shape, dtype=torch.float64))
+    if cols[0].numel() == 0:
+        return None
+    return float(torch.linalg.matrix_norm(cols.reshape(n, -1), ord=2))
+
+
+def nonlinear_lower_bound(m: nn.Module, shape: tuple[int, ...], seed: int) -> float:
+    """Largest Jacobian norm at random points and largest difference quotient of random
+    pairs (near and far): each is a lower bound of the Lipschitz constant."""
+    gen = torch.Generator().manual_seed(seed)
+    best = 0.0
+    for _ in range(4):
+        x = torch.randn(1, *shape, generator=gen, dtype=torch.float64) * 3
+        jac = torch.autograd.functional.jacobian(m, x).reshape(-1, x.numel())
+        best = max(best, float(torch.linalg.matrix_norm(jac, ord=2)))
+    a = torch.randn(64, *shape, generator=gen, dtype=torch.float64) * 3
+    for scale in (1e-4, 1e-1, 3.0):
+        b = a + scale * torch.randn(a.shape, generator=gen, dtype=torch.float64)
+        with torch.no_grad():
+            ratio = (m(a) - m(b)).flatten(1).norm(dim=1) / (a - b).flatten(1).norm(dim=1)
+        best = max(best, float(ratio.max()))
+    return best
+
+
+def randomize(m: nn.Module, seed: int) -> nn.Module:
+    """float64, eval mode, every parameter and floating buffer redrawn (variances positive)."""
+    m = m.double().eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in list(m.named_parameters()) + list(m.named_buffers()):
+            if not t.is_floating_point():
+                continue
+            fresh = torch.randn(t.shape, generator=gen, dtype=torch.float64)
+            t.copy_(fresh.abs() + 0.05 if name.endswith("running_var") else fresh)
+    return m
+
+
+def assert_sound(m: nn.Module, exact: float | None) -> float:
+    bound = lipschitz_bound(m)
+    if exact is not None:
+        assert bound >= exact * (1 - TOL), (m, exact, bound)
+    return bound
+
+
+# ---------------------------------------------------------------- dense layers
+
+
+@AUDIT
+@given(
+    kind=st.sampled_from(["plain", "bjorck", "spectral"]),
+    d_in=st.integers(1, 6),
+    d_out=st.integers(1, 6),
+    bias=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_linear_bound_for_every_option(kind, d_in, d_out, bias, seed):
+    cls = {"plain": nn.Linear, "bjorck": BjorckLinear, "spectral": SpectralLinear}[kind]
+    m = cls(d_in, d_out, bias=bias)
+    if kind == "plain":
+        m = randomize(m, seed)
+    else:  # the constrained layers keep their parametrization; train a step to move it
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            m.parametrizations.weight.original.normal_()
+        m(torch.randn(2, d_in)).sum().backward()
+        m = m.double().eval()
+    exact = operator_norm(m, (d_in,))
+    bound = assert_sound(m, exact)
+    assert bound <= exact * (1 + 1e-9) + 1e-12  # dense layers are bounded exactly
+
+
+# ---------------------------------------------------------------- convolutions
+
+
+@st.composite
+def conv2d_options(draw):
+    groups = draw(st.integers(1, 2))
+    in_c = groups * draw(st.integers(1, 2))
+    out_c = groups * draw(st.integers(1, 2))
+    k = draw(st.tuples(st.integers(1, 4), st.integers(1, 4)))
+    dilation = draw(st.tuples(st.integers(1, 3), st.integers(1, 3)))
+    padding = draw(
+        st.one_of(
+            st.sampled_from(["valid", "same"]),
+            st.tuples(st.integers(0, 3), st.integers(0, 3)),
+        )
+    )
+    stride = (1, 1) if padding == "same" else draw(st.tuples(st.integers(1, 3), st.integers(1, 3)))
+    mode = draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
+    bias = draw(st.booleans())
+    conv = nn.Conv2d(in_c, out_c, k, stride, padding, dilation, groups, bias, mode)
+    # Input sizes 1..7, enlarged where torch needs it: a nonempty output and, for circular
+    # padding, no pad wider than the input.
+    pads = conv._reversed_padding_repeated_twice  # (left, right, top, bottom)
+    size = []
+    for axis, (lo, hi) in enumerate(((pads[2], pads[3]), (pads[0], pads[1]))):
+        span = dilation[axis] * (k[axis] - 1) + 1
+        n = draw(st.integers(1, 7))
+        n = max(n, span - lo - hi)
+        if mode == "circular":
+            n = max(n, lo, hi)
+        size.append(n)
+    return conv, (in_c, *size)
+
+
+@settings(AUDIT, max_examples=50)  # a third draw reflect/replicate padding: refused
+@given(opts=conv2d_options(), seed=st.integers(0, 1000))
+def test_conv2d_bound_for_every_option(opts, seed):
+    conv, shape = opts
+    conv = randomize(conv, seed)
+    if conv.padding_mode in ("reflect", "replicate") and any(conv._reversed_padding_repeated_twice):
+        with pytest.raises(TypeError, match=f"Conv2d with padding_mode='{conv.padding_mode}'"):
+            lipschitz_bound(conv)
+        return
+    assert_sound(conv, operator_norm(conv, shape))
+
+
+@AUDIT
+@given(
+    pads=st.tuples(*[st.integers(0, 3)] * 4),
+    k=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    conv_pad=st.integers(0, 1),
+    size=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    channels=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    seed=st.integers(0, 1000),
+)
+def test_circular_pad_then_conv_bound(pads, k, dilation, stride, conv_pad, size, channels, seed):
+    left, right, top, bottom = pads
+    h = max(size[0], top, bottom, dilation[0] * (k[0] - 1) + 1 - top - bottom)
+    w = max(size[1], left, right, dilation[1] * (k[1] - 1) + 1 - left - right)
+    pad = nn.CircularPad2d(pads)
+    conv = nn.Conv2d(*channels, k, stride, conv_pad, dilation)
+    shape = (channels[0], h, w)
+    net = randomize(nn.Sequential(pad, conv), seed)
+    assert_sound(net, operator_norm(net, shape))  # the fused pair (conv_pad=0) or the product
+    assert_sound(pad, operator_norm(pad.double(), shape))  # the padding alone
+
+
+@AUDIT
+@given(
+    in_c=st.integers(1, 4),
+    out_c=st.integers(1, 4),
+    k=st.integers(1, 4),
+    padding=st.sampled_from(["circular", "zeros"]),
+    bias=st.booleans(),
+    size=st.tuples(st.integers(2, 6), st.integers(2, 6)),
+    seed=st.integers(0, 1000),
+)
+def test_bcop_bound_for_every_option(in_c, out_c, k, padding, bias, size, seed):
+    torch.manual_seed(seed)
+    m = BCOPConv2d(in_c, out_c, k, bias, padding=padding, dtype=torch.float64)
+    with torch.no_grad():  # raw parameters away from orthogonal: Björck has work to do
+        m.parametrizations.ortho.original.normal_()
+        if k > 1:
+            m.parametrizations.proj.original.normal_()
+    m.eval()
+    assert_sound(m, operator_norm(m, (in_c, *size)))
+
+
+def test_spectral_conv_bound_is_sound():
+    torch.manual_seed(0)
+    m = SpectralConv2d(2, 3, 3).double()
+    m(torch.randn(1, 2, 5, 5, dtype=torch.float64))  # the power iteration sees 5x5
+    for size in (1, 3, 8):  # the certificate must not depend on the size it saw
+        assert_sound(m.eval(), operator_norm(m, (2, size, size)))
+
+
+# ---------------------------------------------------------------- normalization
+
+
+@AUDIT
+@given(
+    dims=st.sampled_from([1, 2]),
+    channels=st.integers(1, 4),
+    affine=st.booleans(),
+    eps=st.sampled_from([1e-5, 1e-1, 1.0]),
+    spatial=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_batchnorm_bound_for_every_option(dims, channels, affine, eps, spatial, seed):
+    cls = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+    m = randomize(cls(channels, eps=eps, affine=affine), seed)
+    shape = (channels,) if dims == 1 else (channels, spatial, spatial)
+    bound = assert_sound(m, operator_norm(m, shape))
+    assert bound == pytest.approx(operator_norm(m, shape), rel=1e-9)  # a diagonal map
+    m.train()
+    assert lipschitz_bound(m) == bound and m.training  # certified as in eval mode
+
+
+# ---------------------------------------------------------------- linear reshapes
+
+
+@st.composite
+def reshape_modules(draw):
+    kind = draw(
+        st.sampled_from(
+            ["downsample", "unshuffle", "shuffle", "flatten", "unflatten", "identity", "zeropad",
+             "dropout"]
+        )
+    )  # fmt: skip
+    f = draw(st.integers(1, 3))
+    c, h, w = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    if kind == "downsample":
+        return InvertibleDownsample(f), (c, h * f, w * f)
+    if kind == "unshuffle":
+        return nn.PixelUnshuffle(f), (c, h * f, w * f)
+    if kind == "shuffle":
+        return nn.PixelShuffle(f), (c * f * f, h, w)
+    if kind == "flatten":
+        start = draw(st.integers(1, 3))
+        return nn.Flatten(start, draw(st.integers(start, 3))), (c, h, w)
+    if kind == "unflatten":
+        return nn.Unflatten(1, (c, h)), (c * h,)
+    if kind == "identity":
+        return nn.Identity(), (c, h, w)
+    if kind == "zeropad":  # negative padding crops
+        pads = draw(st.tuples(*[st.integers(-1, 2)] * 4))
+        return nn.ZeroPad2d(pads), (c, h + 2, w + 2)
+    return nn.Dropout(draw(st.floats(0.0, 0.9))), (c, h, w)
+
+
+@AUDIT
+@given(m_shape=reshape_modules())
+def test_reshapes_and_permutations_are_bounded_by_one(m_shape):
+    m, shape = m_shape
+    assert_sound(m.eval(), operator_norm(m, shape))
+
+
+# ---------------------------------------------------------------- nonlinear maps
+
+
+@st.composite
+def activations(draw):
+    kind = draw(
+        st.sampled_from(
+            ["relu", "relu6", "tanh", "hardtanh", "softsign", "sigmoid", "leaky", "elu"]
+        )
+    )
+    if kind == "hardtanh":
+        lo = draw(st.floats(-3, 2))
+        return nn.Hardtanh(lo, lo + draw(st.floats(0.1, 3)))
+    if kind == "leaky":
+        return nn.LeakyReLU(draw(st.floats(-3, 3)))
+    if kind == "elu":
+        return nn.ELU(draw(st.floats(-3, 3)))
+    return {"relu": nn.ReLU, "relu6": nn.ReLU6, "tanh": nn.Tanh, "softsign": nn.Softsign,
+            "sigmoid": nn.Sigmoid}[kind]()  # fmt: skip
+
+
+@AUDIT
+@given(act=activations())
+def test_pointwise_activation_bound_is_the_sup_of_the_slope(act):
+    # An elementwise map's constant is sup |f'|: on a fine grid, plus one-sided limits at 0.
+    x = torch.cat(
+        [torch.linspace(-8, 8, 20001, dtype=torch.float64), torch.tensor([-1e-9, 1e-9]).double()]
+    ).requires_grad_(True)
+    (slope,) = torch.autograd.grad(act(x).sum(), x)
+    steepest = max(float(slope.abs().max()), nonlinear_lower_bound(act, (3,), seed=0))
+    bound = assert_sound(act, steepest)
+    assert bound <= steepest * (1 + 1e-3)  # and tight
+
+
+@AUDIT
+@given(
+    kind=st.sampled_from(["groupsort", "maxmin", "fullsort", "l2pool"]),
+    g=st.integers(1, 3),
+    k=st.integers(1, 4),
+    s=st.integers(1, 4),
+    size=st.integers(1, 6),
+    seed=st.integers(0, 1000),
+)
+def test_sorts_and_l2_pooling_are_bounded_by_one(kind, g, k, s, size, seed):
+    if kind == "l2pool":
+        m, shape = L2NormPool2d(k, s), (2, max(size, k), max(size, k))
+    elif kind == "maxmin":
+        m, shape = MaxMin(), (4, size)
+    else:
+        m = GroupSort(g) if kind == "groupsort" else FullSort()
+        shape = (2 * g, size)
+    assert_sound(m, nonlinear_lower_bound(m, shape, seed))
+
+
+# ---------------------------------------------------------------- the counterexamples
+
+
+def test_elu_with_negative_alpha_is_bounded_by_its_slope():
+    # ELU(alpha=-2) has slope about -2 just left of 0; the bound was max(1, alpha) = 1.
+    assert lipschitz_bound(nn.ELU(alpha=-2.0)) == 2.0
+
+
+def test_circular_padding_wider_than_the_kernel_duplicates_outputs():
+    # A 1x1 circular conv with padding 1 on a 1x1 input copies the pixel 9 times: norm 3
+    # (the bound was 1); a 3x3 one with padding 2 on 3x3 inputs has norm 15 (was 9.1).
+    conv = nn.Conv2d(1, 1, 1, padding=1, padding_mode="circular", bias=False).double()
+    nn.init.ones_(conv.weight)
+    assert operator_norm(conv, (1, 1, 1)) == pytest.approx(3.0)
+    assert lipschitz_bound(conv) >= 3.0 * (1 - TOL)
+    conv = nn.Conv2d(1, 1, 3, padding=2, padding_mode="circular", bias=False).double()
+    nn.init.ones_(conv.weight)
+    assert lipschitz_bound(conv) >= operator_norm(conv, (1, 3, 3)) == pytest.approx(15.0)
+    # Same with CircularPad2d(2) then a valid 3x3 conv on a 2x2 input: 18 (was 9.1).
+    net = nn.Sequential(nn.CircularPad2d(2), nn.Conv2d(1, 1, 3, bias=False)).double()
+    nn.init.ones_(net[1].weight)
+    assert lipschitz_bound(net) >= operator_norm(net, (1, 2, 2)) == pytest.approx(18.0)
+    # 'same' circular padding is still bounded by the kernel alone.
+    same = nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular", bias=False).double()
+    nn.init.ones_(same.weight)
+    assert 9.0 <= lipschitz_bound(same) <= 9.0 * 1.02  # Bernstein grid inflation only
+
+
+# ---------------------------------------------------------------- refusals
+
+
+class _Residual(nn.Sequential):
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+class _Doubled(nn.Linear):
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+def _hooked():
+    m = nn.Linear(2, 2)
+    m.register_forward_hook(lambda mod, args, out: 10 * out)
+    return m
+
+
+def _pre_hooked():
+    m = nn.ReLU()
+    m.register_forward_pre_hook(lambda mod, args: (10 * args[0],))
+    return m
+
+
+@pytest.mark.parametrize(
+    ("make", "names"),
+    [
+        (lambda: nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"), ["Conv2d", "reflect"]),
+        (lambda: nn.Conv2d(2, 2, 3, padding=1, padding_mode="replicate"), ["replicate"]),
+        (lambda: nn.Conv2d(2, 2, 1, padding=-1, padding_mode="circular"), ["negative padding"]),
+        (lambda: nn.CircularPad2d((1, -1, 0, 0)), ["CircularPad2d", "negative padding"]),
+        (lambda: nn.BatchNorm2d(3, track_running_stats=False), ["BatchNorm2d", "track_running"]),
+        (lambda: nn.BatchNorm1d(3, track_running_stats=False), ["BatchNorm1d", "track_running"]),
+        (lambda: _Residual(nn.Linear(2, 2)), ["_Residual", "Sequential", "forward"]),
+        (lambda: _Doubled(2, 2), ["_Doubled", "Linear", "forward"]),
+        (_hooked, ["Linear", "hooks"]),
+        (_pre_hooked, ["ReLU", "hooks"]),
+        (lambda: nn.Sequential(nn.ReLU(), _hooked()), ["Linear", "hooks"]),
+        (lambda: nn.MaxPool2d(3, 1), ["MaxPool2d"]),
+        (lambda: nn.ReflectionPad2d(1), ["ReflectionPad2d"]),
+        (lambda: nn.ReplicationPad2d(1), ["ReplicationPad2d"]),
+        (lambda: nn.Softplus(beta=3.0), ["Softplus"]),
+        (lambda: nn.Upsample(scale_factor=2), ["Upsample"]),
+        (lambda: nn.ConvTranspose2d(2, 2, 3), ["ConvTranspose2d"]),
+    ],
+)
+def test_options_without_a_certified_bound_are_refused_by_name(make, names):
+    with pytest.raises(TypeError) as info:
+        lipschitz_bound(make())
+    message = str(info.value)
+    assert "\n" not in message
+    for name in names:
+        assert name in message

@@ -1,3 +1,6 @@
+import os
+import re
+import stat
 import subprocess
 import sys
 
@@ -64,26 +67,29 @@ def test_w1_table_output(pair_files, capsys):
     assert "W1 estimate" in out and "in-sample" in out and "Lipschitz bound" in out
 
 
-@pytest.mark.parametrize(
-    ("args", "match"),
-    [
-        (["missing.npy", "{d}/q.npy"], "P: no such file 'missing.npy'"),
-        (["{d}/p.npy", "{d}/notes.txt"], "unknown format '.txt'"),
-        (["{d}/p.npy", "{d}/wide.npy"], r"P has shape \(300, 2\), Q has shape \(300, 3\)"),
-        (["{d}/nan.npy", "{d}/q.npy"], "2 of 300 samples contain NaN or Inf"),
-        (["{d}/one.npy", "{d}/q.npy"], "at least 2 samples"),
-        (["{d}/bad.csv", "{d}/q.npy"], "non-numeric value 'oops'"),
-        (["mnistt", "{d}/q.npy"], "unknown dataset 'mnistt'; known: mnist"),
-        (["mnist:3", "mnist:5", "--data-root", "{d}"], "looked for '{d}/MNIST/raw'"),
-        (["{d}/p.npy", "{d}/q.npy", "--exact", "--max-exact-gib", "1e-6"], "need about"),
-        (["{d}/p.npy", "{d}/q.npy", "--holdout", "abc"], "not a number"),
-        (["{d}/p.npy", "{d}/q.npy", "--holdout", "1.5"], r"must be in \[0, 1\)"),
-        (["{d}/p.npy", "{d}/q.npy", "--steps", "-3"], "must be positive"),
-        (["{d}/p.npy", "{d}/q.npy", "--critic", "bcop"], "bcop critic needs images"),
-        (["{d}/p.npy", "{d}/q.npy", "--plot", "{d}/nodir/x.png"], "does not exist"),
-        (["{d}/wide.npy", "{d}/wide.npy", "--plot", "{d}/x.png"], "2-D data"),
-    ],
-)
+BAD_INPUT_CASES = [
+    (["missing.npy", "{d}/q.npy"], "P: no such file 'missing.npy'"),
+    (["{d}/p.npy", "{d}/notes.txt"], "unknown format '.txt'"),
+    (["{d}/p.npy", "{d}/wide.npy"], r"P has shape \(300, 2\), Q has shape \(300, 3\)"),
+    (["{d}/nan.npy", "{d}/q.npy"], "2 of 300 samples contain NaN or Inf"),
+    (["{d}/one.npy", "{d}/q.npy"], "at least 2 samples"),
+    (["{d}/bad.csv", "{d}/q.npy"], "non-numeric value 'oops'"),
+    (["mnistt", "{d}/q.npy"], "unknown dataset 'mnistt'; known: mnist"),
+    (["mnist:3", "mnist:5", "--data-root", "{d}"], "looked for '{d}/MNIST/raw'"),
+    (
+        ["{d}/p.npy", "{d}/q.npy", "--exact", "--max-exact-gib", "1e-6"],
+        r"need about [\d.]+ MiB, more than --max-exact-gib 1e-06 \(1\.05 KiB\)",
+    ),
+    (["{d}/p.npy", "{d}/q.npy", "--holdout", "abc"], "not a number"),
+    (["{d}/p.npy", "{d}/q.npy", "--holdout", "1.5"], r"must be in \[0, 1\)"),
+    (["{d}/p.npy", "{d}/q.npy", "--steps", "-3"], "must be positive"),
+    (["{d}/p.npy", "{d}/q.npy", "--critic", "bcop"], "bcop critic needs images"),
+    (["{d}/p.npy", "{d}/q.npy", "--plot", "{d}/nodir/x.png"], "does not exist"),
+    (["{d}/wide.npy", "{d}/wide.npy", "--plot", "{d}/x.png"], "2-D data"),
+]
+
+
+@pytest.mark.parametrize(("args", "match"), BAD_INPUT_CASES)
 def test_w1_bad_input_is_one_line_exit_2(pair_files, capsys, args, match):
     import re
 
@@ -128,6 +134,7 @@ def test_w1_cli_process_exit_code(pair_files):
         (["--seed", "12345678901234567890"], "--seed: must be in"),
         (["--exact", "--max-exact-gib", "nan"], "--max-exact-gib: must be a positive, finite"),
         (["--exact", "--max-exact-gib", "inf"], "--max-exact-gib: must be a positive, finite"),
+        (["--exact", "--max-exact-gib", "0"], "--max-exact-gib: must be a positive, finite"),
     ],
 )
 def test_bad_seed_and_memory_limit_are_one_line_errors(pair_files, capsys, extra, match):
@@ -142,3 +149,82 @@ def test_plot_path_that_is_a_folder_is_refused_before_training(pair_files, tmp_p
                  str(tmp_path)])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "is a folder" in err[0]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    from pathlib import Path
+
+    from wgan_lip.plotting import save_atomic
+
+    old = os.umask(umask)
+    try:
+        out = save_atomic(lambda tmp: Path(tmp).write_text("x"), tmp_path / "plot.png")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == mode
+    assert os.listdir(tmp_path) == ["plot.png"]  # no temporary file left
+
+
+def test_help_does_not_import_torch_lightning_or_pot():
+    """``wgan-lip --help`` and ``w1 --help`` start fast because nothing heavy is imported
+    (timed in scripts/bench_startup.py)."""
+    code = (
+        "import sys\n"
+        "from wgan_lip.cli import main\n"
+        "for argv in ([], ['w1', '--help'], ['certify', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted(m for m in ('torch', 'lightning', 'ot', 'scipy') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout, proc.stdout[-500:]
+    assert "--critic" in proc.stdout and "--attack-steps" in proc.stdout
+
+
+def test_every_option_has_help_text():
+    from wgan_lip.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in ("w1", "certify"):
+        for action in sub.choices[name]._actions:
+            if action.dest != "help":
+                assert action.help, f"wgan-lip {name} {action.option_strings or action.dest}"
+
+
+# The README promises: "Every user mistake (missing file, unknown format or dataset, dimension
+# mismatch, NaN or Inf rows, fewer than 2 samples, non-numeric CSV, a data root without the
+# dataset, `--exact` too large) is one line on stderr and exit code 2". Each named mistake
+# maps to a case of test_w1_bad_input_is_one_line_exit_2.
+README_MISTAKES = {
+    "missing file": "P: no such file 'missing.npy'",
+    "unknown format": "unknown format '.txt'",
+    "unknown dataset": "unknown dataset 'mnistt'; known: mnist",
+    "dimension mismatch": r"P has shape \(300, 2\), Q has shape \(300, 3\)",
+    "NaN or Inf rows": "2 of 300 samples contain NaN or Inf",
+    "fewer than 2 samples": "at least 2 samples",
+    "non-numeric CSV": "non-numeric value 'oops'",
+    "a data root without the dataset": "looked for '{d}/MNIST/raw'",
+    "`--exact` too large": r"need about [\d.]+ MiB, more than --max-exact-gib 1e-06 \(1\.05 KiB\)",
+}
+
+
+def test_readme_lists_exactly_the_mistakes_that_are_tested():
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = " ".join(readme.read_text().split())
+    listed = re.search(r"Every user mistake \(([^)]*)\) is one line on stderr and exit code 2",
+                       text)  # fmt: skip
+    assert listed, "the README's promise moved: update README_MISTAKES"
+    items = {s.strip() for s in listed.group(1).replace(" or dataset", "").split(",")}
+    if "or dataset" in listed.group(1):  # "unknown format or dataset" names two mistakes
+        items.add("unknown dataset")
+    assert items == set(README_MISTAKES), items ^ set(README_MISTAKES)
+    cases = {match for _, match in BAD_INPUT_CASES}
+    assert set(README_MISTAKES.values()) <= cases

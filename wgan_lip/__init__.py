@@ -1,8 +1,38 @@
-"""wgan_lip: 1-Lipschitz networks by construction, certified W1 estimates, WGAN critics."""
+"""wgan_lip: 1-Lipschitz networks by construction, certified W1 estimates, WGAN critics.
+
+The top-level names are imported on first use, so that ``wgan-lip --help`` and
+``import wgan_lip`` do not pay for torch, Lightning and POT.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .ot import exact_w1, sliced_w1
-from .w1 import W1Estimate, estimate_w1
+_LAZY = {
+    "exact_w1": "wgan_lip.ot",
+    "sliced_w1": "wgan_lip.ot",
+    "W1Estimate": "wgan_lip.w1.estimate",
+    "estimate_w1": "wgan_lip.w1.estimate",
+}
+
+if TYPE_CHECKING:
+    from .ot import exact_w1, sliced_w1
+    from .w1.estimate import W1Estimate, estimate_w1
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'wgan_lip' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = ["W1Estimate", "__version__", "estimate_w1", "exact_w1", "sliced_w1"]

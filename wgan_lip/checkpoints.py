@@ -18,6 +18,11 @@ def verify_checkpoint_file(path: str | os.PathLike) -> None:
     """
     path = os.fspath(path)
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            if f.read(4) == b"PK\x03\x04":  # a zip archive that lost its end (directory)
+                raise InputError(f"checkpoint {path!r} is truncated or corrupt (a zip archive "
+                                 "without its central directory: the file was cut short); "
+                                 "delete it or use an earlier checkpoint")  # fmt: skip
         return
     try:
         with zipfile.ZipFile(path) as z:

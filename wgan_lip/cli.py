@@ -9,8 +9,11 @@ mistakes end with one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 from typing import NoReturn
 
 from . import __version__
@@ -80,7 +83,7 @@ def _radius(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .w1.critics import CRITICS
+    from .w1.names import CRITICS
 
     parser = _Parser(
         prog="wgan-lip",
@@ -94,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="estimate W1 between two datasets (certified lower bound + 95%% CI)",
         description=(
             "Estimate W1(P, Q) with a 1-Lipschitz critic evaluated on held-out samples. "
-            "P and Q: .npy, .npz (or file.npz:key), .pt, .csv files, folders of .npy shards, "
-            "image folders, or "
+            "P and Q: .npy, .npz or .pt (one array, or file.npz:key / file.pt:key), .csv "
+            "files, folders of .npy shards, image folders, or "
             "datasets from the data root: mnist, mnist:3, fashion-mnist:train:7, "
             "cifar10-subset, uci-digits. .npy files and shard folders are memory-mapped and "
             "streamed, so they may be larger than memory. Ctrl-C stops training and reports "
@@ -135,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed",
         type=_seed,
         default=0,
-        help=f"fixes the split, the initialization and the batches (0..{MAX_SEED})",
+        help=f"random seed: fixes the split, the initialization and the batches "
+        f"(0..{MAX_SEED}, default 0)",
     )
     w1.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -148,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
             "broken by the attack: a bug, exit code 1)."
         ),
     )
-    cert.add_argument("--checkpoint", required=True, metavar="CKPT")
+    cert.add_argument("--checkpoint", required=True, metavar="CKPT",
+                      help="LipschitzClassifier checkpoint (.ckpt of wgan-lip fit)")  # fmt: skip
     cert.add_argument(
         "--data",
         required=True,
@@ -158,9 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--data-root", metavar="DIR", help="default $WGAN_LIP_DATA")
     cert.add_argument("--eps", type=_radius, nargs="+", default=[0.3, 1.0, 1.58],
                       help="L2 radii (default 0.3 1.0 1.58)")  # fmt: skip
-    cert.add_argument("--attack", choices=("pgd", "none"), default="pgd")
-    cert.add_argument("--attack-steps", type=_positive_int, default=50)
-    cert.add_argument("--restarts", type=_positive_int, default=3)
+    cert.add_argument("--attack", choices=("pgd", "none"), default="pgd",
+                      help="L2 PGD attack that checks every certificate (default pgd; none "
+                           "skips it)")  # fmt: skip
+    cert.add_argument("--attack-steps", type=_positive_int, default=50,
+                      help="PGD steps per restart (default 50)")  # fmt: skip
+    cert.add_argument("--restarts", type=_positive_int, default=3,
+                      help="PGD random restarts (default 3)")  # fmt: skip
     cert.add_argument("--n", type=_positive_int, default=None,
                       help="certify the first N test images (default all)")  # fmt: skip
     cert.add_argument("--json", action="store_true", help="print one JSON object")
@@ -171,26 +180,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _size(n_bytes: float) -> str:
+    """``n_bytes`` in the largest binary unit that keeps a number >= 1 (``1.5 GiB``)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024 or unit == "GiB":
+            return f"{n_bytes:.3g} {unit}"
+        n_bytes /= 1024
+    raise AssertionError("unreachable")
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
+@contextlib.contextmanager
+def _ctrl_c_after_imports():
+    """Hold a Ctrl-C that arrives while torch, Lightning or POT are being imported, and raise
+    it once they are: a KeyboardInterrupt inside an extension module's import can surface as
+    an ImportError that a library catches, leaving half-imported modules and a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hits: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if hits:
+        raise KeyboardInterrupt
+
+
 def run_w1(args: argparse.Namespace) -> int:
-    from .data.sources import load_pair
-    from .ot import exact_w1, exact_w1_bytes, sliced_w1
-    from .w1 import estimate_w1
-    from .w1.plot import check_plot_path, plot_critic_2d
+    with _ctrl_c_after_imports():
+        from .data.sources import load_pair
+        from .ot import exact_w1, exact_w1_bytes, sliced_w1
+        from .w1.estimate import estimate_w1
+        from .w1.plot import check_plot_path, plot_critic_2d
 
     p, q = load_pair(args.p, args.q, data_root=args.data_root)
     critic = args.critic or "family"
     max_bytes = int(args.max_exact_gib * 2**30)
     # Everything that can be refused is refused before training starts.
     if args.exact and p.dim > 1 and exact_w1_bytes(p.n, q.n) > max_bytes:
-        need = exact_w1_bytes(p.n, q.n) / 2**30
         raise InputError(
-            f"--exact: {p.n:,} x {q.n:,} samples need about {need:.1f} GiB "
-            f"(limit {args.max_exact_gib:g} GiB, --max-exact-gib); drop --exact or subsample"
+            f"--exact: {p.n:,} x {q.n:,} samples need about "
+            f"{_size(exact_w1_bytes(p.n, q.n))}, more than --max-exact-gib "
+            f"{args.max_exact_gib:g} ({_size(max_bytes)}); raise it, drop --exact or subsample"
         )
     if args.plot:
         check_plot_path(args.plot)
@@ -254,9 +291,10 @@ def _interrupted_exit(est) -> int:
 
 
 def run_certify(args: argparse.Namespace) -> int:
-    from .robust.certify import certify
-    from .robust.checkpoint import load_classifier
-    from .robust.data import load_split
+    with _ctrl_c_after_imports():
+        from .robust.certify import certify
+        from .robust.checkpoint import load_classifier
+        from .robust.data import load_split
 
     model = load_classifier(args.checkpoint)
     data = load_split(args.data, "test", args.data_root)
@@ -292,19 +330,32 @@ def run_certify(args: argparse.Namespace) -> int:
 
 
 def run_lightning(argv: list[str]) -> int:
-    from .lightning_cli import main as lightning_main
+    with _ctrl_c_after_imports():
+        from .lightning_cli import main as lightning_main
 
-    return lightning_main(argv)
+    code = lightning_main(argv)
+    if code == 130:
+        print("wgan-lip: interrupted (the checkpoints written so far are kept; resume with "
+              "--ckpt_path last)", file=sys.stderr)  # fmt: skip
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the command line; returns the process exit code (0 done, 1 failure, 2 a user
+    mistake, 130 Ctrl-C), with one line on stderr for each error."""
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:  # also while torch / Lightning are still being imported
+        print("wgan-lip: interrupted", file=sys.stderr)
+        return 130
+    except InputError as e:
+        return _fail(str(e))
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in LIGHTNING_COMMANDS:
         try:
             return run_lightning(argv)
-        except InputError as e:
-            return _fail(str(e))
         except FloatingPointError as e:  # a diverged run: not a user mistake, but no traceback
             print(f"wgan-lip: training failed: {e}", file=sys.stderr)
             return 1
@@ -313,16 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    try:
-        if args.command == "w1":
-            return run_w1(args)
-        if args.command == "certify":
-            return run_certify(args)
-    except InputError as e:
-        return _fail(str(e))
-    except KeyboardInterrupt:
-        print("wgan-lip: interrupted", file=sys.stderr)
-        return 130
+    if args.command == "w1":
+        return run_w1(args)
+    if args.command == "certify":
+        return run_certify(args)
     return 0
 
 

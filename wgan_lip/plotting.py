@@ -77,11 +77,14 @@ def figure_to_tensor(fig, dpi: int = 80) -> torch.Tensor:
 def save_atomic(write, path: str | os.PathLike) -> Path:
     """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it.
 
-    A failure leaves no file behind, and readers never see a half-written one.
+    A failure leaves no file behind, and readers never see a half-written one. The file gets
+    the permissions a plain ``open(path, "w")`` would give (``0o666`` less the umask), not
+    ``mkstemp``'s private ``0o600``.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -89,3 +92,10 @@ def save_atomic(write, path: str | os.PathLike) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

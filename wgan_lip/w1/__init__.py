@@ -1,12 +1,54 @@
 """W1 estimation with a 1-Lipschitz critic: KR loss, critics, the Lightning module and
-datamodule, and :func:`estimate_w1`."""
+datamodule, and :func:`estimate_w1`.
 
-from .callbacks import PlateauSchedule, StepProgress
-from .critics import CRITICS, RawInputCritic, build_critic
-from .data import KnownW1DataModule, TwoSampleDataModule, split_indices
-from .estimate import W1Estimate, dual_stats, estimate_w1
-from .loss import DualStats, kr_dual, kr_loss
-from .module import W1Critic
+Names are imported on first use (``from wgan_lip.w1 import estimate_w1`` works as usual), so
+that importing a light submodule such as :mod:`wgan_lip.w1.names` does not load Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .names import CRITICS
+
+_LAZY = {
+    "PlateauSchedule": "callbacks",
+    "StepProgress": "callbacks",
+    "RawInputCritic": "critics",
+    "build_critic": "critics",
+    "KnownW1DataModule": "data",
+    "TwoSampleDataModule": "data",
+    "split_indices": "data",
+    "W1Estimate": "estimate",
+    "dual_stats": "estimate",
+    "estimate_w1": "estimate",
+    "DualStats": "loss",
+    "kr_dual": "loss",
+    "kr_loss": "loss",
+    "W1Critic": "module",
+}
+
+if TYPE_CHECKING:
+    from .callbacks import PlateauSchedule, StepProgress
+    from .critics import RawInputCritic, build_critic
+    from .data import KnownW1DataModule, TwoSampleDataModule, split_indices
+    from .estimate import W1Estimate, dual_stats, estimate_w1
+    from .loss import DualStats, kr_dual, kr_loss
+    from .module import W1Critic
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "CRITICS",

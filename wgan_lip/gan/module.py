@@ -22,13 +22,13 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from ..constraints import Constraint, ConstraintDefaults, get_constraint
 from ..errors import InputError
 from ..layers import lipschitz_bound
 from ..models import dcgan_generator, mlp_generator
-from ..penalties import clip_weights, gradient_penalty
 from ..w1 import kr_dual
 from ..w1.loss import global_kr_dual
-from .critics import CONSTRAINT_DEFAULTS, ConstraintDefaults, build_gan_critic, check_constraint
+from .critics import build_gan_critic
 from .features import load_feature_net
 from .images import log_image, sample_grid, toy_scatter
 from .metrics import certified_w1_metric, classifier_fid_kid, exact_w1_metric, generate
@@ -48,7 +48,7 @@ class WGAN(L.LightningModule):
         constraint: ``hard`` (Björck/BCOP + GroupSort, 1-Lipschitz by construction),
             ``gp`` (gradient penalty), ``lp`` (one-sided penalty), ``sn`` (spectral norm),
             ``clip`` (weight clipping). Unset optimizer settings take the paper defaults
-            of :data:`~wgan_lip.gan.critics.CONSTRAINT_DEFAULTS`.
+            of :data:`wgan_lip.constraints.CONSTRAINTS`.
         data_shape: shape of one sample, ``(2,)`` or ``(C, H, H)``; from the datamodule when
             None.
         latent_dim: generator input size (default 2 for vectors, 128 for images).
@@ -90,7 +90,7 @@ class WGAN(L.LightningModule):
         check_finite_every: int = 50,
     ) -> None:
         super().__init__()
-        check_constraint(constraint)
+        self.constraint: Constraint = get_constraint(constraint)
         if lr_schedule not in ("constant", "linear"):
             raise InputError(f"lr_schedule must be constant or linear, got {lr_schedule!r}")
         self.save_hyperparameters()
@@ -109,7 +109,7 @@ class WGAN(L.LightningModule):
     # ----- construction -----
 
     def _settings(self) -> ConstraintDefaults:
-        h, d = self.hparams, CONSTRAINT_DEFAULTS[self.hparams.constraint]
+        h, d = self.hparams, self.constraint.defaults
         s = replace(
             d,
             lr=h.lr_critic if h.lr_critic is not None else d.lr,
@@ -173,12 +173,8 @@ class WGAN(L.LightningModule):
     def configure_optimizers(self):
         s = self.settings
         lr_g = self.hparams.lr_generator or s.lr
-        if s.optimizer == "rmsprop":
-            opt_c = torch.optim.RMSprop(self.critic.parameters(), lr=s.lr)
-            opt_g = torch.optim.RMSprop(self.generator.parameters(), lr=lr_g)
-        else:
-            opt_c = torch.optim.Adam(self.critic.parameters(), lr=s.lr, betas=s.betas)
-            opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=s.betas)
+        opt_c = self.constraint.optimizer(self.critic.parameters(), s.lr, s.betas)
+        opt_g = self.constraint.optimizer(self.generator.parameters(), lr_g, s.betas)
         if self.hparams.lr_schedule == "constant":
             return [opt_c, opt_g]
         max_steps = self.trainer.max_steps if self.trainer is not None else -1
@@ -201,7 +197,6 @@ class WGAN(L.LightningModule):
         opt_c, opt_g = self.optimizers()
         scheds = self.lr_schedulers() or []
         n = len(real)
-        kind = self.hparams.constraint
 
         with torch.no_grad():
             fake = self.generator(self.noise(n))  # detached: the critic step trains the critic
@@ -210,16 +205,15 @@ class WGAN(L.LightningModule):
             # under DDP: the dual of the global batch, whatever each process holds
             objective, dual = global_kr_dual(scores[:n], scores[n:])
             loss_c = -objective
-            if kind in ("gp", "lp"):
-                penalty = gradient_penalty(self.critic, real, fake, self.settings.penalty_weight,
-                                           one_sided=kind == "lp")  # fmt: skip
+            penalty = self.constraint.penalty(self.critic, real, fake,
+                                              self.settings.penalty_weight)  # fmt: skip
+            if penalty is not None:
                 loss_c = loss_c + penalty
                 self.log("train/penalty", penalty.detach())
             opt_c.zero_grad(set_to_none=True)
             self.manual_backward(loss_c)
             opt_c.step()
-        if kind == "clip":
-            clip_weights(self.critic, self.settings.clip_value)
+        self.constraint.after_step(self.critic, self.settings.clip_value)
         if scheds:
             scheds[0].step()
         self.critic_step += 1
@@ -310,7 +304,7 @@ class WGAN(L.LightningModule):
         scores_f = torch.cat([self.critic(c.to(self.device)).cpu() for c in fake.split(1000)])
         self.critic.train(was_training)
         out["critic_dual"] = float(kr_dual(scores_r.double(), scores_f.double()))
-        if h.constraint == "hard":
+        if self.constraint.certified:
             bound = lipschitz_bound(self.critic)
             out["lipschitz_bound"] = bound
             out["critic_w1_certified"] = out["critic_dual"] / bound

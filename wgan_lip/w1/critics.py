@@ -15,10 +15,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..constraints import get_constraint
 from ..errors import InputError
-from ..layers import SpectralLinear, lipschitz_bound
-from ..models import lipschitz_convnet, lipschitz_mlp
-from .names import CERTIFIED, CRITICS
+from ..layers import lipschitz_bound
+from .names import CERTIFIED, CRITICS, SINGLE_CRITICS
 
 DEFAULT_WIDTHS = (128, 128, 128)
 
@@ -80,16 +80,6 @@ class RawInputCritic(nn.Module):
         return self.kind in CERTIFIED
 
 
-def _relu_mlp(d: int, widths: Sequence[int], spectral: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    prev = d
-    for w in widths:
-        layers += [SpectralLinear(prev, w) if spectral else nn.Linear(prev, w), nn.ReLU()]
-        prev = w
-    layers.append(SpectralLinear(prev, 1) if spectral else nn.Linear(prev, 1))
-    return nn.Sequential(*layers)
-
-
 def build_critic(
     kind: str,
     input_shape: Sequence[int],
@@ -105,29 +95,27 @@ def build_critic(
     trained with a gradient penalty, a one-sided penalty or clipping. ``sn``: spectral-norm
     ReLU MLP.
     """
-    if kind not in CRITICS or kind == "family":
+    if kind not in SINGLE_CRITICS:
         raise InputError(f"unknown critic {kind!r}; choose one of {', '.join(CRITICS[1:])} "
                          "(the family is wgan_lip.w1.family.CriticFamily)")  # fmt: skip
+    constraint, architecture = SINGLE_CRITICS[kind]
     input_shape = tuple(int(s) for s in input_shape)
-    d = math.prod(input_shape)
     widths = tuple(widths) if widths is not None else DEFAULT_WIDTHS
-    if kind == "bcop":
+    if architecture == "conv":
         if len(input_shape) != 3:
             raise InputError(
-                f"the bcop critic needs images (C, H, W); these samples have shape "
+                f"the {kind} critic needs images (C, H, W); these samples have shape "
                 f"{input_shape}: use --critic groupsort"
             )
         c, h, w = input_shape
         stages = len(channels)
         if h != w or h % (2**stages):
             raise InputError(
-                f"the bcop critic needs square images with a side divisible by {2**stages}, "
+                f"the {kind} critic needs square images with a side divisible by {2**stages}, "
                 f"got {h}x{w}: use --critic groupsort"
             )
-        net = lipschitz_convnet(c, h, channels, 1, head_widths=widths[:1], group_size=group_size)
+        net = get_constraint(constraint).convnet(c, h, channels=channels, head_width=widths[0],
+                                                 group_size=group_size)  # fmt: skip
         return RawInputCritic(net, input_shape, flatten=False, kind=kind)
-    if kind == "groupsort":
-        net = lipschitz_mlp(d, widths, 1, activation="groupsort", group_size=group_size)
-    else:
-        net = _relu_mlp(d, widths, spectral=kind == "sn")
+    net = get_constraint(constraint).mlp(math.prod(input_shape), widths, group_size=group_size)
     return RawInputCritic(net, input_shape, flatten=True, kind=kind)

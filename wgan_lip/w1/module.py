@@ -15,12 +15,16 @@ import lightning as L
 import torch
 from torch import nn
 
+from ..constraints import Constraint, get_constraint
+from ..errors import InputError
 from ..layers import lipschitz_bound
-from ..penalties import clip_weights, gradient_penalty
 from .critics import RawInputCritic, build_critic
 from .data import NORMALIZATION_ROWS
 from .family import DEFAULT_FAMILY, CriticFamily
 from .loss import Z95, global_kr_dual
+from .names import CRITICS, SINGLE_CRITICS
+
+DEFAULT_LR = 1e-3  # Adam; a constraint whose paper uses RMSprop (clip) keeps its paper rate
 
 
 class W1Critic(L.LightningModule):
@@ -54,6 +58,12 @@ class W1Critic(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.kind = critic
+        # a family is of hard critics; a single critic names its constraint
+        if critic not in CRITICS:
+            raise InputError(f"unknown critic {critic!r}; choose one of {', '.join(CRITICS)}")
+        self.constraint: Constraint = get_constraint(
+            "hard" if critic == "family" else SINGLE_CRITICS[critic][0]
+        )
         self.critic: RawInputCritic | CriticFamily | None = None
         if input_shape is not None:
             self._build(input_shape)
@@ -112,24 +122,22 @@ class W1Critic(L.LightningModule):
         objective, dual = global_kr_dual(scores[: len(xp)], scores[len(xp) :])
         loss = -objective
         dual = dual.max() * self.critic.scale  # the best member, in the user's units
-        if self.kind in ("gp", "lp"):
-            loss = loss + gradient_penalty(
-                self.critic, xp, xq, self.hparams.penalty_weight, one_sided=self.kind == "lp"
-            )
+        penalty = self.constraint.penalty(self.critic, xp, xq, self.hparams.penalty_weight)
+        if penalty is not None:
+            loss = loss + penalty
         self._last_loss = loss.detach()  # checked at each evaluation: no host sync per step
         self.log("train/dual", dual, on_step=True, on_epoch=False)
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.kind == "clip":
-            clip_weights(self.critic.net, self.hparams.clip_value)
+        # the critic's parameters are its network's (shift and scale are buffers)
+        self.constraint.after_step(self.critic, self.hparams.clip_value)
 
     def configure_optimizers(self):
-        if self.kind == "clip":
-            return torch.optim.RMSprop(self.critic.parameters(), lr=self.hparams.lr or 5e-5)
-        if self.is_family:
-            return torch.optim.Adam(self.critic.param_groups(self.hparams.lr or 1e-3))
-        return torch.optim.Adam(self.critic.parameters(), lr=self.hparams.lr or 1e-3)
+        c = self.constraint
+        lr = self.hparams.lr or (c.defaults.lr if c.defaults.optimizer == "rmsprop" else DEFAULT_LR)
+        params = self.critic.param_groups(lr) if self.is_family else self.critic.parameters()
+        return c.optimizer(params, lr)
 
     def on_train_end(self) -> None:
         if self.is_family:  # each member back at its best monitor value

@@ -1,0 +1,246 @@
+"""How a critic is held to (about) 1-Lipschitz: one registry for W1 estimation, the WGAN and
+the benchmarks.
+
+A :class:`Constraint` knows whether its critics are certified, how to build its critic for
+vectors (an MLP) and for images (a convnet), the extra loss term or post-step hook that
+enforces it, and the optimizer settings of its paper. :data:`CONSTRAINTS` maps names to
+them; the W1 module and the WGAN only call these methods, never branch on names.
+
+- ``hard``: Björck dense / BCOP convolutions with GroupSort, 1-Lipschitz by construction
+  (Anil et al. 2019; Li et al. 2019). The only certified one.
+- ``gp``: gradient penalty at interpolates, lambda 10 (Gulrajani et al. 2017).
+- ``lp``: its one-sided variant, ``max(0, |grad| - 1)^2`` (Petzka et al. 2018).
+- ``sn``: spectral normalization by power iteration (Miyato et al. 2018), setting A.
+- ``clip``: weights clipped to +-0.01, RMSprop (Arjovsky et al. 2017).
+
+The baselines use their papers' networks without BatchNorm (a batch-dependent critic is not
+a function of one sample, which the penalty and the KR dual both assume): ReLU MLPs for
+vectors, DCGAN-style stride-2 convolutions with LeakyReLU for images. Adding a constraint is
+one subclass registered in :data:`CONSTRAINTS` (plus its test).
+
+Torch is imported inside the methods, so that the names (``wgan-lip --help``) load fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class ConstraintDefaults:
+    """Optimizer settings of one constraint's paper, used unless the config overrides them."""
+
+    optimizer: str  # "adam" | "rmsprop"
+    lr: float
+    betas: tuple[float, float] = (0.0, 0.9)
+    n_critic: int = 5
+    penalty_weight: float = 0.0
+    clip_value: float = 0.0
+
+
+class Constraint:
+    """One way of constraining a critic. Subclasses override what differs."""
+
+    name: str = ""
+    certified: bool = False
+    defaults: ConstraintDefaults = ConstraintDefaults("adam", 1e-4)
+
+    # ----- networks -----
+
+    def mlp(self, in_features: int, widths: Sequence[int], *, group_size: int = 2) -> nn.Module:
+        """The critic for vectors: ``in_features -> widths -> 1``."""
+        return _relu_mlp(in_features, widths)
+
+    def convnet(
+        self,
+        in_channels: int,
+        image_size: int,
+        *,
+        channels: Sequence[int] = (16, 32),
+        head_width: int = 128,
+        base_channels: int = 64,
+        group_size: int = 2,
+    ) -> nn.Module:
+        """The critic for ``(in_channels, image_size, image_size)`` images, scores ``(n, 1)``.
+        ``channels``/``head_width`` shape the hard critic, ``base_channels`` the baselines'."""
+        return _dcgan_critic(in_channels, image_size, base_channels, slope=0.2)
+
+    # ----- training -----
+
+    def penalty(
+        self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float
+    ) -> torch.Tensor | None:
+        """The loss term added to the critic's loss (None: nothing to add)."""
+        return None
+
+    def after_step(self, critic: nn.Module, clip_value: float) -> None:
+        """Called after every critic optimizer step (weight clipping)."""
+
+    def optimizer(
+        self, params: Iterable, lr: float, betas: tuple[float, float] | None = None
+    ) -> torch.optim.Optimizer:
+        """The paper's optimizer kind at ``lr`` (``betas`` None: torch's default betas)."""
+        import torch
+
+        if self.defaults.optimizer == "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr)
+        if betas is None:
+            return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+
+    def __repr__(self) -> str:
+        return f"<constraint {self.name}>"
+
+
+class Hard(Constraint):
+    """Björck / BCOP + GroupSort: 1-Lipschitz by construction, nothing else to enforce."""
+
+    name, certified = "hard", True
+    # The optimizer of WGAN-GP, so that a comparison isolates the constraint.
+    defaults = ConstraintDefaults("adam", 1e-4, (0.0, 0.9), 5)
+
+    def mlp(self, in_features, widths, *, group_size=2):
+        from .models import lipschitz_mlp
+
+        return lipschitz_mlp(in_features, widths, 1, group_size=group_size)
+
+    def convnet(self, in_channels, image_size, *, channels=(16, 32), head_width=128,
+                base_channels=64, group_size=2):  # fmt: skip
+        from .models import lipschitz_convnet
+
+        if image_size % 2 ** len(channels):
+            raise InputError(
+                f"the hard image critic downsamples {len(channels)} times; image side "
+                f"{image_size} is not divisible by {2 ** len(channels)}"
+            )
+        return lipschitz_convnet(in_channels, image_size, channels, 1,
+                                 head_widths=(head_width,), group_size=group_size)  # fmt: skip
+
+
+class GradientPenalty(Constraint):
+    """``lambda * mean (|grad f(x)| - 1)^2`` at per-sample interpolates; ``one_sided``
+    penalizes only norms above 1 (the Lipschitz penalty)."""
+
+    def __init__(self, name: str, one_sided: bool) -> None:
+        self.name, self.one_sided = name, one_sided
+        self.defaults = ConstraintDefaults("adam", 1e-4, (0.0, 0.9), 5, penalty_weight=10.0)
+
+    def penalty(self, critic, real, fake, weight):
+        from .penalties import gradient_penalty
+
+        return gradient_penalty(critic, real, fake, weight, one_sided=self.one_sided)
+
+
+class SpectralNorm(Constraint):
+    """Every layer divided by a power-iteration estimate of its spectral norm (of the
+    reshaped kernel for convolutions, as in the paper); LeakyReLU(0.1) for images."""
+
+    name = "sn"
+    # Miyato et al. setting "A" (the WGAN-GP-like one): lr 1e-4, betas (0.5, 0.9), 5 steps.
+    defaults = ConstraintDefaults("adam", 1e-4, (0.5, 0.9), 5)
+
+    def mlp(self, in_features, widths, *, group_size=2):
+        return _relu_mlp(in_features, widths, spectral=True)
+
+    def convnet(self, in_channels, image_size, *, channels=(16, 32), head_width=128,
+                base_channels=64, group_size=2):  # fmt: skip
+        return _dcgan_critic(in_channels, image_size, base_channels, slope=0.1, spectral=True)
+
+
+class Clip(Constraint):
+    """Every weight clamped to ``[-clip_value, clip_value]`` after each step."""
+
+    name = "clip"
+    defaults = ConstraintDefaults("rmsprop", 5e-5, n_critic=5, clip_value=0.01)
+
+    def after_step(self, critic, clip_value):
+        from .penalties import clip_weights
+
+        clip_weights(critic, clip_value)
+
+
+CONSTRAINTS: dict[str, Constraint] = {
+    c.name: c
+    for c in (
+        Hard(),
+        GradientPenalty("gp", False),
+        GradientPenalty("lp", True),
+        SpectralNorm(),
+        Clip(),
+    )
+}
+
+
+def get_constraint(name: str) -> Constraint:
+    """The registered constraint called ``name``; a one-line error naming the choices."""
+    try:
+        return CONSTRAINTS[name]
+    except (KeyError, TypeError):
+        raise InputError(
+            f"unknown constraint {name!r}; choose one of {', '.join(CONSTRAINTS)}"
+        ) from None
+
+
+# ----- the baselines' networks -----
+
+
+def _relu_mlp(d: int, widths: Sequence[int], spectral: bool = False) -> nn.Sequential:
+    from torch import nn
+
+    from .layers import SpectralLinear
+
+    def dense(i: int, o: int) -> nn.Module:
+        return SpectralLinear(i, o) if spectral else nn.Linear(i, o)
+
+    layers: list[nn.Module] = []
+    prev = d
+    for w in widths:
+        layers += [dense(prev, w), nn.ReLU()]
+        prev = w
+    layers.append(dense(prev, 1))
+    return nn.Sequential(*layers)
+
+
+def _dcgan_critic(c: int, size: int, base: int, slope: float, spectral: bool = False):
+    """Three stride-2 convolutions (base, 2 base, 4 base channels), then a linear score."""
+    from torch import nn
+
+    from .layers import SpectralLinear
+
+    wrap = _spectral_kernel if spectral else (lambda m: m)
+    layers: list[nn.Module] = []
+    prev = c
+    for i in range(3):
+        out, k = base * 2**i, (4 if i < 2 else 3)
+        layers += [wrap(nn.Conv2d(prev, out, k, 2, 1)), nn.LeakyReLU(slope)]
+        prev = out
+        size = (size + 2 - k) // 2 + 1
+    head = SpectralLinear(prev * size * size, 1) if spectral else nn.Linear(prev * size * size, 1)
+    layers += [nn.Flatten(), head]
+    return nn.Sequential(*layers)
+
+
+def _spectral_kernel(conv: nn.Conv2d) -> nn.Conv2d:
+    """``conv`` with its kernel divided by the power-iteration spectral norm of the kernel
+    reshaped to ``(out, in * kh * kw)`` (Miyato et al.), by the same parametrization as
+    :class:`~wgan_lip.layers.SpectralLinear`."""
+    from torch.nn.utils import parametrize
+
+    from .layers.spectral import _MatrixSpectralNorm
+
+    class _ReshapedSpectralNorm(_MatrixSpectralNorm):
+        def forward(self, k):
+            return super().forward(k.flatten(1)).reshape(k.shape)
+
+    parametrize.register_parametrization(
+        conv, "weight", _ReshapedSpectralNorm(conv.weight.flatten(1), 1)
+    )
+    return conv

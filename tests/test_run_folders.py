@@ -140,6 +140,12 @@ def test_checkpoint_of_another_model_is_one_line(tmp_path, monkeypatch, capsys, 
         (["--data.dim", "x"], r"data\.dim .*: expected an integer\. Got value: x"),
         (["--trainer.max_steps", "abc"], r"trainer\.max_steps: expected an integer"),
         (["--bogus"], "unrecognized arguments: --bogus"),
+        (
+            ["--model.critic", "nope"],
+            r"model\.critic .*: expected one of 'family', 'groupsort', "
+            r"'bcop', 'gp', 'lp', 'sn', 'clip', got nope",
+        ),
+        (["--data.problem", "cube"], r"data\.problem .*: expected one of 'translation'"),
     ],
 )
 def test_bad_option_or_config_key_is_one_line(tmp_path, monkeypatch, capsys, extra, match):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .errors import InputError
 
@@ -177,6 +177,11 @@ CONSTRAINTS: dict[str, Constraint] = {
         Clip(),
     )
 }
+
+
+# The registered names as a type: LightningCLI's --help lists them and jsonargparse refuses
+# any other value in one line.
+ConstraintName = Literal[tuple(CONSTRAINTS)]
 
 
 def get_constraint(name: str) -> Constraint:

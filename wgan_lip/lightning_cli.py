@@ -85,6 +85,7 @@ def condense_parser_error(message: str) -> str:
         lambda m: _TYPE_WORDS.get(m.group(1), "a " + m.group(1)),
         reason,
     )
+    reason = re.sub(r"a typing\.Literal\[(.*)\]\. Got value:", r"one of \1, got", reason)
     reason = reason[0].lower() + reason[1:] if reason[:1].isupper() else reason
     where = ".".join(keys)
     if m := re.search(r"Problem with given class_path '([^']+)'", message):

@@ -327,13 +327,6 @@ class NpyRows(Rows):
             self._maps = [self._open(f) for f in self.files]
         return self._maps
 
-    def release(self) -> None:
-        """Drop every page the mappings hold from this process's resident memory."""
-        for m in self._maps or []:
-            mm = getattr(m, "_mmap", None)
-            if mm is not None:
-                mm.madvise(mmap.MADV_DONTNEED)
-
     def _drop(self, arr: np.memmap, first: int, last: int, row_bytes: int) -> None:
         """Drop the pages of rows ``first..last`` of one mapping (they stay in the page cache)."""
         mm = getattr(arr, "_mmap", None)

@@ -8,6 +8,7 @@ samples for evaluation (the metrics compare generated samples against it), and e
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import lightning as L
 import torch
@@ -84,7 +85,7 @@ class ToyDataModule(_RealData):
 
     def __init__(
         self,
-        name: str = "25gaussians",
+        name: Literal["8gaussians", "25gaussians", "swissroll"] = "25gaussians",
         n_train: int = 50_000,
         n_val: int = 5_000,
         batch_size: int = 256,

@@ -17,12 +17,13 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from ..constraints import Constraint, ConstraintDefaults, get_constraint
+from ..constraints import Constraint, ConstraintDefaults, ConstraintName, get_constraint
 from ..errors import InputError
 from ..layers import lipschitz_bound
 from ..models import dcgan_generator, mlp_generator
@@ -65,7 +66,7 @@ class WGAN(L.LightningModule):
 
     def __init__(
         self,
-        constraint: str = "hard",
+        constraint: ConstraintName = "hard",
         data_shape: Sequence[int] | None = None,
         latent_dim: int | None = None,
         n_critic: int | None = None,
@@ -74,7 +75,7 @@ class WGAN(L.LightningModule):
         betas: tuple[float, float] | None = None,
         penalty_weight: float | None = None,
         clip_value: float | None = None,
-        lr_schedule: str = "constant",
+        lr_schedule: Literal["constant", "linear"] = "constant",
         generator_widths: Sequence[int] = (512, 512, 512),
         generator_base_channels: int = 64,
         critic_widths: Sequence[int] = (256, 256, 256),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import lightning as L
 import torch
@@ -43,15 +44,15 @@ class LipschitzClassifier(L.LightningModule):
 
     def __init__(
         self,
-        architecture: str = "fc3",
+        architecture: Literal["fc3", "bcop"] = "fc3",
         input_shape: Sequence[int] | None = None,
         num_classes: int | None = None,
         widths: Sequence[int] = (1024, 1024, 1024),
         channels: Sequence[int] = (16, 32, 64),
         blocks_per_stage: int = 1,
-        activation: str = "maxmin",
+        activation: Literal["maxmin", "groupsort", "fullsort", "relu"] = "maxmin",
         group_size: int = 2,
-        loss: str = "hinge",
+        loss: Literal["hinge", "xent"] = "hinge",
         eps_train: float = 0.5,
         temperature: float = 0.25,
         lr: float = 1e-3,

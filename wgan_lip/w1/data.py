@@ -15,6 +15,7 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import lightning as L
 import torch
@@ -436,7 +437,7 @@ class KnownW1DataModule(TwoSampleDataModule):
 
     def __init__(
         self,
-        problem: str = "translation",
+        problem: Literal["translation", "sphere", "gaussian_scale"] = "translation",
         dim: int = 2,
         n: int = 5000,
         shift: float = 1.0,

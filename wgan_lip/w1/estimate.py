@@ -190,6 +190,31 @@ def _quiet_lightning():
                 logging.getLogger(n).setLevel(lvl)
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How each fold's critic is trained: the options of :func:`estimate_w1` that reach the
+    Lightning ``Trainer`` and the ``W1Critic``, grouped."""
+
+    critic: str
+    members: tuple[str, ...]
+    widths: tuple[int, ...] | None
+    lr: float | None
+    patience: int
+    steps: int | None
+    max_time: str | None
+    accelerator: str
+    devices: object
+    strategy: str | None
+    logger: object
+    callbacks: list | None
+    progress: bool
+    seed: int
+
+    @property
+    def max_steps(self) -> int:
+        return self.steps if self.steps is not None else DEFAULT_MAX_STEPS
+
+
 def estimate_w1(
     p,
     q,
@@ -271,6 +296,37 @@ def estimate_w1(
         :class:`W1Estimate`.
     """
     start = time.perf_counter()
+    opts = _train_options(critic, folds, steps, batch_size, widths, family, lr, patience,
+                          max_time, accelerator, devices, strategy, logger, callbacks,
+                          progress, seed)  # fmt: skip
+    dm = TwoSampleDataModule(
+        p, q, data_root=data_root, holdout=holdout, batch_size=batch_size or 512,
+        eval_every=eval_every, seed=seed, folds=folds,
+    )  # fmt: skip
+    dm.load()
+    # 1. fit a critic per fold and 2. score the rows it did not see
+    parts = []
+    for fold in range(folds):
+        if fold:
+            dm.use_fold(fold)
+        if batch_size is None:
+            fit_p, fit_q = dm.indices("fit")
+            n_fit = max(len(fit_p), len(fit_q))
+            dm.batch_size = (
+                128 if critic == "bcop" else (n_fit if n_fit <= FULL_BATCH_ROWS else 512)
+            )
+        parts.append(_fit_fold(dm, opts))
+        if parts[-1]["stopped"] == "interrupted":
+            break
+    # 3. report
+    return _report(dm, parts, opts, holdout, folds, time.perf_counter() - start)
+
+
+def _train_options(critic, folds, steps, batch_size, widths, family, lr, patience, max_time,
+                   accelerator, devices, strategy, logger, callbacks, progress,
+                   seed) -> TrainOptions:  # fmt: skip
+    """Check :func:`estimate_w1`'s options (one-line errors, before any data is read) and
+    group the training ones."""
     if devices not in ("auto", 1, "1", [0]) and strategy is None:
         strategy = "ddp_fork"  # several processes from Python (parametrized layers do not pickle)
     if critic not in CRITICS:
@@ -293,32 +349,21 @@ def estimate_w1(
 
         for m in members:
             parse_member(m)  # a bad name is refused before any data is read
-    dm = TwoSampleDataModule(
-        p, q, data_root=data_root, holdout=holdout, batch_size=batch_size or 512,
-        eval_every=eval_every, seed=seed, folds=folds,
-    )  # fmt: skip
-    dm.load()
-    parts, scores_p, scores_q, p_values, bounds = [], [], [], [], []
-    for fold in range(folds):
-        if fold:
-            dm.use_fold(fold)
-        fit_p, fit_q = dm.indices("fit")
-        if batch_size is None:
-            n_fit = max(len(fit_p), len(fit_q))
-            dm.batch_size = (
-                128 if critic == "bcop" else (n_fit if n_fit <= FULL_BATCH_ROWS else 512)
-            )
-        part = _fit_fold(dm, critic, members, widths, lr, patience, steps, max_time, accelerator,
-                         devices, strategy, logger, callbacks, progress, seed)  # fmt: skip
-        parts.append(part)
-        bounds.append(part["bound"])
-        if holdout > 0 or folds > 1:
+    return TrainOptions(critic, members, widths, lr, patience, steps, max_time, accelerator,
+                        devices, strategy, logger, callbacks, progress, seed)  # fmt: skip
+
+
+def _report(dm, parts: list[dict], opts: TrainOptions, holdout: float, folds: int,
+            seconds: float) -> W1Estimate:  # fmt: skip
+    """The pooled held-out value of every fold's ``f_k / L_k``, its interval and p-value."""
+    seed = opts.seed
+    scores_p, scores_q, p_values = [], [], []
+    if holdout > 0 or folds > 1:
+        for part in parts:
             scale = part["bound"] if part["net"].certified else 1.0
             scores_p.append(part["held_p"] / scale)
             scores_q.append(part["held_q"] / scale)
             p_values.append(permutation_p_value(part["held_p"], part["held_q"], seed=seed))
-        if part["stopped"] == "interrupted":
-            break
     last = parts[-1]
     if scores_p:
         held = _stats_of(torch.cat(scores_p), torch.cat(scores_q))
@@ -331,38 +376,38 @@ def estimate_w1(
     train_value = sum(pt["train_value"] for pt in parts) / len(parts)
     return W1Estimate(
         value=value, ci_low=low, ci_high=high, train_value=train_value,
-        lipschitz_bound=max(bounds), n_p=dm.p.n, n_q=dm.q.n, dim=dm.p.dim,
-        steps=sum(pt["steps"] for pt in parts),
+        lipschitz_bound=max(pt["bound"] for pt in parts), n_p=dm.p.n, n_q=dm.q.n,
+        dim=dm.p.dim, steps=sum(pt["steps"] for pt in parts),
         train_seconds=sum(pt["train_seconds"] for pt in parts),
-        seconds=time.perf_counter() - start, certified=last["net"].certified,
-        critic_type=critic, holdout=holdout if folds == 1 else 1.0 / folds,
+        seconds=seconds, certified=last["net"].certified,
+        critic_type=opts.critic, holdout=holdout if folds == 1 else 1.0 / folds,
         n_holdout_p=n_hold_p, n_holdout_q=n_hold_q, stopped=last["stopped"], critic=last["net"],
         critic_name=last["name"], monitor_values=last["monitor_values"], p_value=p_value,
         folds=len(parts), batch_size=dm.batch_size,
     )  # fmt: skip
 
 
-def _fit_fold(dm, critic, members, widths, lr, patience, steps, max_time, accelerator, devices,
-              strategy, logger, callbacks, progress, seed) -> dict:  # fmt: skip
+def _fit_fold(dm, opts: TrainOptions) -> dict:
     """Train on the datamodule's current fold and score its parts: a dict of results."""
+    critic, seed, progress = opts.critic, opts.seed, opts.progress
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 7919 * dm.fold)
-        module = W1Critic(critic, input_shape=dm.input_shape, widths=widths, lr=lr,
-                          family=members)  # fmt: skip
+        module = W1Critic(critic, input_shape=dm.input_shape, widths=opts.widths, lr=opts.lr,
+                          family=opts.members)  # fmt: skip
         module.prepare_critic(dm)
         # a family keeps each member's best weights itself
-        plateau = PlateauSchedule(patience=patience, restore_best=not module.is_family)
+        plateau = PlateauSchedule(patience=opts.patience, restore_best=not module.is_family)
         interrupt = StopOnInterrupt()
-        cbs = [plateau, interrupt, TrainTimer(), *(callbacks or [])]
+        cbs = [plateau, interrupt, TrainTimer(), *(opts.callbacks or [])]
         if progress:
             label = "W1 critic" if dm.folds == 1 else f"W1 critic, fold {dm.fold + 1}/{dm.folds}"
             cbs.append(StepProgress(label=label))
-        max_steps = steps if steps is not None else DEFAULT_MAX_STEPS
+        max_steps = opts.max_steps
         with _quiet_lightning():
             trainer = L.Trainer(
-                max_steps=max_steps, max_epochs=-1, max_time=max_time,
-                accelerator=accelerator, devices=devices, strategy=strategy or "auto",
-                logger=logger if logger else False,
+                max_steps=max_steps, max_epochs=-1, max_time=opts.max_time,
+                accelerator=opts.accelerator, devices=opts.devices,
+                strategy=opts.strategy or "auto", logger=opts.logger if opts.logger else False,
                 enable_checkpointing=False, enable_progress_bar=False,
                 enable_model_summary=False, num_sanity_val_steps=0, callbacks=cbs,
             )  # fmt: skip

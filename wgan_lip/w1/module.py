@@ -22,7 +22,7 @@ from .critics import RawInputCritic, build_critic
 from .data import NORMALIZATION_ROWS
 from .family import DEFAULT_FAMILY, CriticFamily
 from .loss import Z95, global_kr_dual
-from .names import CRITICS, SINGLE_CRITICS
+from .names import CRITICS, SINGLE_CRITICS, CriticName
 
 DEFAULT_LR = 1e-3  # Adam; a constraint whose paper uses RMSprop (clip) keeps its paper rate
 
@@ -45,7 +45,7 @@ class W1Critic(L.LightningModule):
 
     def __init__(
         self,
-        critic: str = "groupsort",
+        critic: CriticName = "groupsort",
         input_shape: Sequence[int] | None = None,
         widths: Sequence[int] | None = None,
         group_size: int = 2,

@@ -6,6 +6,8 @@ baselines ``gp``, ``lp``, ``sn``, ``clip`` are MLPs. ``family`` trains several c
 critics together (:mod:`wgan_lip.w1.family`).
 """
 
+from typing import Literal
+
 from ..constraints import CONSTRAINTS
 
 # critic name -> (constraint, architecture)
@@ -15,6 +17,7 @@ SINGLE_CRITICS: dict[str, tuple[str, str]] = {
     **{name: (name, "mlp") for name in CONSTRAINTS if name != "hard"},
 }
 CRITICS = ("family", *SINGLE_CRITICS)
+CriticName = Literal[CRITICS]  # a type: LightningCLI lists and validates the names
 CERTIFIED = frozenset(
     {"family", *(k for k, (c, _) in SINGLE_CRITICS.items() if CONSTRAINTS[c].certified)}
 )

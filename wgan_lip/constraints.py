@@ -218,9 +218,9 @@ def _dcgan_critic(c: int, size: int, base: int, slope: float, spectral: bool = F
     """Three stride-2 convolutions (base, 2 base, 4 base channels), then a linear score."""
     from torch import nn
 
-    from .layers import SpectralLinear
+    from .layers.spectral import SpectralLinear, spectral_normalize_kernel
 
-    wrap = _spectral_kernel if spectral else (lambda m: m)
+    wrap = spectral_normalize_kernel if spectral else (lambda m: m)
     layers: list[nn.Module] = []
     prev = c
     for i in range(3):
@@ -231,21 +231,3 @@ def _dcgan_critic(c: int, size: int, base: int, slope: float, spectral: bool = F
     head = SpectralLinear(prev * size * size, 1) if spectral else nn.Linear(prev * size * size, 1)
     layers += [nn.Flatten(), head]
     return nn.Sequential(*layers)
-
-
-def _spectral_kernel(conv: nn.Conv2d) -> nn.Conv2d:
-    """``conv`` with its kernel divided by the power-iteration spectral norm of the kernel
-    reshaped to ``(out, in * kh * kw)`` (Miyato et al.), by the same parametrization as
-    :class:`~wgan_lip.layers.SpectralLinear`."""
-    from torch.nn.utils import parametrize
-
-    from .layers.spectral import _MatrixSpectralNorm
-
-    class _ReshapedSpectralNorm(_MatrixSpectralNorm):
-        def forward(self, k):
-            return super().forward(k.flatten(1)).reshape(k.shape)
-
-    parametrize.register_parametrization(
-        conv, "weight", _ReshapedSpectralNorm(conv.weight.flatten(1), 1)
-    )
-    return conv

@@ -13,6 +13,7 @@ from .layers import (
     FullSort,
     GroupSort,
     InvertibleDownsample,
+    MaxMin,
     SpectralLinear,
 )
 
@@ -22,7 +23,7 @@ def make_activation(name: str, group_size: int = 2) -> nn.Module:
     if name == "groupsort":
         return GroupSort(group_size)
     if name == "maxmin":
-        return GroupSort(2)
+        return MaxMin()
     if name == "fullsort":
         return FullSort()
     if name == "relu":

@@ -11,7 +11,6 @@ def check_float_input(
     *,
     min_dim: int | None = None,
     ndim: int | None = None,
-    features: int | None = None,
 ) -> None:
     """Raise ``TypeError``/``ValueError`` naming what ``layer`` expected and what it got."""
     if not isinstance(x, torch.Tensor):
@@ -30,5 +29,3 @@ def check_float_input(
             f"{layer}: expected an input with at least {min_dim} dims (batch, channels, ...), "
             f"got shape {tuple(x.shape)}"
         )
-    if features is not None and x.shape[-1 if ndim is None else 1] != features:
-        raise ValueError(f"{layer}: expected {features} input features, got shape {tuple(x.shape)}")

@@ -52,6 +52,11 @@ class GroupSort(nn.Module):
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}"
 
+    def lipschitz_bound(self) -> float:
+        """Sorting permutes each input's entries: 1-Lipschitz (and gradient-norm
+        preserving)."""
+        return 1.0
+
 
 class _PairSort(torch.autograd.Function):
     """Sort pairs along dim 2 of ``(N, G, 2, ...)`` exactly (a permutation of the inputs).
@@ -91,3 +96,7 @@ class FullSort(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_input(x, type(self).__name__, min_dim=2)
         return x.sort(dim=1).values
+
+    def lipschitz_bound(self) -> float:
+        """Sorting permutes each input's entries: 1-Lipschitz."""
+        return 1.0

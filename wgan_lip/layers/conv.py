@@ -150,6 +150,27 @@ class BCOPConv2d(nn.Module):
         x = F.pad(x, self.pads(), mode=mode)
         return F.conv2d(x, self.weight, self.bias)
 
+    def lipschitz_bound(self) -> float:
+        """The product of the factors' bounds plus the rounding of the composed kernel
+        (:func:`~wgan_lip.layers.lipschitz.bcop_bound`)."""
+        from .lipschitz import bcop_bound
+
+        return bcop_bound(self)
+
+    def export_plain(self) -> nn.Sequential:
+        """The same map as plain torch: a padding layer and an :class:`torch.nn.Conv2d` with
+        the composed kernel."""
+        weight = self.weight
+        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size,
+                         bias=self.bias is not None, device=weight.device,
+                         dtype=weight.dtype)  # fmt: skip
+        conv.weight.copy_(weight)
+        if self.bias is not None:
+            conv.bias.copy_(self.bias)
+        pads = self.pads()
+        pad = nn.CircularPad2d(pads) if self.padding == "circular" else nn.ZeroPad2d(pads)
+        return nn.Sequential(pad, conv)
+
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -179,6 +200,10 @@ class InvertibleDownsample(nn.Module):
             )
         return F.pixel_unshuffle(x, self.factor)
 
+    def lipschitz_bound(self) -> float:
+        """A permutation of the entries: an isometry."""
+        return 1.0
+
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
 
@@ -204,6 +229,10 @@ class L2NormPool2d(nn.Module):
         k = self.kernel_size
         sq = F.avg_pool2d(x * x, k, self.stride) * (k * k)
         return torch.sqrt(sq + self.eps) * self.scale
+
+    def lipschitz_bound(self) -> float:
+        """Scaled by ``1/ceil(k/s)``, the most windows a pixel lies in: 1."""
+        return 1.0
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"

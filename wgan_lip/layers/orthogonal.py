@@ -350,3 +350,15 @@ class BjorckLinear(nn.Linear):
                 f"last dim, got shape {tuple(x.shape)}"
             )
         return super().forward(x)
+
+    def lipschitz_bound(self) -> float:
+        """The exact spectral norm of the orthonormalized weight (1 up to rounding)."""
+        from .lipschitz import matrix_norm2
+
+        return matrix_norm2(self.weight)
+
+    def export_plain(self) -> nn.Linear:
+        """A plain :class:`torch.nn.Linear` with this layer's weight and bias."""
+        from .export import plain_linear
+
+        return plain_linear(self)

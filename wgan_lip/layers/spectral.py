@@ -72,6 +72,19 @@ class SpectralLinear(nn.Linear):
             )
         return super().forward(x)
 
+    def lipschitz_bound(self) -> float:
+        """The exact spectral norm of the normalized weight, never the power iteration's
+        estimate."""
+        from .lipschitz import matrix_norm2
+
+        return matrix_norm2(self.weight)
+
+    def export_plain(self) -> nn.Linear:
+        """A plain :class:`torch.nn.Linear` with the normalized weight (eval mode)."""
+        from .export import plain_linear
+
+        return plain_linear(self)
+
 
 class _ConvSpectralNorm(nn.Module):
     """Parametrization ``K -> K / ||conv_K||`` by power iteration on the operator."""
@@ -145,3 +158,39 @@ class SpectralConv2d(nn.Conv2d):
         norm = self.parametrizations.weight[0]
         norm.set_input_shape(tuple(x.shape[1:]), self.parametrizations.weight.original)
         return super().forward(x)
+
+    def lipschitz_bound(self) -> float:
+        """The convolution operator's bound over every input size (transfer matrix), from
+        the normalized kernel: the power iteration saw one size only."""
+        from .lipschitz import _conv2d
+
+        return _conv2d(self)
+
+    def export_plain(self) -> nn.Conv2d:
+        """A plain zero-padded :class:`torch.nn.Conv2d` with the normalized kernel."""
+        w = self.weight
+        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size,
+                         padding=self.padding, bias=self.bias is not None, device=w.device,
+                         dtype=w.dtype)  # fmt: skip
+        conv.weight.copy_(w)
+        if self.bias is not None:
+            conv.bias.copy_(self.bias)
+        return conv
+
+
+class _KernelSpectralNorm(_MatrixSpectralNorm):
+    """``K -> K / sigma(K reshaped to (out, in * kh * kw))``: Miyato et al.'s normalization
+    of a convolution (a heuristic: the operator norm can be larger, up to a factor of k)."""
+
+    def forward(self, k: torch.Tensor) -> torch.Tensor:
+        return super().forward(k.flatten(1)).reshape(k.shape)
+
+
+def spectral_normalize_kernel(conv: nn.Conv2d, n_power_iterations: int = 1) -> nn.Conv2d:
+    """``conv`` (any stride / padding) with its kernel divided by the power-iteration
+    spectral norm of the reshaped kernel, by the same power iteration as
+    :class:`SpectralLinear`; the ``sn`` baseline's convolutions. Returns ``conv``."""
+    parametrize.register_parametrization(
+        conv, "weight", _KernelSpectralNorm(conv.weight.flatten(1), n_power_iterations)
+    )
+    return conv

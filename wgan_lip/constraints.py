@@ -201,17 +201,10 @@ def _relu_mlp(d: int, widths: Sequence[int], spectral: bool = False) -> nn.Seque
     from torch import nn
 
     from .layers import SpectralLinear
+    from .models import mlp
 
-    def dense(i: int, o: int) -> nn.Module:
-        return SpectralLinear(i, o) if spectral else nn.Linear(i, o)
-
-    layers: list[nn.Module] = []
-    prev = d
-    for w in widths:
-        layers += [dense(prev, w), nn.ReLU()]
-        prev = w
-    layers.append(dense(prev, 1))
-    return nn.Sequential(*layers)
+    return mlp(d, widths, 1, linear=SpectralLinear if spectral else nn.Linear,
+               activation=lambda _: nn.ReLU())  # fmt: skip
 
 
 def _dcgan_critic(c: int, size: int, base: int, slope: float, spectral: bool = False):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch import nn
 
@@ -31,47 +31,68 @@ def make_activation(name: str, group_size: int = 2) -> nn.Module:
     raise ValueError(f"unknown activation {name!r}; use groupsort, maxmin, fullsort or relu")
 
 
-def lipschitz_mlp(
+LayerFactory = Callable[[int, int], nn.Module]  # (in, out) -> a layer
+ActivationFactory = Callable[[int], nn.Module]  # width -> an activation
+
+
+def mlp(
     in_features: int,
     widths: Sequence[int],
-    out_features: int = 1,
+    out_features: int,
     *,
-    activation: str = "groupsort",
-    group_size: int = 2,
-    bias: bool = True,
-    linear: str = "bjorck",
-    config: BjorckConfig | None = None,
+    linear: LayerFactory,
+    activation: ActivationFactory,
 ) -> nn.Sequential:
-    """A 1-Lipschitz MLP: ``Linear -> activation`` for each width, then a linear head.
-
-    ``linear="bjorck"`` (orthonormal, gradient-norm preserving with GroupSort) or
-    ``"spectral"`` (power-iteration spectral normalization, the baseline). Widths must be
-    multiples of ``group_size`` for GroupSort.
-    """
+    """``linear -> activation`` for each width, then a ``linear`` head: the one MLP builder
+    behind certified critics and classifiers (:func:`lipschitz_mlp`), the baselines' critics
+    and the generators. ``linear(i, o)`` builds a layer, ``activation(width)`` its
+    activation."""
     if in_features < 1 or out_features < 1 or any(w < 1 for w in widths):
         raise ValueError(
             f"feature counts must be positive: in={in_features}, widths={list(widths)}, "
             f"out={out_features}"
         )
-    if linear not in ("bjorck", "spectral"):
+    layers: list[nn.Module] = []
+    prev = in_features
+    for w in widths:
+        layers += [linear(prev, w), activation(w)]
+        prev = w
+    layers.append(linear(prev, out_features))
+    return nn.Sequential(*layers)
+
+
+def lipschitz_mlp(
+    in_features: int,
+    widths: Sequence[int],
+    out_features: int = 1,
+    *,
+    activation: str | ActivationFactory = "groupsort",
+    group_size: int = 2,
+    bias: bool = True,
+    linear: str | LayerFactory = "bjorck",
+    config: BjorckConfig | None = None,
+) -> nn.Sequential:
+    """A 1-Lipschitz MLP: ``Linear -> activation`` for each width, then a linear head.
+
+    ``linear="bjorck"`` (orthonormal, gradient-norm preserving with GroupSort),
+    ``"spectral"`` (power-iteration spectral normalization, the baseline), or a factory
+    ``(in, out) -> layer``; ``activation`` a name of :func:`make_activation` or a factory
+    ``width -> module``. Widths must be multiples of ``group_size`` for GroupSort.
+    """
+    if isinstance(linear, str) and linear not in ("bjorck", "spectral"):
         raise ValueError(f"unknown linear {linear!r}; use bjorck or spectral")
     if activation == "groupsort":
         bad = [w for w in widths if w % group_size]
         if bad:
             raise ValueError(f"widths {bad} are not multiples of group_size {group_size}")
-
-    def dense(i: int, o: int) -> nn.Module:
-        if linear == "bjorck":
-            return BjorckLinear(i, o, bias=bias, config=config)
-        return SpectralLinear(i, o, bias=bias)
-
-    layers: list[nn.Module] = []
-    prev = in_features
-    for w in widths:
-        layers += [dense(prev, w), make_activation(activation, group_size)]
-        prev = w
-    layers.append(dense(prev, out_features))
-    return nn.Sequential(*layers)
+    if linear == "bjorck":
+        linear = lambda i, o: BjorckLinear(i, o, bias=bias, config=config)  # noqa: E731
+    elif linear == "spectral":
+        linear = lambda i, o: SpectralLinear(i, o, bias=bias)  # noqa: E731
+    if isinstance(activation, str):
+        name = activation
+        activation = lambda w: make_activation(name, group_size)  # noqa: E731
+    return mlp(in_features, widths, out_features, linear=linear, activation=activation)
 
 
 def lipschitz_convnet(
@@ -86,8 +107,16 @@ def lipschitz_convnet(
     group_size: int = 2,
     padding: str = "circular",
     config: BjorckConfig | None = None,
+    conv: LayerFactory | None = None,
+    linear: LayerFactory | None = None,
+    activation: ActivationFactory | None = None,
 ) -> nn.Sequential:
     """A 1-Lipschitz, gradient-norm-preserving convnet.
+
+    The layers come from factories, so another certified layer reaches every model without
+    editing this builder: ``conv(in, out)`` (default BCOP, ``kernel_size``, ``padding``),
+    ``linear(in, out)`` (default Björck) and ``activation(channels)`` (default GroupSort of
+    ``group_size``).
 
     Each stage is ``blocks_per_stage`` x (BCOP conv + GroupSort) followed by a 2x
     ``InvertibleDownsample`` (channels x4, size /2); then ``Flatten``, optional Björck
@@ -100,23 +129,26 @@ def lipschitz_convnet(
             f"image_size {image_size} is not divisible by 2**{stages} "
             f"(one 2x downsampling per stage); use fewer stages or pad the images"
         )
+    if conv is None:
+        conv = lambda i, o: BCOPConv2d(i, o, kernel_size, padding=padding, config=config)  # noqa: E731
+    if linear is None:
+        linear = lambda i, o: BjorckLinear(i, o, config=config)  # noqa: E731
+    if activation is None:
+        activation = lambda _: GroupSort(group_size)  # noqa: E731
     layers: list[nn.Module] = []
     prev, size = in_channels, image_size
     for c in channels:
         for _ in range(blocks_per_stage):
-            layers += [
-                BCOPConv2d(prev, c, kernel_size, padding=padding, config=config),
-                GroupSort(group_size),
-            ]
+            layers += [conv(prev, c), activation(c)]
             prev = c
         layers.append(InvertibleDownsample(2))
         prev, size = prev * 4, size // 2
     layers.append(nn.Flatten())
     feat = prev * size * size
     for w in head_widths:
-        layers += [BjorckLinear(feat, w, config=config), GroupSort(group_size)]
+        layers += [linear(feat, w), activation(w)]
         feat = w
-    layers.append(BjorckLinear(feat, out_features, config=config))
+    layers.append(linear(feat, out_features))
     return nn.Sequential(*layers)
 
 
@@ -127,18 +159,8 @@ def mlp_generator(
     latent_dim: int = 2, out_features: int = 2, widths: Sequence[int] = (512, 512, 512)
 ) -> nn.Sequential:
     """A ReLU MLP generator for low-dimensional data (the 2-D toys of Gulrajani et al.)."""
-    if latent_dim < 1 or out_features < 1 or any(w < 1 for w in widths):
-        raise ValueError(
-            f"feature counts must be positive: latent={latent_dim}, widths={list(widths)}, "
-            f"out={out_features}"
-        )
-    layers: list[nn.Module] = []
-    prev = latent_dim
-    for w in widths:
-        layers += [nn.Linear(prev, w), nn.ReLU()]
-        prev = w
-    layers.append(nn.Linear(prev, out_features))
-    return nn.Sequential(*layers)
+    return mlp(latent_dim, widths, out_features, linear=nn.Linear,
+               activation=lambda _: nn.ReLU())  # fmt: skip
 
 
 def _upsampling_plan(image_size: int) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from wgan_lip.layers import (
     BCOPConv2d,
@@ -106,3 +107,20 @@ def test_bcop_state_dict_round_trip_and_dtypes():
     assert torch.allclose(a.eval()(x), b.eval()(x), atol=1e-6)
     y = a.double()(x.double())
     assert y.dtype == torch.float64 and torch.allclose(y.float(), b(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["circular", "zeros"])
+def test_bcop_is_a_real_conv2d(mode):
+    """Downstream tools see an nn.Conv2d: for odd kernels, torch's own Conv2d forward with
+    the layer's padding, padding_mode and composed weight gives the layer's output."""
+    torch.manual_seed(0)
+    m = BCOPConv2d(3, 4, 3, padding=mode).double()
+    assert isinstance(m, nn.Conv2d) and m.padding_mode == mode and m.padding == (1, 1)
+    assert m.kernel_size == (3, 3) and m.stride == (1, 1) and m.weight.shape == (4, 3, 3, 3)
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    torch.testing.assert_close(nn.Conv2d.forward(m, x), m(x))
+    # the state dict holds the factors, as before the layer became an nn.Conv2d
+    assert sorted(m.state_dict()) == ["bias", "parametrizations.ortho.original",
+                                      "parametrizations.proj.original"]  # fmt: skip
+    even = BCOPConv2d(2, 2, 2, padding=mode)
+    assert even(torch.randn(1, 2, 5, 5)).shape == (1, 2, 5, 5)

@@ -50,8 +50,12 @@ def _same_pads(k: int) -> tuple[int, int]:
     return left, k - 1 - left
 
 
-class BCOPConv2d(nn.Module):
+class BCOPConv2d(nn.Conv2d):
     """Orthogonal k x k convolution by BCOP, stride 1, output size equal to input size.
+
+    A real :class:`torch.nn.Conv2d` (``isinstance`` holds, ``padding_mode`` is
+    ``"circular"`` or ``"zeros"``, odd kernels keep the symmetric ``padding`` of a 'same'
+    convolution) whose ``weight`` is computed from orthonormalized factors.
 
     Args:
         in_channels, out_channels, kernel_size: as :class:`torch.nn.Conv2d` (square kernel).
@@ -79,7 +83,6 @@ class BCOPConv2d(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
         if stride != 1:
             raise ValueError(
                 f"BCOPConv2d is stride 1 (got stride={stride}); downsample with "
@@ -94,8 +97,13 @@ class BCOPConv2d(nn.Module):
         ):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"BCOPConv2d: {name} must be a positive integer, got {v!r}")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.padding = kernel_size, padding
+        # nn.Conv2d's attributes and checks, built on the meta device: no memory and no draw
+        # from the random generator (initializations stay those of the previous versions).
+        k = kernel_size
+        super().__init__(in_channels, out_channels, k, padding=(k - 1) // 2 if k % 2 else 0,
+                         padding_mode=padding, bias=False, device="meta")  # fmt: skip
+        del self.weight  # the composed kernel (the property below) replaces the parameter
+        self.k = k
         c = max(in_channels, out_channels)
         rank = max(c // 2, 1)
         factory = {"device": device, "dtype": dtype}
@@ -105,7 +113,8 @@ class BCOPConv2d(nn.Module):
             nn.init.orthogonal_(self.ortho)
             for p in self.proj:
                 nn.init.orthogonal_(p)
-        self.bias = nn.Parameter(torch.zeros(out_channels, **factory)) if bias else None
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(out_channels, **factory))
         parametrize.register_parametrization(self, "ortho", Orthonormal(config))
         if kernel_size > 1:
             parametrize.register_parametrization(self, "proj", Orthonormal(config))
@@ -114,13 +123,13 @@ class BCOPConv2d(nn.Module):
         """The 1x1 orthogonal matrix and the list of two-tap factor kernels, in order."""
         h = self.ortho
         c = h.shape[0]
-        if self.kernel_size == 1:
+        if self.k == 1:
             return h, []
         u = self.proj
         projectors = u @ u.mT  # (2(k-1), c, c)
         eye = torch.eye(c, dtype=h.dtype, device=h.device)
         taps = torch.stack((projectors, eye - projectors), dim=-1)  # (2(k-1), c, c, 2)
-        k1 = self.kernel_size - 1
+        k1 = self.k - 1
         blocks = [t.unsqueeze(-2) for t in taps[:k1]]  # (c, c, 1, 2): along the width
         blocks += [t.unsqueeze(-1) for t in taps[k1:]]  # (c, c, 2, 1): along the height
         return h, blocks
@@ -136,8 +145,11 @@ class BCOPConv2d(nn.Module):
 
     def pads(self) -> tuple[int, int, int, int]:
         """``(left, right, top, bottom)`` padding of the 'same' output size."""
-        left, right = _same_pads(self.kernel_size)
+        left, right = _same_pads(self.k)
         return left, right, left, right
+
+    def reset_parameters(self) -> None:
+        """Nothing to do: the factors are initialized orthogonal in ``__init__``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_input(x, type(self).__name__, ndim=4)
@@ -146,7 +158,7 @@ class BCOPConv2d(nn.Module):
                 f"BCOPConv2d: expected {self.in_channels} input channels, got shape "
                 f"{tuple(x.shape)}"
             )
-        mode = "circular" if self.padding == "circular" else "constant"
+        mode = "circular" if self.padding_mode == "circular" else "constant"
         x = F.pad(x, self.pads(), mode=mode)
         return F.conv2d(x, self.weight, self.bias)
 
@@ -161,20 +173,20 @@ class BCOPConv2d(nn.Module):
         """The same map as plain torch: a padding layer and an :class:`torch.nn.Conv2d` with
         the composed kernel."""
         weight = self.weight
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size,
+        conv = nn.Conv2d(self.in_channels, self.out_channels, self.k,
                          bias=self.bias is not None, device=weight.device,
                          dtype=weight.dtype)  # fmt: skip
         conv.weight.copy_(weight)
         if self.bias is not None:
             conv.bias.copy_(self.bias)
         pads = self.pads()
-        pad = nn.CircularPad2d(pads) if self.padding == "circular" else nn.ZeroPad2d(pads)
+        pad = nn.CircularPad2d(pads) if self.padding_mode == "circular" else nn.ZeroPad2d(pads)
         return nn.Sequential(pad, conv)
 
     def extra_repr(self) -> str:
         return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"padding={self.padding!r}, bias={self.bias is not None}"
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.k}, "
+            f"padding={self.padding_mode!r}, bias={self.bias is not None}"
         )
 
 

@@ -140,6 +140,7 @@ def _sequential(m: nn.Sequential) -> float:
             isinstance(child, nn.CircularPad2d)
             and _rule(child) is _circular_pad
             and isinstance(nxt, nn.Conv2d)
+            and own_method(nxt, "lipschitz_bound") is None
             and _rule(nxt) is _conv2d
             and not any(_conv_pads(nxt))
         ):

@@ -197,9 +197,9 @@ def test_bcop_bound_for_every_option(in_c, out_c, k, padding, bias, size, seed):
     torch.manual_seed(seed)
     m = BCOPConv2d(in_c, out_c, k, bias, padding=padding, dtype=torch.float64)
     with torch.no_grad():  # raw parameters away from orthogonal: Björck has work to do
-        m.parametrizations.ortho.original.normal_()
+        m.parametrizations.weight.original0.normal_()
         if k > 1:
-            m.parametrizations.proj.original.normal_()
+            m.parametrizations.weight.original1.normal_()
     m.eval()
     assert_sound(m, operator_norm(m, (in_c, *size)))
 

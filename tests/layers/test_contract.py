@@ -17,6 +17,7 @@ from torch import nn
 
 import wgan_lip.layers as layers
 from wgan_lip.layers import export_plain, lipschitz_bound
+from wgan_lip.layers.lipschitz import _RULES, own_method
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,34 @@ def _exported_modules() -> list[type]:
 def test_every_exported_layer_has_a_row():
     missing = set(_exported_modules()) - set(ROWS) - NOT_LAYERS
     assert not missing, f"add a row to ROWS for {sorted(c.__name__ for c in missing)}"
+
+
+def test_lipschitz_and_export_have_no_rules_for_our_layers():
+    """Our layers own their bound and export (methods): the registries hold torch types."""
+    ours = [c.__qualname__ for c in _RULES if c.__module__.startswith("wgan_lip")]
+    assert not ours, f"move these rules into the layers' lipschitz_bound() methods: {ours}"
+
+
+@pytest.mark.parametrize("cls", list(ROWS), ids=lambda c: c.__name__)
+def test_layer_owns_its_bound_and_export_and_keeps_them_sound(cls):
+    m = ROWS[cls].make()
+    assert own_method(m, "lipschitz_bound") is not None
+    if any(True for _ in m.parameters()):  # a layer with weights exports itself
+        assert own_method(m, "export_plain") is not None
+    # A subclass that computes something else may not inherit the certificate or the export.
+    base = type(m)
+    doubled = ROWS[cls].make()
+    doubled.__class__ = type(
+        "Doubled", (base,), {"forward": lambda self, x: 2 * base.forward(self, x)}
+    )
+    with pytest.raises(TypeError, match="overrides forward"):
+        lipschitz_bound(doubled)
+    if own_method(m, "export_plain") is not None:  # others are kept as they are
+        with pytest.raises(TypeError, match="overrides forward"):
+            export_plain(doubled)
+    m.register_forward_hook(lambda mod, args, out: 2 * out)
+    with pytest.raises(TypeError, match="hooks"):
+        lipschitz_bound(m)
 
 
 def _instance(cls: type) -> nn.Module:

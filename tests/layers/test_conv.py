@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from wgan_lip.layers import (
     BCOPConv2d,
@@ -66,7 +69,7 @@ def test_compose_kernels_matches_sequential_convolutions():
 def test_bcop_gradients_flow_and_input_errors():
     layer = BCOPConv2d(4, 4, 3)
     layer(torch.randn(2, 4, 6, 6)).sum().backward()
-    assert layer.parametrizations.proj.original.grad is not None
+    assert layer.parametrizations.weight.original1.grad is not None
     with pytest.raises(ValueError, match=r"expected 4 input channels.*\(2, 3, 6, 6\)"):
         layer(torch.randn(2, 3, 6, 6))
     with pytest.raises(ValueError, match="4-D input"):
@@ -110,17 +113,50 @@ def test_bcop_state_dict_round_trip_and_dtypes():
 
 
 @pytest.mark.parametrize("mode", ["circular", "zeros"])
-def test_bcop_is_a_real_conv2d(mode):
-    """Downstream tools see an nn.Conv2d: for odd kernels, torch's own Conv2d forward with
-    the layer's padding, padding_mode and composed weight gives the layer's output."""
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_bcop_is_a_real_parametrized_conv2d(mode, k):
+    """Downstream tools see an nn.Conv2d whose weight is a parametrization: torch's own
+    Conv2d forward with the layer's padding, padding_mode and composed weight is the layer's
+    forward, and the export is one plain nn.Conv2d with the same options."""
     torch.manual_seed(0)
-    m = BCOPConv2d(3, 4, 3, padding=mode).double()
-    assert isinstance(m, nn.Conv2d) and m.padding_mode == mode and m.padding == (1, 1)
-    assert m.kernel_size == (3, 3) and m.stride == (1, 1) and m.weight.shape == (4, 3, 3, 3)
-    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
-    torch.testing.assert_close(nn.Conv2d.forward(m, x), m(x))
-    # the state dict holds the factors, as before the layer became an nn.Conv2d
-    assert sorted(m.state_dict()) == ["bias", "parametrizations.ortho.original",
-                                      "parametrizations.proj.original"]  # fmt: skip
-    even = BCOPConv2d(2, 2, 2, padding=mode)
-    assert even(torch.randn(1, 2, 5, 5)).shape == (1, 2, 5, 5)
+    m = BCOPConv2d(3, 4, k, padding=mode).double().eval()
+    assert isinstance(m, nn.Conv2d) and parametrize.is_parametrized(m, "weight")
+    assert m.padding_mode == mode and m.padding == ((k // 2, k // 2) if k % 2 else "same")
+    assert m.kernel_size == (k, k) and m.stride == (1, 1) and m.weight.shape == (4, 3, k, k)
+    x = torch.randn(2, 3, 6, 5, dtype=torch.float64)
+    y = m(x)
+    assert y.shape == (2, 4, 6, 5)
+    assert torch.equal(nn.Conv2d.forward(m, x), y)
+    # the geometry of earlier versions: pad (k-1)//2 before, the rest after, then convolve
+    left = (k - 1) // 2
+    padded = F.pad(x, (left, k - 1 - left) * 2, mode="constant" if mode == "zeros" else mode)
+    torch.testing.assert_close(F.conv2d(padded, m.weight, m.bias), y, atol=1e-12, rtol=0)
+    plain = export_plain(m)
+    assert type(plain) is nn.Conv2d and plain.padding == m.padding
+    assert plain.padding_mode == mode
+    torch.testing.assert_close(plain(x), y, atol=1e-12, rtol=0)  # a re-run Björck: rounding
+    assert sorted(m.state_dict()) == ["bias", "parametrizations.weight.original0",
+                                      "parametrizations.weight.original1"]  # fmt: skip
+    with pytest.raises(RuntimeError, match="cannot be assigned"):
+        m.weight = torch.zeros(4, 3, k, k, dtype=torch.float64)
+
+
+def test_bcop_loads_state_dicts_of_the_earlier_layout():
+    """tests/layers/data/bcop_v1.pt: state dicts saved when the factors were separately
+    parametrized tensors (keys parametrizations.ortho.original, parametrizations.proj.original,
+    or a plain proj for k = 1), with inputs and that version's outputs (float64, eval),
+    written by the BCOPConv2d of commit 3b9f7e4."""
+    cases = torch.load(Path(__file__).parent / "data" / "bcop_v1.pt", weights_only=True)
+    assert {k for c in cases for k in c["state_dict"]} >= {"parametrizations.ortho.original",
+                                                           "parametrizations.proj.original",
+                                                           "proj"}  # fmt: skip
+    for case in cases:
+        m = BCOPConv2d(*case["args"], padding=case["padding"], dtype=torch.float64)
+        m.load_state_dict(case["state_dict"])
+        torch.testing.assert_close(m.eval()(case["x"]), case["y"], atol=1e-12, rtol=1e-12)
+        net = nn.Sequential(nn.Identity(), BCOPConv2d(*case["args"], padding=case["padding"],
+                                                      dtype=torch.float64))  # fmt: skip
+        net.load_state_dict({f"1.{k}": v for k, v in case["state_dict"].items()})  # nested
+        torch.testing.assert_close(net.eval()(case["x"]), case["y"], atol=1e-12, rtol=1e-12)
+        with pytest.raises(RuntimeError, match="Missing key"):
+            m.load_state_dict({k: v for k, v in case["state_dict"].items() if "ortho" not in k})

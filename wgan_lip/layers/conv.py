@@ -16,6 +16,9 @@ is exactly orthogonal (``in == out``); with zero padding it is a compression of 
 operator, hence 1-Lipschitz. ``in != out`` takes rows or columns of the
 ``max(in, out)``-channel orthogonal kernel: an orthonormal-row (1-Lipschitz) or
 orthonormal-column (isometric) operator.
+
+:class:`BCOPConv2d` is a real :class:`torch.nn.Conv2d` whose ``weight`` is that composition,
+a ``torch.nn.utils.parametrize`` parametrization (:class:`BCOPKernel`) of the raw factors.
 """
 
 from __future__ import annotations
@@ -45,17 +48,94 @@ def compose_kernels(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
     return out.transpose(0, 1)
 
 
-def _same_pads(k: int) -> tuple[int, int]:
-    left = (k - 1) // 2
-    return left, k - 1 - left
+def _two_tap_bound(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``sup_{|z|=1} ||A + z B||_2`` bound: ``sqrt(||A^T A + B^T B|| + 2 ||A^T B||)``."""
+    from .lipschitz import matrix_norm2
+
+    return math.sqrt(matrix_norm2(a.mT @ a + b.mT @ b) + 2.0 * matrix_norm2(a.mT @ b))
+
+
+class BCOPKernel(nn.Module):
+    """``torch.nn.utils.parametrize`` parametrization of a BCOP convolution's ``weight``.
+
+    Maps the raw factors ``(ortho, proj)`` (``original0``: a ``c x c`` matrix, ``original1``:
+    ``2(k-1)`` matrices ``c x c/2``) to the composed ``(out, in, k, k)`` kernel: each factor is
+    orthonormalized by its own :class:`~wgan_lip.layers.orthogonal.Orthonormal` (cached until
+    the raw factor changes), then the convolutions are composed. ``init`` holds the initial
+    raw factors, handed to ``register_parametrization`` once by :meth:`right_inverse`; a
+    kernel cannot be decomposed back into factors, so assigning ``weight`` afterwards is an
+    error (load a state dict instead).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        config: BjorckConfig | None = None,
+        init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.k = in_channels, out_channels, kernel_size
+        self.ortho = Orthonormal(config)
+        self.proj = Orthonormal(config)
+        self._init = init
+
+    def factors(
+        self, ortho: torch.Tensor, proj: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The 1x1 orthogonal matrix and the list of two-tap factor kernels, in order."""
+        h = self.ortho(ortho)
+        c = h.shape[0]
+        if self.k == 1:
+            return h, []
+        u = self.proj(proj)
+        projectors = u @ u.mT  # (2(k-1), c, c)
+        eye = torch.eye(c, dtype=h.dtype, device=h.device)
+        taps = torch.stack((projectors, eye - projectors), dim=-1)  # (2(k-1), c, c, 2)
+        k1 = self.k - 1
+        blocks = [t.unsqueeze(-2) for t in taps[:k1]]  # (c, c, 1, 2): along the width
+        blocks += [t.unsqueeze(-1) for t in taps[k1:]]  # (c, c, 2, 1): along the height
+        return h, blocks
+
+    def forward(self, ortho: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
+        h, blocks = self.factors(ortho, proj)
+        kernel = h[:, :, None, None]
+        for block in blocks:
+            kernel = compose_kernels(block, kernel)
+        return kernel[: self.out_channels, : self.in_channels]
+
+    def right_inverse(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._init is None:
+            raise RuntimeError(
+                "BCOPConv2d: the weight is composed from orthogonal factors and cannot be "
+                "assigned; load a state dict, or write parametrizations.weight.original0 "
+                "(the 1x1 matrix) and original1 (the projector factors)"
+            )
+        init, self._init = self._init, None
+        return init
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.k}"
+
+
+# State-dict keys of the versions whose factors were separate parametrized tensors.
+_OLD_KEYS = {
+    "parametrizations.ortho.original": "parametrizations.weight.original0",
+    "parametrizations.proj.original": "parametrizations.weight.original1",
+    "proj": "parametrizations.weight.original1",  # kernel_size 1: an unparametrized placeholder
+}
 
 
 class BCOPConv2d(nn.Conv2d):
     """Orthogonal k x k convolution by BCOP, stride 1, output size equal to input size.
 
-    A real :class:`torch.nn.Conv2d` (``isinstance`` holds, ``padding_mode`` is
-    ``"circular"`` or ``"zeros"``, odd kernels keep the symmetric ``padding`` of a 'same'
-    convolution) whose ``weight`` is computed from orthonormalized factors.
+    A real :class:`torch.nn.Conv2d` whose ``weight`` is a ``torch.nn.utils.parametrize``
+    parametrization (:class:`BCOPKernel`) of orthonormalized factors, so ``isinstance``
+    holds, ``weight`` is the composed orthogonal kernel and the forward pass is
+    :class:`torch.nn.Conv2d`'s own with the layer's ``padding`` and ``padding_mode``
+    (``"circular"`` or ``"zeros"``): symmetric ``(k-1)//2`` for odd kernels, ``"same"``
+    (one more pixel at the bottom/right) for even ones.
 
     Args:
         in_channels, out_channels, kernel_size: as :class:`torch.nn.Conv2d` (square kernel).
@@ -64,10 +144,10 @@ class BCOPConv2d(nn.Conv2d):
             (1-Lipschitz).
         config: :class:`BjorckConfig` of the orthonormalization.
 
-    ``weight`` is the composed ``(out, in, k, k)`` kernel; the raw parameters are
-    ``ortho`` (the 1x1 matrix) and ``proj`` (the ``2(k-1)`` projector factors), each
-    orthonormalized through a ``torch.nn.utils.parametrize`` parametrization. For strided
-    downsampling use :class:`InvertibleDownsample` after this layer.
+    The raw parameters are ``parametrizations.weight.original0`` (the ``c x c`` 1x1 matrix,
+    ``c = max(in, out)``) and ``original1`` (the ``2(k-1)`` projector factors); state dicts
+    of the earlier layout (``parametrizations.ortho.original``, ``...proj.original``) still
+    load. For strided downsampling use :class:`InvertibleDownsample` after this layer.
     """
 
     def __init__(
@@ -95,99 +175,105 @@ class BCOPConv2d(nn.Conv2d):
             ("out_channels", out_channels),
             ("kernel_size", kernel_size),
         ):
-            if not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"BCOPConv2d: {name} must be a positive integer, got {v!r}")
-        # nn.Conv2d's attributes and checks, built on the meta device: no memory and no draw
-        # from the random generator (initializations stay those of the previous versions).
+        # nn.Conv2d's attributes and checks, with its weight on the meta device: no memory and
+        # no draw from the random generator (initializations stay those of earlier versions).
         k = kernel_size
-        super().__init__(in_channels, out_channels, k, padding=(k - 1) // 2 if k % 2 else 0,
-                         padding_mode=padding, bias=False, device="meta")  # fmt: skip
-        del self.weight  # the composed kernel (the property below) replaces the parameter
-        self.k = k
+        super().__init__(in_channels, out_channels, k, padding=(k - 1) // 2 if k % 2 else "same",
+                         padding_mode=padding, bias=False, device="meta", dtype=dtype)  # fmt: skip
         c = max(in_channels, out_channels)
         rank = max(c // 2, 1)
         factory = {"device": device, "dtype": dtype}
-        self.ortho = nn.Parameter(torch.empty(c, c, **factory))
-        self.proj = nn.Parameter(torch.empty(2 * (kernel_size - 1), c, rank, **factory))
+        ortho = torch.empty(c, c, **factory)
+        proj = torch.empty(2 * (kernel_size - 1), c, rank, **factory)
         with torch.no_grad():
-            nn.init.orthogonal_(self.ortho)
-            for p in self.proj:
+            nn.init.orthogonal_(ortho)
+            for p in proj:
                 nn.init.orthogonal_(p)
         if bias:
             self.bias = nn.Parameter(torch.zeros(out_channels, **factory))
-        parametrize.register_parametrization(self, "ortho", Orthonormal(config))
-        if kernel_size > 1:
-            parametrize.register_parametrization(self, "proj", Orthonormal(config))
+        kernel = BCOPKernel(in_channels, out_channels, k, config, init=(ortho, proj))
+        parametrize.register_parametrization(self, "weight", kernel, unsafe=True)
+        # Orthonormalize each factor once, as torch's registration check of a shape-preserving
+        # parametrization (BjorckLinear's) does: in train mode this retracts the raw factors
+        # and warms the power iteration up, so initial values equal earlier versions' bits.
+        originals = self.parametrizations.weight
+        kernel.ortho(originals.original0)
+        if k > 1:
+            kernel.proj(originals.original1)
 
     def factors(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The 1x1 orthogonal matrix and the list of two-tap factor kernels, in order."""
-        h = self.ortho
-        c = h.shape[0]
-        if self.k == 1:
-            return h, []
-        u = self.proj
-        projectors = u @ u.mT  # (2(k-1), c, c)
-        eye = torch.eye(c, dtype=h.dtype, device=h.device)
-        taps = torch.stack((projectors, eye - projectors), dim=-1)  # (2(k-1), c, c, 2)
-        k1 = self.k - 1
-        blocks = [t.unsqueeze(-2) for t in taps[:k1]]  # (c, c, 1, 2): along the width
-        blocks += [t.unsqueeze(-1) for t in taps[k1:]]  # (c, c, 2, 1): along the height
-        return h, blocks
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """The composed ``(out_channels, in_channels, k, k)`` kernel."""
-        h, blocks = self.factors()
-        kernel = h[:, :, None, None]
-        for block in blocks:
-            kernel = compose_kernels(block, kernel)
-        return kernel[: self.out_channels, : self.in_channels]
-
-    def pads(self) -> tuple[int, int, int, int]:
-        """``(left, right, top, bottom)`` padding of the 'same' output size."""
-        left, right = _same_pads(self.k)
-        return left, right, left, right
+        p = self.parametrizations.weight
+        return p[0].factors(p.original0, p.original1)
 
     def reset_parameters(self) -> None:
         """Nothing to do: the factors are initialized orthogonal in ``__init__``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """:class:`torch.nn.Conv2d`'s forward, after checking the input."""
         check_float_input(x, type(self).__name__, ndim=4)
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"BCOPConv2d: expected {self.in_channels} input channels, got shape "
                 f"{tuple(x.shape)}"
             )
-        mode = "circular" if self.padding_mode == "circular" else "constant"
-        x = F.pad(x, self.pads(), mode=mode)
-        return F.conv2d(x, self.weight, self.bias)
+        return super().forward(x)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Rename the keys of the earlier layout (see ``_OLD_KEYS``) before loading."""
+        for old, new in _OLD_KEYS.items():
+            if prefix + old in state_dict and prefix + new not in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def lipschitz_bound(self) -> float:
-        """The product of the factors' bounds plus the rounding of the composed kernel
-        (:func:`~wgan_lip.layers.lipschitz.bcop_bound`)."""
-        from .lipschitz import bcop_bound
+        """The product of the factors' bounds, plus the float rounding of the composed kernel.
 
-        return bcop_bound(self)
+        The transfer matrix of the composition is the product of the factors' transfer
+        matrices, so ``sup ||K_hat|| <= prod sup ||factor_hat||`` (the 1x1 matrix: its
+        spectral norm; a two-tap block ``[A, B]``: :func:`_two_tap_bound`). The forward pass
+        uses the kernel composed in the layer's dtype; its distance to the float64
+        composition (summed tap-wise spectral norms, a bound of that difference's operator
+        norm) is added. Taking a subset of rows or columns (``in != out``) cannot increase
+        the norm, nor can zero padding (a compression of the circular convolution).
+        """
+        from .lipschitz import _conv2d, matrix_norm2
 
-    def export_plain(self) -> nn.Sequential:
-        """The same map as plain torch: a padding layer and an :class:`torch.nn.Conv2d` with
-        the composed kernel."""
-        weight = self.weight
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.k,
-                         bias=self.bias is not None, device=weight.device,
-                         dtype=weight.dtype)  # fmt: skip
-        conv.weight.copy_(weight)
-        if self.bias is not None:
-            conv.bias.copy_(self.bias)
-        pads = self.pads()
-        pad = nn.CircularPad2d(pads) if self.padding_mode == "circular" else nn.ZeroPad2d(pads)
-        return nn.Sequential(pad, conv)
+        if not parametrize.is_parametrized(self, "weight"):  # parametrization removed
+            return _conv2d(self)
+        h, blocks = self.factors()
+        h64 = h.detach().to(torch.float64)
+        bound = matrix_norm2(h64)
+        kernel64 = h64[:, :, None, None]
+        for block in blocks:
+            blk = block.detach().to(torch.float64)
+            taps = blk.flatten(2)
+            bound *= _two_tap_bound(taps[..., 0], taps[..., 1])
+            kernel64 = compose_kernels(blk, kernel64)
+        kernel64 = kernel64[: self.out_channels, : self.in_channels]
+        diff = (self.weight.detach().to(torch.float64) - kernel64).permute(2, 3, 0, 1)
+        rounding = float(torch.linalg.matrix_norm(diff, ord=2).sum())
+        return bound + rounding
+
+    def export_plain(self) -> nn.Conv2d:
+        """A plain :class:`torch.nn.Conv2d` with the composed kernel, the same padding and
+        padding mode: the same map."""
+        from .export import plain_conv2d
+
+        return plain_conv2d(self)
 
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.k}, "
             f"padding={self.padding_mode!r}, bias={self.bias is not None}"
         )
+
+    @property
+    def k(self) -> int:
+        """The (square) kernel size."""
+        return self.kernel_size[0]
 
 
 class InvertibleDownsample(nn.Module):

@@ -31,6 +31,20 @@ def plain_linear(m: nn.Linear) -> nn.Linear:
     return out
 
 
+def plain_conv2d(m: nn.Conv2d) -> nn.Conv2d:
+    """A plain :class:`torch.nn.Conv2d` with ``m``'s current weight and bias and all of its
+    options (stride, padding, dilation, groups, padding mode)."""
+    w = m.weight
+    out = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride,
+                    padding=m.padding, dilation=m.dilation, groups=m.groups,
+                    bias=m.bias is not None, padding_mode=m.padding_mode, device=w.device,
+                    dtype=w.dtype)  # fmt: skip
+    out.weight.copy_(w)
+    if m.bias is not None:
+        out.bias.copy_(m.bias)
+    return out
+
+
 def _convert(m: nn.Module) -> nn.Module:
     if own_method(m, "export_plain") is not None:
         return m.export_plain()
@@ -46,11 +60,11 @@ def export_plain(module: nn.Module) -> nn.Module:
     """A copy of ``module`` with every parametrized layer replaced by its plain equivalent.
 
     ``BjorckLinear``/``SpectralLinear`` become ``nn.Linear`` with the constrained weight,
-    ``BCOPConv2d`` becomes a padding layer and an ``nn.Conv2d`` with the composed kernel
-    (each through its own ``export_plain`` method), other parametrizations are folded into
-    their tensors; activations are kept. The result is in eval mode, has no
-    parametrizations and computes the same outputs (the weights are those of the module in
-    eval mode: no power-iteration update happens).
+    ``BCOPConv2d``/``SpectralConv2d`` an ``nn.Conv2d`` with the composed or normalized kernel
+    and the same padding (each through its own ``export_plain`` method), other
+    parametrizations are folded into their tensors; activations are kept. The result is in
+    eval mode, has no parametrizations and computes the same outputs (the weights are those
+    of the module in eval mode: no power-iteration update happens).
     """
     src = copy.deepcopy(module).eval()
     with torch.no_grad():

@@ -1,15 +1,16 @@
 """Certified upper bounds and empirical lower bounds of L2 Lipschitz constants.
 
 ``lipschitz_bound(module)`` multiplies per-layer bounds computed from the actual weights, in
-float64: exact singular values for dense layers, the factor-wise bound of BCOP, and for a
-generic convolution the maximum of its transfer matrix's norm over a frequency grid
-inflated by Bernstein's inequality so that it bounds the supremum over *all* frequencies
-(hence every input size and both circular and zero padding). A module it does not know is
-an error naming its type: nothing is assumed to be 1-Lipschitz, and so is an option a rule
-does not cover (reflect padding, batch statistics, a subclass that overrides ``forward``, a
-module with forward hooks). Add a rule with :func:`register_lipschitz_bound`, or give a
-module a ``lipschitz_bound(self) -> float`` method. ``tests/layers/test_bound_audit.py``
-checks every rule against the exact operator norm over its options and input sizes.
+float64: each layer's own ``lipschitz_bound()`` method (BCOP: the factor-wise bound), exact
+singular values for dense layers, and for a generic convolution the maximum of its transfer
+matrix's norm over a frequency grid inflated by Bernstein's inequality so that it bounds the
+supremum over *all* frequencies (hence every input size and both circular and zero
+padding). A module it does not know is an error naming its type: nothing is assumed to be
+1-Lipschitz, and so is an option a rule does not cover (reflect padding, batch statistics,
+a subclass that overrides ``forward``, a module with forward hooks). Add a rule with
+:func:`register_lipschitz_bound`, or give a module a ``lipschitz_bound(self) -> float``
+method. ``tests/layers/test_bound_audit.py`` checks every rule against the exact operator
+norm over its options and input sizes.
 
 ``empirical_lipschitz(module, x)`` is the matching lower bound: gradient ascent on
 ``|f(a) - f(b)| / |a - b|`` from pairs near the given points.
@@ -22,8 +23,6 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-
-from .conv import compose_kernels
 
 _RULES: dict[type, Callable[[nn.Module], float]] = {}
 
@@ -362,35 +361,6 @@ def _circular_pads(m: nn.CircularPad2d) -> tuple[int, int, int, int]:
             "not supported (torch crops before wrapping)"
         )
     return left, right, top, bottom
-
-
-def _two_tap_bound(a: torch.Tensor, b: torch.Tensor) -> float:
-    """``sup_{|z|=1} ||A + z B||_2`` bound: ``sqrt(||A^T A + B^T B|| + 2 ||A^T B||)``."""
-    return math.sqrt(matrix_norm2(a.mT @ a + b.mT @ b) + 2.0 * matrix_norm2(a.mT @ b))
-
-
-def bcop_bound(m: nn.Module) -> float:
-    """Product of the factors' bounds, plus the float rounding of the composed kernel.
-
-    The transfer matrix of the composition is the product of the factors' transfer
-    matrices, so ``sup ||K_hat|| <= prod sup ||factor_hat||``. The forward pass uses the
-    kernel composed in the layer's dtype; its distance to the float64 composition (summed
-    tap-wise spectral norms, a bound of that difference's operator norm) is added. Taking a
-    subset of rows or columns (``in != out``) cannot increase the norm.
-    """
-    h, blocks = m.factors()
-    h64 = h.detach().to(torch.float64)
-    bound = matrix_norm2(h64)
-    kernel64 = h64[:, :, None, None]
-    for block in blocks:
-        blk = block.detach().to(torch.float64)
-        taps = blk.flatten(2)
-        bound *= _two_tap_bound(taps[..., 0], taps[..., 1])
-        kernel64 = compose_kernels(blk, kernel64)
-    kernel64 = kernel64[: m.out_channels, : m.in_channels]
-    diff = (m.weight.detach().to(torch.float64) - kernel64).permute(2, 3, 0, 1)
-    rounding = float(torch.linalg.matrix_norm(diff, ord=2).sum())
-    return bound + rounding
 
 
 @register_lipschitz_bound(nn.BatchNorm2d)

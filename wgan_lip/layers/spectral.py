@@ -168,14 +168,9 @@ class SpectralConv2d(nn.Conv2d):
 
     def export_plain(self) -> nn.Conv2d:
         """A plain zero-padded :class:`torch.nn.Conv2d` with the normalized kernel."""
-        w = self.weight
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size,
-                         padding=self.padding, bias=self.bias is not None, device=w.device,
-                         dtype=w.dtype)  # fmt: skip
-        conv.weight.copy_(w)
-        if self.bias is not None:
-            conv.bias.copy_(self.bias)
-        return conv
+        from .export import plain_conv2d
+
+        return plain_conv2d(self)
 
 
 class _KernelSpectralNorm(_MatrixSpectralNorm):

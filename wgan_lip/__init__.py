@@ -6,8 +6,9 @@ The top-level names are imported on first use, so that ``wgan-lip --help`` and
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -23,16 +24,7 @@ if TYPE_CHECKING:
     from .w1.estimate import W1Estimate, estimate_w1
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'wgan_lip' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_attributes(globals(), _LAZY)
 
 
 __all__ = ["W1Estimate", "__version__", "estimate_w1", "exact_w1", "sliced_w1"]

@@ -7,9 +7,9 @@ that importing a light submodule such as :mod:`wgan_lip.w1.names` does not load 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_attributes
 from .names import CRITICS
 
 _LAZY = {
@@ -38,16 +38,7 @@ if TYPE_CHECKING:
     from .module import W1Critic
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_attributes(globals(), {k: "." + v for k, v in _LAZY.items()})
 
 
 __all__ = [

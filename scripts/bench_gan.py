@@ -188,7 +188,7 @@ def bench_mnist(seconds: float, data_root: str | None, eval_n: int) -> list[dict
     rows = []
     for constraint in CONSTRAINTS:
         torch.manual_seed(0)
-        module = WGAN(constraint, data_shape=real.shape[1:], latent_dim=128)
+        module = WGAN(constraint, data_shape=real.shape[1:], architecture={"latent_dim": 128})
         info = train_one(module, dm, seconds, 1, lambda m, t: None)
         fake = module.generate(len(real))
         scores = classifier_fid_kid(fake, real, feature_net)

@@ -97,7 +97,7 @@ class Sizes:
     attack_n: int = 1000
     attack_steps: int = 50
     attack_restarts: int = 3
-    gan_overrides: tuple = ()  # WGAN init args replacing the recipe's
+    gan_overrides: tuple = ()  # WGAN architecture keys replacing the recipe's
     gan_train: int | None = None
     gan_eval: int = 2000
     feature_train: int | None = None
@@ -479,7 +479,8 @@ def part_gan(ctx: Context) -> dict:
     for i, constraint in enumerate(("hard", "gp")):
         seconds = ctx.allot(4, runs=2, left=2 - i)
         model_kw, _ = recipe(f"configs/gan/mnist_{constraint}.yaml")
-        model_kw.update(feature_net=None, **dict(s.gan_overrides))
+        model_kw.update(feature_net=None)
+        model_kw["architecture"] = {**model_kw.get("architecture", {}), **dict(s.gan_overrides)}
         torch.manual_seed(0)
         module = WGAN(data_shape=dm.data_shape, **model_kw)
         budget = TimeBudget(seconds, 1, lambda m, t: None)

@@ -91,5 +91,9 @@ def test_a_new_constraint_is_one_registered_object(monkeypatch):
     monkeypatch.setitem(CONSTRAINTS, "half", HalfWeights())
     critic = build_gan_critic("half", (2,), widths=(8,))
     assert critic(torch.randn(4, 2)).shape == (4,)
-    module = WGAN(constraint="half", data_shape=(2,), generator_widths=(8,), critic_widths=(8,))
+    module = WGAN(
+        constraint="half",
+        data_shape=(2,),
+        architecture={"generator_widths": (8,), "critic_widths": (8,)},
+    )
     assert module.settings.n_critic == 2 and module.settings.lr == 1e-3

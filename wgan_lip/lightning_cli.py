@@ -90,7 +90,21 @@ def condense_parser_error(message: str) -> str:
     where = ".".join(keys)
     if m := re.search(r"Problem with given class_path '([^']+)'", message):
         where += f" ({m.group(1)})"
+        reason += _moved_option_hint(m.group(1), reason)
     return f"{where}: {reason}" if where else reason
+
+
+def _moved_option_hint(class_path: str, reason: str) -> str:
+    """Where an option of an older config went (the WGAN's networks moved under
+    ``architecture``), or nothing."""
+    m = re.search(r"option '(\w+)' is not accepted", reason)
+    if not m or not class_path.endswith(".WGAN"):
+        return ""
+    from .gan.architecture import FIELDS
+
+    if m.group(1) not in FIELDS:
+        return ""
+    return f"; it moved: write it under model.init_args.architecture ({m.group(1)}: ...)"
 
 
 class OneLineArgumentParser(LightningArgumentParser):

@@ -7,6 +7,14 @@ import numpy as np
 import torch
 
 from wgan_lip.gan import WGAN, ImageDataModule, ToyDataModule
+from wgan_lip.gan.architecture import FIELDS
+
+
+def _wgan(constraint: str, args: dict, kw: dict) -> WGAN:
+    """A WGAN of ``args`` updated by ``kw``; architecture keys go to ``architecture``."""
+    merged = {**args, **kw}
+    arch = {k: merged.pop(k) for k in FIELDS if k in merged}
+    return WGAN(constraint, architecture=arch, **merged)
 
 
 def toy_data(**kw) -> ToyDataModule:
@@ -17,7 +25,7 @@ def toy_data(**kw) -> ToyDataModule:
 def small_toy_wgan(constraint: str, **kw) -> WGAN:
     args = dict(data_shape=(2,), critic_widths=(32, 32), generator_widths=(32, 32),
                 eval_samples=300, check_finite_every=5)  # fmt: skip
-    return WGAN(constraint, **{**args, **kw})
+    return _wgan(constraint, args, kw)
 
 
 def tiny_images(path, n: int = 256, side: int = 8, seed: int = 0) -> str:
@@ -37,7 +45,7 @@ def small_image_wgan(constraint: str, **kw) -> WGAN:
     args = dict(data_shape=(1, 8, 8), latent_dim=8, critic_channels=(4, 8),
                 critic_head_width=16, critic_base_channels=8, generator_base_channels=8,
                 eval_samples=64, check_finite_every=5)  # fmt: skip
-    return WGAN(constraint, **{**args, **kw})
+    return _wgan(constraint, args, kw)
 
 
 def trainer(max_steps: int, **kw) -> L.Trainer:

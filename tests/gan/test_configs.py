@@ -75,7 +75,7 @@ def test_mnist_config_runs_with_classifier_fid(tmp_path, monkeypatch, data_root)
             "--trainer.max_steps=24", "--trainer.val_check_interval=20",
             "--trainer.limit_val_batches=1", "--model.eval_samples=200",
             "--model.kid_subset_size=50", "--model.estimate_steps=0",
-            "--model.critic_channels=[4, 8]", "--model.feature_net",
+            "--model.architecture.critic_channels=[4, 8]", "--model.feature_net",
             str(tmp_path / "features.pt")]  # fmt: skip
     assert main(args) == 0
     ckpt = torch.load(tmp_path / "runs/gan/mnist_hard/checkpoints/last.ckpt", weights_only=False)

@@ -1,5 +1,6 @@
 """Wasserstein GANs with a hard-constrained (certified) critic and the usual baselines."""
 
+from .architecture import GANArchitecture
 from .critics import CONSTRAINT_DEFAULTS, CONSTRAINTS, build_gan_critic
 from .data import ImageDataModule, ToyDataModule
 from .features import FeatureNet, load_feature_net, save_feature_net, train_feature_net
@@ -17,6 +18,7 @@ __all__ = [
     "CONSTRAINT_DEFAULTS",
     "WGAN",
     "FeatureNet",
+    "GANArchitecture",
     "ImageDataModule",
     "ToyDataModule",
     "build_gan_critic",

@@ -26,20 +26,17 @@ from lightning.pytorch.utilities import rank_zero_warn
 from ..constraints import Constraint, ConstraintDefaults, ConstraintName, get_constraint
 from ..errors import InputError
 from ..layers import lipschitz_bound
-from ..models import dcgan_generator, mlp_generator
 from ..w1 import kr_dual
 from ..w1.loss import global_kr_dual
-from .critics import build_gan_critic
+from .architecture import FIELDS as ARCHITECTURE_FIELDS
+from .architecture import GANArchitecture, migrate_hparams
 from .features import load_feature_net
 from .images import log_image, sample_grid, toy_scatter
 from .metrics import certified_w1_metric, classifier_fid_kid, exact_w1_metric, generate
 
-# Hyperparameters that fix the networks and the step schedule: a checkpoint must match them.
-ARCHITECTURE_KEYS = (
-    "constraint", "data_shape", "latent_dim", "n_critic", "generator_widths",
-    "generator_base_channels", "critic_widths", "critic_channels", "critic_head_width",
-    "critic_base_channels", "group_size",
-)  # fmt: skip
+# Hyperparameters that fix the networks and the step schedule: a checkpoint must match them
+# (``architecture`` compared key by key).
+SCHEDULE_KEYS = ("constraint", "data_shape", "n_critic")
 
 
 class WGAN(L.LightningModule):
@@ -52,7 +49,8 @@ class WGAN(L.LightningModule):
             of :data:`wgan_lip.constraints.CONSTRAINTS`.
         data_shape: shape of one sample, ``(2,)`` or ``(C, H, H)``; from the datamodule when
             None.
-        latent_dim: generator input size (default 2 for vectors, 128 for images).
+        architecture: the generator and the critic (:class:`GANArchitecture`: widths,
+            channels, ``latent_dim``, ``group_size``); YAML ``architecture:`` with those keys.
         n_critic, lr_critic, lr_generator, betas, penalty_weight, clip_value: override the
             constraint's defaults (Adam betas; RMSprop for ``clip``).
         lr_schedule: ``constant`` or ``linear`` (decay to 0 at ``trainer.max_steps``).
@@ -68,7 +66,7 @@ class WGAN(L.LightningModule):
         self,
         constraint: ConstraintName = "hard",
         data_shape: Sequence[int] | None = None,
-        latent_dim: int | None = None,
+        architecture: GANArchitecture | None = None,
         n_critic: int | None = None,
         lr_critic: float | None = None,
         lr_generator: float | None = None,
@@ -76,13 +74,6 @@ class WGAN(L.LightningModule):
         penalty_weight: float | None = None,
         clip_value: float | None = None,
         lr_schedule: Literal["constant", "linear"] = "constant",
-        generator_widths: Sequence[int] = (512, 512, 512),
-        generator_base_channels: int = 64,
-        critic_widths: Sequence[int] = (256, 256, 256),
-        critic_channels: Sequence[int] = (16, 32),
-        critic_head_width: int = 128,
-        critic_base_channels: int = 64,
-        group_size: int = 2,
         eval_samples: int = 5000,
         eval_seed: int = 0,
         estimate_steps: int = 0,
@@ -94,7 +85,9 @@ class WGAN(L.LightningModule):
         self.constraint: Constraint = get_constraint(constraint)
         if lr_schedule not in ("constant", "linear"):
             raise InputError(f"lr_schedule must be constant or linear, got {lr_schedule!r}")
+        self.architecture = GANArchitecture.of(architecture)
         self.save_hyperparameters()
+        self.hparams.architecture = self.architecture.as_dict()  # plain values in checkpoints
         self.automatic_optimization = False
         self.settings = self._settings()
         self.critic: torch.nn.Module | None = None
@@ -125,21 +118,12 @@ class WGAN(L.LightningModule):
         return s
 
     def _build(self, data_shape: Sequence[int]) -> None:
-        h = self.hparams
         shape = tuple(int(s) for s in data_shape)
-        h.data_shape = list(shape)
-        if h.latent_dim is None:
-            h.latent_dim = 2 if len(shape) == 1 else 128
-        self.critic = build_gan_critic(
-            h.constraint, shape, widths=h.critic_widths, channels=h.critic_channels,
-            head_width=h.critic_head_width, base_channels=h.critic_base_channels,
-            group_size=h.group_size,
-        )  # fmt: skip
-        if len(shape) == 1:
-            self.generator = mlp_generator(h.latent_dim, shape[0], h.generator_widths)
-        else:
-            self.generator = dcgan_generator(h.latent_dim, shape[0], shape[1],
-                                             h.generator_base_channels)  # fmt: skip
+        self.hparams.data_shape = list(shape)
+        self.architecture = self.architecture.for_shape(shape)
+        self.hparams.architecture = self.architecture.as_dict()
+        self.critic = self.architecture.build_critic(self.constraint.name, shape)
+        self.generator = self.architecture.build_generator(shape)
 
     def setup(self, stage: str) -> None:
         if self.critic is None:  # LightningCLI: the shape comes from the data
@@ -168,8 +152,12 @@ class WGAN(L.LightningModule):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
 
+    @property
+    def latent_dim(self) -> int:
+        return self.architecture.latent_dim
+
     def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.hparams.latent_dim, device=self.device)
+        return torch.randn(n, self.latent_dim, device=self.device)
 
     def configure_optimizers(self):
         s = self.settings
@@ -325,7 +313,7 @@ class WGAN(L.LightningModule):
 
     def generate(self, n: int) -> torch.Tensor:
         """``n`` samples for the fixed latent seed ``eval_seed`` (eval mode, on CPU)."""
-        return generate(self.generator, n, self.hparams.latent_dim, seed=self.hparams.eval_seed)
+        return generate(self.generator, n, self.latent_dim, seed=self.hparams.eval_seed)
 
     def _log_images(self, real: torch.Tensor, fake: torch.Tensor) -> None:
         if self.trainer is None or not self.trainer.loggers:  # no logger: no pictures
@@ -345,12 +333,12 @@ class WGAN(L.LightningModule):
         checkpoint["wgan_steps"] = {"critic": self.critic_step, "generator": self.generator_step}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        saved = checkpoint.get("hyper_parameters", {})
-        wanted = dict(self.hparams)
+        saved = _comparable(migrate_hparams(checkpoint.get("hyper_parameters", {})))
+        wanted = _comparable(dict(self.hparams))
         diff = [
-            f"{k}={_plain(saved.get(k))} (config: {_plain(wanted.get(k))})"
-            for k in ARCHITECTURE_KEYS
-            if wanted.get(k) is not None and _plain(saved.get(k)) != _plain(wanted.get(k))
+            f"{k}={saved.get(k)} (config: {v})"
+            for k, v in wanted.items()
+            if v is not None and saved.get(k) != v
         ]
         if diff:
             raise InputError(
@@ -362,7 +350,33 @@ class WGAN(L.LightningModule):
         self.critic_step = int(steps.get("critic", 0))
         self.generator_step = int(steps.get("generator", 0))
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):  # type: ignore[override]
+        """Lightning's loader, after moving the flat architecture keys of older checkpoints
+        under ``architecture`` (see :func:`~wgan_lip.gan.architecture.migrate_hparams`)."""
+        import io
+
+        if not hasattr(checkpoint_path, "read"):
+            try:  # as safely as Lightning would read it
+                checkpoint = torch.load(checkpoint_path, map_location="cpu",
+                                        weights_only=kwargs.get("weights_only"))  # fmt: skip
+            except Exception:  # Lightning reads it again and says what is wrong
+                checkpoint = {}
+            hparams = checkpoint.get("hyper_parameters", {})
+            if any(k in hparams for k in ARCHITECTURE_FIELDS):
+                checkpoint["hyper_parameters"] = migrate_hparams(hparams)
+                checkpoint_path = io.BytesIO()
+                torch.save(checkpoint, checkpoint_path)
+                checkpoint_path.seek(0)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # Checkpoints from before the critic's wrapper was shared have no (identity)
+        # normalization buffers: give them the ones a fresh critic has.
+        if self.critic is not None and any(k.startswith("critic.net.") for k in state_dict):
+            state_dict = dict(state_dict)
+            for name, buf in self.critic.named_buffers(recurse=False):
+                state_dict.setdefault(f"critic.{name}", buf.detach().clone())
         try:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         except RuntimeError as e:
@@ -370,6 +384,9 @@ class WGAN(L.LightningModule):
             raise InputError(f"checkpoint does not match this WGAN's networks ({first})") from None
 
 
-def _plain(v):
-    """Hyperparameter values compared as plain lists (YAML lists vs tuples)."""
-    return list(v) if isinstance(v, (list, tuple)) else v
+def _comparable(hparams: dict) -> dict:
+    """The hyperparameters that fix the networks and the schedule, flat and as plain values
+    (YAML lists vs tuples), for comparing a checkpoint with a config."""
+    out = {k: hparams.get(k) for k in SCHEDULE_KEYS}
+    out.update(GANArchitecture.of(hparams.get("architecture")).as_dict())
+    return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in out.items()}

@@ -1,6 +1,7 @@
 """Critics for W1 estimation: the certified ones and the baselines, on raw inputs.
 
-Every critic is a :class:`RawInputCritic`: it takes samples exactly as the user gave them
+Every critic is a :class:`RawInputCritic` (the WGAN's too: one wrapper for every critic that
+scores samples): it takes samples exactly as the user gave them
 (float32, vectors or images), centres and rescales them inside, and rescales the score back,
 so ``lipschitz_bound`` of the whole module is the bound in the user's own units:
 ``f(x) = s * g((x - mu) / s)`` has ``Lip(f) = Lip(g)``, and the bound is computed that way
@@ -39,17 +40,29 @@ class RawInputCritic(nn.Module):
 
     ``shift`` (a point in input space) and ``scale`` (a positive scalar) are buffers, so they
     travel in the state dict. Translation and a scalar rescaling undone at the output leave
-    the Lipschitz constant unchanged: the bound is ``(1/scale) * Lip(net) * scale``.
+    the Lipschitz constant unchanged: the bound is ``(1/scale) * Lip(net) * scale``. Until
+    :meth:`fit_normalization` is called they are 0 and 1, and the scores are ``net``'s
+    exactly (the WGAN's critic stays so).
+
+    ``kind`` names the critic (a W1 critic name or a constraint name); ``certified`` says
+    whether ``net`` is 1-Lipschitz by construction (default: ``kind`` is a certified W1
+    critic).
     """
 
     def __init__(
-        self, net: nn.Module, input_shape: Sequence[int], flatten: bool, kind: str
+        self,
+        net: nn.Module,
+        input_shape: Sequence[int],
+        flatten: bool,
+        kind: str,
+        certified: bool | None = None,
     ) -> None:
         super().__init__()
         self.net = net
         self.input_shape = tuple(int(s) for s in input_shape)
         self.flatten = flatten
         self.kind = kind
+        self.certified = kind in CERTIFIED if certified is None else bool(certified)
         self.register_buffer("shift", torch.zeros(self.input_shape))
         self.register_buffer("scale", torch.ones(()))
 
@@ -74,10 +87,6 @@ class RawInputCritic(nn.Module):
     def lipschitz_bound(self) -> float:
         s = float(self.scale.double())
         return (1.0 / s) * lipschitz_bound(self.net) * s
-
-    @property
-    def certified(self) -> bool:
-        return self.kind in CERTIFIED
 
 
 def build_critic(

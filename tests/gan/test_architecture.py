@@ -1,0 +1,96 @@
+"""The WGAN's networks as one spec: YAML binding, checkpoints of the older flat layout, and
+the one wrapper shared with W1 critics."""
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from wgan_lip.cli import main
+from wgan_lip.errors import InputError
+from wgan_lip.gan import WGAN
+from wgan_lip.gan.architecture import FIELDS, GANArchitecture, migrate_hparams
+from wgan_lip.w1.critics import RawInputCritic
+
+from .helpers import small_toy_wgan, toy_data
+from .helpers import trainer as make_trainer
+from .test_configs import _toy
+
+
+def _old_layout(path, out):
+    """Rewrite a checkpoint as the releases before the spec wrote it: the architecture keys
+    flat among the hyperparameters, and no normalization buffers in the critic."""
+    ckpt = torch.load(path, weights_only=False)
+    hp = ckpt["hyper_parameters"]
+    hp.update(hp.pop("architecture"))
+    for key in ("critic.shift", "critic.scale"):
+        del ckpt["state_dict"][key]
+    torch.save(ckpt, out)
+    return ckpt
+
+
+def test_spec_defaults_dicts_and_unknown_keys():
+    spec = GANArchitecture.of({"critic_widths": [8, 8]})
+    assert spec.critic_widths == (8, 8) and spec.latent_dim is None
+    assert GANArchitecture.of(None) == GANArchitecture()
+    assert spec.for_shape((2,)).latent_dim == 2 and spec.for_shape((1, 8, 8)).latent_dim == 128
+    assert GANArchitecture.of(spec.as_dict()) == spec
+    with pytest.raises(InputError, match=r"unknown key\(s\) critic_width; the keys are"):
+        WGAN("hard", architecture={"critic_width": 8})
+
+
+def test_migrate_moves_flat_keys_and_keeps_the_rest():
+    old = {"constraint": "gp", "critic_widths": [4], "latent_dim": 3, "eval_seed": 1}
+    arch = {"critic_widths": [4], "latent_dim": 3}
+    assert migrate_hparams(old) == {"constraint": "gp", "eval_seed": 1, "architecture": arch}
+    new = {"constraint": "gp", "architecture": {"critic_widths": [4]}}
+    assert migrate_hparams(new) == new
+
+
+@pytest.mark.parametrize("constraint", ["hard", "gp"])
+def test_gan_critic_is_the_w1_wrapper_with_identity_normalization(constraint):
+    module = small_toy_wgan(constraint)
+    assert isinstance(module.critic, RawInputCritic)
+    assert module.critic.certified == (constraint == "hard")
+    x = torch.randn(16, 2)
+    assert torch.equal(module.critic(x), module.critic.net(x).reshape(-1))
+
+
+def test_checkpoint_in_the_old_flat_layout_loads_and_resumes(tmp_path):
+    ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=6)
+    module = small_toy_wgan("hard", critic_widths=(16, 16))
+    make_trainer(12, callbacks=[ckpt], enable_checkpointing=True).fit(module, datamodule=toy_data())
+    old = _old_layout(tmp_path / "last.ckpt", tmp_path / "old.ckpt")
+    assert set(FIELDS) <= set(old["hyper_parameters"])
+
+    loaded = WGAN.load_from_checkpoint(tmp_path / "old.ckpt")
+    assert loaded.architecture.critic_widths == (16, 16)
+    x = torch.randn(32, 2)
+    assert torch.allclose(loaded.critic.eval()(x), module.critic.eval()(x), atol=1e-6)
+
+    resumed = small_toy_wgan("hard", critic_widths=(16, 16))
+    make_trainer(24).fit(resumed, datamodule=toy_data(), ckpt_path=tmp_path / "old.ckpt")
+    assert (resumed.critic_step, resumed.generator_step) == (20, 4)
+    with pytest.raises(InputError, match=r"critic_widths=\[16, 16\] \(config: \[32, 32\]\)"):
+        make_trainer(24).fit(small_toy_wgan("hard"), datamodule=toy_data(),
+                             ckpt_path=tmp_path / "old.ckpt")  # fmt: skip
+
+
+def test_cli_binds_the_spec_and_names_where_old_keys_went(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    widths = "--model.architecture.critic_widths=[8, 8]"
+    assert main(["fit", *_toy("--trainer.max_steps=72", widths)]) == 0
+    last = tmp_path / "runs/gan/toy_25gaussians_hard/checkpoints/last.ckpt"
+    ckpt = torch.load(last, weights_only=False)
+    assert ckpt["hyper_parameters"]["architecture"]["critic_widths"] == [8, 8]
+    loaded = WGAN.load_from_checkpoint(last)
+    assert loaded.architecture.critic_widths == (8, 8)
+    capsys.readouterr()
+
+    old = tmp_path / "old.yaml"
+    old.write_text("model:\n  init_args:\n    critic_widths: [8, 8]\n")
+    code = main(["fit", *_toy("--trainer.default_root_dir=other"), "--config", str(old)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "option 'critic_widths' is not accepted" in err[0]
+    assert "write it under model.init_args.architecture (critic_widths: ...)" in err[0]
+    assert not (tmp_path / "other").exists()

@@ -18,6 +18,7 @@ smaller: the iteration always works with the smaller Gram matrix.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, replace
@@ -104,10 +105,17 @@ def power_sigma(w: torch.Tensor, iters: int, v: torch.Tensor | None = None):
     return sigma, v
 
 
+@functools.lru_cache(maxsize=64)
+def _eye(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.eye(n, dtype=dtype, device=device)
+
+
 def _step(q: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One Björck step on tall ``q``; returns the new ``q`` and the residual ``I - q^T q``."""
-    eye = torch.eye(q.shape[-1], dtype=q.dtype, device=q.device)
+    eye = _eye(q.shape[-1], q.dtype, q.device)
     r = eye - q.mT @ q
+    if order == 1:  # q (I + r/2) = q + (q r)/2: one product, no n x n polynomial
+        return q + 0.5 * (q @ r), r
     # Horner form of sum_k c_k r^k, k = 0..order.
     acc = _SERIES[order] * r + _SERIES[order - 1] * eye
     for k in range(order - 2, -1, -1):

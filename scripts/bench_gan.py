@@ -43,6 +43,7 @@ from wgan_lip.gan import (
     ToyDataModule,
     certified_w1_metric,
     classifier_fid_kid,
+    confident_classes,
     exact_w1_metric,
     load_feature_net,
     save_feature_net,
@@ -55,6 +56,23 @@ from wgan_lip.w1 import kr_dual
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "gan.json"
 PNG = ROOT / "benchmarks" / "gan"
+
+
+# Hard-critic settings chosen by the sweep (`--sections sweep`, tuning seeds 100+, never the
+# evaluation seeds); the baselines keep their papers' settings. See the README's table.
+HARD_TUNED_TOY: dict = {}
+# The CPU MNIST recipe (configs/gan/mnist_hard_cpu.yaml): a Björck MLP critic on the pixels.
+HARD_MNIST_CPU: dict = {
+    "architecture": {"latent_dim": 128, "image_critic": "mlp", "critic_widths": [512, 512, 512],
+                     "generator_base_channels": 32},
+}  # fmt: skip
+TOY_SETTINGS = {"hard": HARD_TUNED_TOY}
+MNIST_SETTINGS = {"hard": HARD_MNIST_CPU}  # what the toy benchmark runs; others: paper defaults
+SWEEP_SEED = 100
+STAGE1 = [{"n_critic": n, "lr_critic": lr} for n in (5, 2, 1) for lr in (1e-4, 5e-4, 1e-3)]
+STAGE2 = [{"architecture": {"critic_widths": [128, 128, 128]}},
+          {"architecture": {"critic_widths": [512, 512]}},
+          {"architecture": {"group_size": 4}}]  # fmt: skip
 
 
 class TimeBudget(L.Callback):
@@ -104,6 +122,82 @@ def train_one(module: WGAN, dm, seconds: float, snapshots: int, snapshot) -> dic
             "generator_steps": module.generator_step}  # fmt: skip
 
 
+class StepTimer(L.Callback):
+    """Wall time of every training batch, split into critic-only batches and the batches
+    that end with a generator step."""
+
+    def __init__(self) -> None:
+        self.critic: list[float] = []
+        self.with_generator: list[float] = []
+        self.recording = False
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        dt = time.perf_counter() - self._t0
+        if self.recording:
+            last = module.critic_step % module.settings.n_critic == 0
+            (self.with_generator if last else self.critic).append(dt)
+
+
+def step_cases(kind: str) -> list[tuple[str, str, dict]]:
+    """``(label, constraint, WGAN kwargs)`` timed per step: every constraint with its paper
+    settings and the default networks, plus the hard settings chosen by the sweep."""
+    cases = [(c, c, {}) for c in CONSTRAINTS]
+    tuned = HARD_TUNED_TOY if kind == "toy" else HARD_MNIST_CPU
+    cases.append(("hard (tuned)", "hard", tuned))
+    return cases
+
+
+def bench_steps(kind: str, rounds: int, generator_rounds: int, data_root: str | None) -> list[dict]:
+    """Per-step times of every case, side by side: the cases alternate round by round (a
+    rotated order each round), the first round is a warm-up, medians over the rest."""
+    if kind == "toy":
+        dm = ToyDataModule("25gaussians", seed=0)
+        shape: tuple = (2,)
+    else:
+        dm = ImageDataModule("mnist", data_root=data_root, batch_size=64, n_val=500)
+        shape = (1, 28, 28)
+    dm.setup()
+    cases = step_cases(kind)
+    modules, timers = {}, {}
+    for label, constraint, kw in cases:
+        torch.manual_seed(0)
+        modules[label] = WGAN(constraint, data_shape=shape, **kw)
+        timers[label] = StepTimer()
+    labels = [c[0] for c in cases]
+    for r in range(rounds + 1):
+        k = r % len(labels)
+        for label in labels[k:] + labels[:k]:
+            module, timer = modules[label], timers[label]
+            timer.recording = r > 0
+            n = module.settings.n_critic
+            trainer = L.Trainer(
+                max_steps=generator_rounds * (n + 1), max_epochs=-1, accelerator="cpu",
+                devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+                callbacks=[timer],
+            )  # fmt: skip
+            trainer.fit(module, datamodule=dm)
+    rows = []
+    for label, constraint, kw in cases:
+        t, m = timers[label], modules[label]
+        critic = statistics.median(t.critic)
+        rows.append({"data": kind, "case": label, "constraint": constraint, "settings": kw,
+                     "n_critic": m.settings.n_critic, "critic_step_ms": 1e3 * critic,
+                     "generator_step_ms": 1e3 * (statistics.median(t.with_generator) - critic),
+                     "round_ms": 1e3 * (critic * (m.settings.n_critic - 1)
+                                        + statistics.median(t.with_generator)),
+                     "samples": len(t.critic)})  # fmt: skip
+        print(f"steps {kind:5s} {label:13s} critic {rows[-1]['critic_step_ms']:.2f} ms, generator "
+              f"{rows[-1]['generator_step_ms']:.2f} ms", flush=True)  # fmt: skip
+    gp = next(r for r in rows if r["case"] == "gp")
+    for r in rows:
+        r["critic_step_vs_gp"] = r["critic_step_ms"] / gp["critic_step_ms"]
+    return rows
+
+
 def pearson(x: list[float], y: list[float]) -> float:
     if len(x) < 3 or statistics.pstdev(x) == 0 or statistics.pstdev(y) == 0:
         return float("nan")
@@ -135,7 +229,8 @@ def bench_toys(names: list[str], seeds: int, seconds: float, snapshots: int) -> 
                 dm = ToyDataModule(name, seed=seed)
                 dm.setup()
                 real = dm.val_set
-                module = WGAN(constraint, data_shape=(2,), eval_seed=seed)
+                module = WGAN(constraint, data_shape=(2,), eval_seed=seed,
+                              **TOY_SETTINGS.get(constraint, {}))  # fmt: skip
                 trace: list[dict] = []
 
                 def snapshot(m: WGAN, elapsed: float, real=real, trace=trace, seed=seed) -> None:
@@ -169,6 +264,54 @@ def bench_toys(names: list[str], seeds: int, seconds: float, snapshots: int) -> 
     return rows
 
 
+def toy_run(name: str, seed: int, constraint: str, kw: dict, seconds: float) -> float:
+    """Exact W1 (5,000 vs 5,000) after ``seconds`` of training one toy WGAN."""
+    torch.manual_seed(seed)
+    dm = ToyDataModule(name, seed=seed)
+    dm.setup()
+    module = WGAN(constraint, data_shape=(2,), eval_seed=seed, **kw)
+    train_one(module, dm, seconds, 1, lambda m, t: None)
+    return exact_w1_metric(module.generate(len(dm.val_set)), dm.val_set, max_samples=5000,
+                           seed=seed)  # fmt: skip
+
+
+def bench_sweep(names: list[str], seconds: float) -> dict:
+    """Hard-critic settings on a tuning seed: stage 1 crosses n_critic and the learning rate,
+    stage 2 varies the network around the stage-1 winner. The winner has the lowest mean
+    rank over the toys."""
+
+    def run(stage: list[dict], base: dict) -> list[dict]:
+        rows = []
+        for change in stage:
+            kw = {**base, **change}
+            if "architecture" in base or "architecture" in change:
+                kw["architecture"] = {**base.get("architecture", {}),
+                                      **change.get("architecture", {})}  # fmt: skip
+            w1 = {n: toy_run(n, SWEEP_SEED, "hard", kw, seconds) for n in names}
+            rows.append({"settings": kw, "exact_w1": w1})
+            print(f"sweep {json.dumps(kw)}: " + ", ".join(f"{n} {v:.3f}" for n, v in w1.items()),
+                  flush=True)  # fmt: skip
+        return rows
+
+    def best(rows: list[dict]) -> dict:
+        ranks = [0.0] * len(rows)
+        for n in names:
+            order = sorted(range(len(rows)), key=lambda i: rows[i]["exact_w1"][n])
+            for rank, i in enumerate(order):
+                ranks[i] += rank / len(names)
+        for r, rank in zip(rows, ranks, strict=True):
+            r["mean_rank"] = rank
+        return rows[min(range(len(rows)), key=ranks.__getitem__)]["settings"]
+
+    stage1 = run(STAGE1, {})
+    winner1 = best(stage1)
+    stage2 = run(STAGE2, winner1)
+    rows = stage1 + [r for r in stage2]
+    winner = best([next(r for r in stage1 if r["settings"] == winner1), *stage2])
+    return {"seed": SWEEP_SEED, "seconds": seconds, "toys": names, "rows": rows,
+            "winner": winner}  # fmt: skip
+
+
 def feature_net_for(dataset: str, data_root: str | None):
     path = ROOT / "runs" / "feature_nets" / f"{dataset}.pt"
     if not path.is_file():
@@ -180,30 +323,37 @@ def feature_net_for(dataset: str, data_root: str | None):
     return load_feature_net(path)[0], str(path.relative_to(ROOT))
 
 
-def bench_mnist(seconds: float, data_root: str | None, eval_n: int) -> list[dict]:
+def bench_mnist(seconds: float, data_root: str | None, eval_n: int, seeds: int) -> list[dict]:
     feature_net, feature_path = feature_net_for("mnist", data_root)
     dm = ImageDataModule("mnist", data_root=data_root, batch_size=64, n_val=eval_n)
     dm.setup()
     real = dm.val_set
     rows = []
-    for constraint in CONSTRAINTS:
-        torch.manual_seed(0)
-        module = WGAN(constraint, data_shape=real.shape[1:], architecture={"latent_dim": 128})
-        info = train_one(module, dm, seconds, 1, lambda m, t: None)
-        fake = module.generate(len(real))
-        scores = classifier_fid_kid(fake, real, feature_net)
-        row = {"dataset": "mnist", "constraint": constraint, **info, **scores,
-               "exact_w1": exact_w1_metric(fake, real, max_samples=eval_n),
-               "feature_net": feature_path}  # fmt: skip
-        if constraint == "hard":
-            row["critic_w1_certified"] = critic_certified(module, real, fake)
-        PNG.mkdir(parents=True, exist_ok=True)
-        from torchvision.utils import save_image
+    for seed in range(seeds):
+        for constraint in order_for(seed):
+            torch.manual_seed(seed)
+            kw = MNIST_SETTINGS.get(constraint, {"architecture": {"latent_dim": 128}})
+            module = WGAN(constraint, data_shape=real.shape[1:], eval_seed=seed, **kw)
+            info = train_one(module, dm, seconds, 1, lambda m, t: None)
+            fake = module.generate(len(real))
+            scores = classifier_fid_kid(fake, real, feature_net)
+            classes = confident_classes(module.generate(10_000), feature_net)
+            row = {"dataset": "mnist", "constraint": constraint, "seed": seed, "settings": kw,
+                   **info, **scores, "confident": classes["confident"],
+                   "min_class_share": classes["min_class_share"],
+                   "exact_w1": exact_w1_metric(fake, real, max_samples=eval_n, seed=seed),
+                   "feature_net": feature_path}  # fmt: skip
+            if constraint == "hard":
+                row["critic_w1_certified"] = critic_certified(module, real, fake)
+            if seed == 0:
+                PNG.mkdir(parents=True, exist_ok=True)
+                from torchvision.utils import save_image
 
-        save_image(sample_grid(fake[:64]), PNG / f"mnist_{constraint}.png")
-        rows.append(row)
-        print(f"mnist {constraint:5s} classifier-FID {row['classifier_fid']:.2f} W1 "
-              f"{row['exact_w1']:.3f} ({info['generator_steps']} G steps)", flush=True)  # fmt: skip
+                save_image(sample_grid(fake[:64]), PNG / f"mnist_{constraint}.png")
+            rows.append(row)
+            print(f"mnist seed {seed} {constraint:5s} classifier-FID {row['classifier_fid']:.2f} "
+                  f"W1 {row['exact_w1']:.3f} confident {row['confident']:.3f} "
+                  f"({info['generator_steps']} G steps)", flush=True)  # fmt: skip
     return rows
 
 
@@ -242,9 +392,39 @@ def summarize(results: dict) -> dict:
     return {"toys": summary, "correlation_with_exact_w1": corr}
 
 
+def step_table(rows: list[dict]) -> list[str]:
+    lines = ["Per-step wall time (median over alternated rounds after a warm-up; one thread): a "
+             "critic step, the extra cost of a generator step, and critic step / gp's.", "",
+             "| data | case | n_critic | critic step (ms) | generator step (ms) "
+             "| critic step / gp |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['data']} | {r['case']} | {r['n_critic']} | {r['critic_step_ms']:.2f} | "
+                     f"{r['generator_step_ms']:.2f} | {r['critic_step_vs_gp']:.2f} |")  # fmt: skip
+    return lines
+
+
+def sweep_table(sweep: dict) -> list[str]:
+    names = sweep["toys"]
+    lines = [f"Hard-critic sweep (tuning seed {sweep['seed']}, {sweep['seconds']:g} s each; exact "
+             "W1, lower is better; winner by mean rank over the toys):", "",
+             "| settings | " + " | ".join(names) + " | mean rank |",
+             "|---|" + "---|" * (len(names) + 1)]  # fmt: skip
+    for r in sweep["rows"]:
+        rank = f"{r['mean_rank']:.2f}" if "mean_rank" in r else ""
+        cells = " | ".join(f"{r['exact_w1'][n]:.3f}" for n in names)
+        lines.append(f"| `{json.dumps(r['settings'])}` | {cells} | {rank} |")
+    lines += ["", f"Winner: `{json.dumps(sweep['winner'])}`"]
+    return lines
+
+
 def tables(results: dict) -> str:
     lines = []
-    s = results["summary"]["toys"]
+    if results.get("steps"):
+        lines += [*step_table(results["steps"]), ""]
+    if results.get("sweep"):
+        lines += [*sweep_table(results["sweep"]), ""]
+    s = results.get("summary", {}).get("toys", {})
     if s:
         secs = results["config"]["toy_seconds"]
         lines += [f"Toys: exact W1 (generated vs held-out real, 5,000 each), median [min, max] "
@@ -276,26 +456,37 @@ def tables(results: dict) -> str:
     mn = results.get("mnist", [])
     if mn:
         secs = results["config"]["mnist_seconds"]
-        lines += ["", f"MNIST, {secs:g} s of training each (one seed): classifier-FID and KID "
+        lines += ["", f"MNIST, {secs:g} s of training each: classifier-FID and KID "
                   f"(feature net trained on MNIST, see scripts/train_feature_net.py), exact W1 on "
-                  f"{results['config']['mnist_eval']:,} generated vs held-out images.", "",
-                  "| constraint | classifier-FID | KID | exact W1 | generator steps |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+                  f"{results['config']['mnist_eval']:,} generated vs held-out images; confident: "
+                  "share of 10,000 samples classified with probability > 0.9.", "",
+                  "| seed | constraint | classifier-FID | KID | exact W1 | confident | "
+                  "smallest class | generator steps |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in mn:
-            lines.append(f"| {r['constraint']} | {r['classifier_fid']:.2f} | {r['kid']:.4f} | "
-                         f"{r['exact_w1']:.3f} | {r['generator_steps']} |")  # fmt: skip
+            conf = f"{r['confident']:.3f}" if "confident" in r else ""
+            small = f"{r['min_class_share']:.3f}" if "min_class_share" in r else ""
+            lines.append(f"| {r.get('seed', 0)} | {r['constraint']} | {r['classifier_fid']:.2f} | "
+                         f"{r['kid']:.4f} | {r['exact_w1']:.3f} | {conf} | {small} | "
+                         f"{r['generator_steps']} |")  # fmt: skip
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sections", nargs="+", default=["toys", "mnist"],
-                        choices=["toys", "mnist"])  # fmt: skip
-    parser.add_argument("--toys", nargs="+", default=["25gaussians", "swissroll"])
+    parser.add_argument("--sections", nargs="+", default=["steps", "toys", "mnist"],
+                        choices=["steps", "sweep", "toys", "mnist"])  # fmt: skip
+    parser.add_argument("--toys", nargs="+", default=["8gaussians", "25gaussians", "swissroll"])
+    parser.add_argument("--step-data", nargs="+", default=["toy", "mnist"],
+                        choices=["toy", "mnist"])  # fmt: skip
+    parser.add_argument(
+        "--step-rounds", type=int, default=5, help="timed rounds per case (after one warm-up round)"
+    )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--toy-seconds", type=float, default=30.0)
     parser.add_argument("--snapshots", type=int, default=6)
-    parser.add_argument("--mnist-seconds", type=float, default=240.0)
+    parser.add_argument("--mnist-seconds", type=float, default=1200.0)
+    parser.add_argument("--mnist-seeds", type=int, default=2)
     parser.add_argument("--mnist-eval", type=int, default=2000)
     parser.add_argument("--data-root", default=os.environ.get("WGAN_LIP_DATA"))
     parser.add_argument("--threads", type=int, default=1,
@@ -313,11 +504,19 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results["config"] = {**results.get("config", {}), "seeds": args.seeds, "threads": args.threads,
                          "toy_seconds": args.toy_seconds, "snapshots": args.snapshots}  # fmt: skip
+    if "steps" in args.sections:
+        results["steps"] = [row for kind in args.step_data
+                            for row in bench_steps(kind, args.step_rounds, 4 if kind == "toy"
+                                                   else 2, args.data_root)]  # fmt: skip
+    if "sweep" in args.sections:
+        results["sweep"] = bench_sweep(args.toys, args.toy_seconds)
     if "toys" in args.sections:
         results["toys"] = bench_toys(args.toys, args.seeds, args.toy_seconds, args.snapshots)
     if "mnist" in args.sections:
-        results["config"].update(mnist_seconds=args.mnist_seconds, mnist_eval=args.mnist_eval)
-        results["mnist"] = bench_mnist(args.mnist_seconds, args.data_root, args.mnist_eval)
+        results["config"].update(mnist_seconds=args.mnist_seconds, mnist_eval=args.mnist_eval,
+                                 mnist_seeds=args.mnist_seeds)  # fmt: skip
+        results["mnist"] = bench_mnist(args.mnist_seconds, args.data_root, args.mnist_eval,
+                                       args.mnist_seeds)  # fmt: skip
     results["summary"] = summarize(results)
     results["machine"] = machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -94,3 +94,35 @@ def test_cli_binds_the_spec_and_names_where_old_keys_went(tmp_path, monkeypatch,
     assert "option 'critic_widths' is not accepted" in err[0]
     assert "write it under model.init_args.architecture (critic_widths: ...)" in err[0]
     assert not (tmp_path / "other").exists()
+
+
+def test_mlp_image_critic_scores_flattened_pixels_and_stays_certified():
+    spec = GANArchitecture(latent_dim=8, image_critic="mlp", critic_widths=(16, 16))
+    critic = spec.build_critic("hard", (1, 8, 8))
+    assert critic.flatten and critic.certified
+    x = torch.rand(5, 1, 8, 8)
+    assert torch.equal(critic(x), critic.net(x.flatten(1)).reshape(-1))
+    from wgan_lip.layers import lipschitz_bound
+
+    assert lipschitz_bound(critic) <= 1 + 1e-4
+    assert spec.build_generator((1, 8, 8))(torch.randn(3, 8)).shape == (3, 1, 8, 8)
+    with pytest.raises(InputError, match="image_critic must be conv or mlp"):
+        GANArchitecture(image_critic="resnet")
+
+
+def test_feature_net_stays_out_of_checkpoints_and_old_ones_still_load(tmp_path):
+    from wgan_lip.gan import FeatureNet, save_feature_net
+
+    save_feature_net(FeatureNet(1, 8, 10), tmp_path / "f.pt")
+    module = small_toy_wgan("hard", feature_net=str(tmp_path / "f.pt"))
+    trainer = make_trainer(6)
+    trainer.fit(module, datamodule=toy_data())
+    assert module._feature_net is not None
+    assert not any(k.startswith("_feature_net") for k in module.state_dict())
+    assert "_feature_net" not in dict(module.named_modules())
+    # a checkpoint written while the feature net was a submodule
+    state = {**module.state_dict(), "_feature_net.head.weight": torch.zeros(10, 4)}
+    fresh = small_toy_wgan("hard")
+    fresh.load_state_dict(state)
+    key = "critic.net.0.parametrizations.weight.original"
+    assert torch.equal(fresh.state_dict()[key], module.state_dict()[key])

@@ -7,6 +7,7 @@ from .features import FeatureNet, load_feature_net, save_feature_net, train_feat
 from .metrics import (
     certified_w1_metric,
     classifier_fid_kid,
+    confident_classes,
     exact_w1_metric,
     generate,
     subsample,
@@ -24,6 +25,7 @@ __all__ = [
     "build_gan_critic",
     "certified_w1_metric",
     "classifier_fid_kid",
+    "confident_classes",
     "exact_w1_metric",
     "generate",
     "load_feature_net",

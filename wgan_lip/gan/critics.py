@@ -7,6 +7,7 @@ image network for a data shape and returns scores of shape ``(n,)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from ..constraints import CONSTRAINTS as _REGISTRY
@@ -35,19 +36,21 @@ def build_gan_critic(
     head_width: int = 128,
     base_channels: int = 64,
     group_size: int = 2,
+    image_net: str = "conv",
 ) -> RawInputCritic:
     """The critic for ``constraint`` on samples of ``data_shape``, returning scores ``(n,)``.
 
     Vectors (``data_shape = (d,)``) get the constraint's MLP of ``widths``; square images
     ``(C, H, H)`` its convnet (BCOP of ``channels`` + a Björck layer of ``head_width`` for
-    ``hard``, DCGAN-style of ``base_channels`` for the baselines). The wrapper is W1's
+    ``hard``, DCGAN-style of ``base_channels`` for the baselines), or with
+    ``image_net="mlp"`` the vector MLP on the flattened pixels. The wrapper is W1's
     :class:`~wgan_lip.w1.critics.RawInputCritic` with its normalization left at the
     identity (the WGAN's data are already scaled).
     """
     c = get_constraint(constraint)
     shape = tuple(int(s) for s in data_shape)
-    if len(shape) == 1:
-        net = c.mlp(shape[0], widths, group_size=group_size)
+    if len(shape) == 1 or image_net == "mlp":
+        net = c.mlp(math.prod(shape), widths, group_size=group_size)
         return RawInputCritic(net, shape, flatten=True, kind=c.name, certified=c.certified)
     if len(shape) != 3 or shape[1] != shape[2]:
         raise InputError(f"WGAN data must be vectors (d,) or square images (C, H, H), got {shape}")

@@ -102,3 +102,27 @@ def classifier_fid_kid(
         kid_mean, kid_std = kid.compute()
     return {"classifier_fid": float(fid.compute()), "kid": float(kid_mean),
             "kid_std": float(kid_std)}  # fmt: skip
+
+
+@torch.no_grad()
+def confident_classes(
+    fake: torch.Tensor, feature_net: nn.Module, *, threshold: float = 0.9, batch_size: int = 1000
+) -> dict[str, float | list[float]]:
+    """How recognizable generated images are to a classifier of the real data.
+
+    Returns ``confident``: the share of ``fake`` whose top softmax probability exceeds
+    ``threshold``; ``class_shares``: per class, the share of all samples classified (argmax)
+    as that class; ``min_class_share``: the smallest of those (mode coverage: 0.1 for a
+    generator that covers ten classes evenly).
+    """
+    if len(fake) == 0:
+        raise ValueError("confident_classes: no samples")
+    was_training = feature_net.training
+    feature_net.eval()
+    probs = torch.cat([feature_net(c.float()).softmax(dim=1) for c in fake.split(batch_size)])
+    feature_net.train(was_training)
+    top, label = probs.max(dim=1)
+    shares = torch.bincount(label, minlength=probs.shape[1]).double() / len(fake)
+    return {"confident": float((top > threshold).double().mean()),
+            "class_shares": [float(s) for s in shares],
+            "min_class_share": float(shares.min())}  # fmt: skip

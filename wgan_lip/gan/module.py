@@ -32,7 +32,13 @@ from .architecture import FIELDS as ARCHITECTURE_FIELDS
 from .architecture import GANArchitecture, migrate_hparams
 from .features import load_feature_net
 from .images import log_image, sample_grid, toy_scatter
-from .metrics import certified_w1_metric, classifier_fid_kid, exact_w1_metric, generate
+from .metrics import (
+    certified_w1_metric,
+    classifier_fid_kid,
+    confident_classes,
+    exact_w1_metric,
+    generate,
+)
 
 # Hyperparameters that fix the networks and the step schedule: a checkpoint must match them
 # (``architecture`` compared key by key).
@@ -58,7 +64,8 @@ class WGAN(L.LightningModule):
         eval_seed: latent seed of the generated samples (the same ones at every evaluation).
         estimate_steps: steps of the fresh certified critic of ``val/estimate_w1`` (0: off).
         feature_net: path of a ``scripts/train_feature_net.py`` checkpoint; enables
-            ``val/classifier_fid`` and ``val/kid`` (images only).
+            ``val/classifier_fid``, ``val/kid``, ``val/confident`` (share of samples it
+            classifies with probability > 0.9) and ``val/min_class_share`` (images only).
         check_finite_every: critic steps between checks that the losses are finite.
     """
 
@@ -143,7 +150,9 @@ class WGAN(L.LightningModule):
                     f"`python scripts/train_feature_net.py --dataset DATASET --out {path}`"
                 )
             else:
-                self._feature_net, _ = load_feature_net(path)
+                # Not a submodule: it is a fixed yardstick, not part of the model, so it stays
+                # out of checkpoints (a run resumes without it) and out of train mode.
+                object.__setattr__(self, "_feature_net", load_feature_net(path)[0])
 
     @property
     def is_image(self) -> bool:
@@ -272,6 +281,8 @@ class WGAN(L.LightningModule):
             metrics = self.trainer.strategy.broadcast(metrics, src=0)
         for key, value in metrics.items():
             self.log(f"val/{key}", value, sync_dist=False)
+        # the x axis of the validation curves (Lightning's step counts both optimizers)
+        self.log("val/generator_step", float(self.generator_step), sync_dist=False)
         if self.trainer.is_global_zero:
             self._log_images(real, fake[:2000])
 
@@ -306,6 +317,8 @@ class WGAN(L.LightningModule):
         if self._feature_net is not None and self.is_image:
             out.update(classifier_fid_kid(fake, real, self._feature_net,
                                           kid_subset_size=h.kid_subset_size))  # fmt: skip
+            classes = confident_classes(fake, self._feature_net)
+            out.update(confident=classes["confident"], min_class_share=classes["min_class_share"])
         if not all(math.isfinite(v) for v in out.values()):
             bad = {k: v for k, v in out.items() if not math.isfinite(v)}
             raise FloatingPointError(f"WGAN evaluation at critic step {self.critic_step}: {bad}")
@@ -377,6 +390,8 @@ class WGAN(L.LightningModule):
             state_dict = dict(state_dict)
             for name, buf in self.critic.named_buffers(recurse=False):
                 state_dict.setdefault(f"critic.{name}", buf.detach().clone())
+        if any(k.startswith("_feature_net.") for k in state_dict):  # older checkpoints kept it
+            state_dict = {k: v for k, v in state_dict.items() if not k.startswith("_feature_net.")}
         try:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         except RuntimeError as e:

@@ -14,7 +14,7 @@ EXPECTED = (
     [f"{t}_{c}" for t in ("toy_8gaussians", "toy_25gaussians", "swissroll")
      for c in ("hard", "gp", "lp", "sn", "clip")]
     + [f"{d}_{c}" for d in ("mnist", "fashion") for c in ("hard", "gp", "sn")]
-    + ["cifar10_subset_hard", "cifar10_subset_gp"]
+    + ["cifar10_subset_hard", "cifar10_subset_gp", "mnist_cpu_hard"]
 )  # fmt: skip
 
 
@@ -81,6 +81,36 @@ def test_mnist_config_runs_with_classifier_fid(tmp_path, monkeypatch, data_root)
     ckpt = torch.load(tmp_path / "runs/gan/mnist_hard/checkpoints/last.ckpt", weights_only=False)
     assert ckpt["hyper_parameters"]["data_shape"] == [1, 28, 28]
     assert list((tmp_path / "runs/gan/mnist_hard").rglob("images/samples_*.png"))
+
+
+def test_cpu_mnist_config_logs_the_curve_and_plots_it(tmp_path, monkeypatch, data_root):
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    save_feature_net(FeatureNet(1, 28, 10), tmp_path / "features.pt")
+    args = ["fit", "--config", str(REPO / "configs/gan/mnist_cpu_hard.yaml"),
+            "--data.data_root", str(data_root), "--trainer.enable_progress_bar=false",
+            "--trainer.max_steps=30", "--trainer.val_check_interval=10",
+            "--trainer.limit_val_batches=1", "--model.eval_samples=100",
+            "--model.kid_subset_size=50", "--model.estimate_steps=20",
+            "--model.architecture.critic_widths=[32, 32]", "--model.feature_net",
+            str(tmp_path / "features.pt")]  # fmt: skip
+    assert main(args) == 0
+    run = tmp_path / "runs/gan/mnist_cpu_hard"
+    ckpt = torch.load(run / "checkpoints/last.ckpt", weights_only=False)
+    assert ckpt["hyper_parameters"]["architecture"]["image_critic"] == "mlp"
+    assert not any(k.startswith("_feature_net") for k in ckpt["state_dict"])
+    out = tmp_path / "curve.png"
+    done = subprocess.run([sys.executable, str(REPO / "scripts/plot_gan_curve.py"), str(run),
+                           "--out", str(out)], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    import json
+
+    curve = json.loads(out.with_suffix(".json").read_text())
+    assert [p["generator_step"] for p in curve] == [5.0, 10.0]
+    assert all(0 <= p["val/confident"] <= 1 and p["val/estimate_w1"] > -1 for p in curve)
+    assert out.stat().st_size > 1000
 
 
 def test_diverged_run_through_the_cli_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):

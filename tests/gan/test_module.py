@@ -164,3 +164,32 @@ def test_bad_settings_are_clear_errors():
         WGAN("hard", lr_schedule="cosine")
     with pytest.raises(InputError, match="n_critic"):
         WGAN("hard", n_critic=0)
+
+
+def test_generator_ema_averages_the_raw_generator_and_samples():
+    module = small_toy_wgan("gp", ema_decay=0.9)
+    before = params(module.generator)
+    make_trainer(24).fit(module, datamodule=toy_data())
+    raw, ema = params(module.generator), params(module.generator_ema)
+    assert not any(p.requires_grad for p in module.generator_ema.parameters())
+    # the average lies between the start and the trained weights, and differs from both
+    assert all(not torch.equal(e, r) for e, r in zip(ema, raw, strict=True))
+    assert all(not torch.equal(e, b) for e, b in zip(ema, before, strict=True))
+    assert module.sampler is module.generator_ema
+    z = torch.randn(5, 2)
+    module.eval()
+    assert torch.equal(module(z), module.generator_ema(z))
+    with pytest.raises(InputError, match="ema_decay"):
+        WGAN("hard", ema_decay=1.0)
+
+
+def test_ema_setting_is_part_of_the_checkpoint_match(tmp_path):
+    _checkpointed(tmp_path, 12).fit(small_toy_wgan("hard", ema_decay=0.9), datamodule=toy_data())
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert any(k.startswith("generator_ema.") for k in saved["state_dict"])
+    with pytest.raises(InputError, match=r"ema_decay=0.9 \(config: 0.0\)"):
+        make_trainer(24).fit(small_toy_wgan("hard"), datamodule=toy_data(),
+                             ckpt_path=tmp_path / "last.ckpt")  # fmt: skip
+    resumed = small_toy_wgan("hard", ema_decay=0.9)
+    make_trainer(24).fit(resumed, datamodule=toy_data(), ckpt_path=tmp_path / "last.ckpt")
+    assert resumed.generator_step == 4

@@ -13,6 +13,7 @@ the optimizer steps of *both* optimizers: ``global_step = critic_step + generato
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Sequence
@@ -67,6 +68,9 @@ class WGAN(L.LightningModule):
             ``val/classifier_fid``, ``val/kid``, ``val/confident`` (share of samples it
             classifies with probability > 0.9) and ``val/min_class_share`` (images only).
         check_finite_every: critic steps between checks that the losses are finite.
+        ema_decay: keep an exponential moving average of the generator's weights with this
+            decay (0: off; 0.999 is usual) and sample from it (``generate``, ``forward``,
+            every metric). Training still steps the raw generator.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class WGAN(L.LightningModule):
         feature_net: str | None = None,
         kid_subset_size: int = 500,
         check_finite_every: int = 50,
+        ema_decay: float = 0.0,
     ) -> None:
         super().__init__()
         self.constraint: Constraint = get_constraint(constraint)
@@ -97,8 +102,11 @@ class WGAN(L.LightningModule):
         self.hparams.architecture = self.architecture.as_dict()  # plain values in checkpoints
         self.automatic_optimization = False
         self.settings = self._settings()
+        if not 0.0 <= ema_decay < 1.0:
+            raise InputError(f"ema_decay must be in [0, 1), got {ema_decay}")
         self.critic: torch.nn.Module | None = None
         self.generator: torch.nn.Module | None = None
+        self.generator_ema: torch.nn.Module | None = None
         self.critic_step = 0
         self.generator_step = 0
         self._losses: list[tuple[str, int, torch.Tensor]] = []
@@ -131,6 +139,8 @@ class WGAN(L.LightningModule):
         self.hparams.architecture = self.architecture.as_dict()
         self.critic = self.architecture.build_critic(self.constraint.name, shape)
         self.generator = self.architecture.build_generator(shape)
+        if self.hparams.ema_decay > 0:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
 
     def setup(self, stage: str) -> None:
         if self.critic is None:  # LightningCLI: the shape comes from the data
@@ -158,8 +168,13 @@ class WGAN(L.LightningModule):
     def is_image(self) -> bool:
         return len(self.hparams.data_shape) == 3
 
+    @property
+    def sampler(self) -> torch.nn.Module:
+        """The generator that samples: the moving average when ``ema_decay`` is on."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z)
+        return self.sampler(z)
 
     @property
     def latent_dim(self) -> int:
@@ -228,12 +243,25 @@ class WGAN(L.LightningModule):
             if scheds:
                 scheds[1].step()
             self.generator_step += 1
+            self._update_ema()
             self._losses.append(("generator", self.critic_step, loss_g.detach()))
             self.log("train/generator_loss", loss_g.detach())
             self.log("train/generator_step", float(self.generator_step))
 
         if self.critic_step % self.hparams.check_finite_every == 0:
             self.check_finite()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.generator_ema is None:
+            return
+        # a shorter memory early on, so the average does not drag the initial weights along
+        step = self.generator_step
+        decay = min(self.hparams.ema_decay, (1 + step) / (10 + step))
+        ema = list(self.generator_ema.parameters())
+        torch._foreach_lerp_(ema, list(self.generator.parameters()), 1.0 - decay)
+        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
+            b_ema.copy_(b)  # BatchNorm statistics: the current ones
 
     def check_finite(self) -> None:
         """Raise ``FloatingPointError`` naming the first non-finite loss since the last check.
@@ -326,7 +354,7 @@ class WGAN(L.LightningModule):
 
     def generate(self, n: int) -> torch.Tensor:
         """``n`` samples for the fixed latent seed ``eval_seed`` (eval mode, on CPU)."""
-        return generate(self.generator, n, self.latent_dim, seed=self.hparams.eval_seed)
+        return generate(self.sampler, n, self.latent_dim, seed=self.hparams.eval_seed)
 
     def _log_images(self, real: torch.Tensor, fake: torch.Tensor) -> None:
         if self.trainer is None or not self.trainer.loggers:  # no logger: no pictures
@@ -403,5 +431,6 @@ def _comparable(hparams: dict) -> dict:
     """The hyperparameters that fix the networks and the schedule, flat and as plain values
     (YAML lists vs tuples), for comparing a checkpoint with a config."""
     out = {k: hparams.get(k) for k in SCHEDULE_KEYS}
+    out["ema_decay"] = hparams.get("ema_decay") or 0.0  # checkpoints before it had none
     out.update(GANArchitecture.of(hparams.get("architecture")).as_dict())
     return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in out.items()}

@@ -104,8 +104,10 @@ class Hard(Constraint):
     """Björck / BCOP + GroupSort: 1-Lipschitz by construction, nothing else to enforce."""
 
     name, certified = "hard", True
-    # The optimizer of WGAN-GP, so that a comparison isolates the constraint.
-    defaults = ConstraintDefaults("adam", 1e-4, (0.0, 0.9), 5)
+    # WGAN-GP's optimizer at the learning rate that suits a critic that is 1-Lipschitz by
+    # construction: 5e-4 won the sweep of scripts/bench_gan.py (--sections sweep, a tuning
+    # seed) over 1e-4 and 1e-3 and 1, 2 or 5 critic steps.
+    defaults = ConstraintDefaults("adam", 5e-4, (0.0, 0.9), 5)
 
     def mlp(self, in_features, widths, *, group_size=2):
         from .models import lipschitz_mlp

@@ -6,10 +6,10 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from wgan_lip.cli import main
+from wgan_lip.critic import RawInputCritic
 from wgan_lip.errors import InputError
 from wgan_lip.gan import WGAN
 from wgan_lip.gan.architecture import FIELDS, GANArchitecture, migrate_hparams
-from wgan_lip.w1.critics import RawInputCritic
 
 from .helpers import small_toy_wgan, toy_data
 from .helpers import trainer as make_trainer

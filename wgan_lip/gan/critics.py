@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from ..constraints import CONSTRAINTS as _REGISTRY
 from ..constraints import ConstraintDefaults, get_constraint
+from ..critic import RawInputCritic
 from ..errors import InputError
-from ..w1.critics import RawInputCritic
 
 CONSTRAINTS = tuple(_REGISTRY)
 CONSTRAINT_DEFAULTS: dict[str, ConstraintDefaults] = {n: c.defaults for n, c in _REGISTRY.items()}
@@ -43,9 +43,9 @@ def build_gan_critic(
     Vectors (``data_shape = (d,)``) get the constraint's MLP of ``widths``; square images
     ``(C, H, H)`` its convnet (BCOP of ``channels`` + a Björck layer of ``head_width`` for
     ``hard``, DCGAN-style of ``base_channels`` for the baselines), or with
-    ``image_net="mlp"`` the vector MLP on the flattened pixels. The wrapper is W1's
-    :class:`~wgan_lip.w1.critics.RawInputCritic` with its normalization left at the
-    identity (the WGAN's data are already scaled).
+    ``image_net="mlp"`` the vector MLP on the flattened pixels. The wrapper is the one W1
+    critics use, :class:`~wgan_lip.critic.RawInputCritic`, with its normalization left at
+    the identity (the WGAN's data are already scaled).
     """
     c = get_constraint(constraint)
     shape = tuple(int(s) for s in data_shape)

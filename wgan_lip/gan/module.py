@@ -27,8 +27,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from ..constraints import Constraint, ConstraintDefaults, ConstraintName, get_constraint
 from ..errors import InputError
 from ..layers import lipschitz_bound
-from ..w1 import kr_dual
-from ..w1.loss import global_kr_dual
+from ..w1 import global_kr_dual, kr_dual
 from .architecture import FIELDS as ARCHITECTURE_FIELDS
 from .architecture import GANArchitecture, migrate_hparams
 from .features import load_feature_net

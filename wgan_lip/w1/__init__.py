@@ -24,6 +24,7 @@ _LAZY = {
     "dual_stats": "estimate",
     "estimate_w1": "estimate",
     "DualStats": "loss",
+    "global_kr_dual": "loss",
     "kr_dual": "loss",
     "kr_loss": "loss",
     "W1Critic": "module",
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from .critics import RawInputCritic, build_critic
     from .data import KnownW1DataModule, TwoSampleDataModule, split_indices
     from .estimate import W1Estimate, dual_stats, estimate_w1
-    from .loss import DualStats, kr_dual, kr_loss
+    from .loss import DualStats, global_kr_dual, kr_dual, kr_loss
     from .module import W1Critic
 
 
@@ -54,6 +55,7 @@ __all__ = [
     "build_critic",
     "dual_stats",
     "estimate_w1",
+    "global_kr_dual",
     "kr_dual",
     "kr_loss",
     "split_indices",

@@ -481,7 +481,7 @@ class CriticFamily(nn.Module):
             net.anchors, net.psi = g.anchors.clone(), g.psi.clone()
         else:
             net = g.member(i)
-        critic = RawInputCritic(net, self.input_shape, flatten=True, kind="family")
+        critic = RawInputCritic(net, self.input_shape, flatten=True, kind="family", certified=True)
         critic.member_name = self.names[k]
         critic.shift.copy_(self.shift)
         critic.scale.copy_(self.scale)

@@ -1,0 +1,80 @@
+"""The wrapper every critic shares: scores of samples as the user gave them.
+
+``RawInputCritic`` serves W1 estimation (:mod:`wgan_lip.w1.critics`, which fits the
+normalization to the data) and the WGAN (:mod:`wgan_lip.gan.critics`, which leaves it at the
+identity), so neither package reaches into the other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .layers import lipschitz_bound
+
+
+@torch.no_grad()
+def fit_shift_scale(shift: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) -> None:
+    """Set the buffers ``shift`` to the mean of ``x`` and ``scale`` to its pooled
+    per-coordinate standard deviation (1 when that is 0 or not finite), in float64."""
+    x = x.to(torch.float64)
+    mu = x.mean(dim=0)
+    s = float((x - mu).pow(2).mean().sqrt())
+    shift.copy_(mu.to(shift))
+    scale.fill_(s if s > 0 and math.isfinite(s) else 1.0)
+
+
+class RawInputCritic(nn.Module):
+    """``f(x) = scale * net((x - shift) / scale)`` with ``x`` flattened first if asked.
+
+    ``shift`` (a point in input space) and ``scale`` (a positive scalar) are buffers, so they
+    travel in the state dict. Translation and a scalar rescaling undone at the output leave
+    the Lipschitz constant unchanged: the bound is ``(1/scale) * Lip(net) * scale``. Until
+    :meth:`fit_normalization` is called they are 0 and 1, and the scores are ``net``'s
+    exactly (the WGAN's critic stays so).
+
+    ``kind`` names the critic (a W1 critic name or a constraint name); ``certified`` says
+    whether ``net`` is 1-Lipschitz by construction.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        input_shape: Sequence[int],
+        flatten: bool,
+        kind: str,
+        certified: bool,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.flatten = flatten
+        self.kind = kind
+        self.certified = bool(certified)
+        self.register_buffer("shift", torch.zeros(self.input_shape))
+        self.register_buffer("scale", torch.ones(()))
+
+    def fit_normalization(self, x: torch.Tensor) -> None:
+        """Centre on the mean of ``x`` and scale by its pooled per-coordinate std."""
+        fit_shift_scale(self.shift, self.scale, x)
+
+    def normalized_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``net((x - shift) / scale)``: the scores in normalized units, which training
+        optimizes (so the loss, Adam's steps and its epsilon do not depend on the data's
+        units)."""
+        if tuple(x.shape[1:]) != self.input_shape:
+            x = x.reshape(x.shape[0], *self.input_shape)
+        z = (x - self.shift) / self.scale
+        if self.flatten:
+            z = z.flatten(1)
+        return self.net(z).reshape(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalized_scores(x) * self.scale
+
+    def lipschitz_bound(self) -> float:
+        s = float(self.scale.double())
+        return (1.0 / s) * lipschitz_bound(self.net) * s

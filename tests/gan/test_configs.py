@@ -66,17 +66,22 @@ def test_checkpoint_mismatch_through_the_cli_is_one_line(tmp_path, monkeypatch, 
                        "or a new run folder")  # fmt: skip
 
 
-def test_mnist_config_runs_with_classifier_fid(tmp_path, monkeypatch, data_root):
+def _mnist_run(tmp_path, monkeypatch, data_root, config: str, *extra: str) -> list[str]:
+    """``fit`` arguments for an MNIST config in ``tmp_path``, with a random feature net."""
     monkeypatch.chdir(tmp_path)
     save_feature_net(FeatureNet(1, 28, 10), tmp_path / "features.pt")
-    args = ["fit", "--config", str(REPO / "configs/gan/mnist_hard.yaml"),
-            "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
+    return ["fit", "--config", str(REPO / "configs/gan" / config), *extra,
             "--data.data_root", str(data_root), "--trainer.enable_progress_bar=false",
-            "--trainer.max_steps=24", "--trainer.val_check_interval=20",
-            "--trainer.limit_val_batches=1", "--model.eval_samples=200",
-            "--model.kid_subset_size=50", "--model.estimate_steps=0",
-            "--model.architecture.critic_channels=[4, 8]", "--model.feature_net",
-            str(tmp_path / "features.pt")]  # fmt: skip
+            "--trainer.limit_val_batches=1", "--model.kid_subset_size=50",
+            "--model.feature_net", str(tmp_path / "features.pt")]  # fmt: skip
+
+
+def test_mnist_config_runs_with_classifier_fid(tmp_path, monkeypatch, data_root):
+    args = _mnist_run(tmp_path, monkeypatch, data_root, "mnist_hard.yaml",
+                      "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
+                      "--trainer.max_steps=24", "--trainer.val_check_interval=20",
+                      "--model.eval_samples=200", "--model.estimate_steps=0",
+                      "--model.architecture.critic_channels=[4, 8]")  # fmt: skip
     assert main(args) == 0
     ckpt = torch.load(tmp_path / "runs/gan/mnist_hard/checkpoints/last.ckpt", weights_only=False)
     assert ckpt["hyper_parameters"]["data_shape"] == [1, 28, 28]
@@ -87,15 +92,10 @@ def test_cpu_mnist_config_logs_the_curve_and_plots_it(tmp_path, monkeypatch, dat
     import subprocess
     import sys
 
-    monkeypatch.chdir(tmp_path)
-    save_feature_net(FeatureNet(1, 28, 10), tmp_path / "features.pt")
-    args = ["fit", "--config", str(REPO / "configs/gan/mnist_cpu_hard.yaml"),
-            "--data.data_root", str(data_root), "--trainer.enable_progress_bar=false",
-            "--trainer.max_steps=30", "--trainer.val_check_interval=10",
-            "--trainer.limit_val_batches=1", "--model.eval_samples=100",
-            "--model.kid_subset_size=50", "--model.estimate_steps=20",
-            "--model.architecture.critic_widths=[32, 32]", "--model.feature_net",
-            str(tmp_path / "features.pt")]  # fmt: skip
+    args = _mnist_run(tmp_path, monkeypatch, data_root, "mnist_cpu_hard.yaml",
+                      "--trainer.max_steps=30", "--trainer.val_check_interval=10",
+                      "--model.eval_samples=100", "--model.estimate_steps=20",
+                      "--model.architecture.critic_widths=[32, 32]")  # fmt: skip
     assert main(args) == 0
     run = tmp_path / "runs/gan/mnist_cpu_hard"
     ckpt = torch.load(run / "checkpoints/last.ckpt", weights_only=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 from ..constraints import CONSTRAINTS as _REGISTRY
 from ..constraints import ConstraintDefaults, get_constraint
@@ -36,7 +37,7 @@ def build_gan_critic(
     head_width: int = 128,
     base_channels: int = 64,
     group_size: int = 2,
-    image_net: str = "conv",
+    image_net: Literal["conv", "mlp"] = "conv",
 ) -> RawInputCritic:
     """The critic for ``constraint`` on samples of ``data_shape``, returning scores ``(n,)``.
 

@@ -397,8 +397,8 @@ class WGAN(L.LightningModule):
         import io
 
         if not hasattr(checkpoint_path, "read"):
-            try:  # as safely as Lightning would read it
-                checkpoint = torch.load(checkpoint_path, map_location="cpu",
+            try:  # as safely as Lightning would read it; mmap: only the hparams are read here
+                checkpoint = torch.load(checkpoint_path, map_location="cpu", mmap=True,
                                         weights_only=kwargs.get("weights_only"))  # fmt: skip
             except Exception:  # Lightning reads it again and says what is wrong
                 checkpoint = {}

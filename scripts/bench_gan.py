@@ -325,13 +325,13 @@ def feature_net_for(dataset: str, data_root: str | None):
     return load_feature_net(path)[0], str(path.relative_to(ROOT))
 
 
-def bench_mnist(seconds: float, data_root: str | None, eval_n: int, seeds: int) -> list[dict]:
+def bench_mnist(seconds: float, data_root: str | None, eval_n: int, seeds: list[int]) -> list[dict]:
     feature_net, feature_path = feature_net_for("mnist", data_root)
     dm = ImageDataModule("mnist", data_root=data_root, batch_size=64, n_val=eval_n)
     dm.setup()
     real = dm.val_set
     rows = []
-    for seed in range(seeds):
+    for seed in seeds:
         for constraint in order_for(seed):
             torch.manual_seed(seed)
             kw = MNIST_SETTINGS.get(constraint, {"architecture": {"latent_dim": 128}})
@@ -489,6 +489,9 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=6)
     parser.add_argument("--mnist-seconds", type=float, default=1200.0)
     parser.add_argument("--mnist-seeds", type=int, default=2)
+    parser.add_argument("--mnist-first-seed", type=int, default=0,
+                        help="MNIST seeds are first..first+seeds-1; rows of other seeds already "
+                        "in --out are kept, so seeds can run in separate processes")  # fmt: skip
     parser.add_argument("--mnist-eval", type=int, default=2000)
     parser.add_argument("--data-root", default=os.environ.get("WGAN_LIP_DATA"))
     parser.add_argument("--threads", type=int, default=1,
@@ -503,9 +506,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    results["config"] = {**results.get("config", {}), "seeds": args.seeds, "threads": args.threads,
-                         "toy_seconds": args.toy_seconds, "snapshots": args.snapshots}  # fmt: skip
+    results: dict = {}
     if "steps" in args.sections:
         results["steps"] = [row for kind in args.step_data
                             for row in bench_steps(kind, args.step_rounds, 4 if kind == "toy"
@@ -514,11 +515,26 @@ def main() -> None:
         results["sweep"] = bench_sweep(args.toys, args.toy_seconds)
     if "toys" in args.sections:
         results["toys"] = bench_toys(args.toys, args.seeds, args.toy_seconds, args.snapshots)
+    mnist_seeds = list(range(args.mnist_first_seed, args.mnist_first_seed + args.mnist_seeds))
     if "mnist" in args.sections:
-        results["config"].update(mnist_seconds=args.mnist_seconds, mnist_eval=args.mnist_eval,
-                                 mnist_seeds=args.mnist_seeds)  # fmt: skip
         results["mnist"] = bench_mnist(args.mnist_seconds, args.data_root, args.mnist_eval,
-                                       args.mnist_seeds)  # fmt: skip
+                                       mnist_seeds)  # fmt: skip
+    # Re-read --out only now: another process may have written its sections meanwhile.
+    merged = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    config = merged.setdefault("config", {})
+    if "toys" in results or "sweep" in results:
+        config.update(seeds=args.seeds, toy_seconds=args.toy_seconds, snapshots=args.snapshots)
+    if "mnist" in results:
+        kept = [r for r in merged.get("mnist", []) if r.get("seed", 0) not in mnist_seeds]
+        if any(config.get(k) != v for k, v in (("mnist_seconds", args.mnist_seconds),
+                                              ("mnist_eval", args.mnist_eval))):  # fmt: skip
+            kept = []  # rows of another protocol do not mix with these
+        results["mnist"] = sorted(kept + results["mnist"], key=lambda r: r.get("seed", 0))
+        config.update(mnist_seconds=args.mnist_seconds, mnist_eval=args.mnist_eval,
+                      mnist_seeds=sorted({r.get("seed", 0) for r in results["mnist"]}))  # fmt: skip
+    config["threads"] = args.threads
+    merged.update(results)
+    results = merged
     results["summary"] = summarize(results)
     results["machine"] = machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from torch import nn
 
 from .layers import (
+    AOLConv2d,
+    AOLLinear,
     BCOPConv2d,
     BjorckConfig,
     BjorckLinear,
@@ -14,6 +16,8 @@ from .layers import (
     GroupSort,
     InvertibleDownsample,
     MaxMin,
+    SLLConv2d,
+    SLLLinear,
     SpectralLinear,
 )
 
@@ -150,6 +154,62 @@ def lipschitz_convnet(
         feat = w
     layers.append(linear(feat, out_features))
     return nn.Sequential(*layers)
+
+
+def aol_convnet(
+    in_channels: int = 1,
+    image_size: int = 28,
+    channels: Sequence[int] = (32, 64),
+    out_features: int = 10,
+    *,
+    blocks_per_stage: int = 1,
+    kernel_size: int = 3,
+    head_widths: Sequence[int] = (),
+    group_size: int = 2,
+) -> nn.Sequential:
+    """:func:`lipschitz_convnet` with AOL layers (Prach & Lampert 2022): ``AOLConv2d``
+    (zero padding) and ``AOLLinear`` + GroupSort. 1-Lipschitz, no iteration in the forward."""
+    return lipschitz_convnet(
+        in_channels, image_size, channels, out_features,
+        blocks_per_stage=blocks_per_stage, head_widths=head_widths, group_size=group_size,
+        conv=lambda i, o: AOLConv2d(i, o, kernel_size), linear=AOLLinear,
+    )  # fmt: skip
+
+
+def sll_convnet(
+    in_channels: int = 1,
+    image_size: int = 28,
+    channels: Sequence[int] = (32, 64),
+    out_features: int = 10,
+    *,
+    blocks_per_stage: int = 2,
+    kernel_size: int = 3,
+    head_widths: Sequence[int] = (),
+    group_size: int = 2,
+) -> nn.Sequential:
+    """A residual 1-Lipschitz convnet of SLL layers (Araujo et al. 2023), through
+    :func:`lipschitz_convnet`'s factories.
+
+    A convolution that changes the channel count (the first of each stage) is an
+    ``AOLConv2d`` + GroupSort; the other ``blocks_per_stage - 1`` of the stage are
+    ``SLLConv2d`` residual layers (their ReLU is inside). In the head, a width change is an
+    ``AOLLinear`` and a repeated width an ``SLLLinear``: ``head_widths=(256, 256)`` gives
+    ``AOLLinear(features, 256)``, ``SLLLinear(256)``, ``AOLLinear(256, out)``.
+    """
+
+    def conv(i: int, o: int) -> nn.Module:
+        if i == o:
+            return SLLConv2d(o, kernel_size=kernel_size)
+        return nn.Sequential(AOLConv2d(i, o, kernel_size), GroupSort(group_size))
+
+    def linear(i: int, o: int) -> nn.Module:
+        return SLLLinear(i) if i == o else AOLLinear(i, o)
+
+    return lipschitz_convnet(
+        in_channels, image_size, channels, out_features,
+        blocks_per_stage=blocks_per_stage, head_widths=head_widths,
+        conv=conv, linear=linear, activation=lambda _: nn.Identity(),
+    )  # fmt: skip
 
 
 # ----- generators (unconstrained: only the critic needs a Lipschitz bound) -----

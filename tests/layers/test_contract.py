@@ -35,6 +35,10 @@ ROWS: dict[type, Row] = {
     layers.SpectralConv2d: Row(
         lambda: layers.SpectralConv2d(2, 3, 3), (2, 5, 5), False, (3, 4, 5, 5)
     ),
+    layers.AOLLinear: Row(lambda: layers.AOLLinear(6, 4), (6,), False, (3, 5)),
+    layers.AOLConv2d: Row(lambda: layers.AOLConv2d(2, 3, 3), (2, 5, 5), False, (3, 3, 5, 5)),
+    layers.SLLLinear: Row(lambda: layers.SLLLinear(6, 5), (6,), False, (3, 5)),
+    layers.SLLConv2d: Row(lambda: layers.SLLConv2d(2, 3, 3), (2, 5, 5), False, (3, 3, 5, 5)),
     layers.GroupSort: Row(lambda: layers.GroupSort(3), (6,), True, (3, 5)),
     layers.MaxMin: Row(lambda: layers.MaxMin(), (6,), True, (3, 5)),
     layers.FullSort: Row(lambda: layers.FullSort(), (6,), True, (3,)),

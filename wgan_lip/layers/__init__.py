@@ -5,6 +5,7 @@ parametrization: ``layer.weight`` is the constrained weight and state dicts hold
 """
 
 from .activations import FullSort, GroupSort, MaxMin
+from .aol import AOLConv2d, AOLLinear
 from .conv import BCOPConv2d, InvertibleDownsample, L2NormPool2d, compose_kernels
 from .export import export_plain
 from .lipschitz import (
@@ -14,9 +15,12 @@ from .lipschitz import (
     register_lipschitz_bound,
 )
 from .orthogonal import BjorckConfig, BjorckLinear, Orthonormal, bjorck
+from .sll import SLLConv2d, SLLLinear
 from .spectral import SpectralConv2d, SpectralLinear
 
 __all__ = [
+    "AOLConv2d",
+    "AOLLinear",
     "BCOPConv2d",
     "BjorckConfig",
     "BjorckLinear",
@@ -26,6 +30,8 @@ __all__ = [
     "L2NormPool2d",
     "MaxMin",
     "Orthonormal",
+    "SLLConv2d",
+    "SLLLinear",
     "SpectralConv2d",
     "SpectralLinear",
     "bjorck",

@@ -45,6 +45,26 @@ def plain_conv2d(m: nn.Conv2d) -> nn.Conv2d:
     return out
 
 
+class Residual(nn.Module):
+    """``x + body(x)``: the plain export of a residual layer (SLL). Its bound is the generic
+    ``1 + bound(body)``, sound but loose: certify the original layer, not its export."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+    def lipschitz_bound(self) -> float:
+        from .lipschitz import lipschitz_bound
+
+        return 1.0 + lipschitz_bound(self.body)
+
+    def export_plain(self) -> nn.Module:
+        return copy.deepcopy(self)
+
+
 def _convert(m: nn.Module) -> nn.Module:
     if own_method(m, "export_plain") is not None:
         return m.export_plain()

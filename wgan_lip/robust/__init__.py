@@ -5,7 +5,9 @@ from .certify import CertificationReport, RadiusResult, certify
 from .data import ClassificationDataModule
 from .margins import (
     certified_radius,
+    hkr_loss,
     is_certified,
+    kr_multiclass,
     label_margin,
     linf_to_l2,
     multiclass_hinge,
@@ -21,7 +23,9 @@ __all__ = [
     "RadiusResult",
     "certified_radius",
     "certify",
+    "hkr_loss",
     "is_certified",
+    "kr_multiclass",
     "label_margin",
     "linf_to_l2",
     "multiclass_hinge",

@@ -1,12 +1,14 @@
 """``LipschitzClassifier``: a certified-robust classifier over ``wgan_lip.models`` networks.
 
 Thin: the network comes from :func:`~wgan_lip.models.lipschitz_mlp` (``fc3``: the FC-3 of
-Anil et al., Björck layers + GroupSort) or :func:`~wgan_lip.models.lipschitz_convnet`
+Anil et al., Björck layers + GroupSort), :func:`~wgan_lip.models.lipschitz_convnet`
 (``bcop``: BCOP convolutions + GroupSort with invertible downsampling, in the spirit of the
-"Large" network of Li et al.), the losses and the certificate rule from
-:mod:`wgan_lip.robust.margins`. Every validation reports clean accuracy and certified accuracy
-at the L2 radii ``eval_eps`` and at the L-inf radii ``eval_linf`` (through
-``|d|_2 <= sqrt(dim) |d|_inf``), with ``L = lipschitz_bound(model)`` computed then.
+"Large" network of Li et al.), :func:`~wgan_lip.models.aol_convnet` (``aol``) or
+:func:`~wgan_lip.models.sll_convnet` (``sll``: residual SLL layers), the losses and the
+certificate rule from :mod:`wgan_lip.robust.margins`. Every validation reports clean
+accuracy and certified accuracy at the L2 radii ``eval_eps`` and at the L-inf radii
+``eval_linf`` (through ``|d|_2 <= sqrt(dim) |d|_inf``), with ``L = lipschitz_bound(model)``
+computed then.
 """
 
 from __future__ import annotations
@@ -17,34 +19,42 @@ from typing import Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
 
 from ..errors import InputError
 from ..layers import lipschitz_bound
-from ..models import lipschitz_convnet, lipschitz_mlp
-from .margins import is_certified, linf_to_l2, multiclass_hinge, tempered_cross_entropy
+from ..models import aol_convnet, lipschitz_convnet, lipschitz_mlp, sll_convnet
+from .margins import hkr_loss, is_certified, linf_to_l2, multiclass_hinge, tempered_cross_entropy
 
-ARCHITECTURES = ("fc3", "bcop")
-LOSSES = ("hinge", "xent")
+ARCHITECTURES = ("fc3", "bcop", "aol", "sll")
+LOSSES = ("hinge", "xent", "hkr")
+SCHEDULES = ("step", "cosine")
 
 
 class LipschitzClassifier(L.LightningModule):
     """A classifier whose Lipschitz bound certifies its predictions.
 
     Args:
-        architecture: ``fc3`` (flattened input, Björck MLP of ``widths``) or ``bcop``.
+        architecture: ``fc3`` (flattened input, Björck MLP of ``widths``), ``bcop``, ``aol``
+            (AOL convolutions and dense layers) or ``sll`` (residual SLL convnet).
         input_shape, num_classes: from the datamodule when None.
-        widths: hidden widths (fc3) or the Björck head widths (bcop).
-        channels, blocks_per_stage: BCOP stages (bcop only).
+        widths: hidden widths (fc3) or the head widths (convnets).
+        channels, blocks_per_stage: convolution stages (convnets only).
         activation, group_size: GroupSort settings (``maxmin`` = GroupSort(2)).
-        loss: ``hinge`` (multi-class hinge with margin ``sqrt(2) * eps_train``, Li et al.)
-            or ``xent`` (cross-entropy of ``logits / temperature``).
-        lr, epochs_decay: Adam learning rate; multiplied by 0.1 at each epoch listed.
+        loss: ``hinge`` (multi-class hinge with margin ``sqrt(2) * eps_train``, Li et al.),
+            ``hkr`` (that hinge minus ``kr_weight`` times the one-vs-rest KR term) or
+            ``xent`` (cross-entropy of ``logits / temperature``).
+        eps_train: the target L2 radius of the margin losses.
+        lr: Adam learning rate.
+        lr_schedule: ``step`` (x0.1 at each epoch of ``epochs_decay``; constant when empty)
+            or ``cosine`` (to 0 over the run: over ``trainer.max_time`` when set, else over
+            ``trainer.max_steps`` / ``max_epochs``).
         eval_eps, eval_linf: radii reported at each validation.
     """
 
     def __init__(
         self,
-        architecture: Literal["fc3", "bcop"] = "fc3",
+        architecture: Literal["fc3", "bcop", "aol", "sll"] = "fc3",
         input_shape: Sequence[int] | None = None,
         num_classes: int | None = None,
         widths: Sequence[int] = (1024, 1024, 1024),
@@ -52,19 +62,27 @@ class LipschitzClassifier(L.LightningModule):
         blocks_per_stage: int = 1,
         activation: Literal["maxmin", "groupsort", "fullsort", "relu"] = "maxmin",
         group_size: int = 2,
-        loss: Literal["hinge", "xent"] = "hinge",
+        loss: Literal["hinge", "xent", "hkr"] = "hinge",
         eps_train: float = 0.5,
         temperature: float = 0.25,
+        kr_weight: float = 0.1,
         lr: float = 1e-3,
+        lr_schedule: Literal["step", "cosine"] = "step",
         epochs_decay: Sequence[int] = (),
         eval_eps: Sequence[float] = (0.3, 1.0, 1.58),
         eval_linf: Sequence[float] = (0.1,),
     ) -> None:
         super().__init__()
         if architecture not in ARCHITECTURES:
-            raise InputError(f"unknown architecture {architecture!r}; use fc3 or bcop")
+            raise InputError(
+                f"unknown architecture {architecture!r}; use one of {', '.join(ARCHITECTURES)}"
+            )
         if loss not in LOSSES:
-            raise InputError(f"unknown loss {loss!r}; use hinge or xent")
+            raise InputError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
+        if lr_schedule not in SCHEDULES:
+            raise InputError(f"unknown lr_schedule {lr_schedule!r}; use step or cosine")
+        if not kr_weight >= 0:
+            raise InputError(f"kr_weight must be non-negative, got {kr_weight}")
         if any(not (e >= 0) for e in (*eval_eps, *eval_linf)) or not eps_train >= 0:
             raise InputError("radii (eps_train, eval_eps, eval_linf) must be non-negative")
         self.save_hyperparameters()
@@ -83,10 +101,19 @@ class LipschitzClassifier(L.LightningModule):
             self.net = torch.nn.Sequential(torch.nn.Flatten(), *mlp)
         else:
             if len(shape) != 3 or shape[1] != shape[2]:
-                raise InputError(f"the bcop classifier needs square images, got {shape}")
-            self.net = lipschitz_convnet(shape[0], shape[1], h.channels, num_classes,
-                                         blocks_per_stage=h.blocks_per_stage,
-                                         head_widths=h.widths, group_size=h.group_size)  # fmt: skip
+                raise InputError(
+                    f"the {h.architecture} classifier needs square images, got {shape}"
+                )
+            build = {"bcop": lipschitz_convnet, "aol": aol_convnet, "sll": sll_convnet}
+            if shape[1] % 2 ** len(h.channels):
+                raise InputError(
+                    f"image side {shape[1]} is not divisible by 2**{len(h.channels)} (one 2x "
+                    "downsampling per entry of channels); use fewer channel stages"
+                )
+            self.net = build[h.architecture](shape[0], shape[1], h.channels, num_classes,
+                                             blocks_per_stage=h.blocks_per_stage,
+                                             head_widths=h.widths,
+                                             group_size=h.group_size)  # fmt: skip
 
     def setup(self, stage: str) -> None:
         if self.net is None:  # LightningCLI: shapes from the data
@@ -103,6 +130,8 @@ class LipschitzClassifier(L.LightningModule):
         h = self.hparams
         if h.loss == "hinge":
             return multiclass_hinge(logits, labels, h.eps_train)
+        if h.loss == "hkr":
+            return hkr_loss(logits, labels, h.eps_train, h.kr_weight)
         return tempered_cross_entropy(logits, labels, h.temperature)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -115,10 +144,28 @@ class LipschitzClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
+        if self.hparams.lr_schedule == "cosine":
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, self._cosine_factor)
+            return [opt], [{"scheduler": sched, "interval": "step"}]
         if not self.hparams.epochs_decay:
             return opt
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(self.hparams.epochs_decay), 0.1)
         return [opt], [sched]
+
+    def _cosine_factor(self, step: int) -> float:
+        """``(1 + cos(pi t)) / 2`` of the run's progress ``t``: the share of
+        ``trainer.max_time`` spent training when a time budget is set (the budgeted runs of
+        the CPU configs), else of the estimated optimizer steps."""
+        trainer = self._trainer
+        progress = 0.0
+        if trainer is not None:
+            timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+            if timer is not None and timer._duration:
+                progress = timer.time_elapsed("train") / timer._duration
+            else:
+                total = trainer.estimated_stepping_batches
+                progress = step / total if math.isfinite(total) and total > 0 else 0.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
     # ----- evaluation: certified accuracy with the bound of the current weights -----
 

@@ -1,0 +1,153 @@
+"""AOL: almost-orthogonal layers by diagonal rescaling (Prach & Lampert, ECCV 2022).
+
+A free weight ``P`` is rescaled column-wise (per input unit or input channel):
+``W = P diag(d)`` with ``d_i = (sum_j |(P^T P)_ij|)^(-1/2)``. Then ``D (P^T P) D <= I`` by the
+Schur test (see :mod:`._gram`), so ``||W||_2 <= 1`` whatever ``P`` is: no iteration, one Gram
+matrix per forward pass. For a convolution ``P^T P`` is the Gram *kernel* and the sum runs over
+its taps, so the bound holds for every input size, zero or circular padding. ``W`` is
+orthogonal exactly when ``P^T P`` is diagonal, and training tends to move it there, but an
+AOL layer is only guaranteed 1-Lipschitz, not gradient-norm preserving.
+
+``lipschitz_bound`` recomputes the norm from the rescaled weight in float64 (exact singular
+values for the dense layer; for the convolution the smaller of the Schur bound and the
+transfer-matrix bound), so a certificate never relies on the lemma holding in float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ._checks import check_float_input
+from ._gram import abs_row_sums, conv_gram, dense_gram, schur_bound
+
+# a zero column would divide by zero; a larger sum only shrinks the column (still sound)
+_EPS = 1e-12
+
+
+def aol_scale(weight: torch.Tensor) -> torch.Tensor:
+    """The AOL rescaling ``d`` of a dense ``(out, in)`` or convolution ``(out, in, kh, kw)``
+    weight: one factor per input unit or channel."""
+    gram = dense_gram(weight) if weight.dim() == 2 else conv_gram(weight)
+    return abs_row_sums(gram).clamp_min(_EPS).rsqrt()
+
+
+class _AOLRescale(nn.Module):
+    """Parametrization ``P -> P diag(d(P))`` (input dimension 1)."""
+
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        d = aol_scale(p)
+        return p * d.reshape(1, -1, *([1] * (p.dim() - 2)))
+
+
+class AOLLinear(nn.Linear):
+    """:class:`torch.nn.Linear` whose weight is the AOL rescaling of a free matrix:
+    ``||weight||_2 <= 1`` for every value of the parameters.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import AOLLinear, lipschitz_bound
+        >>> layer = AOLLinear(8, 4)
+        >>> lipschitz_bound(layer) <= 1 + 1e-9
+        True
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, *, device=None, dtype=None
+    ) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        with torch.no_grad():  # an orthogonal start: P^T P diagonal, so W = P's polar factor
+            nn.init.orthogonal_(self.weight)
+        parametrize.register_parametrization(self, "weight", _AOLRescale())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_float_input(x, type(self).__name__, min_dim=1)
+        if x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{type(self).__name__}: expected {self.in_features} input "
+                f"features in the last dim, got shape {tuple(x.shape)}"
+            )
+        return super().forward(x)
+
+    def lipschitz_bound(self) -> float:
+        """The exact spectral norm of the rescaled weight (float64); at most 1 up to
+        rounding."""
+        from .lipschitz import matrix_norm2
+
+        return matrix_norm2(self.weight)
+
+    def export_plain(self) -> nn.Linear:
+        """A plain :class:`torch.nn.Linear` with the rescaled weight."""
+        from .export import plain_linear
+
+        return plain_linear(self)
+
+
+class AOLConv2d(nn.Conv2d):
+    """Stride-1 'same' convolution (odd kernel; zero or circular padding) whose kernel is the
+    AOL rescaling of a free kernel: 1-Lipschitz on every input size.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import AOLConv2d
+        >>> conv = AOLConv2d(3, 8, 3)
+        >>> conv(torch.randn(2, 3, 16, 16)).shape
+        torch.Size([2, 8, 16, 16])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        bias: bool = True,
+        *,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ) -> None:
+        if kernel_size % 2 != 1:
+            raise ValueError(f"AOLConv2d needs an odd kernel_size, got {kernel_size}")
+        if padding_mode not in ("zeros", "circular"):
+            raise ValueError(
+                f"AOLConv2d: padding_mode must be 'zeros' or 'circular', got {padding_mode!r} "
+                "(reflect/replicate padding duplicates pixels: no 1-Lipschitz guarantee)"
+            )
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
+                         bias=bias, padding_mode=padding_mode, device=device,
+                         dtype=dtype)  # fmt: skip
+        with torch.no_grad():  # a centred orthogonal start (the AOL paper's identity-like init)
+            w = torch.zeros_like(self.weight)
+            centre = torch.empty(out_channels, in_channels, device=w.device, dtype=w.dtype)
+            nn.init.orthogonal_(centre)
+            w[:, :, kernel_size // 2, kernel_size // 2] = centre
+            self.weight.copy_(w + 1e-3 * torch.randn_like(w) / math.sqrt(kernel_size**2))
+        parametrize.register_parametrization(self, "weight", _AOLRescale())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_float_input(x, type(self).__name__, ndim=4)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"AOLConv2d: expected {self.in_channels} input channels, got shape {tuple(x.shape)}"
+            )
+        return super().forward(x)
+
+    def lipschitz_bound(self) -> float:
+        """The smaller of two certified bounds of the rescaled convolution, in float64: the
+        Schur bound on its Gram kernel and the transfer-matrix bound; at most 1 up to
+        rounding."""
+        from .lipschitz import _conv2d
+
+        w = self.weight.detach().to(torch.float64)  # the kernel the forward pass uses
+        d = aol_scale(self.parametrizations.weight.original.detach().to(torch.float64))
+        # Schur weights 1/d make the row sums of W's Gram equal to 1 (the AOL lemma)
+        return min(math.sqrt(schur_bound(conv_gram(w), 1.0 / d)), _conv2d(self))
+
+    def export_plain(self) -> nn.Conv2d:
+        """A plain :class:`torch.nn.Conv2d` with the rescaled kernel and the same padding."""
+        from .export import plain_conv2d
+
+        return plain_conv2d(self)

@@ -1,0 +1,205 @@
+"""SLL: SDP-based Lipschitz residual layers (Araujo, Havens, Delattre, Allauzen, Hu; ICLR 2023).
+
+One layer is the residual map ``h(x) = x - 2 W T^-1 relu(W^T x + b)`` with a free weight ``W``
+(``W^T`` maps the input to ``hidden`` units) and the diagonal ``T_ii = sum_j |(W^T W)_ij|
+q_j / q_i`` built from it and from learnable positive ``q``. Since ``T >= W^T W`` (Schur's
+test, :mod:`._gram`), ``V = W T^-1/2`` has ``||V|| <= 1``, and the Jacobian
+``I - 2 V D V^T`` (``D`` = the ReLU slopes, in [0, 1]) is symmetric with eigenvalues in
+``[1 - 2 ||V||^2, 1]``: the layer is 1-Lipschitz. In the convolutional layer ``W^T`` is a
+stride-1 'same' convolution (zero padding) and ``W`` its adjoint, a transposed convolution;
+the sum defining ``T`` runs over the Gram kernel's taps, so every input size is covered.
+
+``lipschitz_bound`` returns ``max(1, 2 rho - 1)`` with ``rho`` a float64 bound of
+``||V||^2`` recomputed from the weights (exact singular values for the dense layer; the
+smaller of the Schur and transfer-matrix bounds for the convolution).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_float_input
+from ._gram import abs_row_sums, conv_gram, schur_bound
+
+_EPS = 1e-12  # a larger T only shrinks the update (still sound)
+
+
+def sll_t(weight: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """The diagonal ``T`` of an SLL layer whose input-to-hidden map has ``weight`` of shape
+    ``(hidden, in)`` or ``(hidden, in, kh, kw)``; one entry per hidden unit or channel."""
+    q = log_q.exp()
+    if weight.dim() == 2:
+        gram = weight @ weight.mT
+    else:
+        gram = conv_gram(weight.transpose(0, 1))  # Gram over the hidden channels
+    return abs_row_sums(gram, q).clamp_min(_EPS)
+
+
+class _SLLBase(nn.Module):
+    @staticmethod
+    def _bound_from_rho(rho: float) -> float:
+        """Norm bound of ``I - 2 V D V^T`` given ``||V||^2 <= rho`` and ``0 <= D <= I``."""
+        return max(1.0, 2.0 * rho - 1.0)
+
+
+class SLLLinear(_SLLBase):
+    """Dense SLL residual layer on ``features`` units with ``hidden_features`` hidden ReLU
+    units (default ``features``): 1-Lipschitz for every value of its parameters.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import SLLLinear, lipschitz_bound
+        >>> layer = SLLLinear(16)
+        >>> layer(torch.randn(4, 16)).shape, lipschitz_bound(layer)
+        (torch.Size([4, 16]), 1.0)
+    """
+
+    def __init__(
+        self, features: int, hidden_features: int | None = None, *, device=None, dtype=None
+    ) -> None:
+        super().__init__()
+        if features < 1 or (hidden_features is not None and hidden_features < 1):
+            raise ValueError(
+                f"SLLLinear: features and hidden_features must be positive, got "
+                f"{features} and {hidden_features}"
+            )
+        hidden = hidden_features or features
+        self.features, self.hidden_features = features, hidden
+        kw = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(hidden, features, **kw))
+        self.bias = nn.Parameter(torch.empty(hidden, **kw))
+        self.log_q = nn.Parameter(torch.zeros(hidden, **kw))
+        nn.init.xavier_normal_(self.weight)
+        bound = 1.0 / math.sqrt(features)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_float_input(x, type(self).__name__, min_dim=1)
+        if x.shape[-1] != self.features:
+            raise ValueError(
+                f"SLLLinear: expected {self.features} input features in the last dim, "
+                f"got shape {tuple(x.shape)}"
+            )
+        t = sll_t(self.weight, self.log_q)
+        z = F.relu(F.linear(x, self.weight, self.bias))
+        return x - 2.0 * F.linear(z / t, self.weight.mT)
+
+    def lipschitz_bound(self) -> float:
+        """``max(1, 2 rho - 1)``, ``rho = ||W T^-1/2||^2`` from exact singular values
+        (float64): 1 for a layer that keeps its promise."""
+        from .lipschitz import matrix_norm2
+
+        t = sll_t(self.weight.detach().to(torch.float64), self.log_q.detach().to(torch.float64))
+        rho = matrix_norm2(self.weight.detach().to(torch.float64) / t.sqrt()[:, None]) ** 2
+        return self._bound_from_rho(rho)
+
+    def export_plain(self) -> nn.Module:
+        """``x + B relu(A x + b)`` with plain :class:`torch.nn.Linear` layers ``A`` and ``B``
+        (a :class:`~wgan_lip.layers.export.Residual`)."""
+        from .export import Residual
+
+        w = self.weight.detach()
+        t = sll_t(w, self.log_q.detach())
+        first = nn.Linear(self.features, self.hidden_features, device=w.device, dtype=w.dtype)
+        second = nn.Linear(self.hidden_features, self.features, bias=False, device=w.device,
+                           dtype=w.dtype)  # fmt: skip
+        with torch.no_grad():
+            first.weight.copy_(w)
+            first.bias.copy_(self.bias)
+            second.weight.copy_(-2.0 * (w / t[:, None]).mT)
+        return Residual(nn.Sequential(first, nn.ReLU(), second))
+
+    def extra_repr(self) -> str:
+        return f"features={self.features}, hidden_features={self.hidden_features}"
+
+
+class SLLConv2d(_SLLBase):
+    """Convolutional SLL residual layer on ``channels`` channels with ``hidden_channels``
+    hidden ReLU channels (default ``channels``), an odd ``kernel_size`` and zero padding:
+    1-Lipschitz on every input size.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import SLLConv2d
+        >>> SLLConv2d(4)(torch.randn(2, 4, 8, 8)).shape
+        torch.Size([2, 4, 8, 8])
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        hidden_channels: int | None = None,
+        kernel_size: int = 3,
+        *,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1 or kernel_size < 1:
+            raise ValueError(f"SLLConv2d needs an odd kernel_size, got {kernel_size}")
+        if channels < 1 or (hidden_channels is not None and hidden_channels < 1):
+            raise ValueError(
+                f"SLLConv2d: channels and hidden_channels must be positive, got "
+                f"{channels} and {hidden_channels}"
+            )
+        hidden = hidden_channels or channels
+        self.channels, self.hidden_channels, self.kernel_size = channels, hidden, kernel_size
+        self.padding = kernel_size // 2
+        kw = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(hidden, channels, kernel_size, kernel_size, **kw))
+        self.bias = nn.Parameter(torch.zeros(hidden, **kw))
+        self.log_q = nn.Parameter(torch.zeros(hidden, **kw))
+        nn.init.xavier_normal_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_float_input(x, type(self).__name__, ndim=4)
+        if x.shape[1] != self.channels:
+            raise ValueError(
+                f"SLLConv2d: expected {self.channels} input channels, got shape {tuple(x.shape)}"
+            )
+        t = sll_t(self.weight, self.log_q)
+        z = F.relu(F.conv2d(x, self.weight, self.bias, padding=self.padding))
+        return x - 2.0 * F.conv_transpose2d(z / t[:, None, None], self.weight,
+                                            padding=self.padding)  # fmt: skip
+
+    def lipschitz_bound(self) -> float:
+        """``max(1, 2 rho - 1)`` with ``rho`` the smaller of two float64 bounds of
+        ``||T^-1/2 conv_W||^2``: Schur's test on the hidden Gram kernel and the
+        transfer-matrix bound. 1 for a layer that keeps its promise."""
+        from .lipschitz import conv_transfer_bound
+
+        w = self.weight.detach().to(torch.float64)
+        q = self.log_q.detach().to(torch.float64).exp()
+        t = sll_t(w, self.log_q.detach().to(torch.float64))
+        scaled = w / t.sqrt()[:, None, None, None]
+        schur = schur_bound(conv_gram(scaled.transpose(0, 1)), q)
+        transfer = conv_transfer_bound(scaled) ** 2
+        return self._bound_from_rho(min(schur, transfer))
+
+    def export_plain(self) -> nn.Module:
+        """``x + B relu(A x + b)``: a plain zero-padded :class:`torch.nn.Conv2d` ``A`` and a
+        :class:`torch.nn.ConvTranspose2d` ``B`` (a :class:`~wgan_lip.layers.export.Residual`)."""
+        from .export import Residual
+
+        w = self.weight.detach()
+        t = sll_t(w, self.log_q.detach())
+        k, p = self.kernel_size, self.padding
+        first = nn.Conv2d(self.channels, self.hidden_channels, k, padding=p, device=w.device,
+                          dtype=w.dtype)  # fmt: skip
+        second = nn.ConvTranspose2d(self.hidden_channels, self.channels, k, padding=p,
+                                    bias=False, device=w.device, dtype=w.dtype)  # fmt: skip
+        with torch.no_grad():
+            first.weight.copy_(w)
+            first.bias.copy_(self.bias)
+            second.weight.copy_(-2.0 * w / t[:, None, None, None])
+        return Residual(nn.Sequential(first, nn.ReLU(), second))
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.channels}, hidden_channels={self.hidden_channels}, "
+            f"kernel_size={self.kernel_size}"
+        )

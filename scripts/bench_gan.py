@@ -28,6 +28,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -60,7 +61,10 @@ PNG = ROOT / "benchmarks" / "gan"
 
 # Hard-critic settings chosen by the sweep (`--sections sweep`, tuning seeds 100+, never the
 # evaluation seeds); the baselines keep their papers' settings. See the README's table.
-HARD_TUNED_TOY: dict = {"architecture": {"critic_widths": [128, 128, 128]}}  # + Adam 5e-4 (default)
+HARD_TUNED_TOY: dict = {
+    "architecture": {"critic_widths": [128, 128, 128]},  # + Adam 5e-4 (the default)
+    "ema_decay": 0.999,  # stage 3 (sweep_ema)
+}
 # The CPU MNIST recipe (configs/gan/mnist_hard_cpu.yaml): a Björck MLP critic on the pixels.
 HARD_MNIST_CPU: dict = {
     "n_critic": 2, "lr_critic": 5e-4, "lr_generator": 5e-4, "betas": (0.5, 0.9),
@@ -217,22 +221,30 @@ def spearman(x: list[float], y: list[float]) -> float:
     return pearson(ranks(x), ranks(y))
 
 
-def order_for(seed: int) -> list[str]:
-    k = seed % len(CONSTRAINTS)
-    return list(CONSTRAINTS[k:] + CONSTRAINTS[:k])
+def order_for(seed: int, constraints: Sequence[str] = CONSTRAINTS) -> list[str]:
+    k = seed % len(constraints)
+    return list(constraints[k:]) + list(constraints[:k])
 
 
-def bench_toys(names: list[str], seeds: int, seconds: float, snapshots: int) -> list[dict]:
+def bench_toys(
+    names: list[str],
+    seeds: int,
+    seconds: float,
+    snapshots: int,
+    constraints: Sequence[str] = CONSTRAINTS,
+    settings: dict | None = None,
+) -> list[dict]:
+    settings = TOY_SETTINGS if settings is None else settings
     rows = []
     for name in names:
         for seed in range(seeds):
-            for constraint in order_for(seed):
+            for constraint in order_for(seed, constraints):
                 torch.manual_seed(seed)
                 dm = ToyDataModule(name, seed=seed)
                 dm.setup()
                 real = dm.val_set
                 module = WGAN(constraint, data_shape=(2,), eval_seed=seed,
-                              **TOY_SETTINGS.get(constraint, {}))  # fmt: skip
+                              **settings.get(constraint, {}))  # fmt: skip
                 trace: list[dict] = []
 
                 def snapshot(m: WGAN, elapsed: float, real=real, trace=trace, seed=seed) -> None:
@@ -250,10 +262,11 @@ def bench_toys(names: list[str], seeds: int, seconds: float, snapshots: int) -> 
 
                 info = train_one(module, dm, seconds, snapshots, snapshot)
                 fake = module.generate(len(real))
-                row = {"dataset": name, "constraint": constraint, "seed": seed, **info,
+                row = {"dataset": name, "constraint": constraint, "seed": seed,
+                       "settings": settings.get(constraint, {}), **info,
                        "exact_w1": exact_w1_metric(fake, real, max_samples=5000, seed=seed),
                        "trace": trace}  # fmt: skip
-                if seed == 0:
+                if seed == 0 and settings is TOY_SETTINGS:
                     PNG.mkdir(parents=True, exist_ok=True)
                     from torchvision.utils import save_image
 
@@ -275,6 +288,26 @@ def toy_run(name: str, seed: int, constraint: str, kw: dict, seconds: float) -> 
     train_one(module, dm, seconds, 1, lambda m, t: None)
     return exact_w1_metric(module.generate(len(dm.val_set)), dm.val_set, max_samples=5000,
                            seed=seed)  # fmt: skip
+
+
+EMA_DECAYS = (0.0, 0.99, 0.995, 0.999)
+EMA_SWEEP_SEEDS = (100, 101)
+
+
+def bench_sweep_ema(names: list[str], seconds: float, base: dict) -> dict:
+    """Stage 3: the generator's moving average (``ema_decay``) on top of the stage-2 winner,
+    on two tuning seeds; the winner has the lowest mean exact W1 over toys and seeds."""
+    rows = []
+    for decay in EMA_DECAYS:
+        kw = {**base, "ema_decay": decay}
+        w1 = {f"{n}/{seed}": toy_run(n, seed, "hard", kw, seconds)
+              for seed in EMA_SWEEP_SEEDS for n in names}  # fmt: skip
+        rows.append({"settings": kw, "exact_w1": w1,
+                     "mean": statistics.fmean(w1.values())})  # fmt: skip
+        print(f"sweep_ema {decay}: mean {rows[-1]['mean']:.4f}", flush=True)
+    best = min(rows, key=lambda r: r["mean"])
+    return {"seeds": list(EMA_SWEEP_SEEDS), "seconds": seconds, "toys": names, "rows": rows,
+            "winner": best["settings"]}  # fmt: skip
 
 
 def bench_sweep(names: list[str], seconds: float) -> dict:
@@ -359,10 +392,10 @@ def bench_mnist(seconds: float, data_root: str | None, eval_n: int, seeds: list[
     return rows
 
 
-def summarize(results: dict) -> dict:
-    """Medians per dataset and constraint, and the hard critic's correlation with exact W1."""
+def toy_medians(rows: list[dict]) -> dict:
+    """Median, min and max exact W1 and median generator steps per dataset/constraint."""
     summary: dict = {}
-    for row in results.get("toys", []):
+    for row in rows:
         key = f"{row['dataset']}/{row['constraint']}"
         summary.setdefault(key, {"exact_w1": [], "generator_steps": []})
         summary[key]["exact_w1"].append(row["exact_w1"])
@@ -375,6 +408,12 @@ def summarize(results: dict) -> dict:
             max=max(w),
             median_generator_steps=statistics.median(stats.pop("generator_steps")),
         )
+    return summary
+
+
+def summarize(results: dict) -> dict:
+    """Medians per dataset and constraint, and the hard critic's correlation with exact W1."""
+    summary = toy_medians(results.get("toys", []))
     corr: dict = {}
     for key in ("critic_w1_certified", "estimate_w1"):
         xs, ys, per_run = [], [], []
@@ -391,7 +430,10 @@ def summarize(results: dict) -> dict:
             corr[key] = {"pearson_pooled": pearson(xs, ys), "spearman_pooled": spearman(xs, ys),
                          "pearson_per_run_median": statistics.median(finite) if finite else None,
                          "points": len(xs), "runs": len(per_run)}  # fmt: skip
-    return {"toys": summary, "correlation_with_exact_w1": corr}
+    out = {"toys": summary, "correlation_with_exact_w1": corr}
+    if results.get("toys_ema"):
+        out["toys_ema"] = toy_medians(results["toys_ema"])
+    return out
 
 
 def step_table(rows: list[dict]) -> list[str]:
@@ -426,6 +468,17 @@ def tables(results: dict) -> str:
         lines += [*step_table(results["steps"]), ""]
     if results.get("sweep"):
         lines += [*sweep_table(results["sweep"]), ""]
+    if results.get("sweep_ema"):
+        sw = results["sweep_ema"]
+        cols = list(sw["rows"][0]["exact_w1"])
+        lines += [f"Stage 3, the generator's moving average on the stage-2 winner (tuning seeds "
+                  f"{', '.join(map(str, sw['seeds']))}; {sw['seconds']:g} s each; exact W1):", "",
+                  "| ema_decay | " + " | ".join(cols) + " | mean |",
+                  "|---|" + "---|" * (len(cols) + 1)]  # fmt: skip
+        for r in sw["rows"]:
+            cells = " | ".join(f"{r['exact_w1'][c]:.3f}" for c in cols)
+            lines.append(f"| {r['settings']['ema_decay']} | {cells} | {r['mean']:.3f} |")
+        lines += ["", f"Winner: `{json.dumps(sw['winner'])}`", ""]
     s = results.get("summary", {}).get("toys", {})
     if s:
         secs = results["config"]["toy_seconds"]
@@ -455,6 +508,21 @@ def tables(results: dict) -> str:
                 per = v["pearson_per_run_median"]
                 lines.append(f"| {k} | {v['pearson_pooled']:.3f} | {v['spearman_pooled']:.3f} | "
                              f"{per:.3f} | {v['points']} |" if per is not None else "")  # fmt: skip
+    ema = results.get("summary", {}).get("toys_ema", {})
+    if ema:
+        decay = results["toys_ema"][0]["settings"].get("ema_decay")
+        names = sorted({k.split("/")[1] for k in ema}, key=CONSTRAINTS.index)
+        lines += ["", f"The closest baselines given the hard recipe's moving-average generator "
+                  f"(ema_decay {decay}), same seeds and time: median [min, max] exact W1.", "",
+                  "| dataset | hard (above) | " + " | ".join(f"{c} + EMA" for c in names) + " |",
+                  "|---|---|" + "---|" * len(names)]  # fmt: skip
+        for ds in sorted({k.split("/")[0] for k in ema}):
+            hard = s.get(f"{ds}/hard")
+            cells = [f"{hard['median']:.3f}" if hard else ""]
+            for c in names:
+                v = ema[f"{ds}/{c}"]
+                cells.append(f"{v['median']:.3f} [{v['min']:.3f}, {v['max']:.3f}]")
+            lines.append(f"| {ds} | " + " | ".join(cells) + " |")
     mn = results.get("mnist", [])
     if mn:
         secs = results["config"]["mnist_seconds"]
@@ -477,7 +545,11 @@ def tables(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sections", nargs="+", default=["steps", "toys", "mnist"],
-                        choices=["steps", "sweep", "toys", "mnist"])  # fmt: skip
+                        choices=["steps", "sweep", "sweep_ema", "toys", "toys_ema",
+                                 "mnist"])  # fmt: skip
+    parser.add_argument("--ema-baselines", nargs="+", default=["lp", "sn"],
+                        help="section toys_ema: these baselines with the hard recipe's "
+                        "ema_decay")  # fmt: skip
     parser.add_argument("--toys", nargs="+", default=["8gaussians", "25gaussians", "swissroll"])
     parser.add_argument("--step-data", nargs="+", default=["toy", "mnist"],
                         choices=["toy", "mnist"])  # fmt: skip
@@ -513,8 +585,16 @@ def main() -> None:
                                                    else 2, args.data_root)]  # fmt: skip
     if "sweep" in args.sections:
         results["sweep"] = bench_sweep(args.toys, args.toy_seconds)
+    if "sweep_ema" in args.sections:
+        base = {k: v for k, v in HARD_TUNED_TOY.items() if k != "ema_decay"}
+        results["sweep_ema"] = bench_sweep_ema(args.toys, args.toy_seconds, base)
     if "toys" in args.sections:
         results["toys"] = bench_toys(args.toys, args.seeds, args.toy_seconds, args.snapshots)
+    if "toys_ema" in args.sections:
+        decay = HARD_TUNED_TOY.get("ema_decay", 0.99)
+        ema_settings = {c: {"ema_decay": decay} for c in args.ema_baselines}
+        results["toys_ema"] = bench_toys(args.toys, args.seeds, args.toy_seconds, 1,
+                                         args.ema_baselines, ema_settings)  # fmt: skip
     mnist_seeds = list(range(args.mnist_first_seed, args.mnist_first_seed + args.mnist_seeds))
     if "mnist" in args.sections:
         results["mnist"] = bench_mnist(args.mnist_seconds, args.data_root, args.mnist_eval,
@@ -522,7 +602,7 @@ def main() -> None:
     # Re-read --out only now: another process may have written its sections meanwhile.
     merged = json.loads(args.out.read_text()) if args.out.is_file() else {}
     config = merged.setdefault("config", {})
-    if "toys" in results or "sweep" in results:
+    if {"toys", "toys_ema", "sweep", "sweep_ema"} & set(results):
         config.update(seeds=args.seeds, toy_seconds=args.toy_seconds, snapshots=args.snapshots)
     if "mnist" in results:
         kept = [r for r in merged.get("mnist", []) if r.get("seed", 0) not in mnist_seeds]

@@ -409,3 +409,26 @@ def test_options_without_a_certified_bound_are_refused_by_name(make, names):
     assert "\n" not in message
     for name in names:
         assert name in message
+
+
+@pytest.mark.parametrize(
+    "k,groups,padding,mode,size",
+    [(2, 1, 0, "zeros", (6, 6)), ((2, 3), 1, 0, "zeros", (5, 7)), (2, 2, 1, "zeros", (5, 5)),
+     (3, 1, 0, "zeros", (7, 8)), (2, 1, 1, "circular", (4, 4))],
+)  # fmt: skip
+def test_patch_convolution_bound_is_exact(k, groups, padding, mode, size):
+    """stride == kernel size: non-overlapping patches, bounded by the reshaped kernel's norm
+    (exact when the input holds whole patches); circular padding keeps the general rule."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, k, stride=k, padding=padding, groups=groups, bias=False,
+                     padding_mode=mode).double()  # fmt: skip
+    exact = operator_norm(conv, (4, *size))
+    bound = lipschitz_bound(conv)
+    assert bound >= exact * (1 - TOL)
+    if mode == "zeros":
+        per = 6 // groups
+        blocks = [conv.weight[g * per : (g + 1) * per].flatten(1) for g in range(groups)]
+        assert bound == pytest.approx(max(float(torch.linalg.matrix_norm(b, ord=2))
+                                          for b in blocks))  # fmt: skip
+    if size == (6, 6):  # whole patches, no padding: the bound is attained
+        assert bound == pytest.approx(exact, rel=1e-9)

@@ -272,7 +272,8 @@ def conv_transfer_bound(
 @register_lipschitz_bound(nn.Conv2d)
 def _conv2d(m: nn.Conv2d) -> float:
     """Every stride, dilation, group count, kernel shape and padding size, zeros or circular
-    (reflect or replicate only with no padding).
+    (reflect or replicate only with no padding). A convolution whose stride equals its kernel
+    size is bounded exactly, patch by patch.
 
     Zero padding (any amount) and stride take a subset of the outputs of a circular
     convolution of a zero-extended input: bounded by the transfer-matrix supremum. Circular
@@ -281,7 +282,21 @@ def _conv2d(m: nn.Conv2d) -> float:
     ``sqrt(copies)`` of :func:`_circular_copies` (1 for 'same' padding or less).
     """
     top, bottom, left, right = _conv_pads(m)
-    if m.padding_mode not in ("zeros", "circular") and any((top, bottom, left, right)):
+    padded = any((top, bottom, left, right))
+    if (
+        tuple(m.stride) == tuple(m.kernel_size)
+        and tuple(m.dilation) == (1, 1)
+        and (m.padding_mode == "zeros" or not padded)
+        and min(top, bottom, left, right) >= 0
+    ):
+        # Non-overlapping patches (a "patchify" or RKO downsampling): the map applies the
+        # reshaped kernel to each patch of the zero-extended input separately, so its norm
+        # is exactly the matrix norm (per group), up to k-fold tighter than the transfer bound.
+        w = m.weight
+        per_group = w.shape[0] // m.groups
+        return max(matrix_norm2(w[g * per_group : (g + 1) * per_group].flatten(1))
+                   for g in range(m.groups))  # fmt: skip
+    if m.padding_mode not in ("zeros", "circular") and padded:
         raise TypeError(
             f"lipschitz_bound: Conv2d with padding_mode={m.padding_mode!r} has no certified "
             "bound here (reflect/replicate padding duplicates pixels); use zeros or circular"

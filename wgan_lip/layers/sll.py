@@ -39,6 +39,26 @@ def sll_t(weight: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return abs_row_sums(gram, q).clamp_min(_EPS)
 
 
+def sll_block_bound(kernel: torch.Tensor, q: torch.Tensor | None = None) -> float:
+    """Certified bound of the block ``x - 2 conv_K^T relu(conv_K x + b)`` for a stride-1
+    'same' zero-padded convolution with kernel ``(hidden, in, kh, kw)`` and its adjoint (the
+    transposed convolution with the same padding): ``max(1, 2 rho - 1)`` with ``rho`` the
+    smaller of the transfer-matrix bound of ``||conv_K||^2`` and, given Schur weights ``q``
+    over the hidden channels, Schur's test on the hidden Gram kernel (float64).
+
+    An SLL layer is such a block with ``K = T^-1/2 W^T`` (``relu`` commutes with a positive
+    diagonal), and so is orthogonium's ``SDPBasedLipschitzResBlock`` with its normalized
+    kernel.
+    """
+    from .lipschitz import conv_transfer_bound
+
+    k = kernel.detach().to(torch.float64)
+    rho = conv_transfer_bound(k) ** 2
+    if q is not None:
+        rho = min(rho, schur_bound(conv_gram(k.transpose(0, 1)), q))
+    return max(1.0, 2.0 * rho - 1.0)
+
+
 class _SLLBase(nn.Module):
     @staticmethod
     def _bound_from_rho(rho: float) -> float:
@@ -170,15 +190,10 @@ class SLLConv2d(_SLLBase):
         """``max(1, 2 rho - 1)`` with ``rho`` the smaller of two float64 bounds of
         ``||T^-1/2 conv_W||^2``: Schur's test on the hidden Gram kernel and the
         transfer-matrix bound. 1 for a layer that keeps its promise."""
-        from .lipschitz import conv_transfer_bound
-
         w = self.weight.detach().to(torch.float64)
-        q = self.log_q.detach().to(torch.float64).exp()
-        t = sll_t(w, self.log_q.detach().to(torch.float64))
-        scaled = w / t.sqrt()[:, None, None, None]
-        schur = schur_bound(conv_gram(scaled.transpose(0, 1)), q)
-        transfer = conv_transfer_bound(scaled) ** 2
-        return self._bound_from_rho(min(schur, transfer))
+        log_q = self.log_q.detach().to(torch.float64)
+        scaled = w / sll_t(w, log_q).sqrt()[:, None, None, None]  # K = T^-1/2 W^T
+        return sll_block_bound(scaled, log_q.exp())
 
     def export_plain(self) -> nn.Module:
         """``x + B relu(A x + b)``: a plain zero-padded :class:`torch.nn.Conv2d` ``A`` and a

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wgan_lip.layers import BCOPConv2d, BjorckLinear
+from wgan_lip.layers import AOLConv2d, BCOPConv2d, BjorckLinear, SLLConv2d
 
 
 def machine() -> dict:
@@ -143,6 +143,56 @@ def bench_conv(repeats: int) -> dict:
     }
 
 
+def throughput_layers(c: int) -> dict[str, nn.Module]:
+    """Every 1-Lipschitz 3x3 stride-1 layer on c channels that we and the peers ship, and a
+    plain convolution of the same shape (the reference)."""
+    layers: dict[str, nn.Module] = {
+        "nn.Conv2d": nn.Conv2d(c, c, 3, padding=1),
+        "wgan_lip.BCOPConv2d": BCOPConv2d(c, c, 3),
+        "wgan_lip.AOLConv2d": AOLConv2d(c, c, 3),
+        "wgan_lip.SLLConv2d": SLLConv2d(c),
+    }
+    try:
+        from orthogonium.layers.conv.AOC.ortho_conv import AdaptiveOrthoConv2d
+        from orthogonium.layers.conv.AOL.aol import AOLConv2D
+        from orthogonium.layers.conv.SLL.sll_layer import SDPBasedLipschitzResBlock
+
+        layers["orthogonium.AdaptiveOrthoConv2d"] = AdaptiveOrthoConv2d(c, c, 3)
+        layers["orthogonium.AOLConv2D"] = AOLConv2D(c, c, 3, padding=1)
+        layers["orthogonium.SDPBasedLipschitzResBlock"] = SDPBasedLipschitzResBlock(c, 1)
+    except ImportError:
+        pass
+    try:
+        from deel import torchlip
+
+        layers["deel-torchlip.SpectralConv2d"] = torchlip.SpectralConv2d(c, c, 3, padding=1)
+    except ImportError:
+        pass
+    return layers
+
+
+def bench_throughput(repeats: int) -> dict:
+    """Training images per second of each layer type (forward, backward, Adam), alternated."""
+    c, size, batch = 32, 28, 64
+    x = torch.randn(batch, c, size, size)
+    layers = throughput_layers(c)
+    med = alternate({k: step_fn(m, x) for k, m in layers.items()}, repeats)
+    base = med["nn.Conv2d"]
+    rows = {k: {"step_s": v, "images_per_s": batch / v, "vs_plain_conv": base / v}
+            for k, v in med.items()}  # fmt: skip
+    return {"case": f"Conv {c}->{c}, 3x3, {size}x{size}, batch {batch}: training images/s",
+            "rows": rows}  # fmt: skip
+
+
+def throughput_table(res: dict) -> str:
+    lines = [f"\n**{res['case']}**\n", "| layer | step (ms) | images/s | vs nn.Conv2d |",
+             "|---|---|---|---|"]  # fmt: skip
+    for name, r in sorted(res["rows"].items(), key=lambda kv: kv[1]["step_s"]):
+        lines.append(f"| {name} | {1e3 * r['step_s']:.1f} | {r['images_per_s']:.0f} | "
+                     f"{r['vs_plain_conv']:.2f}x |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def table(results: list[dict], ref: dict[str, str]) -> str:
     """Markdown: step time, ratio to the peer, orthogonality, eval forward."""
     lines = []
@@ -172,6 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     results = [bench_linear(args.repeats), bench_conv(args.repeats)]
+    throughput = bench_throughput(args.repeats)
     ref = {
         results[0]["case"]: "deel-torchlip.SpectralLinear",
         results[1]["case"]: "orthogonium.AdaptiveOrthoConv2d",
@@ -182,11 +233,11 @@ def main() -> None:
             if base:
                 r["step_ratio_to_peer"] = r["step_s"] / base["step_s"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps({"machine": machine(), "repeats": args.repeats, "results": results}, indent=2)
-        + "\n"
-    )
+    payload = {"machine": machine(), "repeats": args.repeats, "results": results,
+               "throughput": throughput}  # fmt: skip
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
     print(table(results, ref))
+    print(throughput_table(throughput))
     print(f"\nwrote {args.out}")
 
 

@@ -24,8 +24,8 @@ Models (CPU-sized, as configs/robust/*_cpu.yaml; two stages of 16 and 32 channel
 - ours-bcop: BCOP 3x3 (16) + MaxMin, downsample, BCOP (32) + MaxMin, downsample, Björck 256, 10
 - deel-bcop: the same with SpectralConv2d, GroupSort2, InvertibleDownSampling, SpectralLinear
 - ours-aol:  the same with AOLConv2d and AOLLinear
-- ours-sll:  per stage AOLConv2d + MaxMin then an SLLConv2d residual layer; AOLLinear 256,
-             SLLLinear... (models.sll_convnet)
+- ours-sll:  per stage AOLConv2d then an SLLConv2d residual layer, each + MaxMin; head
+             AOLLinear 256, SLLLinear 256, AOLLinear 10 (models.sll_convnet)
 - orth-aoc / orth-aol / orth-sll: orthogonium's AdaptiveOrthoConv2d / AOLConv2D / AOC stem +
              SDPBasedLipschitzResBlock per stage, a 2x2 stride-2 AOC downsampling, OrthoLinear
              256 + MaxMin, OrthoLinear head
@@ -130,7 +130,7 @@ def our_model(kind: str, c: int, size: int, classes: int) -> nn.Module:
     if kind == "aol":
         return aol_convnet(c, size, CHANNELS, classes, head_widths=(HEAD,))
     if kind == "sll":
-        return sll_convnet(c, size, CHANNELS, classes, blocks_per_stage=2, head_widths=(HEAD,))
+        return sll_convnet(c, size, CHANNELS, classes, blocks_per_stage=2, head_widths=(HEAD, HEAD))
     return lipschitz_convnet(c, size, CHANNELS, classes, head_widths=(HEAD,))
 
 

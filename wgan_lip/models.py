@@ -188,27 +188,25 @@ def sll_convnet(
     group_size: int = 2,
 ) -> nn.Sequential:
     """A residual 1-Lipschitz convnet of SLL layers (Araujo et al. 2023), through
-    :func:`lipschitz_convnet`'s factories.
+    :func:`lipschitz_convnet`'s factories, GroupSort after every layer.
 
     A convolution that changes the channel count (the first of each stage) is an
-    ``AOLConv2d`` + GroupSort; the other ``blocks_per_stage - 1`` of the stage are
-    ``SLLConv2d`` residual layers (their ReLU is inside). In the head, a width change is an
-    ``AOLLinear`` and a repeated width an ``SLLLinear``: ``head_widths=(256, 256)`` gives
-    ``AOLLinear(features, 256)``, ``SLLLinear(256)``, ``AOLLinear(256, out)``.
+    ``AOLConv2d``; the other ``blocks_per_stage - 1`` of the stage are ``SLLConv2d`` residual
+    layers. In the head, a width change is an ``AOLLinear`` and a repeated width an
+    ``SLLLinear``: ``head_widths=(256, 256)`` gives ``AOLLinear(features, 256)``,
+    ``SLLLinear(256)``, ``AOLLinear(256, out)``.
     """
 
     def conv(i: int, o: int) -> nn.Module:
-        if i == o:
-            return SLLConv2d(o, kernel_size=kernel_size)
-        return nn.Sequential(AOLConv2d(i, o, kernel_size), GroupSort(group_size))
+        return SLLConv2d(o, kernel_size=kernel_size) if i == o else AOLConv2d(i, o, kernel_size)
 
     def linear(i: int, o: int) -> nn.Module:
         return SLLLinear(i) if i == o else AOLLinear(i, o)
 
     return lipschitz_convnet(
         in_channels, image_size, channels, out_features,
-        blocks_per_stage=blocks_per_stage, head_widths=head_widths,
-        conv=conv, linear=linear, activation=lambda _: nn.Identity(),
+        blocks_per_stage=blocks_per_stage, head_widths=head_widths, group_size=group_size,
+        conv=conv, linear=linear,
     )  # fmt: skip
 
 

@@ -12,7 +12,14 @@ CONFIGS = sorted((REPO / "configs" / "robust").glob("*.yaml"))
 
 def test_every_recipe_has_a_cpu_variant():
     stems = {c.stem for c in CONFIGS}
-    for name in ("mnist_fc3", "mnist_bcop", "fashion_bcop", "cifar10_subset_bcop"):
+    for name in (
+        "mnist_fc3",
+        "mnist_bcop",
+        "fashion_bcop",
+        "cifar10_subset_bcop",
+        "mnist_sll",
+        "cifar10_subset_sll",
+    ):
         assert name in stems and f"{name}_cpu" in stems
 
 

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test bench lint venv clean docs dist-check
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "wgan_lip needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -28,9 +28,16 @@ test: $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) scripts/bench_layers.py
 
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "built docs/_build/html/index.html"
+
+dist-check: $(STAMP)
+	$(PY) scripts/check_dist.py
+
 lint: $(STAMP)
 	$(PY) -m ruff check wgan_lip tests scripts
 	$(PY) -m ruff format --check wgan_lip tests scripts
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis docs/_build docs/benchmarks

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ._lazy import lazy_attributes
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 _LAZY = {
     "exact_w1": "wgan_lip.ot",

@@ -42,7 +42,7 @@ class KnownW1:
 
 @dataclass
 class Translation(KnownW1):
-    """P = N(0, I_d) (or uniform on [-1, 1]^d), Q = P + s: W1 = |s|.
+    """P = N(0, I_d) (or uniform on [-1, 1]^d), Q = P + s: ``W1 = |s|``.
 
     Proof: ``f(x) = <x, s/|s|>`` is 1-Lipschitz with ``E_P f - E_Q f = -|s|`` (so
     ``W1 >= |s|`` with ``-f``); the coupling ``x -> x + s`` moves every point by ``|s|``.
@@ -96,7 +96,7 @@ class PointVsSphere(KnownW1):
 
 @dataclass
 class GaussianScale(KnownW1):
-    """P = N(0, a^2 I_d), Q = N(0, b^2 I_d): W1 = |a - b| E[chi_d], with
+    """P = N(0, a^2 I_d), Q = N(0, b^2 I_d): W1 = ``|a - b| E[chi_d]``, with
     ``E[chi_d] = sqrt(2) Gamma((d+1)/2) / Gamma(d/2)``.
 
     Derived from duality: ``f(x) = sign(a - b) |x|`` is 1-Lipschitz and

@@ -194,6 +194,18 @@ def bjorck(
     Autograd flows through every iteration, so the gradient is that of the function
     computed. The pre-scaling and the convergence checks are planned without autograd, then
     the same steps are replayed in the graph.
+
+    Returns:
+        A tensor of ``w``'s shape and dtype with orthonormal columns (tall) or rows (wide).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import bjorck
+        >>> q = bjorck(torch.randn(5, 3, dtype=torch.float64))
+        >>> bool(torch.allclose(q.T @ q, torch.eye(3, dtype=torch.float64), atol=1e-6))
+        True
+        >>> bjorck(torch.randn(2, 4)).shape  # wide: orthonormal rows
+        torch.Size([2, 4])
     """
     if not isinstance(w, torch.Tensor) or not w.is_floating_point():
         got = w.dtype if isinstance(w, torch.Tensor) else type(w).__name__

@@ -21,7 +21,13 @@ SQRT2 = math.sqrt(2.0)
 
 
 def label_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``f_y - max_{j != y} f_j`` per example: positive iff the label wins (ties lose)."""
+    """``f_y - max_{j != y} f_j`` per example: positive iff the label wins (ties lose).
+
+    Example:
+        >>> import torch
+        >>> label_margin(torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 2.0]]), torch.tensor([0, 1]))
+        tensor([2., 0.])
+    """
     true = logits.gather(1, labels[:, None]).squeeze(1)
     others = logits.scatter(1, labels[:, None], float("-inf"))
     return true - others.max(dim=1).values
@@ -34,7 +40,14 @@ def prediction_margin(logits: torch.Tensor) -> torch.Tensor:
 
 
 def certified_radius(logits: torch.Tensor, labels: torch.Tensor, lipschitz: float) -> torch.Tensor:
-    """The L2 radius within which the *correct* prediction provably holds; 0 if wrong."""
+    """The L2 radius within which the *correct* prediction provably holds; 0 if wrong.
+
+    Example:
+        >>> import math, torch
+        >>> r = certified_radius(torch.tensor([[3.0, 1.0]]), torch.tensor([0]), lipschitz=1.0)
+        >>> round(float(r) * math.sqrt(2), 6)  # margin 2 = sqrt(2) * L * radius
+        2.0
+    """
     if not lipschitz > 0:
         raise ValueError(f"the Lipschitz bound must be positive, got {lipschitz}")
     return label_margin(logits, labels).clamp_min(0) / (SQRT2 * lipschitz)
@@ -43,7 +56,14 @@ def certified_radius(logits: torch.Tensor, labels: torch.Tensor, lipschitz: floa
 def is_certified(
     logits: torch.Tensor, labels: torch.Tensor, eps: float, lipschitz: float
 ) -> torch.Tensor:
-    """Correct and margin ``> sqrt(2) * eps * L``: the label provably wins in the eps-ball."""
+    """Correct and margin ``> sqrt(2) * eps * L``: the label provably wins in the eps-ball.
+
+    Example:
+        >>> import torch
+        >>> logits, labels = torch.tensor([[3.0, 1.0], [1.2, 1.0]]), torch.tensor([0, 0])
+        >>> is_certified(logits, labels, eps=1.0, lipschitz=1.0)  # margins 2 and 0.2
+        tensor([ True, False])
+    """
     return label_margin(logits, labels) > SQRT2 * eps * lipschitz
 
 

@@ -14,6 +14,9 @@ MODULES = [
     "wgan_lip.layers.aol",
     "wgan_lip.layers.sll",
     "wgan_lip.robust.margins",
+    "wgan_lip.robust.certify",
+    "wgan_lip.layers.export",
+    "wgan_lip.models",
 ]
 
 

@@ -82,6 +82,28 @@ def lipschitz_mlp(
     ``"spectral"`` (power-iteration spectral normalization, the baseline), or a factory
     ``(in, out) -> layer``; ``activation`` a name of :func:`make_activation` or a factory
     ``width -> module``. Widths must be multiples of ``group_size`` for GroupSort.
+
+    Args:
+        in_features, widths, out_features: the layer sizes.
+        activation, group_size: the activation (name or factory) and GroupSort's group size.
+        bias: biases in the Björck/spectral layers.
+        linear: ``"bjorck"``, ``"spectral"`` or a factory ``(in, out) -> module``.
+        config: Björck options.
+
+    Returns:
+        An ``nn.Sequential`` whose ``lipschitz_bound`` is at most 1 (up to rounding).
+
+    Raises:
+        ValueError: an unknown name, a non-positive size, or a width that is not a multiple
+            of ``group_size``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import lipschitz_bound
+        >>> from wgan_lip.models import lipschitz_mlp
+        >>> critic = lipschitz_mlp(8, [32, 32], 1)
+        >>> critic(torch.randn(5, 8)).shape, round(lipschitz_bound(critic), 4)
+        (torch.Size([5, 1]), 1.0)
     """
     if isinstance(linear, str) and linear not in ("bjorck", "spectral"):
         raise ValueError(f"unknown linear {linear!r}; use bjorck or spectral")
@@ -126,6 +148,20 @@ def lipschitz_convnet(
     ``InvertibleDownsample`` (channels x4, size /2); then ``Flatten``, optional Björck
     hidden layers with GroupSort, and a Björck head. ``image_size`` must be divisible by
     ``2 ** len(channels)``.
+
+    Returns:
+        An ``nn.Sequential`` from images ``(n, in_channels, image_size, image_size)`` to
+        ``(n, out_features)``.
+
+    Raises:
+        ValueError: ``image_size`` not divisible by ``2 ** len(channels)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.models import lipschitz_convnet
+        >>> net = lipschitz_convnet(1, 8, (4,), 3)
+        >>> net(torch.rand(2, 1, 8, 8)).shape
+        torch.Size([2, 3])
     """
     stages = len(channels)
     if image_size % (2**stages):
@@ -168,7 +204,16 @@ def aol_convnet(
     group_size: int = 2,
 ) -> nn.Sequential:
     """:func:`lipschitz_convnet` with AOL layers (Prach & Lampert 2022): ``AOLConv2d``
-    (zero padding) and ``AOLLinear`` + GroupSort. 1-Lipschitz, no iteration in the forward."""
+    (zero padding) and ``AOLLinear`` + GroupSort. 1-Lipschitz, no iteration in the forward.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import lipschitz_bound
+        >>> from wgan_lip.models import aol_convnet
+        >>> net = aol_convnet(1, 8, (4,), 3)
+        >>> net(torch.rand(2, 1, 8, 8)).shape, lipschitz_bound(net) <= 1 + 1e-6
+        (torch.Size([2, 3]), True)
+    """
     return lipschitz_convnet(
         in_channels, image_size, channels, out_features,
         blocks_per_stage=blocks_per_stage, head_widths=head_widths, group_size=group_size,
@@ -195,6 +240,14 @@ def sll_convnet(
     layers. In the head, a width change is an ``AOLLinear`` and a repeated width an
     ``SLLLinear``: ``head_widths=(256, 256)`` gives ``AOLLinear(features, 256)``,
     ``SLLLinear(256)``, ``AOLLinear(256, out)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import lipschitz_bound
+        >>> from wgan_lip.models import sll_convnet
+        >>> net = sll_convnet(1, 8, (4,), 3, blocks_per_stage=2, head_widths=(8, 8))
+        >>> net(torch.rand(2, 1, 8, 8)).shape, lipschitz_bound(net) <= 1 + 1e-6
+        (torch.Size([2, 3]), True)
     """
 
     def conv(i: int, o: int) -> nn.Module:

@@ -74,6 +74,34 @@ def certify(
 
     The certificate uses ``L = lipschitz_bound(model)`` (never an assumed 1): an example is
     certified at ``eps`` when it is classified correctly with margin ``> sqrt(2) eps L``.
+
+    Args:
+        model: the classifier, mapping ``images`` to logits ``(n, classes)``.
+        images, labels: the examples; pixels in ``bounds`` (the attack stays there).
+        eps: L2 radii, non-negative.
+        attack: ``"pgd"`` (an L2 PGD attack at every radius) or None (certificates only).
+        attack_steps, attack_restarts: PGD's budget.
+        batch_size: examples per forward pass.
+        bounds: the valid pixel range, or None for no clamp.
+
+    Returns:
+        A :class:`CertificationReport`: ``clean``, ``lipschitz_bound`` and, per radius, the
+        certified and attacked accuracy and the ``violations`` (certified yet broken by the
+        attack, which must be 0).
+
+    Raises:
+        InputError: a negative radius, an unknown attack, or a model with a layer that has no
+            certified bound.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.models import lipschitz_mlp
+        >>> from wgan_lip.robust import certify
+        >>> model = lipschitz_mlp(4, [8], 2)
+        >>> x, y = torch.rand(16, 4), torch.randint(0, 2, (16,))
+        >>> report = certify(model, x, y, [0.1], attack_steps=5, attack_restarts=1)
+        >>> report.violations
+        0
     """
     if any(not (e >= 0) for e in eps):
         raise InputError(f"radii must be non-negative numbers, got {eps}")

@@ -74,7 +74,14 @@ def linf_to_l2(eps_inf: float, dim: int) -> float:
 
 def multiclass_hinge(logits: torch.Tensor, labels: torch.Tensor, eps: float) -> torch.Tensor:
     """Mean of ``max(0, sqrt(2) * eps - margin)``: zero once every example is certified at eps
-    for a 1-Lipschitz network (the training loss of Li et al. 2019, margin ``sqrt(2) eps``)."""
+    for a 1-Lipschitz network (the training loss of Li et al. 2019, margin ``sqrt(2) eps``).
+
+    Example:
+        >>> import torch
+        >>> logits, labels = torch.tensor([[3.0, 1.0], [1.0, 1.5]]), torch.tensor([0, 0])
+        >>> float(multiclass_hinge(logits, labels, eps=1.0))  # margins 2 and -0.5
+        0.9571067690849304
+    """
     return F.relu(SQRT2 * eps - label_margin(logits, labels)).mean()
 
 
@@ -110,7 +117,25 @@ def hkr_loss(
     """Hinge-KR loss: ``multiclass_hinge(eps) - kr_weight * kr_multiclass``. The hinge asks for
     the certified margin ``sqrt(2) * eps``; the KR term keeps pushing every class's score
     apart after the hinge is satisfied, which a 1-Lipschitz network can only do by spreading
-    the classes in input space (Serrurier et al. 2021; deel-torchlip's HKR losses)."""
+    the classes in input space (Serrurier et al. 2021; deel-torchlip's HKR losses).
+
+    Args:
+        logits, labels: a batch of logits ``(n, k)`` and integer labels ``(n,)``.
+        eps: the target certified radius of the hinge (margin ``sqrt(2) * eps``).
+        kr_weight: weight of the KR term, non-negative (0: the plain hinge).
+
+    Returns:
+        The scalar loss.
+
+    Raises:
+        ValueError: a negative ``kr_weight``.
+
+    Example:
+        >>> import torch
+        >>> logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+        >>> float(hkr_loss(logits, torch.tensor([0, 1]), eps=0.5, kr_weight=0.1))  # hinge 0
+        -0.20000000298023224
+    """
     if not kr_weight >= 0:
         raise ValueError(f"kr_weight must be non-negative, got {kr_weight}")
     return multiclass_hinge(logits, labels, eps) - kr_weight * kr_multiclass(logits, labels)

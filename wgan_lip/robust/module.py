@@ -160,8 +160,10 @@ class LipschitzClassifier(L.LightningModule):
         progress = 0.0
         if trainer is not None:
             timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-            if timer is not None and timer._duration:
-                progress = timer.time_elapsed("train") / timer._duration
+            remaining = timer.time_remaining("train") if timer is not None else None
+            if remaining is not None:
+                elapsed = timer.time_elapsed("train")
+                progress = elapsed / max(elapsed + remaining, 1e-9)
             else:
                 total = trainer.estimated_stepping_batches
                 progress = step / total if math.isfinite(total) and total > 0 else 0.0

@@ -102,3 +102,31 @@ def test_cosine_schedule_decays_to_zero_over_the_steps():
     assert lrs[0] == pytest.approx(1e-2)
     assert lrs[8] == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 8 / 16)))
     assert lrs[-1] < 1e-3
+
+
+def test_cosine_schedule_follows_the_time_budget_when_there_is_one():
+    from lightning.pytorch.callbacks import Timer
+
+    class FakeTimer(Timer):
+        def __init__(self, elapsed: float, remaining: float) -> None:
+            super().__init__(duration="00:00:01:00")
+            self._e, self._r = elapsed, remaining
+
+        def time_elapsed(self, stage="train"):
+            return self._e
+
+        def time_remaining(self, stage="train"):
+            return self._r
+
+    class FakeTrainer:
+        estimated_stepping_batches = 10**9  # a time budget: the step count is meaningless
+
+        def __init__(self, timer):
+            self.callbacks = [timer]
+
+    model = LipschitzClassifier("aol", input_shape=(1, 8, 8), num_classes=3, channels=(4,),
+                                widths=(), lr_schedule="cosine")  # fmt: skip
+    for elapsed, expected in ((0.0, 1.0), (15.0, 0.5 * (1 + math.cos(math.pi / 4))),
+                              (30.0, 0.5), (60.0, 0.0)):  # fmt: skip
+        model._trainer = FakeTrainer(FakeTimer(elapsed, 60.0 - elapsed))
+        assert model._cosine_factor(step=3) == pytest.approx(expected, abs=1e-12)

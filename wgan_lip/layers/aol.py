@@ -23,6 +23,7 @@ from torch.nn.utils import parametrize
 
 from ._checks import check_float_input
 from ._gram import abs_row_sums, conv_gram, dense_gram, schur_bound
+from ._linear import ConstrainedLinear
 
 # a zero column would divide by zero; a larger sum only shrinks the column (still sound)
 _EPS = 1e-12
@@ -43,7 +44,7 @@ class _AOLRescale(nn.Module):
         return p * d.reshape(1, -1, *([1] * (p.dim() - 2)))
 
 
-class AOLLinear(nn.Linear):
+class AOLLinear(ConstrainedLinear):
     """:class:`torch.nn.Linear` whose weight is the AOL rescaling of a free matrix:
     ``||weight||_2 <= 1`` for every value of the parameters.
 
@@ -62,28 +63,6 @@ class AOLLinear(nn.Linear):
         with torch.no_grad():  # an orthogonal start: P^T P diagonal, so W = P's polar factor
             nn.init.orthogonal_(self.weight)
         parametrize.register_parametrization(self, "weight", _AOLRescale())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_float_input(x, type(self).__name__, min_dim=1)
-        if x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{type(self).__name__}: expected {self.in_features} input "
-                f"features in the last dim, got shape {tuple(x.shape)}"
-            )
-        return super().forward(x)
-
-    def lipschitz_bound(self) -> float:
-        """The exact spectral norm of the rescaled weight (float64); at most 1 up to
-        rounding."""
-        from .lipschitz import matrix_norm2
-
-        return matrix_norm2(self.weight)
-
-    def export_plain(self) -> nn.Linear:
-        """A plain :class:`torch.nn.Linear` with the rescaled weight."""
-        from .export import plain_linear
-
-        return plain_linear(self)
 
 
 class AOLConv2d(nn.Conv2d):

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._checks import check_float_input
+from ._linear import ConstrainedLinear
 
 # Taylor coefficients of (1 - x)^(-1/2): 1, 1/2, 3/8, 5/16, 35/128, ...
 _SERIES = [1.0]
@@ -332,7 +332,7 @@ class Orthonormal(nn.Module):
         return repr(self.config)
 
 
-class BjorckLinear(nn.Linear):
+class BjorckLinear(ConstrainedLinear):
     """Drop-in :class:`torch.nn.Linear` whose ``weight`` has orthonormal rows or columns.
 
     ``weight`` is the Björck-orthonormalized raw parameter
@@ -361,24 +361,3 @@ class BjorckLinear(nn.Linear):
             if self.bias is not None:
                 self.bias.zero_()
         parametrize.register_parametrization(self, "weight", Orthonormal(config))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_float_input(x, type(self).__name__, min_dim=1)
-        if x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{type(self).__name__}: expected {self.in_features} input features in the "
-                f"last dim, got shape {tuple(x.shape)}"
-            )
-        return super().forward(x)
-
-    def lipschitz_bound(self) -> float:
-        """The exact spectral norm of the orthonormalized weight (1 up to rounding)."""
-        from .lipschitz import matrix_norm2
-
-        return matrix_norm2(self.weight)
-
-    def export_plain(self) -> nn.Linear:
-        """A plain :class:`torch.nn.Linear` with this layer's weight and bias."""
-        from .export import plain_linear
-
-        return plain_linear(self)

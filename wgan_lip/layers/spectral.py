@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ._checks import check_float_input
+from ._linear import ConstrainedLinear
 
 
 def _normalize(t: torch.Tensor) -> torch.Tensor:
@@ -45,7 +46,7 @@ class _MatrixSpectralNorm(nn.Module):
         return w / sigma
 
 
-class SpectralLinear(nn.Linear):
+class SpectralLinear(ConstrainedLinear):
     """:class:`torch.nn.Linear` normalized by its power-iteration spectral norm."""
 
     def __init__(
@@ -62,28 +63,6 @@ class SpectralLinear(nn.Linear):
         parametrize.register_parametrization(
             self, "weight", _MatrixSpectralNorm(self.weight, n_power_iterations)
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_float_input(x, type(self).__name__, min_dim=1)
-        if x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{type(self).__name__}: expected {self.in_features} input "
-                f"features in the last dim, got shape {tuple(x.shape)}"
-            )
-        return super().forward(x)
-
-    def lipschitz_bound(self) -> float:
-        """The exact spectral norm of the normalized weight, never the power iteration's
-        estimate."""
-        from .lipschitz import matrix_norm2
-
-        return matrix_norm2(self.weight)
-
-    def export_plain(self) -> nn.Linear:
-        """A plain :class:`torch.nn.Linear` with the normalized weight (eval mode)."""
-        from .export import plain_linear
-
-        return plain_linear(self)
 
 
 class _ConvSpectralNorm(nn.Module):

@@ -8,6 +8,12 @@ its taps, so the bound holds for every input size, zero or circular padding. ``W
 orthogonal exactly when ``P^T P`` is diagonal, and training tends to move it there, but an
 AOL layer is only guaranteed 1-Lipschitz, not gradient-norm preserving.
 
+A layer with fewer outputs than inputs is rescaled on its output side instead,
+``W = diag(d) P`` with ``d_i = (sum_j |(P P^T)_ij|)^(-1/2)`` (the same lemma for ``W^T``, which
+has the same norm): the Gram matrix is then the smaller one (``out x out``: 256 x 256 rather
+than 6272 x 6272 for a classifier head on flattened features), and a weight with orthonormal
+rows, the usual start, is left exactly as it is.
+
 ``lipschitz_bound`` recomputes the norm from the rescaled weight in float64 (exact singular
 values for the dense layer; for the convolution the smaller of the Schur bound and the
 transfer-matrix bound), so a certificate never relies on the lemma holding in float32.
@@ -29,19 +35,34 @@ from ._linear import ConstrainedLinear
 _EPS = 1e-12
 
 
-def aol_scale(weight: torch.Tensor) -> torch.Tensor:
+def scaled_dim(weight: torch.Tensor) -> int:
+    """The dimension AOL rescales: 1 (inputs), or 0 (outputs) when there are fewer outputs."""
+    return 0 if weight.shape[0] < weight.shape[1] else 1
+
+
+def aol_scale(weight: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """The AOL rescaling ``d`` of a dense ``(out, in)`` or convolution ``(out, in, kh, kw)``
-    weight: one factor per input unit or channel."""
-    gram = dense_gram(weight) if weight.dim() == 2 else conv_gram(weight)
+    weight: one factor per unit or channel of dimension ``dim`` (default
+    :func:`scaled_dim`): inputs (1) from the Gram of the columns, outputs (0) from the Gram
+    of the rows."""
+    dim = scaled_dim(weight) if dim is None else dim
+    w = weight if dim == 1 else weight.transpose(0, 1)
+    gram = dense_gram(w) if w.dim() == 2 else conv_gram(w)
     return abs_row_sums(gram).clamp_min(_EPS).rsqrt()
 
 
+def _broadcast(d: torch.Tensor, dim: int, ndim: int) -> torch.Tensor:
+    shape = [1] * ndim
+    shape[dim] = -1
+    return d.reshape(shape)
+
+
 class _AOLRescale(nn.Module):
-    """Parametrization ``P -> P diag(d(P))`` (input dimension 1)."""
+    """Parametrization ``P -> P diag(d(P))``, or ``diag(d(P)) P`` for fewer outputs."""
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
-        d = aol_scale(p)
-        return p * d.reshape(1, -1, *([1] * (p.dim() - 2)))
+        dim = scaled_dim(p)
+        return p * _broadcast(aol_scale(p, dim), dim, p.dim())
 
 
 class AOLLinear(ConstrainedLinear):
@@ -121,9 +142,12 @@ class AOLConv2d(nn.Conv2d):
         from .lipschitz import _conv2d
 
         w = self.weight.detach().to(torch.float64)  # the kernel the forward pass uses
-        d = aol_scale(self.parametrizations.weight.original.detach().to(torch.float64))
-        # Schur weights 1/d make the row sums of W's Gram equal to 1 (the AOL lemma)
-        return min(math.sqrt(schur_bound(conv_gram(w), 1.0 / d)), _conv2d(self))
+        raw = self.parametrizations.weight.original.detach().to(torch.float64)
+        dim = scaled_dim(raw)
+        d = aol_scale(raw, dim)
+        # Schur weights 1/d make the row sums of W's Gram (on the scaled side) equal to 1
+        gram = conv_gram(w if dim == 1 else w.transpose(0, 1))
+        return min(math.sqrt(schur_bound(gram, 1.0 / d)), _conv2d(self))
 
     def export_plain(self) -> nn.Conv2d:
         """A plain :class:`torch.nn.Conv2d` with the rescaled kernel and the same padding."""

@@ -167,3 +167,19 @@ def test_sll_layers_refuse_bad_sizes():
         SLLConv2d(3, kernel_size=4)
     with pytest.raises(ValueError, match="SLLConv2d"):
         SLLConv2d(3)(torch.randn(1, 2, 5, 5))
+
+
+@pytest.mark.parametrize("channels,hidden", [(8, 8), (32, 48)])
+def test_sll_conv_bound_is_tight_for_a_normalized_kernel(channels, hidden):
+    """The promise is 1: the bound from the weights must be 1 up to rounding, not the
+    transfer-matrix bound inflated for soundness (2 rho - 1 doubles any excess), also for a
+    normalized kernel given without its construction's weights (a peer's SLL block)."""
+    from wgan_lip.layers.sll import sll_block_bound, sll_t
+
+    torch.manual_seed(channels)
+    layer = SLLConv2d(channels, hidden).double()
+    _scramble(layer, 1.0, channels)
+    assert lipschitz_bound(layer) == pytest.approx(1.0, abs=1e-9)
+    w = layer.weight.detach()
+    scaled = w / sll_t(w, layer.log_q.detach()).sqrt()[:, None, None, None]
+    assert sll_block_bound(scaled) == pytest.approx(1.0, abs=1e-6)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_float_input
-from ._gram import abs_row_sums, conv_gram, schur_bound
+from ._gram import abs_row_sums, conv_gram, perron_schur_bound, schur_bound
 
 _EPS = 1e-12  # a larger T only shrinks the update (still sound)
 
@@ -43,8 +43,10 @@ def sll_block_bound(kernel: torch.Tensor, q: torch.Tensor | None = None) -> floa
     """Certified bound of the block ``x - 2 conv_K^T relu(conv_K x + b)`` for a stride-1
     'same' zero-padded convolution with kernel ``(hidden, in, kh, kw)`` and its adjoint (the
     transposed convolution with the same padding): ``max(1, 2 rho - 1)`` with ``rho`` the
-    smaller of the transfer-matrix bound of ``||conv_K||^2`` and, given Schur weights ``q``
-    over the hidden channels, Schur's test on the hidden Gram kernel (float64).
+    smallest of three float64 bounds of ``||conv_K||^2``: Schur's test on the hidden Gram
+    kernel with the Perron weights, with the weights ``q`` when given, and the
+    transfer-matrix bound. The Schur bounds are 1 up to rounding for a normalized kernel;
+    the transfer bound is inflated for soundness, and ``2 rho - 1`` would double that.
 
     An SLL layer is such a block with ``K = T^-1/2 W^T`` (``relu`` commutes with a positive
     diagonal), and so is orthogonium's ``SDPBasedLipschitzResBlock`` with its normalized
@@ -53,9 +55,10 @@ def sll_block_bound(kernel: torch.Tensor, q: torch.Tensor | None = None) -> floa
     from .lipschitz import conv_transfer_bound
 
     k = kernel.detach().to(torch.float64)
-    rho = conv_transfer_bound(k) ** 2
+    gram = conv_gram(k.transpose(0, 1))
+    rho = min(conv_transfer_bound(k) ** 2, perron_schur_bound(gram))
     if q is not None:
-        rho = min(rho, schur_bound(conv_gram(k.transpose(0, 1)), q))
+        rho = min(rho, schur_bound(gram, q))
     return max(1.0, 2.0 * rho - 1.0)
 
 
@@ -192,8 +195,10 @@ class SLLConv2d(_SLLBase):
         transfer-matrix bound. 1 for a layer that keeps its promise."""
         w = self.weight.detach().to(torch.float64)
         log_q = self.log_q.detach().to(torch.float64)
-        scaled = w / sll_t(w, log_q).sqrt()[:, None, None, None]  # K = T^-1/2 W^T
-        return sll_block_bound(scaled, log_q.exp())
+        t = sll_t(w, log_q)
+        scaled = w / t.sqrt()[:, None, None, None]  # K = T^-1/2 W^T
+        # Schur weights q sqrt(t) make the rows of K's Gram sum to 1 (the SLL lemma)
+        return sll_block_bound(scaled, log_q.exp() * t.sqrt())
 
     def export_plain(self) -> nn.Module:
         """``x + B relu(A x + b)``: a plain zero-padded :class:`torch.nn.Conv2d` ``A`` and a

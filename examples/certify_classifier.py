@@ -29,8 +29,8 @@ def bands(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     x = 0.3 * torch.rand(n, 1, 16, 16, generator=g)
     x[y == 0, :, :4, :] += 0.6
     x[y == 1, :, :, :4] += 0.6
-    diag = (torch.arange(16)[:, None] - torch.arange(16)[None, :]).abs() < 2
-    x[y == 2, :, diag] += 0.6
+    diag = ((torch.arange(16)[:, None] - torch.arange(16)[None, :]).abs() < 2).float()
+    x[y == 2] += 0.6 * diag
     return x.clamp(0, 1), y
 
 

@@ -68,6 +68,7 @@ DATASETS = {
     "mnist": {"eps": [0.3, 1.0, 1.58], "eps_train": 1.0},
     "cifar10-subset": {"eps": [36 / 255, 72 / 255, 108 / 255], "eps_train": 36 / 255},
 }
+EPS = DATASETS["mnist"]["eps"]  # the MNIST radii (scripts/gpu_check.py reads them)
 # Published 200-epoch GPU results (Li et al. 2019, Table 2): clean, certified at 0.3 / 1.58.
 PUBLISHED = {
     "FC-3 (Anil et al.)": (98.71, 97.06, 54.46),

@@ -73,7 +73,7 @@ class AOLLinear(ConstrainedLinear):
         >>> import torch
         >>> from wgan_lip.layers import AOLLinear, lipschitz_bound
         >>> layer = AOLLinear(8, 4)
-        >>> lipschitz_bound(layer) <= 1 + 1e-9
+        >>> lipschitz_bound(layer) <= 1 + 1e-5  # 1 up to float32 rounding
         True
     """
 

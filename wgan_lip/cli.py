@@ -344,12 +344,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit code (0 done, 1 failure, 2 a user
     mistake, 130 Ctrl-C), with one line on stderr for each error."""
     try:
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        code = _main(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:  # also while torch / Lightning are still being imported
         print("wgan-lip: interrupted", file=sys.stderr)
-        return 130
+        code = 130
     except InputError as e:
         return _fail(str(e))
+    if code == 130 and argv is None and threading.current_thread() is threading.main_thread():
+        # As a program (argv from sys.argv): the run is over and said so; a further Ctrl-C
+        # during interpreter shutdown (torch's finalizers take a moment) must not turn exit
+        # code 130 into death by SIGINT.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
 
 def _main(argv: list[str]) -> int:

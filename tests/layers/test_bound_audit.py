@@ -80,10 +80,17 @@ def randomize(m: nn.Module, seed: int) -> nn.Module:
     return m
 
 
-def assert_sound(m: nn.Module, exact: float | None) -> float:
+def assert_sound(m: nn.Module, exact: float | None, shape: tuple[int, ...] | None = None) -> float:
+    """The bound for every input size is sound; with ``shape``, so is the bound on that input
+    shape, and it is never looser than the size-free one."""
     bound = lipschitz_bound(m)
     if exact is not None:
         assert bound >= exact * (1 - TOL), (m, exact, bound)
+    if shape is not None:
+        on_shape = lipschitz_bound(m, input_shape=shape)
+        assert on_shape <= bound * (1 + 1e-9), (m, shape, on_shape, bound)
+        if exact is not None:
+            assert on_shape >= exact * (1 - TOL), (m, shape, exact, on_shape)
     return bound
 
 
@@ -156,8 +163,10 @@ def test_conv2d_bound_for_every_option(opts, seed):
     if conv.padding_mode in ("reflect", "replicate") and any(conv._reversed_padding_repeated_twice):
         with pytest.raises(TypeError, match=f"Conv2d with padding_mode='{conv.padding_mode}'"):
             lipschitz_bound(conv)
+        with pytest.raises((TypeError, ValueError)):  # refused, or a shape torch refuses
+            lipschitz_bound(conv, input_shape=shape)
         return
-    assert_sound(conv, operator_norm(conv, shape))
+    assert_sound(conv, operator_norm(conv, shape), shape)
 
 
 @AUDIT
@@ -179,8 +188,9 @@ def test_circular_pad_then_conv_bound(pads, k, dilation, stride, conv_pad, size,
     conv = nn.Conv2d(*channels, k, stride, conv_pad, dilation)
     shape = (channels[0], h, w)
     net = randomize(nn.Sequential(pad, conv), seed)
-    assert_sound(net, operator_norm(net, shape))  # the fused pair (conv_pad=0) or the product
-    assert_sound(pad, operator_norm(pad.double(), shape))  # the padding alone
+    # the fused pair (conv_pad=0) or the product
+    assert_sound(net, operator_norm(net, shape), shape)
+    assert_sound(pad, operator_norm(pad.double(), shape), shape)  # the padding alone
 
 
 @AUDIT
@@ -432,3 +442,83 @@ def test_patch_convolution_bound_is_exact(k, groups, padding, mode, size):
                                           for b in blocks))  # fmt: skip
     if size == (6, 6):  # whole patches, no padding: the bound is attained
         assert bound == pytest.approx(exact, rel=1e-9)
+
+
+# ---------------------------------------------------------------- bounds on a known input shape
+
+
+@AUDIT
+@given(
+    channels=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    k=st.integers(1, 5),
+    size=st.tuples(st.integers(1, 7), st.integers(1, 7)),
+    seed=st.integers(0, 1000),
+)
+def test_circular_same_conv_bound_on_its_shape_is_exact(channels, k, size, seed):
+    """A stride-1 'same' circular convolution is a circular convolution on the input's own
+    grid: its bound on that shape is its exact norm (kernel taps folded when it is wider)."""
+    pad = k // 2
+    h, w = max(size[0], pad), max(size[1], pad)
+    conv = randomize(nn.Conv2d(*channels, 2 * pad + 1, padding=pad, padding_mode="circular"),
+                     seed)  # fmt: skip
+    shape = (channels[0], h, w)
+    exact = operator_norm(conv, shape)
+    assert lipschitz_bound(conv, input_shape=shape) == pytest.approx(exact, rel=1e-9)
+
+
+def test_shape_bound_removes_the_transfer_inflation_of_an_orthogonal_conv():
+    """An orthogonal 3x3 convolution (BCOP's kernel in a plain ``nn.Conv2d``) has norm 1:
+    the size-free bound pays the grid's soundness inflation, the bound on a 28x28 input is
+    1 up to rounding."""
+    torch.manual_seed(0)
+    bcop = BCOPConv2d(16, 16, 3, bias=False, dtype=torch.float64)
+    conv = nn.Conv2d(16, 16, 3, padding=1, bias=False, padding_mode="circular").double()
+    with torch.no_grad():
+        conv.weight.copy_(bcop.weight)
+    assert lipschitz_bound(conv) > 1.01  # the inflation the input size removes
+    assert lipschitz_bound(conv, input_shape=(16, 28, 28)) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_shape_bound_follows_each_layer_input_size():
+    """Strides change the sizes layer by layer, and a module called twice is bounded on both
+    of its sizes: every bound stays above the exact norm of the whole map."""
+    torch.manual_seed(0)
+    shared = nn.Conv2d(2, 2, 3, padding=1)
+    net = randomize(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), shared,
+                                  nn.Conv2d(2, 2, 2, stride=2), shared), seed=3)  # fmt: skip
+    shape = (1, 9, 7)
+    exact = operator_norm(net, shape)
+    assert exact <= lipschitz_bound(net, input_shape=shape) * (1 + TOL)
+    assert lipschitz_bound(net, input_shape=shape) <= lipschitz_bound(net)
+
+
+def test_sll_conv_bound_on_a_shape_is_sound_and_no_looser():
+    from wgan_lip.layers import SLLConv2d
+
+    torch.manual_seed(0)
+    m = SLLConv2d(3, 4, dtype=torch.float64).eval()
+    with torch.no_grad():
+        m.weight.mul_(3.0)
+        m.log_q.normal_()
+    for size in [(1, 1), (2, 5), (6, 6)]:
+        shape = (3, *size)
+        lower = nonlinear_lower_bound(m, shape, seed=1)
+        on_shape = lipschitz_bound(m, input_shape=shape)
+        assert lower <= on_shape * (1 + TOL)
+        assert on_shape <= lipschitz_bound(m) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8), (1, 2), (1, 1, 1)])
+def test_an_input_shape_that_does_not_fit_is_one_clear_error(shape):
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
+    with pytest.raises(ValueError, match=r"input_shape .* does not fit the module"):
+        lipschitz_bound(net, input_shape=shape)
+
+
+def test_bound_on_a_shape_leaves_no_hooks_behind():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU())
+    lipschitz_bound(net, input_shape=(1, 5, 5))
+    assert all(not m._forward_pre_hooks and not m._forward_hooks for m in net.modules())
+    with pytest.raises(ValueError):
+        lipschitz_bound(net, input_shape=(3, 5, 5))
+    assert all(not m._forward_pre_hooks and not m._forward_hooks for m in net.modules())

@@ -9,8 +9,10 @@ from .aol import AOLConv2d, AOLLinear
 from .conv import BCOPConv2d, InvertibleDownsample, L2NormPool2d, compose_kernels
 from .export import export_plain
 from .lipschitz import (
+    conv_grid_bound,
     conv_transfer_bound,
     empirical_lipschitz,
+    known_input_sizes,
     lipschitz_bound,
     register_lipschitz_bound,
 )
@@ -36,9 +38,11 @@ __all__ = [
     "SpectralLinear",
     "bjorck",
     "compose_kernels",
+    "conv_grid_bound",
     "conv_transfer_bound",
     "empirical_lipschitz",
     "export_plain",
+    "known_input_sizes",
     "lipschitz_bound",
     "register_lipschitz_bound",
 ]

@@ -5,12 +5,15 @@ float64: each layer's own ``lipschitz_bound()`` method (BCOP: the factor-wise bo
 singular values for dense layers, and for a generic convolution the maximum of its transfer
 matrix's norm over a frequency grid inflated by Bernstein's inequality so that it bounds the
 supremum over *all* frequencies (hence every input size and both circular and zero
-padding). A module it does not know is an error naming its type: nothing is assumed to be
-1-Lipschitz, and so is an option a rule does not cover (reflect padding, batch statistics,
-a subclass that overrides ``forward``, a module with forward hooks). Add a rule with
-:func:`register_lipschitz_bound`, or give a module a ``lipschitz_bound(self) -> float``
-method. ``tests/layers/test_bound_audit.py`` checks every rule against the exact operator
-norm over its options and input sizes.
+padding). Given the input shape, ``lipschitz_bound(module, input_shape=...)`` bounds the
+function on that shape only, and a convolution's bound becomes the exact norm of the
+circular convolution its zero padding embeds into: no inflation. A module it does not know
+is an error naming its type: nothing is assumed to be 1-Lipschitz, and so is an option a
+rule does not cover (reflect padding, batch statistics, a subclass that overrides
+``forward``, a module with forward hooks). Add a rule with :func:`register_lipschitz_bound`,
+or give a module a ``lipschitz_bound(self) -> float`` method.
+``tests/layers/test_bound_audit.py`` checks every rule against the exact operator norm over
+its options and input sizes.
 
 ``empirical_lipschitz(module, x)`` is the matching lower bound: gradient ascent on
 ``|f(a) - f(b)| / |a - b|`` from pairs near the given points.
@@ -19,12 +22,18 @@ norm over its options and input sizes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 
 import torch
 from torch import nn
 
 _RULES: dict[type, Callable[[nn.Module], float]] = {}
+# id(module) -> the spatial sizes (H, W) of its 4-D inputs, while lipschitz_bound runs with
+# an input_shape; None otherwise (bounds then hold for every input size)
+_INPUT_SIZES: ContextVar[dict[int, set[tuple[int, int]]] | None] = ContextVar(
+    "wgan_lip_input_sizes", default=None
+)
 
 
 def register_lipschitz_bound(cls: type) -> Callable:
@@ -58,7 +67,7 @@ def register_lipschitz_bound(cls: type) -> Callable:
     return deco
 
 
-def lipschitz_bound(module: nn.Module) -> float:
+def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None) -> float:
     """A certified upper bound of ``module``'s L2 Lipschitz constant, from its weights.
 
     The bound is that of the module in eval mode (the function that is certified: no
@@ -67,12 +76,20 @@ def lipschitz_bound(module: nn.Module) -> float:
     with no known rule (residual blocks, custom forwards), or an option its rule does not
     cover, rather than assuming 1.
 
+    Args:
+        module: the network (or layer) to bound.
+        input_shape: the shape of one input without the batch axis, e.g. ``(1, 28, 28)``.
+            When given, the bound holds for inputs of that shape only and convolutions are
+            bounded exactly on their actual sizes (one forward pass of zeros records
+            them): tighter than the default, which holds for every input size.
+
     Returns:
         The bound, a float.
 
     Raises:
         TypeError: a module (or an option of one) without a certified rule, a subclass that
             overrides ``forward``, or forward hooks.
+        ValueError: ``input_shape`` does not fit the module.
 
     Example:
         >>> import torch
@@ -91,10 +108,54 @@ def lipschitz_bound(module: nn.Module) -> float:
     flags = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
-        return _bound(module)
+        if input_shape is None:
+            return _bound(module)
+        token = _INPUT_SIZES.set(_record_input_sizes(module, tuple(input_shape)))
+        try:
+            return _bound(module)
+        finally:
+            _INPUT_SIZES.reset(token)
     finally:
         for m, training in flags:
             m.training = training
+
+
+def known_input_sizes(module: nn.Module) -> set[tuple[int, int]] | None:
+    """The spatial sizes ``(H, W)`` of ``module``'s 4-D inputs when :func:`lipschitz_bound`
+    runs with an ``input_shape`` (for a layer's own ``lipschitz_bound()`` method), or None:
+    then the bound must hold for every input size."""
+    sizes = _INPUT_SIZES.get()
+    return None if sizes is None else sizes.get(id(module))
+
+
+def _record_input_sizes(
+    module: nn.Module, input_shape: tuple[int, ...]
+) -> dict[int, set[tuple[int, int]]]:
+    """One forward pass of zeros of ``input_shape`` that records each submodule's 4-D input
+    sizes (every call of a shared module)."""
+    for m in module.modules():
+        _refuse_hooks(m)  # the bound refuses them anyway; ours are removed before it runs
+    sizes: dict[int, set[tuple[int, int]]] = {}
+
+    def record(m: nn.Module, args: tuple) -> None:
+        if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 4:
+            sizes.setdefault(id(m), set()).add(tuple(args[0].shape[-2:]))
+
+    param = next(module.parameters(), None)
+    kw = {} if param is None else {"dtype": param.dtype, "device": param.device}
+    handles = [m.register_forward_pre_hook(record) for m in module.modules()]
+    try:
+        with torch.no_grad():
+            module(torch.zeros(1, *input_shape, **kw))
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(
+            f"lipschitz_bound: input_shape {input_shape} does not fit the module "
+            f"({str(e).splitlines()[0]}); pass the shape of one input without the batch axis"
+        ) from None
+    finally:
+        for h in handles:
+            h.remove()
+    return sizes
 
 
 def _bound(module: nn.Module) -> float:
@@ -191,7 +252,7 @@ def _sequential(m: nn.Sequential) -> float:
             eff_h, eff_w = _effective_kernel(nxt)
             copies = _circular_copies(top, bottom, eff_h) * _circular_copies(left, right, eff_w)
             with torch.no_grad():
-                bound *= math.sqrt(copies) * _conv_kernel_bound(nxt)
+                bound *= math.sqrt(copies) * _conv_kernel_bound(nxt, known_input_sizes(child))
             i += 2
             continue
         bound *= _bound(child)
@@ -311,6 +372,33 @@ def conv_transfer_bound(
     return top * inflate
 
 
+def conv_grid_bound(
+    kernel: torch.Tensor, size: tuple[int, int], dilation: int | tuple[int, int] = 1
+) -> float:
+    """Exact norm of the circular convolution with a 2-D kernel ``(out, in, kh, kw)`` on an
+    ``size = (N_h, N_w)`` grid: the largest ``||K_hat(w)||_2`` over its ``N_h x N_w``
+    discrete frequencies, in float64. A zero-padded convolution of an ``H x W`` input with
+    padding ``p`` is a restriction of the circular one on ``N >= H + 2p`` (no window wraps),
+    so this bounds it with no inflation. A kernel wider than the grid folds its taps modulo
+    the grid size, as the circular convolution does.
+    """
+    k = kernel.detach().to(torch.float64)
+    dh, dw = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
+    out_c, in_c, kh, kw = k.shape
+    nh, nw = size
+    folded = k.new_zeros(out_c, in_c, nh, nw)
+    for i in range(kh):
+        for j in range(kw):
+            folded[:, :, (i * dh) % nh, (j * dw) % nw] += k[:, :, i, j]
+    spectrum = torch.fft.fft2(folded)  # (out, in, nh, nw)
+    mats = spectrum.permute(2, 3, 0, 1).reshape(nh * nw, out_c, in_c)
+    chunk = max(1, 2**22 // max(1, out_c * in_c))  # frequencies per batch, bounded memory
+    return max(
+        float(torch.linalg.matrix_norm(mats[s : s + chunk], ord=2).max())
+        for s in range(0, nh * nw, chunk)
+    )
+
+
 @register_lipschitz_bound(nn.Conv2d)
 def _conv2d(m: nn.Conv2d) -> float:
     """Every stride, dilation, group count, kernel shape and padding size, zeros or circular
@@ -322,6 +410,9 @@ def _conv2d(m: nn.Conv2d) -> float:
     padding of ``a + b`` pixels on an axis where the kernel spans ``e`` makes ``a + b - e + 1``
     more outputs than the circular convolution has, which repeat some of them: the factor
     ``sqrt(copies)`` of :func:`_circular_copies` (1 for 'same' padding or less).
+
+    With known input sizes (:func:`known_input_sizes`) the transfer-matrix supremum becomes
+    the exact maximum over the circular grid the input embeds into (:func:`conv_grid_bound`).
     """
     top, bottom, left, right = _conv_pads(m)
     padded = any((top, bottom, left, right))
@@ -352,16 +443,30 @@ def _conv2d(m: nn.Conv2d) -> float:
             )
         eff_h, eff_w = _effective_kernel(m)
         copies = _circular_copies(top, bottom, eff_h) * _circular_copies(left, right, eff_w)
-    return math.sqrt(copies) * _conv_kernel_bound(m)
+        # the circular convolution on the input's own grid (outputs repeat at most `copies`)
+        return math.sqrt(copies) * _conv_kernel_bound(m, known_input_sizes(m))
+    if min(top, bottom, left, right) < 0:  # cropping: the generic bound only
+        return _conv_kernel_bound(m)
+    eff_h, eff_w = _effective_kernel(m)
+    sizes = known_input_sizes(m)
+    grids = None if sizes is None else {
+        (max(h + top + bottom, eff_h), max(w + left + right, eff_w)) for h, w in sizes
+    }  # fmt: skip
+    return _conv_kernel_bound(m, grids)
 
 
-def _conv_kernel_bound(m: nn.Conv2d) -> float:
+def _conv_kernel_bound(m: nn.Conv2d, grids: set[tuple[int, int]] | None = None) -> float:
     """``sup ||K_hat||`` of the convolution's kernel with its groups and dilation: groups act
-    on disjoint channel blocks (a block-diagonal operator), hence the maximum over blocks."""
+    on disjoint channel blocks (a block-diagonal operator), hence the maximum over blocks.
+    With circular ``grids`` (the zero-extended or periodic input sizes), the exact maximum
+    over each grid's frequencies instead (:func:`conv_grid_bound`)."""
     w = m.weight
     per_group = w.shape[0] // m.groups
     blocks = [w[g * per_group : (g + 1) * per_group] for g in range(m.groups)]
-    return max(conv_transfer_bound(b, dilation=tuple(m.dilation)) for b in blocks)
+    dilation = tuple(m.dilation)
+    if not grids:
+        return max(conv_transfer_bound(b, dilation=dilation) for b in blocks)
+    return max(conv_grid_bound(b, g, dilation) for b in blocks for g in grids)
 
 
 def _conv_pads(m: nn.Conv2d) -> tuple[int, int, int, int]:

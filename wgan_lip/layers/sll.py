@@ -39,7 +39,11 @@ def sll_t(weight: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return abs_row_sums(gram, q).clamp_min(_EPS)
 
 
-def sll_block_bound(kernel: torch.Tensor, q: torch.Tensor | None = None) -> float:
+def sll_block_bound(
+    kernel: torch.Tensor,
+    q: torch.Tensor | None = None,
+    input_sizes: set[tuple[int, int]] | None = None,
+) -> float:
     """Certified bound of the block ``x - 2 conv_K^T relu(conv_K x + b)`` for a stride-1
     'same' zero-padded convolution with kernel ``(hidden, in, kh, kw)`` and its adjoint (the
     transposed convolution with the same padding): ``max(1, 2 rho - 1)`` with ``rho`` the
@@ -50,13 +54,21 @@ def sll_block_bound(kernel: torch.Tensor, q: torch.Tensor | None = None) -> floa
 
     An SLL layer is such a block with ``K = T^-1/2 W^T`` (``relu`` commutes with a positive
     diagonal), and so is orthogonium's ``SDPBasedLipschitzResBlock`` with its normalized
-    kernel.
+    kernel. With ``input_sizes`` (the block's input ``(H, W)``, see
+    :func:`~wgan_lip.layers.lipschitz.known_input_sizes`) the transfer bound is replaced by
+    the exact norm on the circular grid the zero-padded input embeds into.
     """
-    from .lipschitz import conv_transfer_bound
+    from .lipschitz import conv_grid_bound, conv_transfer_bound
 
     k = kernel.detach().to(torch.float64)
     gram = conv_gram(k.transpose(0, 1))
-    rho = min(conv_transfer_bound(k) ** 2, perron_schur_bound(gram))
+    kh, kw = k.shape[-2:]
+    if input_sizes:
+        grids = {(max(h + kh - 1, kh), max(w + kw - 1, kw)) for h, w in input_sizes}
+        transfer = max(conv_grid_bound(k, g) for g in grids)
+    else:
+        transfer = conv_transfer_bound(k)
+    rho = min(transfer**2, perron_schur_bound(gram))
     if q is not None:
         rho = min(rho, schur_bound(gram, q))
     return max(1.0, 2.0 * rho - 1.0)
@@ -193,12 +205,14 @@ class SLLConv2d(_SLLBase):
         """``max(1, 2 rho - 1)`` with ``rho`` the smaller of two float64 bounds of
         ``||T^-1/2 conv_W||^2``: Schur's test on the hidden Gram kernel and the
         transfer-matrix bound. 1 for a layer that keeps its promise."""
+        from .lipschitz import known_input_sizes
+
         w = self.weight.detach().to(torch.float64)
         log_q = self.log_q.detach().to(torch.float64)
         t = sll_t(w, log_q)
         scaled = w / t.sqrt()[:, None, None, None]  # K = T^-1/2 W^T
         # Schur weights q sqrt(t) make the rows of K's Gram sum to 1 (the SLL lemma)
-        return sll_block_bound(scaled, log_q.exp() * t.sqrt())
+        return sll_block_bound(scaled, log_q.exp() * t.sqrt(), known_input_sizes(self))
 
     def export_plain(self) -> nn.Module:
         """``x + B relu(A x + b)``: a plain zero-padded :class:`torch.nn.Conv2d` ``A`` and a

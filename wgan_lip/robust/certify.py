@@ -45,10 +45,11 @@ class CertificationReport:
         return {**asdict(self), "violations": self.violations}
 
 
-def model_bound(model: nn.Module) -> float:
-    """``lipschitz_bound(model)``, or a clear refusal for layers without a certified bound."""
+def model_bound(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> float:
+    """``lipschitz_bound(model, input_shape)``, or a clear refusal for layers without a
+    certified bound."""
     try:
-        return lipschitz_bound(model)
+        return lipschitz_bound(model, input_shape)
     except TypeError as e:
         raise InputError(f"cannot certify this model: {e}") from None
 
@@ -72,8 +73,9 @@ def certify(
 ) -> CertificationReport:
     """Clean, certified and (with ``attack="pgd"``) attacked accuracy at each L2 radius.
 
-    The certificate uses ``L = lipschitz_bound(model)`` (never an assumed 1): an example is
-    certified at ``eps`` when it is classified correctly with margin ``> sqrt(2) eps L``.
+    The certificate uses ``L = lipschitz_bound(model, input_shape=images.shape[1:])`` (never
+    an assumed 1; convolutions bounded exactly on the images' size): an example is certified
+    at ``eps`` when it is classified correctly with margin ``> sqrt(2) eps L``.
 
     Args:
         model: the classifier, mapping ``images`` to logits ``(n, classes)``.
@@ -110,7 +112,7 @@ def certify(
     was_training = model.training
     model.eval()
     try:
-        bound = model_bound(model)
+        bound = model_bound(model, tuple(images.shape[1:]))
         logits = _logits(model, images, batch_size)
         correct = logits.argmax(1) == labels
         report = CertificationReport(n=len(labels), clean=float(correct.float().mean()),

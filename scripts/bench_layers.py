@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wgan_lip.layers import AOLConv2d, BCOPConv2d, BjorckLinear, SLLConv2d
+from wgan_lip.layers import AOLConv2d, BCOPConv2d, BjorckLinear, CayleyConv2d, SLLConv2d
 
 
 def machine() -> dict:
@@ -125,6 +125,7 @@ def bench_conv(repeats: int) -> dict:
     x = torch.randn(batch, c, size, size)
     layers = {
         "wgan_lip.BCOPConv2d": BCOPConv2d(c, c, 3),
+        "wgan_lip.CayleyConv2d": CayleyConv2d(c, c, 3),
         "nn.Conv2d": nn.Conv2d(c, c, 3, padding=1, padding_mode="circular"),
     }
     make_peer = peer_conv()
@@ -135,7 +136,10 @@ def bench_conv(repeats: int) -> dict:
     for name, m in layers.items():
         m.eval()
         with torch.no_grad():
-            s = conv_svals(m.weight, size)
+            if isinstance(m, CayleyConv2d):  # its frequency matrices on this input size
+                s = torch.linalg.svdvals(m.frequency_matrices((size, size)).to(torch.complex128))
+            else:
+                s = conv_svals(m.weight, size)
         rows[name] = {"step_s": med[name], "sval_min": float(s.min()), "sval_max": float(s.max())}
     return {
         "case": f"Conv {c}->{c}, 3x3, {size}x{size}, batch {batch}, one Adam step",
@@ -149,6 +153,7 @@ def throughput_layers(c: int) -> dict[str, nn.Module]:
     layers: dict[str, nn.Module] = {
         "nn.Conv2d": nn.Conv2d(c, c, 3, padding=1),
         "wgan_lip.BCOPConv2d": BCOPConv2d(c, c, 3),
+        "wgan_lip.CayleyConv2d": CayleyConv2d(c, c, 3),
         "wgan_lip.AOLConv2d": AOLConv2d(c, c, 3),
         "wgan_lip.SLLConv2d": SLLConv2d(c),
     }

@@ -26,6 +26,8 @@ class Row:
     sample_shape: tuple[int, ...]  # one input sample, without the batch dimension
     orthogonal: bool  # bound within 1% of 1
     wrong_shape: tuple[int, ...] | None  # a batch the layer must refuse with ValueError
+    # the map depends on the input size: bounded only with lipschitz_bound(input_shape=...)
+    needs_shape: bool = False
 
 
 ROWS: dict[type, Row] = {
@@ -39,6 +41,16 @@ ROWS: dict[type, Row] = {
     layers.AOLConv2d: Row(lambda: layers.AOLConv2d(2, 3, 3), (2, 5, 5), False, (3, 3, 5, 5)),
     layers.SLLLinear: Row(lambda: layers.SLLLinear(6, 5), (6,), False, (3, 5)),
     layers.SLLConv2d: Row(lambda: layers.SLLConv2d(2, 3, 3), (2, 5, 5), False, (3, 3, 5, 5)),
+    layers.CayleyConv2d: Row(
+        lambda: layers.CayleyConv2d(2, 3, 3), (2, 5, 4), True, (3, 3, 5, 5), needs_shape=True
+    ),
+    layers.FourierConv2d: Row(
+        lambda: layers.FourierConv2d(torch.randn(3, 3, 2, 2), 3, 2, torch.zeros(2)),
+        (3, 4, 6),
+        False,
+        (3, 2, 4, 6),
+        needs_shape=True,
+    ),
     layers.GroupSort: Row(lambda: layers.GroupSort(3), (6,), True, (3, 5)),
     layers.MaxMin: Row(lambda: layers.MaxMin(), (6,), True, (3, 5)),
     layers.FullSort: Row(lambda: layers.FullSort(), (6,), True, (3,)),
@@ -118,7 +130,13 @@ def _exact_norm(m: nn.Module, shape: tuple[int, ...], points: int = 4) -> float:
 @pytest.mark.parametrize("cls", list(ROWS), ids=lambda c: c.__name__)
 def test_bound_covers_the_exact_norm(cls):
     m = _instance(cls)
-    bound = lipschitz_bound(m)
+    row = ROWS[cls]
+    if row.needs_shape:
+        with pytest.raises(TypeError, match=f"{cls.__name__} .*pass input_shape"):
+            lipschitz_bound(m)
+        bound = lipschitz_bound(m, input_shape=row.sample_shape)
+    else:
+        bound = lipschitz_bound(m)
     exact = _exact_norm(m, ROWS[cls].sample_shape)
     assert bound >= exact * (1 - 1e-9), (bound, exact)
     if ROWS[cls].orthogonal:

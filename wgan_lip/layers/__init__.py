@@ -6,6 +6,7 @@ parametrization: ``layer.weight`` is the constrained weight and state dicts hold
 
 from .activations import FullSort, GroupSort, MaxMin
 from .aol import AOLConv2d, AOLLinear
+from .cayley import CayleyConv2d, FourierConv2d
 from .conv import BCOPConv2d, InvertibleDownsample, L2NormPool2d, compose_kernels
 from .export import export_plain
 from .lipschitz import (
@@ -26,6 +27,8 @@ __all__ = [
     "BCOPConv2d",
     "BjorckConfig",
     "BjorckLinear",
+    "CayleyConv2d",
+    "FourierConv2d",
     "FullSort",
     "GroupSort",
     "InvertibleDownsample",

@@ -141,8 +141,8 @@ def _record_input_sizes(
         if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 4:
             sizes.setdefault(id(m), set()).add(tuple(args[0].shape[-2:]))
 
-    param = next(module.parameters(), None)
-    kw = {} if param is None else {"dtype": param.dtype, "device": param.device}
+    tensors = [*module.parameters(), *(b for b in module.buffers() if b.is_floating_point())]
+    kw = {"dtype": tensors[0].dtype, "device": tensors[0].device} if tensors else {}
     handles = [m.register_forward_pre_hook(record) for m in module.modules()]
     try:
         with torch.no_grad():

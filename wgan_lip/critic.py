@@ -38,6 +38,29 @@ class RawInputCritic(nn.Module):
 
     ``kind`` names the critic (a W1 critic name or a constraint name); ``certified`` says
     whether ``net`` is 1-Lipschitz by construction.
+
+    Args:
+        net: the network in normalized units; it gets ``(n, *input_shape)`` inputs, or
+            ``(n, prod(input_shape))`` with ``flatten``, and returns ``n`` scores (any shape
+            with ``n`` entries, e.g. ``(n, 1)``; they are reshaped to ``(n,)``).
+        input_shape: shape of one sample, e.g. ``(2,)`` or ``(C, H, W)``; inputs of another
+            shape with the same number of entries per sample are reshaped to it.
+        flatten: flatten each normalized sample before ``net`` (an MLP on images).
+        kind: the critic's name, kept for reports.
+        certified: whether ``net`` is 1-Lipschitz by construction (stored as a bool).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.critic import RawInputCritic
+        >>> from wgan_lip.layers import BjorckLinear
+        >>> _ = torch.manual_seed(0)
+        >>> critic = RawInputCritic(BjorckLinear(4, 1), (2, 2), flatten=True, kind="demo",
+        ...                         certified=True)
+        >>> critic.fit_normalization(10 * torch.randn(100, 2, 2) + 3)
+        >>> critic(torch.randn(5, 2, 2)).shape  # one score per sample, in the data's units
+        torch.Size([5])
+        >>> round(critic.lipschitz_bound(), 4)  # the normalization cancels out
+        1.0
     """
 
     def __init__(

@@ -96,6 +96,7 @@ def exact_w1(
     Raises:
         InputError: mismatched dimensions, NaN/Inf entries, empty or bad weights.
         TooLargeError: the problem needs more than ``max_bytes``.
+        RuntimeError: the network-simplex solver did not reach an optimum.
 
     Example:
         >>> import numpy as np
@@ -147,6 +148,9 @@ def sliced_w1(
 
     Returns:
         The sliced W1, a float at most ``exact_w1(p, q)``.
+
+    Raises:
+        InputError: mismatched dimensions, NaN/Inf entries, empty or bad weights.
 
     Example:
         >>> import numpy as np

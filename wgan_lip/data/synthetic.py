@@ -25,7 +25,22 @@ def _gen(seed: int | None) -> torch.Generator:
 
 @dataclass
 class KnownW1:
-    """Base: ``sample_p(n, seed)``, ``sample_q(n, seed)`` and the exact ``w1``."""
+    """Base: ``sample_p(n, seed)``, ``sample_q(n, seed)`` and the exact ``w1``.
+
+    ``sample_p`` and ``sample_q`` return ``n`` float32 samples of shape ``(n, dim)``: the
+    same for the same ``seed``, fresh random ones for ``seed=None`` (Q draws from
+    ``seed + 1``, so the two sides are independent). ``w1`` is W1(P, Q) for the Euclidean
+    cost. The base class itself raises ``NotImplementedError`` for all three.
+
+    Args:
+        dim: dimension of the samples.
+
+    Example:
+        >>> from wgan_lip.data import KnownW1, Translation
+        >>> problem = Translation(dim=3, shift=2.0)
+        >>> isinstance(problem, KnownW1), problem.w1, tuple(problem.sample_p(5, seed=0).shape)
+        (True, 2.0, (5, 3))
+    """
 
     dim: int
 
@@ -46,6 +61,25 @@ class Translation(KnownW1):
 
     Proof: ``f(x) = <x, s/|s|>`` is 1-Lipschitz with ``E_P f - E_Q f = -|s|`` (so
     ``W1 >= |s|`` with ``-f``); the coupling ``x -> x + s`` moves every point by ``|s|``.
+
+    The shift is ``s = shift * (1, ..., 1) / sqrt(dim)``, so ``|s| = |shift|``.
+
+    Args:
+        dim: dimension of the samples.
+        shift: signed length of the shift along the diagonal; ``w1 = |shift|``.
+        base: ``"gaussian"`` (standard normal) or ``"uniform"`` (on ``[-1, 1]^dim``).
+
+    Raises:
+        ValueError: an unknown ``base``, when sampling (not at construction).
+
+    Example:
+        >>> from wgan_lip.data import Translation
+        >>> problem = Translation(dim=2, shift=-1.5, base="uniform")
+        >>> problem.w1
+        1.5
+        >>> p = problem.sample_p(4, seed=0)
+        >>> p.shape, p.dtype, bool(p.abs().max() <= 1)
+        (torch.Size([4, 2]), torch.float32, True)
     """
 
     shift: float = 1.0
@@ -78,6 +112,19 @@ class PointVsSphere(KnownW1):
 
     Proof: every coupling sends the mass at 0 to points at distance exactly r, and
     ``f(x) = -|x|`` attains ``E_P f - E_Q f = r``.
+
+    Args:
+        dim: dimension of the samples.
+        radius: the sphere's radius ``r``, the exact W1 (meant to be non-negative:
+            ``w1`` returns it as given).
+
+    Example:
+        >>> from wgan_lip.data import PointVsSphere
+        >>> problem = PointVsSphere(dim=3, radius=2.0)
+        >>> problem.sample_q(4, seed=0).norm(dim=1).round(decimals=4)
+        tensor([2., 2., 2., 2.])
+        >>> float(problem.sample_p(4).abs().max()), problem.w1
+        (0.0, 2.0)
     """
 
     radius: float = 1.0
@@ -96,13 +143,28 @@ class PointVsSphere(KnownW1):
 
 @dataclass
 class GaussianScale(KnownW1):
-    """P = N(0, a^2 I_d), Q = N(0, b^2 I_d): W1 = ``|a - b| E[chi_d]``, with
+    """Two centred Gaussians of different scales, with W1 in closed form.
+
+    P = N(0, a^2 I_d), Q = N(0, b^2 I_d): W1 = ``|a - b| E[chi_d]``, with
     ``E[chi_d] = sqrt(2) Gamma((d+1)/2) / Gamma(d/2)``.
 
     Derived from duality: ``f(x) = sign(a - b) |x|`` is 1-Lipschitz and
     ``E_P f - E_Q f = |a - b| E|z|`` for ``z ~ N(0, I)``; the coupling ``(a z, b z)`` costs
     ``E|a z - b z| = |a - b| E|z|``. Both equal, so the coupling is optimal. Unlike a
     translation, the optimal critic is radial, not linear, and the two supports overlap.
+
+    Args:
+        dim: dimension ``d`` of the samples.
+        scale_p: standard deviation ``a`` of P (meant to be non-negative: the formula uses
+            ``|a - b|``, which is not W1 for scales of opposite signs).
+        scale_q: standard deviation ``b`` of Q (likewise).
+
+    Example:
+        >>> import math
+        >>> from wgan_lip.data import GaussianScale
+        >>> problem = GaussianScale(dim=1, scale_p=1.0, scale_q=2.0)
+        >>> round(problem.w1, 6), round(math.sqrt(2 / math.pi), 6)  # E|z| in one dimension
+        (0.797885, 0.797885)
     """
 
     scale_p: float = 1.0
@@ -136,6 +198,18 @@ class VoronoiPush(KnownW1):
     stays in the Voronoi cell of ``c(y)`` (cells are convex), so ``g(y) - g(x) = t |y - c(y)|
     = |y - x|``: the coupling ``(x, y)`` and the potential ``-g`` have the same value, so the
     coupling is optimal and W1 = ``E[t |y - c(y)|] = E|y - c(y)| / 2``.
+
+    Args:
+        dim: dimension of the samples.
+        centres: number ``k`` of centres.
+        centre_seed: seed of the centres (and, plus one, of the Monte Carlo points).
+        mc_samples: Monte Carlo points used once, at construction, to evaluate ``w1``.
+
+    Example:
+        >>> from wgan_lip.data import VoronoiPush
+        >>> problem = VoronoiPush(dim=2, centres=4, mc_samples=10_000)
+        >>> problem.w1 > 0, problem.w1_stderr < 0.01, tuple(problem.sample_p(5, seed=0).shape)
+        (True, True, (5, 2))
     """
 
     centres: int = 16
@@ -183,7 +257,25 @@ def _mixture(centers: torch.Tensor, n: int, std: float, g: torch.Generator) -> t
 def eight_gaussians(
     n: int, seed: int | None = None, radius: float = 2.0, std: float = 0.02
 ) -> torch.Tensor:
-    """Eight Gaussians evenly spaced on a circle of ``radius``."""
+    """Eight Gaussians evenly spaced on a circle of ``radius``.
+
+    The centres are at angles ``0, pi/4, ..., 7 pi/4``; each sample picks one uniformly.
+
+    Args:
+        n: number of samples.
+        seed: seed of the draw (None: fresh random samples).
+        radius: radius of the circle of centres.
+        std: standard deviation of each Gaussian (per coordinate).
+
+    Returns:
+        A float32 tensor ``(n, 2)``.
+
+    Example:
+        >>> from wgan_lip.data import eight_gaussians
+        >>> x = eight_gaussians(1000, seed=0)
+        >>> x.shape, round(float(x.norm(dim=1).mean()), 1)
+        (torch.Size([1000, 2]), 2.0)
+    """
     angles = torch.arange(8) * (2 * math.pi / 8)
     centers = radius * torch.stack((angles.cos(), angles.sin()), dim=1)
     return _mixture(centers, n, std, _gen(seed))
@@ -192,14 +284,48 @@ def eight_gaussians(
 def twenty_five_gaussians(
     n: int, seed: int | None = None, spacing: float = 1.0, std: float = 0.05
 ) -> torch.Tensor:
-    """A 5 x 5 grid of Gaussians centred on {-2, ..., 2}^2 times ``spacing``."""
+    """A 5 x 5 grid of Gaussians centred on {-2, ..., 2}^2 times ``spacing``.
+
+    Args:
+        n: number of samples.
+        seed: seed of the draw (None: fresh random samples).
+        spacing: distance between neighbouring centres.
+        std: standard deviation of each Gaussian (per coordinate).
+
+    Returns:
+        A float32 tensor ``(n, 2)``.
+
+    Example:
+        >>> from wgan_lip.data import twenty_five_gaussians
+        >>> x = twenty_five_gaussians(1000, seed=0)
+        >>> x.shape, bool(x.abs().max() < 2.5)
+        (torch.Size([1000, 2]), True)
+    """
     grid = torch.arange(-2, 3, dtype=torch.float32) * spacing
     centers = torch.cartesian_prod(grid, grid)
     return _mixture(centers, n, std, _gen(seed))
 
 
 def swiss_roll(n: int, seed: int | None = None, noise: float = 0.1) -> torch.Tensor:
-    """The 2-D swiss roll: ``t (cos t, sin t)`` for ``t`` in [1.5 pi, 4.5 pi], scaled by 1/5."""
+    """The 2-D swiss roll: ``t (cos t, sin t)`` for ``t`` in [1.5 pi, 4.5 pi], scaled by 1/5.
+
+    ``t`` is uniform on that interval; Gaussian noise of standard deviation ``noise / 5``
+    per coordinate is added.
+
+    Args:
+        n: number of samples.
+        seed: seed of the draw (None: fresh random samples).
+        noise: noise level before the 1/5 scaling.
+
+    Returns:
+        A float32 tensor ``(n, 2)``.
+
+    Example:
+        >>> from wgan_lip.data import swiss_roll
+        >>> x = swiss_roll(1000, seed=0, noise=0.0)
+        >>> x.shape, bool(x.norm(dim=1).max() <= 4.5 * 3.1416 / 5)
+        (torch.Size([1000, 2]), True)
+    """
     g = _gen(seed)
     t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=g))
     x = torch.stack((t * t.cos(), t * t.sin()), dim=1) / 5
@@ -207,7 +333,27 @@ def swiss_roll(n: int, seed: int | None = None, noise: float = 0.1) -> torch.Ten
 
 
 def two_moons(n: int, seed: int | None = None, noise: float = 0.05) -> torch.Tensor:
-    """Two interleaving half circles."""
+    """Two interleaving half circles.
+
+    Each sample is, with probability 1/2, on the upper arc ``(cos t, sin t)`` or on the
+    lower arc ``(1 - cos t, 1/2 - sin t)``, ``t`` uniform on ``[0, pi]``, plus Gaussian
+    noise.
+
+    Args:
+        n: number of samples.
+        seed: seed of the draw (None: fresh random samples).
+        noise: standard deviation of the noise (per coordinate).
+
+    Returns:
+        A float32 tensor ``(n, 2)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.data import two_moons
+        >>> x = two_moons(500, seed=0)
+        >>> x.shape, bool(torch.equal(x, two_moons(500, seed=0)))
+        (torch.Size([500, 2]), True)
+    """
     g = _gen(seed)
     t = math.pi * torch.rand(n, generator=g)
     upper = torch.rand(n, generator=g) < 0.5

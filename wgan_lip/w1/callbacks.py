@@ -25,6 +25,22 @@ class PlateauSchedule(Callback):
     ``max(rel_tol * |best|, abs_tol)`` (``mode="max"``). After ``patience`` evaluations
     without improvement every learning rate is multiplied by ``factor``; once that has
     happened ``max_decays`` times, the next plateau stops training.
+
+    Args:
+        monitor: the logged metric watched (``trainer.callback_metrics`` key); an evaluation
+            that did not log it is ignored.
+        patience: evaluations without improvement that make a plateau.
+        rel_tol: relative part of the improvement threshold.
+        abs_tol: absolute part of the improvement threshold (in the monitor's units).
+        factor: multiplier of every learning rate at each decay.
+        max_decays: decays before the next plateau stops training.
+        restore_best: load the weights of the best evaluation back when training ends.
+
+    Example:
+        >>> from wgan_lip.w1 import PlateauSchedule
+        >>> cb = PlateauSchedule(patience=3, max_decays=1)
+        >>> cb.state_dict()
+        {'best': -inf, 'wait': 0, 'decays': 0}
     """
 
     def __init__(
@@ -98,9 +114,22 @@ class TrainTimer(Callback):
 
 
 class StepProgress(Callback):
-    """A progress bar over training steps (not epochs) on stderr: steps per second, samples
-    per second (all processes), the time left to ``max_steps`` (an upper bound when a
-    plateau stops training earlier) and the monitored value."""
+    """A progress bar over training steps (not epochs) on stderr.
+
+    It shows steps per second, samples per second (all processes), the time left to
+    ``max_steps`` (an upper bound when a plateau stops training earlier) and the monitored
+    value.
+
+    Args:
+        monitor: the logged metric shown as ``dual`` after each evaluation.
+        label: the bar's description.
+
+    Example:
+        >>> from wgan_lip.w1 import StepProgress
+        >>> bar = StepProgress(label="fold 1/5")
+        >>> bar.label, bar.monitor
+        ('fold 1/5', 'val/dual')
+    """
 
     def __init__(self, monitor: str = "val/dual", label: str = "W1 critic") -> None:
         self.monitor, self.label = monitor, label

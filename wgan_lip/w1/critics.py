@@ -37,6 +37,36 @@ def build_critic(
     convnet + GroupSort for ``(C, H, W)`` images. ``gp``, ``lp``, ``clip``: plain ReLU MLPs
     trained with a gradient penalty, a one-sided penalty or clipping. ``sn``: spectral-norm
     ReLU MLP.
+
+    Args:
+        kind: the critic's name, one of :data:`CRITICS` except ``"family"`` (which is
+            :class:`~wgan_lip.w1.family.CriticFamily`).
+        input_shape: shape of one sample: ``(d,)`` for vectors, ``(C, H, W)`` for images.
+        widths: hidden widths of the MLP critics (default ``(128, 128, 128)``); ``bcop``
+            uses ``widths[0]`` as its Björck head width.
+        group_size: GroupSort group size of the certified critics.
+        channels: ``bcop`` only: channels of the BCOP stages, each followed by a 2x
+            invertible downsampling.
+
+    Returns:
+        A :class:`~wgan_lip.critic.RawInputCritic` mapping ``(n, *input_shape)`` float32
+        samples to scores ``(n,)``, with ``certified`` True for ``groupsort`` and ``bcop``.
+        Its normalization is the identity until ``fit_normalization`` is called.
+
+    Raises:
+        InputError: an unknown ``kind`` (or ``"family"``); ``bcop`` for samples that are not
+            square ``(C, H, H)`` images with ``H`` divisible by ``2 ** len(channels)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1 import build_critic
+        >>> critic = build_critic("groupsort", (3,), widths=(16, 16))
+        >>> critic(torch.randn(5, 3)).shape, critic.certified
+        (torch.Size([5]), True)
+        >>> critic.lipschitz_bound() < 1 + 1e-5
+        True
+        >>> build_critic("bcop", (1, 12, 12)).net(torch.zeros(2, 1, 12, 12)).shape
+        torch.Size([2, 1])
     """
     if kind not in SINGLE_CRITICS:
         raise InputError(f"unknown critic {kind!r}; choose one of {', '.join(CRITICS[1:])} "

@@ -196,6 +196,39 @@ def split_indices(
 
     With ``folds > 1`` (cross-fitting) the rows are dealt into ``folds`` random parts of
     (nearly) equal size and part ``fold`` is held out; ``holdout`` is then ignored.
+
+    The held-out part has ``round(holdout * n)`` rows. The monitor part is the first
+    ``round(monitor * n_train)`` shuffled training rows (at most 20,000); when that would
+    leave fewer than 200 rows to fit on, or take fewer than 2, the monitor part is the
+    whole training part. With nothing held out (``holdout=0``, ``folds=1``) every part is
+    all of ``range(n)``.
+
+    Args:
+        n: number of rows of the side.
+        holdout: fraction held out, in ``[0, 1)`` (range checked even when ``folds > 1``).
+        monitor: fraction of the training rows kept aside to detect the plateau.
+        seed: seed of the permutation.
+        side: the side's name in error messages (``"P"`` or ``"Q"``).
+        folds: number of cross-fitting parts (1: a plain holdout split).
+        fold: the held-out part, in ``[0, folds)``.
+
+    Returns:
+        A ``Split`` of int64 index tensors ``fit``, ``monitor`` and ``holdout`` (in random
+        order, not sorted).
+
+    Raises:
+        InputError: ``holdout`` outside ``[0, 1)``; ``folds < 1`` or ``fold`` outside
+            ``[0, folds)``; a held-out part of fewer than 2 rows (when anything is held
+            out) or fewer than 2 training rows.
+
+    Example:
+        >>> from wgan_lip.w1 import split_indices
+        >>> split = split_indices(1000, holdout=0.2, monitor=0.1, seed=0, side="P")
+        >>> len(split.fit), len(split.monitor), len(split.holdout)
+        (720, 80, 200)
+        >>> split = split_indices(10, holdout=0.0, monitor=0.1, seed=0, side="P")
+        >>> len(split.fit), len(split.monitor), len(split.holdout)  # in-sample
+        (10, 10, 10)
     """
     if not 0.0 <= holdout < 1.0:
         raise InputError(f"holdout must be in [0, 1), got {holdout}")
@@ -311,9 +344,27 @@ class TwoSampleDataModule(L.LightningDataModule):
         monitor: fraction of the training portion kept aside to detect the plateau.
         batch_size: samples per side per step.
         eval_every: training steps between two plateau checks (one "epoch").
+        eval_batch_size: rows per chunk when scoring the monitor and held-out parts.
         seed: fixes the split and the batch order.
         folds, fold: cross-fitting: with ``folds > 1`` part ``fold`` of ``folds`` is held
             out (``holdout`` is ignored).
+
+    Nothing is read until :meth:`load` (or ``setup``, ``input_shape``, ``indices``); the
+    split's arguments are checked then.
+
+    Raises:
+        InputError: ``batch_size`` or ``eval_every`` below 1 (at construction); at
+            :meth:`load`, a source that cannot be read, or a split that leaves a part too
+            small (see :func:`split_indices`).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1 import TwoSampleDataModule
+        >>> dm = TwoSampleDataModule(torch.randn(100, 3), torch.randn(50, 3) + 1, seed=0)
+        >>> dm.input_shape
+        (3,)
+        >>> [len(i) for i in dm.indices("holdout")]  # 20% of each side
+        [20, 10]
     """
 
     def __init__(
@@ -433,6 +484,30 @@ class KnownW1DataModule(TwoSampleDataModule):
 
     ``problem`` is ``translation`` (``shift``), ``sphere`` (``radius``) or ``gaussian_scale``
     (``scale_p``, ``scale_q``); ``n`` samples per side in ``dim`` dimensions.
+
+    Args:
+        problem: which :class:`~wgan_lip.data.synthetic.KnownW1` pair:
+            :class:`~wgan_lip.data.synthetic.Translation`,
+            :class:`~wgan_lip.data.synthetic.PointVsSphere` or
+            :class:`~wgan_lip.data.synthetic.GaussianScale`; kept as ``self.problem``
+            (its ``w1`` is the exact answer).
+        dim: dimension of the samples.
+        n: samples drawn per side (once, with ``seed``; fixed for the run).
+        shift: ``translation``: the length of the shift (the exact W1).
+        radius: ``sphere``: the sphere's radius (the exact W1).
+        scale_p, scale_q: ``gaussian_scale``: standard deviations of P and Q.
+        holdout, monitor, batch_size, eval_every, seed: as
+            :class:`TwoSampleDataModule`.
+
+    Raises:
+        InputError: an unknown ``problem``, or a bad option of
+            :class:`TwoSampleDataModule`.
+
+    Example:
+        >>> from wgan_lip.w1 import KnownW1DataModule
+        >>> dm = KnownW1DataModule("translation", dim=2, n=100, shift=3.0)
+        >>> dm.problem.w1, dm.input_shape
+        (3.0, (2,))
     """
 
     def __init__(

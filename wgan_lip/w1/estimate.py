@@ -56,6 +56,46 @@ class W1Estimate:
     last fold's, with cross-fitting). ``p_value`` tests H0: P = Q from the held-out scores
     (:mod:`wgan_lip.w1.two_sample`; NaN with ``holdout=0``). With ``folds > 1`` every
     sample is held out once; ``lipschitz_bound`` is then the largest of the folds' bounds.
+
+    Args:
+        value: the reported (held-out) dual value, in the data's units.
+        ci_low: lower end of its 95% interval.
+        ci_high: upper end of its 95% interval.
+        train_value: the same value on (at most 100,000 per side of) the training rows; the
+            mean over folds with cross-fitting.
+        lipschitz_bound: the certified bound ``L`` of the reported critic.
+        n_p: rows of P.
+        n_q: rows of Q.
+        dim: dimension of one sample (its number of entries).
+        steps: training steps, summed over folds.
+        train_seconds: seconds of the training loops, summed over folds.
+        seconds: seconds of the whole :func:`estimate_w1` call.
+        certified: whether the critic is 1-Lipschitz by construction (values divided by
+            ``lipschitz_bound``).
+        critic_type: the ``critic`` option (``"family"``, ``"groupsort"``, ...).
+        holdout: the held-out fraction (``1 / folds`` with cross-fitting).
+        n_holdout_p: held-out rows of P scored (0 in-sample).
+        n_holdout_q: held-out rows of Q scored (0 in-sample).
+        stopped: ``"plateau"``, ``"max_steps"``, ``"max_time"`` or ``"interrupted"``.
+        critic: the trained critic (last fold's), raw samples to scores ``(n,)``.
+        critic_name: the reported member of a family (else the critic type).
+        monitor_values: certified monitor value of each family member (empty for a single
+            critic).
+        p_value: permutation p-value of H0: P = Q (NaN in-sample).
+        folds: folds trained (fewer than asked after a Ctrl-C).
+        batch_size: samples per side per step of the last fold.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip import estimate_w1
+        >>> _ = torch.manual_seed(0)
+        >>> p, q = torch.randn(200, 2), torch.randn(200, 2) + 1
+        >>> est = estimate_w1(p, q, critic="groupsort", widths=(16,), steps=5, progress=False,
+        ...                   accelerator="cpu")
+        >>> est.n_holdout_p, est.certified, est.ci_low <= est.value <= est.ci_high
+        (40, True, True)
+        >>> sorted(est.to_dict())[:4]
+        ['batch_size', 'certified', 'ci_high', 'ci_low']
     """
 
     value: float
@@ -105,7 +145,30 @@ def _tensor(x) -> torch.Tensor:
 def dual_stats(
     critic: nn.Module, xp: torch.Tensor, xq: torch.Tensor, batch_size: int = 8192
 ) -> DualStats:
-    """Score ``xp`` and ``xq`` with ``critic`` (eval mode) into :class:`DualStats`."""
+    """Score ``xp`` and ``xq`` with ``critic`` (eval mode) into :class:`DualStats`.
+
+    The critic's train/eval flag is restored afterwards; inputs are moved to the device of
+    the critic's first buffer, so the critic must have one (as every
+    :class:`~wgan_lip.critic.RawInputCritic` does).
+
+    Args:
+        critic: a module mapping a batch of samples to scores (``n`` entries).
+        xp: samples of P, ``(n_p, ...)``.
+        xq: samples of Q, ``(n_q, ...)``.
+        batch_size: rows scored per forward pass.
+
+    Returns:
+        A :class:`~wgan_lip.w1.loss.DualStats` holding the float64 sums of both sides (raw
+        scores: not divided by any Lipschitz bound).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1 import build_critic, dual_stats
+        >>> critic = build_critic("groupsort", (2,), widths=(8,))
+        >>> stats = dual_stats(critic, torch.randn(30, 2), torch.randn(20, 2))
+        >>> stats.n_p, stats.n_q
+        (30, 20)
+    """
     return chunk_stats(critic, SideChunks(xp, xq, batch_size))
 
 
@@ -294,6 +357,25 @@ def estimate_w1(
 
     Returns:
         :class:`W1Estimate`.
+
+    Raises:
+        InputError: an unknown ``critic`` or family member, ``steps``, ``folds`` or
+            ``batch_size`` below 1, a source that cannot be read, samples of P and Q of
+            different sizes, or a split that leaves a part too small (see
+            :func:`~wgan_lip.w1.data.split_indices`).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip import estimate_w1
+        >>> from wgan_lip.data import Translation
+        >>> problem = Translation(dim=2, shift=1.0)  # W1 = 1 exactly
+        >>> p, q = problem.sample_p(200, seed=0), problem.sample_q(200, seed=0)
+        >>> est = estimate_w1(p, q, critic="groupsort", widths=(16,), steps=5, progress=False,
+        ...                   accelerator="cpu")
+        >>> est.certified, est.stopped, est.steps
+        (True, 'max_steps', 5)
+        >>> est.value <= 1.0 + 3 * (est.ci_high - est.value)  # a lower bound, up to noise
+        True
     """
     start = time.perf_counter()
     opts = _train_options(critic, folds, steps, batch_size, widths, family, lr, patience,

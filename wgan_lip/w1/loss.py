@@ -16,7 +16,22 @@ Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 
 def kr_dual(f_p: torch.Tensor, f_q: torch.Tensor) -> torch.Tensor:
-    """``mean f(P) - mean f(Q)``: the Kantorovich-Rubinstein dual value of the scores."""
+    """``mean f(P) - mean f(Q)``: the Kantorovich-Rubinstein dual value of the scores.
+
+    Args:
+        f_p: the critic's scores on samples of P, any shape (all entries are averaged).
+        f_q: the critic's scores on samples of Q, any shape; its size may differ from
+            ``f_p``'s.
+
+    Returns:
+        A 0-d tensor, differentiable through both scores.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1 import kr_dual
+        >>> kr_dual(torch.tensor([2.0, 4.0]), torch.tensor([1.0, 1.0, 1.0]))
+        tensor(2.)
+    """
     return f_p.mean() - f_q.mean()
 
 
@@ -32,6 +47,23 @@ def global_kr_dual(f_p: torch.Tensor, f_q: torch.Tensor) -> tuple[torch.Tensor, 
     ``kr_dual(f_p, f_q)``. Scores of shape ``(n, K)`` (a family of ``K`` critics) give ``K``
     values and the sum of the ``K`` objectives (independent parameters: each critic gets
     the gradient of its own objective).
+
+    Args:
+        f_p: this process's scores on samples of P, ``(n_p,)`` or ``(n_p, K)``.
+        f_q: this process's scores on samples of Q, ``(n_q,)`` or ``(n_q, K)``.
+
+    Returns:
+        ``(objective, value)``: ``objective`` a 0-d tensor to maximize (differentiable),
+        ``value`` the detached global dual value, 0-d or ``(K,)``, in ``f_p``'s dtype.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1 import global_kr_dual
+        >>> global_kr_dual(torch.tensor([2.0, 4.0]), torch.tensor([1.0]))  # one process
+        (tensor(2.), tensor(2.))
+        >>> f_p, f_q = torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.zeros(3, 2)
+        >>> global_kr_dual(f_p, f_q)[1]  # a family of K = 2 critics
+        tensor([2., 0.])
     """
     dist = torch.distributed
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
@@ -53,7 +85,21 @@ def global_kr_dual(f_p: torch.Tensor, f_q: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def kr_loss(f_p: torch.Tensor, f_q: torch.Tensor) -> torch.Tensor:
-    """The loss a critic minimizes: ``-(mean f(P) - mean f(Q))``."""
+    """The loss a critic minimizes: ``-(mean f(P) - mean f(Q))``.
+
+    Args:
+        f_p: the critic's scores on samples of P, any shape.
+        f_q: the critic's scores on samples of Q, any shape.
+
+    Returns:
+        A 0-d tensor, the negated :func:`kr_dual`.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1 import kr_loss
+        >>> kr_loss(torch.tensor([2.0, 4.0]), torch.tensor([1.0]))
+        tensor(-2.)
+    """
     return -kr_dual(f_p, f_q)
 
 
@@ -64,6 +110,29 @@ class DualStats:
     ``update`` takes scores batch by batch; ``value`` is the dual value, ``stderr`` its
     standard error under independent samples (``sqrt(var_P/n_P + var_Q/n_Q)``), so
     ``value +- 1.96 stderr`` is a 95% interval for the critic's population dual value.
+
+    Args:
+        n_p: number of scores of P seen so far.
+        sum_p: their sum.
+        sq_p: the sum of their squares.
+        n_q: number of scores of Q seen so far.
+        sum_q: their sum.
+        sq_q: the sum of their squares.
+
+    Raises:
+        ValueError: ``update`` with a ``side`` other than ``"p"`` or ``"q"``; ``value``
+            (hence ``interval``) before both sides have a score.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1 import DualStats
+        >>> stats = DualStats()
+        >>> stats.update(torch.tensor([1.0, 3.0]), "p")
+        >>> stats.update(torch.tensor([0.0, 0.0, 0.0]), "q")
+        >>> stats.value, stats.n_p, stats.n_q
+        (2.0, 2, 3)
+        >>> [round(v, 4) for v in stats.interval(scale=2.0)]  # divided by a bound of 2
+        [1.0, 0.02, 1.98]
     """
 
     n_p: int = 0

@@ -37,10 +37,22 @@ class W1Critic(L.LightningModule):
         family: the members of the ``family`` critic.
         input_shape: shape of one sample; inferred from the datamodule when None.
         widths: hidden widths of the MLP critics (the bcop head width is ``widths[0]``).
+        group_size: GroupSort group size of the certified single critics.
+        channels: channels of the ``bcop`` critic's BCOP stages.
         lr: learning rate (default 1e-3 with Adam; 5e-5 with RMSprop for ``clip``, the
             setting of Arjovsky et al.).
         penalty_weight: lambda of the gp / lp penalties (10, Gulrajani et al.).
         clip_value: the weight-clipping box of ``clip`` (0.01).
+
+    Raises:
+        InputError: an unknown ``critic`` (or, through the critic's builder, a bad
+            ``input_shape`` or family member).
+
+    Example:
+        >>> from wgan_lip.w1 import W1Critic
+        >>> module = W1Critic("groupsort", input_shape=(2,), widths=(16,))
+        >>> type(module.critic).__name__, module.critic.certified, module.is_family
+        ('RawInputCritic', True, False)
     """
 
     def __init__(

@@ -23,6 +23,21 @@ class GroupSort(nn.Module):
 
     Accepts inputs of shape ``(N, C)`` or ``(N, C, *spatial)``; ``C`` must be a multiple
     of ``group_size``.
+
+    Args:
+        group_size: units per group, a positive integer (1: the identity; 2:
+            :class:`MaxMin`).
+
+    Raises:
+        ValueError: a ``group_size`` that is not a positive integer; in ``forward``, an
+            input with fewer than 2 dims or a ``C`` not divisible by ``group_size``.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import GroupSort
+        >>> GroupSort(3)(torch.tensor([[3.0, 1.0, 2.0, 0.0, -1.0, 5.0]]))
+        tensor([[ 1.,  2.,  3., -1.,  0.,  5.]])
     """
 
     def __init__(self, group_size: int = 2) -> None:
@@ -81,7 +96,20 @@ class _PairSort(torch.autograd.Function):
 
 
 class MaxMin(GroupSort):
-    """GroupSort with groups of two: each pair ``(2i, 2i+1)`` becomes ``(min, max)``."""
+    """GroupSort with groups of two: each pair ``(2i, 2i+1)`` becomes ``(min, max)``.
+
+    Takes no arguments; inputs as :class:`GroupSort` (an even ``C``).
+
+    Raises:
+        ValueError: in ``forward``, an input with fewer than 2 dims or an odd ``C``.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import MaxMin
+        >>> MaxMin()(torch.tensor([[3.0, 1.0, -2.0, 4.0]]))
+        tensor([[ 1.,  3., -2.,  4.]])
+    """
 
     def __init__(self) -> None:
         super().__init__(group_size=2)
@@ -91,7 +119,21 @@ class MaxMin(GroupSort):
 
 
 class FullSort(nn.Module):
-    """Sort all units of dim 1 in ascending order (GroupSort with one group)."""
+    """Sort all units of dim 1 in ascending order (GroupSort with one group).
+
+    Takes no arguments; inputs ``(N, C)`` or ``(N, C, *spatial)`` (each position sorted
+    across the channels).
+
+    Raises:
+        ValueError: in ``forward``, an input with fewer than 2 dims.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import FullSort
+        >>> FullSort()(torch.tensor([[3.0, 1.0, 2.0]]))
+        tensor([[1., 2., 3.]])
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_input(x, type(self).__name__, min_dim=2)

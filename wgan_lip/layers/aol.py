@@ -66,8 +66,20 @@ class _AOLRescale(nn.Module):
 
 
 class AOLLinear(ConstrainedLinear):
-    """:class:`torch.nn.Linear` whose weight is the AOL rescaling of a free matrix:
+    """AOL dense layer: 1-Lipschitz for every value of its parameters.
+
+    :class:`torch.nn.Linear` whose weight is the AOL rescaling of a free matrix:
     ``||weight||_2 <= 1`` for every value of the parameters.
+
+    Initialized with an orthogonal free matrix, which the rescaling leaves as it is.
+
+    Args:
+        in_features, out_features, bias: as :class:`torch.nn.Linear`.
+        device, dtype: factory keywords of the parameters.
+
+    Raises:
+        ValueError: in ``forward``, an input whose last dim is not ``in_features``.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
 
     Example:
         >>> import torch
@@ -87,8 +99,22 @@ class AOLLinear(ConstrainedLinear):
 
 
 class AOLConv2d(nn.Conv2d):
-    """Stride-1 'same' convolution (odd kernel; zero or circular padding) whose kernel is the
+    """AOL convolution: 1-Lipschitz on every input size.
+
+    Stride-1 'same' convolution (odd kernel; zero or circular padding) whose kernel is the
     AOL rescaling of a free kernel: 1-Lipschitz on every input size.
+
+    Args:
+        in_channels, out_channels: as :class:`torch.nn.Conv2d`.
+        kernel_size: the square kernel's side, odd (padding ``kernel_size // 2``).
+        bias: add a learned bias.
+        padding_mode: ``"zeros"`` or ``"circular"``.
+        device, dtype: factory keywords of the parameters.
+
+    Raises:
+        ValueError: an even ``kernel_size`` or another ``padding_mode``; in ``forward``, an
+            input that is not 4-D or has the wrong number of channels.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
 
     Example:
         >>> import torch

@@ -80,8 +80,10 @@ def _bound_on_sizes(module: nn.Module, kernel: torch.Tensor, out_c: int, in_c: i
 
 
 class CayleyConv2d(nn.Module):
-    """Orthogonal circular convolution (Cayley transform per frequency, Trockman & Kolter
-    2021): stride 1, the input size kept, norm preserving when ``out >= in``.
+    """Orthogonal circular convolution by the Cayley transform per frequency.
+
+    After Trockman & Kolter 2021: stride 1, the input size kept, norm preserving when
+    ``out >= in``.
 
     Args:
         in_channels: channels of the input.
@@ -175,13 +177,19 @@ class CayleyConv2d(nn.Module):
 
 
 class FourierConv2d(nn.Module):
-    """The plain export of :class:`CayleyConv2d`: the same frequency-domain map from a fixed
-    kernel and bias (buffers), for every input size.
+    """The plain export of :class:`CayleyConv2d`.
+
+    The same frequency-domain map from a fixed kernel and bias (buffers), for every input
+    size.
 
     Args:
         kernel: the free kernel ``(c, c, kh, kw)``.
         in_channels, out_channels: as in the layer.
         bias: ``(out_channels,)`` or None.
+
+    Raises:
+        ValueError: at call time, an input that is not ``(N, in_channels, H, W)``.
+        TypeError: a non-floating input.
 
     Example:
         >>> import torch

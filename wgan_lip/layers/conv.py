@@ -40,6 +40,26 @@ def compose_kernels(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
 
     ``inner``: ``(m, i, ha, wa)``, ``outer``: ``(o, m, hb, wb)``; returns
     ``(o, i, ha + hb - 1, wa + wb - 1)``, ``K[w] = sum_{u + v = w} outer[v] @ inner[u]``.
+
+    Args:
+        outer: the kernel applied second, ``(o, m, hb, wb)``.
+        inner: the kernel applied first, ``(m, i, ha, wa)``, same dtype and device.
+
+    Returns:
+        The composed kernel ``(o, i, ha + hb - 1, wa + wb - 1)``, differentiable in both.
+
+    Example:
+        >>> import torch
+        >>> import torch.nn.functional as F
+        >>> from wgan_lip.layers import compose_kernels
+        >>> inner = torch.tensor([1.0, 2.0]).reshape(1, 1, 1, 2)
+        >>> outer = torch.tensor([3.0, 4.0]).reshape(1, 1, 1, 2)
+        >>> compose_kernels(outer, inner).flatten()  # (1 + 2z)(3 + 4z) = 3 + 10z + 8z^2
+        tensor([ 3., 10.,  8.])
+        >>> x = torch.randn(1, 1, 3, 6)
+        >>> both = F.conv2d(F.conv2d(x, inner), outer)
+        >>> bool(torch.allclose(both, F.conv2d(x, compose_kernels(outer, inner))))
+        True
     """
     hb, wb = outer.shape[-2:]
     x = inner.transpose(0, 1)  # (i, m, ha, wa): each input channel is a batch element
@@ -138,16 +158,38 @@ class BCOPConv2d(nn.Conv2d):
     (one more pixel at the bottom/right) for even ones.
 
     Args:
-        in_channels, out_channels, kernel_size: as :class:`torch.nn.Conv2d` (square kernel).
-        bias: add a learned bias (it does not change the Lipschitz constant).
+        in_channels, out_channels, kernel_size: as :class:`torch.nn.Conv2d` (square kernel),
+            positive integers.
+        bias: add a learned bias, initialized to zero (it does not change the Lipschitz
+            constant).
         padding: ``"circular"`` (exactly orthogonal when ``in == out``) or ``"zeros"``
             (1-Lipschitz).
         config: :class:`BjorckConfig` of the orthonormalization.
+        stride: must be 1 (accepted so that a ``stride`` keyword gets a clear error).
+        device, dtype: factory keywords of the parameters.
 
     The raw parameters are ``parametrizations.weight.original0`` (the ``c x c`` 1x1 matrix,
     ``c = max(in, out)``) and ``original1`` (the ``2(k-1)`` projector factors); state dicts
     of the earlier layout (``parametrizations.ortho.original``, ``...proj.original``) still
     load. For strided downsampling use :class:`InvertibleDownsample` after this layer.
+
+    Raises:
+        ValueError: ``stride`` other than 1, an unknown ``padding``, or a size that is not a
+            positive integer; in ``forward``, an input that is not 4-D or has the wrong
+            number of channels.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
+        RuntimeError: assigning ``weight`` (load a state dict instead).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import BCOPConv2d, lipschitz_bound
+        >>> conv = BCOPConv2d(4, 4, 3)  # circular padding, in == out: orthogonal
+        >>> x = torch.randn(2, 4, 8, 8)
+        >>> y = conv(x)
+        >>> y.shape, bool(torch.allclose(y.norm(), x.norm(), rtol=1e-4))
+        (torch.Size([2, 4, 8, 8]), True)
+        >>> lipschitz_bound(conv) < 1 + 1e-4
+        True
     """
 
     def __init__(
@@ -280,6 +322,23 @@ class InvertibleDownsample(nn.Module):
     """Space-to-depth (pixel unshuffle): ``(N, C, H, W) -> (N, C f^2, H/f, W/f)``.
 
     A permutation of the entries, hence orthogonal: downsampling without losing norm.
+
+    Args:
+        factor: the downsampling factor ``f``, a positive integer; ``H`` and ``W`` must be
+            divisible by it.
+
+    Raises:
+        ValueError: a ``factor`` that is not a positive integer; in ``forward``, an input
+            that is not 4-D or whose ``H`` or ``W`` is not divisible by ``factor``.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import InvertibleDownsample
+        >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
+        >>> y = InvertibleDownsample(2)(x)
+        >>> y.shape, bool(y.norm() == x.norm())
+        (torch.Size([1, 4, 2, 2]), True)
     """
 
     def __init__(self, factor: int = 2) -> None:
@@ -313,6 +372,25 @@ class L2NormPool2d(nn.Module):
     smooth at 0), and a pixel lies in at most ``ceil(k/s)^2`` windows, so the pooled map has
     Lipschitz constant at most ``ceil(k/s)``; dividing by it makes it 1-Lipschitz. With
     non-overlapping windows (the default ``stride = kernel_size``) no scaling is needed.
+
+    Windows have no padding: rows and columns that do not fill a last window are dropped.
+
+    Args:
+        kernel_size: the square window's side ``k``.
+        stride: the step ``s`` between windows (None or 0: ``kernel_size``).
+        eps: the smoothing term under the square root (a pooled all-zero window gives
+            ``sqrt(eps) / ceil(k/s)``).
+
+    Raises:
+        ValueError: in ``forward``, an input that is not 4-D.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import L2NormPool2d
+        >>> x = torch.tensor([[[[3.0, 4.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]])
+        >>> L2NormPool2d(2)(x)  # norms of the 2x2 windows
+        tensor([[[[5., 1.]]]])
     """
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None, eps: float = 1e-12):

@@ -121,9 +121,33 @@ def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None)
 
 
 def known_input_sizes(module: nn.Module) -> set[tuple[int, int]] | None:
-    """The spatial sizes ``(H, W)`` of ``module``'s 4-D inputs when :func:`lipschitz_bound`
+    """The input sizes :func:`lipschitz_bound` recorded for ``module``, or None.
+
+    The spatial sizes ``(H, W)`` of ``module``'s 4-D inputs when :func:`lipschitz_bound`
     runs with an ``input_shape`` (for a layer's own ``lipschitz_bound()`` method), or None:
-    then the bound must hold for every input size."""
+    then the bound must hold for every input size.
+
+    Args:
+        module: the (sub)module being bounded.
+
+    Returns:
+        The set of ``(H, W)`` its 4-D inputs had in :func:`lipschitz_bound`'s forward pass
+        of zeros (one per call of a shared module), or None outside such a call. Inside
+        one, a module that got no 4-D input also gives None.
+
+    Example:
+        >>> from torch import nn
+        >>> from wgan_lip.layers import known_input_sizes, lipschitz_bound
+        >>> class Probe(nn.Identity):
+        ...     def lipschitz_bound(self):
+        ...         seen.append(known_input_sizes(self))
+        ...         return 1.0
+        >>> seen = []
+        >>> lipschitz_bound(Probe(), input_shape=(3, 8, 6)), lipschitz_bound(Probe())
+        (1.0, 1.0)
+        >>> seen
+        [{(8, 6)}, None]
+    """
     sizes = _INPUT_SIZES.get()
     return None if sizes is None else sizes.get(id(module))
 
@@ -348,6 +372,25 @@ def conv_transfer_bound(
     ``sup <= max_grid / (1 - n pi / m)`` per axis. The supremum bounds the circular
     convolution on every input size, and zero padding is a compression of a circular one.
     ``dilation`` (one or one per axis) spreads the taps: a sparse larger kernel.
+
+    Args:
+        kernel: the kernel ``(out, in, kh, kw)``, any float dtype (computed in float64).
+        dilation: the dilation, one int or ``(dh, dw)``.
+        grid: frequencies per axis (default: the finest power of two from 64 to 512 whose
+            spectrum keeps about 2**24 matrix entries); at least ``8 * max(kh, kw)`` is used.
+
+    Returns:
+        The bound, a float: the maximum over the ``m x m`` grid times the inflation
+        ``prod_axes 1 / (1 - n pi / m)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import conv_transfer_bound
+        >>> mean = torch.ones(1, 1, 3, 3) / 9  # norm 1, at frequency 0
+        >>> 1.0 <= conv_transfer_bound(mean) < 1.02
+        True
+        >>> conv_transfer_bound(torch.eye(2)[:, :, None, None])  # 1x1: no inflation
+        1.0
     """
     k = kernel.detach().to(torch.float64)
     dh, dw = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
@@ -375,12 +418,31 @@ def conv_transfer_bound(
 def conv_grid_bound(
     kernel: torch.Tensor, size: tuple[int, int], dilation: int | tuple[int, int] = 1
 ) -> float:
-    """Exact norm of the circular convolution with a 2-D kernel ``(out, in, kh, kw)`` on an
-    ``size = (N_h, N_w)`` grid: the largest ``||K_hat(w)||_2`` over its ``N_h x N_w``
-    discrete frequencies, in float64. A zero-padded convolution of an ``H x W`` input with
-    padding ``p`` is a restriction of the circular one on ``N >= H + 2p`` (no window wraps),
-    so this bounds it with no inflation. A kernel wider than the grid folds its taps modulo
-    the grid size, as the circular convolution does.
+    """Exact norm of the circular convolution with ``kernel`` on an ``N_h x N_w`` grid.
+
+    For a 2-D kernel ``(out, in, kh, kw)`` and a ``size = (N_h, N_w)`` grid it is the
+    largest ``||K_hat(w)||_2`` over its ``N_h x N_w`` discrete frequencies, in float64. A
+    zero-padded convolution of an ``H x W`` input with padding ``p`` is a restriction of the
+    circular one on ``N >= H + 2p`` (no window wraps), so this bounds it with no inflation. A
+    kernel wider than the grid folds its taps modulo the grid size, as the circular
+    convolution does.
+
+    Args:
+        kernel: the kernel ``(out, in, kh, kw)``, any float dtype (computed in float64).
+        size: the grid ``(N_h, N_w)``, positive.
+        dilation: the dilation, one int or ``(dh, dw)``.
+
+    Returns:
+        The operator norm, a float.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import conv_grid_bound
+        >>> diff = torch.tensor([1.0, -1.0]).reshape(1, 1, 1, 2)  # x[j] - x[j+1]
+        >>> round(conv_grid_bound(diff, (1, 8)), 6)  # the alternating signal doubles
+        2.0
+        >>> round(conv_grid_bound(diff, (1, 5)), 6)  # an odd cycle has none: 2 sin(2 pi / 5)
+        1.902113
     """
     k = kernel.detach().to(torch.float64)
     dh, dw = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)

@@ -40,7 +40,7 @@ for _k in range(1, 8):
 class BjorckConfig:
     """Options of the Björck orthonormalization, in one place (passed to layers whole).
 
-    Attributes:
+    Args:
         order: terms of the (1 - x)^(-1/2) series per iteration (1 is classic Björck with
             beta = 1/2; order p converges with order p + 1 and costs p + 1 products).
         max_iters: hard cap on iterations.
@@ -57,6 +57,22 @@ class BjorckConfig:
             factor ignores scale) while the tangent gradient becomes exact and the next
             iteration starts near convergence (a few steps instead of many): a retraction
             onto the scaled Stiefel manifold, as in Riemannian optimization.
+
+    Raises:
+        ValueError: ``order`` outside ``1..7``, ``max_iters`` below 1, or an unknown
+            ``backward``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import BjorckConfig, bjorck
+        >>> config = BjorckConfig(order=2, tol=1e-10)
+        >>> q = bjorck(torch.randn(6, 4, dtype=torch.float64), config)
+        >>> bool(torch.allclose(q.T @ q, torch.eye(4, dtype=torch.float64), atol=1e-8))
+        True
+        >>> BjorckConfig(order=9)
+        Traceback (most recent call last):
+        ...
+        ValueError: order must be in 1..7, got 9
     """
 
     order: int = 1
@@ -198,6 +214,11 @@ def bjorck(
     Returns:
         A tensor of ``w``'s shape and dtype with orthonormal columns (tall) or rows (wide).
 
+    Raises:
+        TypeError: ``w`` is not a floating-point tensor.
+        ValueError: ``w`` has fewer than 2 dims, is empty, has NaN/Inf entries or an
+            all-zero matrix; ``iters`` is not a positive integer or ``tol`` not in (0, 1).
+
     Example:
         >>> import torch
         >>> from wgan_lip.layers import bjorck
@@ -281,6 +302,25 @@ class Orthonormal(nn.Module):
     optimizer step, ``load_state_dict``), so repeated forward passes within a training step
     and every evaluation forward cost what a plain layer costs. With
     ``backward="unroll"`` nothing is cached in train mode (each forward builds its own graph).
+
+    Tall weights get orthonormal columns, wide ones orthonormal rows. In train mode with
+    ``retract`` (the default), recomputing the factor also overwrites the raw weight with
+    the scaled factor ``s * Q`` (same polar factor). ``converged`` is False after an update
+    that did not converge (a ``RuntimeWarning`` is issued).
+
+    Args:
+        config: :class:`BjorckConfig` options (None: the defaults).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from torch.nn.utils import parametrize
+        >>> from wgan_lip.layers import Orthonormal
+        >>> layer = nn.Linear(3, 5)
+        >>> _ = parametrize.register_parametrization(layer, "weight", Orthonormal())
+        >>> w = layer.weight  # (5, 3): orthonormal columns
+        >>> bool(torch.allclose(w.T @ w, torch.eye(3), atol=1e-5))
+        True
     """
 
     def __init__(self, config: BjorckConfig | None = None) -> None:
@@ -341,8 +381,24 @@ class BjorckLinear(ConstrainedLinear):
     which keeps the raw weight well conditioned and the iteration short.
 
     Args:
-        in_features, out_features, bias: as :class:`torch.nn.Linear`.
+        in_features, out_features, bias: as :class:`torch.nn.Linear` (the bias starts at
+            zero).
         config: :class:`BjorckConfig` options of the orthonormalization.
+        device, dtype: factory keywords of the parameters.
+
+    Raises:
+        ValueError: in ``forward``, an input whose last dim is not ``in_features``.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import BjorckLinear, lipschitz_bound
+        >>> layer = BjorckLinear(4, 4)
+        >>> x = torch.randn(3, 4)
+        >>> bool(torch.allclose(layer(x).norm(dim=1), x.norm(dim=1), atol=1e-5))  # square
+        True
+        >>> lipschitz_bound(layer) < 1 + 1e-5
+        True
     """
 
     def __init__(

@@ -82,8 +82,20 @@ class _SLLBase(nn.Module):
 
 
 class SLLLinear(_SLLBase):
-    """Dense SLL residual layer on ``features`` units with ``hidden_features`` hidden ReLU
+    """Dense SLL residual layer: 1-Lipschitz for every value of its parameters.
+
+    Dense SLL residual layer on ``features`` units with ``hidden_features`` hidden ReLU
     units (default ``features``): 1-Lipschitz for every value of its parameters.
+
+    Args:
+        features: input and output size (the last dim of the input).
+        hidden_features: hidden ReLU units (None: ``features``).
+        device, dtype: factory keywords of the parameters.
+
+    Raises:
+        ValueError: ``features`` or ``hidden_features`` below 1; in ``forward``, an input
+            whose last dim is not ``features``.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
 
     Example:
         >>> import torch
@@ -153,9 +165,23 @@ class SLLLinear(_SLLBase):
 
 
 class SLLConv2d(_SLLBase):
-    """Convolutional SLL residual layer on ``channels`` channels with ``hidden_channels``
+    """Convolutional SLL residual layer: 1-Lipschitz on every input size.
+
+    Convolutional SLL residual layer on ``channels`` channels with ``hidden_channels``
     hidden ReLU channels (default ``channels``), an odd ``kernel_size`` and zero padding:
     1-Lipschitz on every input size.
+
+    Args:
+        channels: input and output channels.
+        hidden_channels: hidden ReLU channels (None: ``channels``).
+        kernel_size: the square kernel's side, odd (padding ``kernel_size // 2``).
+        device, dtype: factory keywords of the parameters.
+
+    Raises:
+        ValueError: an even or non-positive ``kernel_size``, ``channels`` or
+            ``hidden_channels`` below 1; in ``forward``, an input that is not 4-D or has the
+            wrong number of channels.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
 
     Example:
         >>> import torch

@@ -2,11 +2,12 @@
 
 ``SpectralLinear`` divides the weight by a power-iteration estimate of its largest singular
 value (Miyato et al. 2018); ``SpectralConv2d`` does the same for the convolution *operator*
-(power iteration through the convolution and its adjoint at the input size seen in the first
-forward pass), not for the reshaped kernel matrix, which can under-estimate the operator
-norm by up to a factor of k. These layers are 1-Lipschitz up to the power iteration's
-accuracy but not gradient-norm preserving: all singular values but the top one are free to
-shrink. ``lipschitz_bound`` recomputes their norms exactly, never trusting the estimate.
+(power iteration through the convolution and its adjoint at the size of the latest input,
+an 8x8 probe before the first forward pass), not for the reshaped kernel matrix, which can
+under-estimate the operator norm by up to a factor of k. These layers are 1-Lipschitz up to
+the power iteration's accuracy but not gradient-norm preserving: all singular values but the
+top one are free to shrink. ``lipschitz_bound`` recomputes their norms exactly, never
+trusting the estimate.
 """
 
 from __future__ import annotations
@@ -47,7 +48,33 @@ class _MatrixSpectralNorm(nn.Module):
 
 
 class SpectralLinear(ConstrainedLinear):
-    """:class:`torch.nn.Linear` normalized by its power-iteration spectral norm."""
+    """:class:`torch.nn.Linear` normalized by its power-iteration spectral norm.
+
+    ``weight`` is the raw weight divided by ``u^T W v`` for the power-iteration vectors
+    (Miyato et al. 2018); ``n_power_iterations`` steps run at every forward in train mode
+    and none in eval mode. The estimate is a lower bound of the norm, so the layer is
+    1-Lipschitz only up to its accuracy; :func:`~wgan_lip.layers.lipschitz_bound` computes
+    the exact norm.
+
+    Args:
+        in_features, out_features, bias: as :class:`torch.nn.Linear`.
+        n_power_iterations: power-iteration steps per training forward.
+        device, dtype: factory keywords of the parameters.
+
+    Raises:
+        ValueError: in ``forward``, an input whose last dim is not ``in_features``.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import SpectralLinear, lipschitz_bound
+        >>> _ = torch.manual_seed(0)
+        >>> layer = SpectralLinear(8, 4, n_power_iterations=30)
+        >>> layer(torch.randn(2, 8)).shape  # train mode: the power iteration runs
+        torch.Size([2, 4])
+        >>> round(lipschitz_bound(layer), 3)
+        1.0
+    """
 
     def __init__(
         self,
@@ -98,8 +125,35 @@ class _ConvSpectralNorm(nn.Module):
 
 
 class SpectralConv2d(nn.Conv2d):
-    """Zero-padded 'same' convolution (odd kernel, stride 1) normalized by the power-iteration
-    norm of the convolution operator at the input size of the first forward pass."""
+    """Zero-padded 'same' convolution normalized by a power-iteration operator norm.
+
+    A zero-padded 'same' convolution (odd kernel, stride 1) normalized by the
+    power-iteration norm of the convolution operator at the size of the latest input.
+
+    The power-iteration vector has the shape of one input: it is created (and run for 20
+    steps) at the first forward pass, again whenever the input size changes, and on an 8x8
+    probe when ``weight`` is read before any input; ``n_power_iterations`` more steps run
+    at every use of ``weight`` in train mode.
+
+    Args:
+        in_channels, out_channels: as :class:`torch.nn.Conv2d`.
+        kernel_size: the square kernel's side, odd (padding ``kernel_size // 2``).
+        bias: add a learned bias.
+        n_power_iterations: power-iteration steps per training forward.
+        device, dtype: factory keywords of the parameters.
+
+    Raises:
+        ValueError: an even ``kernel_size``; in ``forward``, an input that is not 4-D or has
+            the wrong number of channels.
+        TypeError: in ``forward``, an input that is not a floating-point tensor.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import SpectralConv2d
+        >>> conv = SpectralConv2d(2, 3, 3)
+        >>> conv(torch.randn(1, 2, 8, 8)).shape
+        torch.Size([1, 3, 8, 8])
+    """
 
     def __init__(
         self,

@@ -36,6 +36,23 @@ class GANArchitecture:
         image_critic: ``conv`` (the convnets above) or ``mlp``: images are flattened and
             scored by the vector critic of ``critic_widths`` (for ``hard``, a Björck MLP:
             much cheaper per step than BCOP on a CPU).
+
+    Raises:
+        InputError: an ``image_critic`` other than ``conv`` or ``mlp``; from :meth:`of`, a
+            value that is not a mapping or has unknown keys; from :meth:`build_critic`, an
+            unknown constraint or a shape its critic cannot take.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.gan import GANArchitecture
+        >>> arch = GANArchitecture(generator_widths=(32, 32), critic_widths=(32, 32))
+        >>> arch.for_shape((2,)).latent_dim, arch.for_shape((1, 28, 28)).latent_dim
+        (2, 128)
+        >>> generator, critic = arch.build_generator((2,)), arch.build_critic("hard", (2,))
+        >>> critic(generator(torch.randn(5, 2))).shape
+        torch.Size([5])
+        >>> GANArchitecture.of({"group_size": 4}).group_size
+        4
     """
 
     latent_dim: int | None = None

@@ -47,6 +47,38 @@ def build_gan_critic(
     ``image_net="mlp"`` the vector MLP on the flattened pixels. The wrapper is the one W1
     critics use, :class:`~wgan_lip.critic.RawInputCritic`, with its normalization left at
     the identity (the WGAN's data are already scaled).
+
+    Args:
+        constraint: a name of :data:`CONSTRAINTS` (``hard``, ``gp``, ``lp``, ``sn``,
+            ``clip``).
+        data_shape: shape of one sample: ``(d,)`` or ``(C, H, H)``.
+        widths: hidden widths of the vector MLP.
+        channels: ``hard`` images: channels of the BCOP stages (each followed by a 2x
+            invertible downsampling, so ``H`` must be divisible by ``2 ** len(channels)``).
+        head_width: ``hard`` images: width of the Björck layer before the score.
+        base_channels: baseline images: channels of the first DCGAN-style convolution.
+        group_size: GroupSort group size of the ``hard`` critic.
+        image_net: ``"conv"`` (the convnets above) or ``"mlp"`` (the vector MLP on the
+            flattened pixels); any other value is taken as ``"conv"``.
+
+    Returns:
+        A :class:`~wgan_lip.critic.RawInputCritic` mapping ``(n, *data_shape)`` samples to
+        scores ``(n,)``; ``certified`` is True for ``hard`` only and ``kind`` is the
+        constraint's name.
+
+    Raises:
+        InputError: an unknown constraint, a ``data_shape`` that is neither ``(d,)`` nor a
+            square image (with ``image_net="conv"``), or a ``hard`` image side not divisible
+            by ``2 ** len(channels)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.gan import build_gan_critic
+        >>> critic = build_gan_critic("hard", (2,), widths=(16, 16))
+        >>> critic(torch.randn(4, 2)).shape, critic.certified, critic.kind
+        (torch.Size([4]), True, 'hard')
+        >>> build_gan_critic("gp", (1, 8, 8), base_channels=4)(torch.rand(3, 1, 8, 8)).shape
+        torch.Size([3])
     """
     c = get_constraint(constraint)
     shape = tuple(int(s) for s in data_shape)

@@ -81,6 +81,29 @@ class ToyDataModule(_RealData):
 
     ``n_train`` samples to train on (seed ``seed``) and ``n_val`` independent held-out
     samples (seed ``seed + 1``) for the metrics.
+
+    Args:
+        name: the toy: :func:`~wgan_lip.data.eight_gaussians`,
+            :func:`~wgan_lip.data.twenty_five_gaussians` or :func:`~wgan_lip.data.swiss_roll`
+            with their default settings.
+        n_train: training samples, drawn once (at ``setup``, or on the first ``data_shape``).
+        n_val: held-out samples for the metrics.
+        batch_size: the global batch (split evenly among the processes under DDP).
+        seed: seed of the training samples (``seed + 1`` for the held-out ones) and of the
+            shuffling.
+
+    Raises:
+        InputError: an unknown ``name``, ``n_train``, ``n_val`` or ``batch_size`` below 1;
+            from ``train_dataloader``, fewer training samples than ``batch_size`` or a
+            batch that the processes cannot share evenly.
+
+    Example:
+        >>> from wgan_lip.gan import ToyDataModule
+        >>> dm = ToyDataModule("8gaussians", n_train=1000, n_val=100, batch_size=64)
+        >>> dm.data_shape, len(dm.val_set)
+        ((2,), 100)
+        >>> next(iter(dm.train_dataloader()))[0].shape
+        torch.Size([64, 2])
     """
 
     def __init__(
@@ -115,6 +138,27 @@ class ImageDataModule(_RealData):
         val_fraction: for folders and files, the fraction held out for the metrics; named
             datasets train on their train split and evaluate on their test split.
         n_val: at most this many held-out images (a fixed-seed subsample).
+        batch_size: the global batch (split evenly among the processes under DDP).
+        seed: seed of the folder/file split, of the held-out subsample and of the shuffling.
+
+    Nothing is read until ``setup`` (or ``data_shape``).
+
+    Raises:
+        InputError: ``batch_size`` below 1 or ``val_fraction`` outside ``(0, 1)``; when
+            loading, a dataset that cannot be read, is not images ``(n, C, H, W)`` or has
+            pixel values outside ``[0, 1]``.
+
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from wgan_lip.gan import ImageDataModule
+        >>> images = np.random.default_rng(0).random((20, 1, 8, 8), dtype=np.float32)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     np.save(os.path.join(folder, "images.npy"), images)
+        ...     dm = ImageDataModule(os.path.join(folder, "images.npy"), val_fraction=0.25)
+        ...     shape = dm.data_shape  # reads the file
+        >>> shape, len(dm.train_set), len(dm.val_set)
+        ((1, 8, 8), 15, 5)
     """
 
     def __init__(

@@ -26,6 +26,20 @@ class FeatureNet(nn.Module):
 
     ``features(x)`` is the penultimate activation; ``forward(x)`` the class logits.
     Inputs are images in [0, 1] of shape ``(C, image_size, image_size)``.
+
+    Args:
+        in_channels: channels ``C`` of the images.
+        image_size: side of the square images.
+        num_classes: number of classes (logits).
+        feature_dim: size of the penultimate layer, the feature space of classifier-FID.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.gan import FeatureNet
+        >>> net = FeatureNet(in_channels=1, image_size=28, num_classes=10, feature_dim=64)
+        >>> x = torch.rand(2, 1, 28, 28)
+        >>> net(x).shape, net.features(x).shape
+        (torch.Size([2, 10]), torch.Size([2, 64]))
     """
 
     def __init__(
@@ -73,7 +87,36 @@ def train_feature_net(
     seed: int = 0,
     log=None,
 ) -> FeatureNet:
-    """Train a :class:`FeatureNet` classifier with Adam and cross-entropy (pure torch)."""
+    """Train a :class:`FeatureNet` classifier with Adam and cross-entropy (pure torch).
+
+    The net has ``int(labels.max()) + 1`` classes and the images' channels and side. Calls
+    ``torch.manual_seed(seed)`` (the initialization), which reseeds torch's global
+    generator; the batch order uses its own generator of the same seed.
+
+    Args:
+        images: float images ``(n, C, H, H)``, in [0, 1] as the feature net expects later.
+        labels: int64 class labels ``(n,)``, from 0.
+        epochs: passes over the data.
+        batch_size: images per step.
+        lr: Adam learning rate.
+        seed: seed of the initialization and of the batch order.
+        log: optional callable taking a one-line string per epoch (the mean training
+            loss), e.g. ``print``.
+
+    Returns:
+        The trained :class:`FeatureNet`, in eval mode.
+
+    Raises:
+        InputError: ``images`` are not square images ``(n, C, H, H)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.gan import train_feature_net
+        >>> images, labels = torch.rand(32, 1, 8, 8), torch.arange(32) % 3
+        >>> net = train_feature_net(images, labels, epochs=1, batch_size=16)
+        >>> net.config["num_classes"], net.training
+        (3, False)
+    """
     if images.dim() != 4 or images.shape[2] != images.shape[3]:
         raise InputError(f"feature net needs square images (n, C, H, H), got {tuple(images.shape)}")
     torch.manual_seed(seed)
@@ -106,7 +149,31 @@ def accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> floa
 
 
 def save_feature_net(net: FeatureNet, path: str | os.PathLike, **info) -> Path:
-    """Save weights, architecture and ``info`` (dataset, accuracy) to ``path``."""
+    """Save weights, architecture and ``info`` (dataset, accuracy) to ``path``.
+
+    The file is a ``torch.save`` dict (format ``wgan_lip.feature_net/1``) written
+    atomically; missing parent folders are created. :func:`load_feature_net` reads it back.
+
+    Args:
+        net: the feature net.
+        path: the file to write (replaced if it exists).
+        **info: extra entries stored beside the weights (plain values such as strings and
+            numbers, so that ``weights_only`` loading accepts them); the keys ``format``,
+            ``config`` and ``state_dict`` are reserved.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Example:
+        >>> import os, tempfile
+        >>> from wgan_lip.gan import FeatureNet, load_feature_net, save_feature_net
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = save_feature_net(FeatureNet(image_size=8), os.path.join(folder, "f.pt"),
+        ...                             dataset="demo", accuracy=0.5)
+        ...     net, info = load_feature_net(path)
+        >>> net.config["image_size"], info
+        (8, {'dataset': 'demo', 'accuracy': 0.5})
+    """
     from ..plotting import save_atomic
 
     path = Path(path)
@@ -116,7 +183,29 @@ def save_feature_net(net: FeatureNet, path: str | os.PathLike, **info) -> Path:
 
 
 def load_feature_net(path: str | os.PathLike) -> tuple[FeatureNet, dict]:
-    """Load a checkpoint written by :func:`save_feature_net`; ``(net, info)``."""
+    """Load a checkpoint written by :func:`save_feature_net`; ``(net, info)``.
+
+    Args:
+        path: the checkpoint file (``~`` is expanded); loaded on the CPU with
+            ``weights_only=True``.
+
+    Returns:
+        ``(net, info)``: the :class:`FeatureNet` in eval mode and the dict of the extra
+        entries saved with it.
+
+    Raises:
+        InputError: a missing file (the message says how to train one), a file torch cannot
+            read, or one that is not a feature-net checkpoint.
+
+    Example:
+        >>> import os, tempfile
+        >>> from wgan_lip.gan import FeatureNet, load_feature_net, save_feature_net
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = save_feature_net(FeatureNet(), os.path.join(folder, "feature_net.pt"))
+        ...     net, info = load_feature_net(path)
+        >>> type(net).__name__, net.training, info
+        ('FeatureNet', False, {})
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(

@@ -58,7 +58,8 @@ class WGAN(L.LightningModule):
         architecture: the generator and the critic (:class:`GANArchitecture`: widths,
             channels, ``latent_dim``, ``group_size``); YAML ``architecture:`` with those keys.
         n_critic, lr_critic, lr_generator, betas, penalty_weight, clip_value: override the
-            constraint's defaults (Adam betas; RMSprop for ``clip``).
+            constraint's defaults (Adam betas; RMSprop for ``clip``). ``lr_generator``
+            defaults to the critic's learning rate.
         lr_schedule: ``constant`` or ``linear`` (decay to 0 at ``trainer.max_steps``).
         eval_samples: at most this many held-out real and generated samples in the metrics.
         eval_seed: latent seed of the generated samples (the same ones at every evaluation).
@@ -66,10 +67,27 @@ class WGAN(L.LightningModule):
         feature_net: path of a ``scripts/train_feature_net.py`` checkpoint; enables
             ``val/classifier_fid``, ``val/kid``, ``val/confident`` (share of samples it
             classifies with probability > 0.9) and ``val/min_class_share`` (images only).
+        kid_subset_size: images per KID subset (see
+            :func:`~wgan_lip.gan.metrics.classifier_fid_kid`).
         check_finite_every: critic steps between checks that the losses are finite.
         ema_decay: keep an exponential moving average of the generator's weights with this
             decay (0: off; 0.999 is usual) and sample from it (``generate``, ``forward``,
             every metric). Training still steps the raw generator.
+
+    Raises:
+        InputError: an unknown constraint or ``lr_schedule``, a bad ``architecture``, a
+            non-positive ``n_critic`` or critic learning rate, ``ema_decay`` outside
+            ``[0, 1)``, or a ``data_shape`` the networks cannot take.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.gan import WGAN, GANArchitecture
+        >>> arch = GANArchitecture(generator_widths=(16,), critic_widths=(16,))
+        >>> gan = WGAN("hard", data_shape=(2,), architecture=arch)
+        >>> gan.settings.n_critic, gan.settings.lr, gan.critic.certified, gan.latent_dim
+        (5, 0.0005, True, 2)
+        >>> gan(torch.randn(3, 2)).shape  # latents to samples
+        torch.Size([3, 2])
     """
 
     def __init__(

@@ -37,6 +37,42 @@ def pgd_l2(
     ascent with projection onto the ball and the valid pixel range, from the clean point and
     ``restarts - 1`` random starts; per example, the run that breaks the prediction (or gets
     the lowest margin) wins. Returns the adversarial inputs (``x`` itself where ``eps == 0``).
+
+    The model runs in eval mode (its flag is restored); the random starts are drawn on the
+    CPU from ``seed``, so the attack is reproducible.
+
+    Args:
+        model: the classifier, inputs ``x`` to logits ``(n, k)``.
+        x: clean inputs ``(n, ...)``, floating point.
+        y: int64 labels ``(n,)``.
+        eps: the L2 radius of the attack, non-negative.
+        steps: ascent steps per start (at least 1 when ``eps > 0`` and ``step_size`` is
+            None).
+        restarts: starts per example: the clean point, then ``restarts - 1`` random points
+            of the ball (0: no attack, ``x`` is returned).
+        step_size: the L2 length of each step (default ``2.5 * eps / steps``).
+        bounds: the valid input range ``(low, high)`` every iterate is clamped to, or None.
+        seed: seed of the random starts.
+
+    Returns:
+        The adversarial inputs, shaped like ``x``, detached; each within ``eps`` of its
+        clean input (and inside ``bounds``), and no better for the model than ``x``
+        itself: where no start lowers the margin, the clean input is kept.
+
+    Raises:
+        ValueError: a negative ``eps``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from wgan_lip.robust import pgd_l2
+        >>> model = nn.Linear(2, 2, bias=False)
+        >>> with torch.no_grad():
+        ...     _ = model.weight.copy_(torch.eye(2))  # logits = inputs
+        >>> x, y = torch.tensor([[0.6, 0.4]]), torch.tensor([0])  # margin 0.2
+        >>> adv = pgd_l2(model, x, y, eps=0.3, steps=10, restarts=1, bounds=None)
+        >>> model(adv).argmax(1), round(float((adv - x).norm()), 4)
+        (tensor([1]), 0.3)
     """
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps}")

@@ -15,7 +15,19 @@ from .margins import is_certified
 
 @dataclass
 class RadiusResult:
-    """Accuracies at one L2 radius ``eps`` (fractions of the evaluated examples)."""
+    """Accuracies at one L2 radius ``eps`` (fractions of the evaluated examples).
+
+    Args:
+        eps: the L2 radius.
+        certified: fraction of examples correct with a certificate at ``eps``.
+        attacked: fraction still correct under the attack at ``eps`` (None: no attack).
+        violations: examples certified at ``eps`` yet broken by the attack (must be 0).
+
+    Example:
+        >>> from wgan_lip.robust import RadiusResult
+        >>> RadiusResult(eps=0.5, certified=0.7, attacked=0.8, violations=0)
+        RadiusResult(eps=0.5, certified=0.7, attacked=0.8, violations=0)
+    """
 
     eps: float
     certified: float
@@ -29,6 +41,20 @@ class CertificationReport:
 
     ``violations`` counts examples certified at a radius yet misclassified by the attack at
     that radius: any violation is a bug in the certificate (or in the bound).
+
+    Args:
+        n: number of evaluated examples.
+        clean: fraction classified correctly.
+        lipschitz_bound: the bound ``L`` the certificates used.
+        radii: one :class:`RadiusResult` per radius, in the order asked.
+        attack: the attack run (``"pgd"``) or None.
+
+    Example:
+        >>> from wgan_lip.robust import CertificationReport, RadiusResult
+        >>> report = CertificationReport(n=10, clean=0.9, lipschitz_bound=1.0,
+        ...                              radii=[RadiusResult(0.5, 0.6, 0.7, 0)], attack="pgd")
+        >>> report.violations, report.to_dict()["radii"][0]["certified"]
+        (0, 0.6)
     """
 
     n: int

@@ -29,7 +29,21 @@ class ClassificationDataModule(L.LightningDataModule):
     Args:
         dataset: ``mnist``, ``fashion-mnist``, ``cifar10-subset`` or ``uci-digits``.
         data_root: the data root (default ``$WGAN_LIP_DATA``), read-only.
+        batch_size: training images per step (the last incomplete batch is dropped).
         n_val: test images used at each validation (certification is costly); None for all.
+        seed: seed of the shuffling and of the fixed validation subset.
+
+    Nothing is read until ``setup`` (or ``input_shape``, ``num_classes``).
+
+    Raises:
+        InputError: ``batch_size`` below 1; when loading, a dataset that is not a whole
+            named dataset (no ``:class`` or ``:split``) or is missing from the data root.
+
+    Example:
+        >>> from wgan_lip.robust import ClassificationDataModule
+        >>> dm = ClassificationDataModule("fashion-mnist", batch_size=64, n_val=500)
+        >>> dm.dataset, dm.batch_size, dm.n_val
+        ('fashion-mnist', 64, 500)
     """
 
     def __init__(

@@ -45,11 +45,27 @@ class LipschitzClassifier(L.LightningModule):
             ``hkr`` (that hinge minus ``kr_weight`` times the one-vs-rest KR term) or
             ``xent`` (cross-entropy of ``logits / temperature``).
         eps_train: the target L2 radius of the margin losses.
+        temperature: ``xent``: the divisor of the logits (see
+            :func:`~wgan_lip.robust.margins.tempered_cross_entropy`).
+        kr_weight: ``hkr``: weight of the KR term, non-negative.
         lr: Adam learning rate.
         lr_schedule: ``step`` (x0.1 at each epoch of ``epochs_decay``; constant when empty)
             or ``cosine`` (to 0 over the run: over ``trainer.max_time`` when set, else over
             ``trainer.max_steps`` / ``max_epochs``).
+        epochs_decay: ``step``: the epochs at which the learning rate is divided by 10.
         eval_eps, eval_linf: radii reported at each validation.
+
+    Raises:
+        InputError: an unknown ``architecture``, ``loss`` or ``lr_schedule``, a negative
+            ``kr_weight`` or radius, or (when the network is built) a convnet on inputs that
+            are not square images with a side divisible by ``2 ** len(channels)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.robust import LipschitzClassifier
+        >>> clf = LipschitzClassifier("fc3", input_shape=(1, 8, 8), num_classes=3, widths=(32,))
+        >>> clf.net(torch.rand(5, 1, 8, 8)).shape
+        torch.Size([5, 3])
     """
 
     def __init__(

@@ -150,7 +150,8 @@ def sliced_w1(
         The sliced W1, a float at most ``exact_w1(p, q)``.
 
     Raises:
-        InputError: mismatched dimensions, NaN/Inf entries, empty or bad weights.
+        InputError: mismatched dimensions, NaN/Inf entries, empty or bad weights, or
+            ``n_projections`` below 1.
 
     Example:
         >>> import numpy as np
@@ -160,6 +161,8 @@ def sliced_w1(
         >>> sliced_w1(p, q) <= exact_w1(p, q) + 1e-9
         True
     """
+    if not (n_projections >= 1 and int(n_projections) == n_projections):
+        raise InputError(f"n_projections must be a positive integer, got {n_projections}")
     p, q = _check_pair(p, q)
     a = _weights(p_weights, len(p), "p_weights")
     b = _weights(q_weights, len(q), "q_weights")

@@ -44,6 +44,16 @@ class KnownW1:
 
     dim: int
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.dim, int) and self.dim >= 1):
+            raise ValueError(
+                f"{type(self).__name__}: dim must be a positive integer, got {self.dim}"
+            )
+        self._validate()
+
+    def _validate(self) -> None:
+        """Subclasses refuse their own bad parameters here, at construction."""
+
     @property
     def w1(self) -> float:
         raise NotImplementedError
@@ -70,7 +80,7 @@ class Translation(KnownW1):
         base: ``"gaussian"`` (standard normal) or ``"uniform"`` (on ``[-1, 1]^dim``).
 
     Raises:
-        ValueError: an unknown ``base``, when sampling (not at construction).
+        ValueError: an unknown ``base`` or a non-positive ``dim``, at construction.
 
     Example:
         >>> from wgan_lip.data import Translation
@@ -84,6 +94,10 @@ class Translation(KnownW1):
 
     shift: float = 1.0
     base: str = "gaussian"
+
+    def _validate(self) -> None:
+        if self.base not in ("gaussian", "uniform"):
+            raise ValueError(f"Translation: unknown base {self.base!r}; use gaussian or uniform")
 
     def _direction(self) -> torch.Tensor:
         d = torch.ones(self.dim, dtype=torch.float64)
@@ -115,8 +129,7 @@ class PointVsSphere(KnownW1):
 
     Args:
         dim: dimension of the samples.
-        radius: the sphere's radius ``r``, the exact W1 (meant to be non-negative:
-            ``w1`` returns it as given).
+        radius: the sphere's radius ``r``, non-negative: the exact W1.
 
     Example:
         >>> from wgan_lip.data import PointVsSphere
@@ -128,6 +141,10 @@ class PointVsSphere(KnownW1):
     """
 
     radius: float = 1.0
+
+    def _validate(self) -> None:
+        if not self.radius >= 0:
+            raise ValueError(f"PointVsSphere: radius must be non-negative, got {self.radius}")
 
     @property
     def w1(self) -> float:
@@ -155,9 +172,8 @@ class GaussianScale(KnownW1):
 
     Args:
         dim: dimension ``d`` of the samples.
-        scale_p: standard deviation ``a`` of P (meant to be non-negative: the formula uses
-            ``|a - b|``, which is not W1 for scales of opposite signs).
-        scale_q: standard deviation ``b`` of Q (likewise).
+        scale_p: standard deviation ``a`` of P, non-negative.
+        scale_q: standard deviation ``b`` of Q, non-negative.
 
     Example:
         >>> import math
@@ -169,6 +185,13 @@ class GaussianScale(KnownW1):
 
     scale_p: float = 1.0
     scale_q: float = 2.0
+
+    def _validate(self) -> None:
+        if not (self.scale_p >= 0 and self.scale_q >= 0):
+            raise ValueError(
+                f"GaussianScale: scales are standard deviations, non-negative; got "
+                f"{self.scale_p} and {self.scale_q}"
+            )
 
     @property
     def w1(self) -> float:
@@ -217,6 +240,12 @@ class VoronoiPush(KnownW1):
     mc_samples: int = 1_000_000
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.centres < 1 or self.mc_samples < 2:
+            raise ValueError(
+                f"VoronoiPush: needs centres >= 1 and mc_samples >= 2, got {self.centres} and "
+                f"{self.mc_samples}"
+            )
         g = _gen(self.centre_seed)
         self._c = torch.rand(self.centres, self.dim, generator=g, dtype=torch.float64) * 2 - 1
         y = torch.rand(self.mc_samples, self.dim, generator=_gen(self.centre_seed + 1),

@@ -81,6 +81,8 @@ def build_gan_critic(
         torch.Size([3])
     """
     c = get_constraint(constraint)
+    if image_net not in ("conv", "mlp"):
+        raise InputError(f"image_net must be conv or mlp, got {image_net!r}")
     shape = tuple(int(s) for s in data_shape)
     if len(shape) == 1 or image_net == "mlp":
         net = c.mlp(math.prod(shape), widths, group_size=group_size)

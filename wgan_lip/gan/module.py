@@ -145,8 +145,12 @@ class WGAN(L.LightningModule):
             else d.penalty_weight,
             clip_value=h.clip_value if h.clip_value is not None else d.clip_value,
         )  # fmt: skip
-        if s.n_critic < 1 or s.lr <= 0:
+        if s.n_critic < 1 or not s.lr > 0:
             raise InputError(f"n_critic and the learning rate must be positive, got {s}")
+        if h.lr_generator is not None and not h.lr_generator > 0:
+            raise InputError(
+                f"lr_generator must be positive (or None for the critic's), got {h.lr_generator}"
+            )
         return s
 
     def _build(self, data_shape: Sequence[int]) -> None:
@@ -202,7 +206,7 @@ class WGAN(L.LightningModule):
 
     def configure_optimizers(self):
         s = self.settings
-        lr_g = self.hparams.lr_generator or s.lr
+        lr_g = self.hparams.lr_generator if self.hparams.lr_generator is not None else s.lr
         opt_c = self.constraint.optimizer(self.critic.parameters(), s.lr, s.betas)
         opt_g = self.constraint.optimizer(self.generator.parameters(), lr_g, s.betas)
         if self.hparams.lr_schedule == "constant":

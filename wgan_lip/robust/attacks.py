@@ -60,7 +60,7 @@ def pgd_l2(
         itself: where no start lowers the margin, the clean input is kept.
 
     Raises:
-        ValueError: a negative ``eps``.
+        ValueError: a negative ``eps``, or ``steps`` or ``restarts`` below 1.
 
     Example:
         >>> import torch
@@ -74,8 +74,10 @@ def pgd_l2(
         >>> model(adv).argmax(1), round(float((adv - x).norm()), 4)
         (tensor([1]), 0.3)
     """
-    if eps < 0:
+    if not eps >= 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
+    if steps < 1 or restarts < 1:
+        raise ValueError(f"pgd_l2 needs steps >= 1 and restarts >= 1, got {steps} and {restarts}")
     if eps == 0:
         return x.clone()
     step_size = step_size if step_size is not None else 2.5 * eps / steps

@@ -98,11 +98,14 @@ def is_certified(
         logits: ``(n, k)`` scores.
         labels: int64 labels ``(n,)``.
         eps: the L2 radius, non-negative (at 0: correct with a strict margin).
-        lipschitz: a certified bound ``L`` of the network's Lipschitz constant, positive
-            (not checked here, unlike :func:`certified_radius`).
+        lipschitz: a certified bound ``L`` of the network's Lipschitz constant, positive.
 
     Returns:
         A bool tensor ``(n,)``.
+
+    Raises:
+        ValueError: ``lipschitz`` is not positive (a negative or NaN bound would certify
+            wrong predictions), or ``eps`` is negative or NaN.
 
     Example:
         >>> import torch
@@ -110,6 +113,10 @@ def is_certified(
         >>> is_certified(logits, labels, eps=1.0, lipschitz=1.0)  # margins 2 and 0.2
         tensor([ True, False])
     """
+    if not lipschitz > 0:  # an infinite bound is sound: it certifies nothing
+        raise ValueError(f"the Lipschitz bound must be positive, got {lipschitz}")
+    if not eps >= 0:
+        raise ValueError(f"the radius must be non-negative, got {eps}")
     return label_margin(logits, labels) > SQRT2 * eps * lipschitz
 
 

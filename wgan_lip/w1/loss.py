@@ -178,6 +178,8 @@ class DualStats:
 
     @property
     def stderr(self) -> float:
+        if not self.n_p or not self.n_q:
+            raise ValueError("DualStats: no scores for P or Q yet")
         _, vp = self._mean_var(self.n_p, self.sum_p, self.sq_p)
         _, vq = self._mean_var(self.n_q, self.sum_q, self.sq_q)
         return math.sqrt(vp / self.n_p + vq / self.n_q)

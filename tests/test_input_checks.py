@@ -1,0 +1,74 @@
+"""Bad parameters of the public helpers are clear errors at the call, never a wrong answer
+(a certificate from a negative bound, a W1 of opposite-sign scales) or a ZeroDivisionError."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from wgan_lip import sliced_w1
+from wgan_lip.data import GaussianScale, PointVsSphere, Translation
+from wgan_lip.errors import InputError
+from wgan_lip.gan import WGAN, GANArchitecture
+from wgan_lip.gan.critics import build_gan_critic
+from wgan_lip.robust import is_certified, pgd_l2
+from wgan_lip.w1.loss import DualStats
+
+LOGITS = torch.tensor([[0.0, 1.0], [2.0, 0.0]])  # the first is misclassified (label 0)
+LABELS = torch.tensor([0, 0])
+
+
+@pytest.mark.parametrize("bound", [-1.0, 0.0, math.nan])
+def test_a_bound_that_is_not_positive_certifies_nothing_and_says_so(bound):
+    with pytest.raises(ValueError, match="Lipschitz bound must be positive"):
+        is_certified(LOGITS, LABELS, 0.5, bound)
+
+
+def test_an_infinite_bound_certifies_nothing_and_a_negative_radius_is_refused():
+    assert not is_certified(LOGITS, LABELS, 0.5, math.inf).any()
+    with pytest.raises(ValueError, match="radius must be non-negative"):
+        is_certified(LOGITS, LABELS, -0.1, 1.0)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: GaussianScale(dim=2, scale_p=-1.0, scale_q=1.0), "non-negative"),
+        (lambda: PointVsSphere(dim=2, radius=-1.0), "radius must be non-negative"),
+        (lambda: Translation(dim=2, base="laplace"), "unknown base 'laplace'"),
+        (lambda: Translation(dim=0), "dim must be a positive integer"),
+    ],
+)
+def test_known_w1_problems_refuse_bad_parameters_at_construction(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("steps, restarts", [(0, 1), (5, 0)])
+def test_pgd_without_steps_or_starts_is_refused(steps, restarts):
+    model = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="steps >= 1 and restarts >= 1"):
+        pgd_l2(model, torch.rand(3, 2), torch.zeros(3, dtype=torch.long), 0.1,
+               steps=steps, restarts=restarts)  # fmt: skip
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5])
+def test_sliced_w1_needs_a_positive_number_of_projections(n):
+    p = np.zeros((5, 3))
+    with pytest.raises(InputError, match="n_projections must be a positive integer"):
+        sliced_w1(p, p + 1, n_projections=n)
+
+
+def test_dual_stats_without_scores_is_a_clear_error():
+    with pytest.raises(ValueError, match="no scores"):
+        _ = DualStats().stderr
+
+
+def test_wgan_refuses_a_zero_generator_rate_and_an_unknown_image_net():
+    arch = GANArchitecture(generator_widths=(8,), critic_widths=(8,))
+    with pytest.raises(InputError, match="lr_generator must be positive"):
+        WGAN("hard", data_shape=(2,), architecture=arch, lr_generator=0.0)
+    with pytest.raises(InputError, match="image_net must be conv or mlp"):
+        build_gan_critic("gp", (1, 8, 8), image_net="cnn")

@@ -15,6 +15,31 @@ def verify_checkpoint_file(path: str | os.PathLike) -> None:
     does not check them: flipped bytes inside a tensor load silently as wrong weights (a
     certificate computed from them would be wrong). Files that are not zip archives (the
     legacy format) are left to the loader.
+
+    Args:
+        path: the checkpoint file (``str`` or path-like). It must exist: a missing file raises
+            ``FileNotFoundError`` from ``open``.
+
+    Raises:
+        InputError: the file starts like a zip archive but has no central directory (cut
+            short), cannot be read as a zip archive, or has an entry whose CRC-32 does not
+            match its data.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> from wgan_lip.checkpoints import verify_checkpoint_file
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = os.path.join(d, "w.pt")
+        ...     torch.save({"w": torch.zeros(3)}, path)
+        ...     verify_checkpoint_file(path)  # intact: returns None
+        ...     data = open(path, "rb").read()
+        ...     with open(path, "wb") as f:
+        ...         _ = f.write(data[: len(data) // 2])
+        ...     try:
+        ...         verify_checkpoint_file(path)
+        ...     except ValueError as e:
+        ...         print("truncated or corrupt" in str(e))
+        True
     """
     path = os.fspath(path)
     if not zipfile.is_zipfile(path):

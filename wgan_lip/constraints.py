@@ -36,7 +36,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ConstraintDefaults:
-    """Optimizer settings of one constraint's paper, used unless the config overrides them."""
+    """Optimizer settings of one constraint's paper, used unless the config overrides them.
+
+    Attributes:
+        optimizer: ``"adam"`` or ``"rmsprop"`` (see :meth:`Constraint.optimizer`).
+        lr: the critic's learning rate.
+        betas: Adam's betas (unused with RMSprop).
+        n_critic: critic steps per generator step (WGAN training).
+        penalty_weight: the penalty's weight (lambda; 0 for constraints without a penalty).
+        clip_value: the weight-clipping bound (0 for constraints that do not clip).
+
+    Example:
+        >>> from wgan_lip.constraints import get_constraint
+        >>> get_constraint("clip").defaults
+        ConstraintDefaults(optimizer='rmsprop', lr=5e-05, betas=(0.0, 0.9), n_critic=5,
+        penalty_weight=0.0, clip_value=0.01)
+    """
 
     optimizer: str  # "adam" | "rmsprop"
     lr: float
@@ -47,7 +62,29 @@ class ConstraintDefaults:
 
 
 class Constraint:
-    """One way of constraining a critic. Subclasses override what differs."""
+    """One way of constraining a critic. Subclasses override what differs.
+
+    The base class is an unconstrained critic: ReLU networks, no penalty, no post-step hook,
+    Adam. The registered instances are in :data:`CONSTRAINTS`; take them with
+    :func:`get_constraint`.
+
+    Attributes:
+        name: the registry name (``"hard"``, ``"gp"``, ...).
+        certified: whether the critics it builds are 1-Lipschitz by construction.
+        defaults: the :class:`ConstraintDefaults` of its paper.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.constraints import Constraint
+        >>> c = Constraint()
+        >>> critic = c.mlp(3, [8])
+        >>> critic(torch.randn(4, 3)).shape
+        torch.Size([4, 1])
+        >>> c.penalty(critic, torch.randn(4, 3), torch.randn(4, 3), 10.0) is None
+        True
+        >>> type(c.optimizer(critic.parameters(), 1e-3)).__name__
+        'Adam'
+    """
 
     name: str = ""
     certified: bool = False
@@ -101,7 +138,28 @@ class Constraint:
 
 
 class Hard(Constraint):
-    """Björck / BCOP + GroupSort: 1-Lipschitz by construction, nothing else to enforce."""
+    """Björck / BCOP + GroupSort: 1-Lipschitz by construction, nothing else to enforce.
+
+    Registered as ``"hard"``; the only certified constraint. Its :meth:`mlp` is
+    :func:`~wgan_lip.models.lipschitz_mlp` (widths multiples of ``group_size``) and its
+    :meth:`convnet` is :func:`~wgan_lip.models.lipschitz_convnet` with one hidden layer of
+    ``head_width`` (``base_channels`` is not used); :meth:`convnet` raises
+    :class:`~wgan_lip.errors.InputError` when ``image_size`` is not divisible by
+    ``2 ** len(channels)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.constraints import get_constraint
+        >>> from wgan_lip.layers import lipschitz_bound
+        >>> hard = get_constraint("hard")
+        >>> hard.certified, round(lipschitz_bound(hard.mlp(4, [8, 8])), 4)
+        (True, 1.0)
+        >>> hard.convnet(1, 6, channels=(4, 8))
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: the hard image critic downsamples 2 times; image side 6
+        is not divisible by 4
+    """
 
     name, certified = "hard", True
     # WGAN-GP's optimizer at the learning rate that suits a critic that is 1-Lipschitz by
@@ -128,8 +186,33 @@ class Hard(Constraint):
 
 
 class GradientPenalty(Constraint):
-    """``lambda * mean (|grad f(x)| - 1)^2`` at per-sample interpolates; ``one_sided``
-    penalizes only norms above 1 (the Lipschitz penalty)."""
+    """``lambda * mean (|grad f(x)| - 1)^2`` at per-sample interpolates (WGAN-GP).
+
+    ``one_sided`` penalizes only norms above 1 (the Lipschitz penalty, WGAN-LP). Registered
+    as ``"gp"`` and ``"lp"``; the critics are the unconstrained base-class networks, trained
+    with Adam at lr 1e-4, betas (0, 0.9), 5 critic steps and lambda 10. The penalty is
+    :func:`wgan_lip.penalties.gradient_penalty`.
+
+    Args:
+        name: the registry name.
+        one_sided: penalize only gradient norms above 1.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from wgan_lip.constraints import get_constraint
+        >>> gp = get_constraint("gp")
+        >>> gp.certified, gp.defaults.penalty_weight
+        (False, 10.0)
+        >>> critic = nn.Linear(2, 1, bias=False)
+        >>> with torch.no_grad():
+        ...     _ = critic.weight.copy_(torch.tensor([[0.0, 0.5]]))  # gradient norm 0.5
+        >>> real, fake = torch.randn(6, 2), torch.randn(6, 2)
+        >>> gp.penalty(critic, real, fake, 10.0).item()  # 10 * (0.5 - 1)^2
+        2.5
+        >>> get_constraint("lp").penalty(critic, real, fake, 10.0).item()  # one-sided
+        0.0
+    """
 
     def __init__(self, name: str, one_sided: bool) -> None:
         self.name, self.one_sided = name, one_sided
@@ -142,8 +225,21 @@ class GradientPenalty(Constraint):
 
 
 class SpectralNorm(Constraint):
-    """Every layer divided by a power-iteration estimate of its spectral norm (of the
-    reshaped kernel for convolutions, as in the paper); LeakyReLU(0.1) for images."""
+    """Every layer divided by a power-iteration estimate of its spectral norm (SN-GAN).
+
+    Of the reshaped kernel for convolutions, as in the paper (which does not bound the
+    convolution's norm); ReLU for vectors, LeakyReLU(0.1) for images. Registered as ``"sn"``:
+    an estimate, not a certificate.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.constraints import get_constraint
+        >>> sn = get_constraint("sn")
+        >>> sn.certified, sn.defaults.betas
+        (False, (0.5, 0.9))
+        >>> sn.convnet(1, 16, base_channels=4)(torch.rand(2, 1, 16, 16)).shape
+        torch.Size([2, 1])
+    """
 
     name = "sn"
     # Miyato et al. setting "A" (the WGAN-GP-like one): lr 1e-4, betas (0.5, 0.9), 5 steps.
@@ -158,7 +254,22 @@ class SpectralNorm(Constraint):
 
 
 class Clip(Constraint):
-    """Every weight clamped to ``[-clip_value, clip_value]`` after each step."""
+    """Every weight clamped to ``[-clip_value, clip_value]`` after each step (WGAN).
+
+    Registered as ``"clip"``: the base-class networks, RMSprop at lr 5e-5, clip value 0.01.
+    Its :meth:`after_step` is :func:`wgan_lip.penalties.clip_weights`.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.constraints import get_constraint
+        >>> clip = get_constraint("clip")
+        >>> critic = clip.mlp(2, [8])
+        >>> clip.after_step(critic, 0.01)
+        >>> max(float(p.detach().abs().max()) for p in critic.parameters()) <= 0.01
+        True
+        >>> type(clip.optimizer(critic.parameters(), 5e-5)).__name__
+        'RMSprop'
+    """
 
     name = "clip"
     defaults = ConstraintDefaults("rmsprop", 5e-5, n_critic=5, clip_value=0.01)
@@ -187,7 +298,26 @@ ConstraintName = Literal[tuple(CONSTRAINTS)]
 
 
 def get_constraint(name: str) -> Constraint:
-    """The registered constraint called ``name``; a one-line error naming the choices."""
+    """The registered constraint called ``name``; a one-line error naming the choices.
+
+    Args:
+        name: one of ``CONSTRAINTS``: ``"hard"``, ``"gp"``, ``"lp"``, ``"sn"``, ``"clip"``.
+
+    Returns:
+        The shared :class:`Constraint` instance of :data:`CONSTRAINTS` (not a copy).
+
+    Raises:
+        InputError: an unknown (or unhashable) name.
+
+    Example:
+        >>> from wgan_lip.constraints import get_constraint
+        >>> get_constraint("hard")
+        <constraint hard>
+        >>> get_constraint("wc")
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: unknown constraint 'wc'; choose one of hard, gp, lp, sn, clip
+    """
     try:
         return CONSTRAINTS[name]
     except (KeyError, TypeError):

@@ -18,8 +18,29 @@ from .layers import lipschitz_bound
 
 @torch.no_grad()
 def fit_shift_scale(shift: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) -> None:
-    """Set the buffers ``shift`` to the mean of ``x`` and ``scale`` to its pooled
-    per-coordinate standard deviation (1 when that is 0 or not finite), in float64."""
+    """Set ``shift`` to the mean of ``x`` and ``scale`` to its pooled standard deviation.
+
+    Computed in float64: ``shift = mean_i x_i`` and ``scale = sqrt(mean over samples and
+    coordinates of (x - shift)^2)`` (the root-mean-square of the per-coordinate population
+    standard deviations), or 1 when that is 0 or not finite. The buffers are written in place,
+    keeping their dtype and device; nothing is returned.
+
+    Args:
+        shift: a tensor of the shape of one sample, ``x.shape[1:]``, to receive the mean.
+        scale: a tensor to fill with the scale (usually a 0-d buffer).
+        x: samples ``(n, ...)``, ``n >= 1``, any real dtype and device.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.critic import fit_shift_scale
+        >>> shift, scale = torch.zeros(2), torch.ones(())
+        >>> fit_shift_scale(shift, scale, torch.tensor([[0.0, 10.0], [2.0, 14.0]]))
+        >>> shift.tolist(), round(scale.item(), 4)  # sqrt((1 + 1 + 4 + 4) / 4)
+        ([1.0, 12.0], 1.5811)
+        >>> fit_shift_scale(shift, scale, torch.ones(3, 2))  # no spread: scale stays 1
+        >>> shift.tolist(), scale.item()
+        ([1.0, 1.0], 1.0)
+    """
     x = x.to(torch.float64)
     mu = x.mean(dim=0)
     s = float((x - mu).pow(2).mean().sqrt())

@@ -23,7 +23,30 @@ from .layers import (
 
 
 def make_activation(name: str, group_size: int = 2) -> nn.Module:
-    """``"groupsort"`` (with ``group_size``), ``"maxmin"``, ``"fullsort"`` or ``"relu"``."""
+    """The activation named ``"groupsort"``, ``"maxmin"``, ``"fullsort"`` or ``"relu"``.
+
+    The first three are 1-Lipschitz and gradient-norm preserving (sorts); ReLU is 1-Lipschitz
+    but not gradient-norm preserving.
+
+    Args:
+        name: the activation's name.
+        group_size: GroupSort's group size (ignored by the other activations).
+
+    Returns:
+        A new module: ``GroupSort(group_size)``, ``MaxMin()``, ``FullSort()`` or ``nn.ReLU()``.
+
+    Raises:
+        ValueError: an unknown ``name``, or (from ``GroupSort``) a ``group_size`` that is not a
+            positive integer.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.models import make_activation
+        >>> make_activation("groupsort", 4)
+        GroupSort(group_size=4)
+        >>> make_activation("maxmin")(torch.tensor([[3.0, 1.0]]))  # each pair as (min, max)
+        tensor([[1., 3.]])
+    """
     if name == "groupsort":
         return GroupSort(group_size)
     if name == "maxmin":
@@ -47,10 +70,37 @@ def mlp(
     linear: LayerFactory,
     activation: ActivationFactory,
 ) -> nn.Sequential:
-    """``linear -> activation`` for each width, then a ``linear`` head: the one MLP builder
-    behind certified critics and classifiers (:func:`lipschitz_mlp`), the baselines' critics
-    and the generators. ``linear(i, o)`` builds a layer, ``activation(width)`` its
-    activation."""
+    """``linear -> activation`` for each width, then a ``linear`` head.
+
+    The one MLP builder behind certified critics and classifiers (:func:`lipschitz_mlp`), the
+    baselines' critics and the generators. It certifies nothing by itself: the network is
+    1-Lipschitz only if the layers and activations are.
+
+    Args:
+        in_features: the input's size.
+        widths: the hidden layers' sizes, in order (empty: a single ``linear`` layer).
+        out_features: the output's size.
+        linear: ``linear(i, o)`` builds a layer from ``i`` to ``o`` features.
+        activation: ``activation(width)`` builds the activation after a hidden layer of
+            ``width`` features.
+
+    Returns:
+        An ``nn.Sequential`` of ``2 * len(widths) + 1`` modules, from ``(n, in_features)`` to
+        ``(n, out_features)``.
+
+    Raises:
+        ValueError: ``in_features``, ``out_features`` or a width below 1.
+
+    Example:
+        >>> from torch import nn
+        >>> from wgan_lip.models import mlp
+        >>> mlp(3, [8], 1, linear=nn.Linear, activation=lambda w: nn.ReLU())
+        Sequential(
+          (0): Linear(in_features=3, out_features=8, bias=True)
+          (1): ReLU()
+          (2): Linear(in_features=8, out_features=1, bias=True)
+        )
+    """
     if in_features < 1 or out_features < 1 or any(w < 1 for w in widths):
         raise ValueError(
             f"feature counts must be positive: in={in_features}, widths={list(widths)}, "
@@ -149,6 +199,26 @@ def lipschitz_convnet(
     hidden layers with GroupSort, and a Björck head. ``image_size`` must be divisible by
     ``2 ** len(channels)``.
 
+    Args:
+        in_channels: channels of the input images.
+        image_size: side of the (square) input images.
+        channels: output channels of each stage's convolutions, one entry per stage. With the
+            default activation they must be multiples of ``group_size`` (checked in the
+            forward, not here).
+        out_features: size of the output (e.g. the number of classes).
+        blocks_per_stage: convolution + activation blocks per stage.
+        kernel_size: kernel size of the default BCOP convolutions.
+        head_widths: widths of the hidden linear layers after ``Flatten``, each followed by
+            the activation.
+        group_size: GroupSort's group size of the default activation.
+        padding: padding mode of the default BCOP convolutions (``"circular"`` keeps the
+            convolution orthogonal).
+        config: Björck options of the default BCOP and Björck layers.
+        conv: factory ``(in, out) -> module`` of the convolutions (default BCOP); when given,
+            ``kernel_size``, ``padding`` and ``config`` do not reach it.
+        linear: factory ``(in, out) -> module`` of the head's layers (default Björck).
+        activation: factory ``channels_or_width -> module`` (default ``GroupSort(group_size)``).
+
     Returns:
         An ``nn.Sequential`` from images ``(n, in_channels, image_size, image_size)`` to
         ``(n, out_features)``.
@@ -203,8 +273,28 @@ def aol_convnet(
     head_widths: Sequence[int] = (),
     group_size: int = 2,
 ) -> nn.Sequential:
-    """:func:`lipschitz_convnet` with AOL layers (Prach & Lampert 2022): ``AOLConv2d``
-    (zero padding) and ``AOLLinear`` + GroupSort. 1-Lipschitz, no iteration in the forward.
+    """:func:`lipschitz_convnet` with AOL layers (Prach & Lampert 2022) and GroupSort.
+
+    ``AOLConv2d`` (zero padding) and ``AOLLinear`` + GroupSort: 1-Lipschitz, no iteration in
+    the forward.
+
+    Args:
+        in_channels: channels of the input images.
+        image_size: side of the (square) input images; divisible by ``2 ** len(channels)``.
+        channels: output channels of each stage's convolutions, one entry per stage
+            (multiples of ``group_size``).
+        out_features: size of the output.
+        blocks_per_stage: convolution + GroupSort blocks per stage.
+        kernel_size: kernel size of the ``AOLConv2d`` layers.
+        head_widths: widths of the hidden ``AOLLinear`` layers after ``Flatten``.
+        group_size: GroupSort's group size.
+
+    Returns:
+        An ``nn.Sequential`` from ``(n, in_channels, image_size, image_size)`` to
+        ``(n, out_features)``.
+
+    Raises:
+        ValueError: ``image_size`` not divisible by ``2 ** len(channels)``.
 
     Example:
         >>> import torch
@@ -232,14 +322,32 @@ def sll_convnet(
     head_widths: Sequence[int] = (),
     group_size: int = 2,
 ) -> nn.Sequential:
-    """A residual 1-Lipschitz convnet of SLL layers (Araujo et al. 2023), through
-    :func:`lipschitz_convnet`'s factories, GroupSort after every layer.
+    """A residual 1-Lipschitz convnet of SLL layers (Araujo et al. 2023), GroupSort after each.
 
-    A convolution that changes the channel count (the first of each stage) is an
-    ``AOLConv2d``; the other ``blocks_per_stage - 1`` of the stage are ``SLLConv2d`` residual
-    layers. In the head, a width change is an ``AOLLinear`` and a repeated width an
-    ``SLLLinear``: ``head_widths=(256, 256)`` gives ``AOLLinear(features, 256)``,
-    ``SLLLinear(256)``, ``AOLLinear(256, out)``.
+    Built through :func:`lipschitz_convnet`'s factories. A convolution that changes the
+    channel count (normally the first of each stage) is an ``AOLConv2d``; one that keeps it
+    (the other ``blocks_per_stage - 1`` of the stage) is an ``SLLConv2d`` residual layer. In
+    the head, a width change is an ``AOLLinear`` and a repeated width an ``SLLLinear``:
+    ``head_widths=(256, 256)`` gives ``AOLLinear(features, 256)``, ``SLLLinear(256)``,
+    ``AOLLinear(256, out)``.
+
+    Args:
+        in_channels: channels of the input images.
+        image_size: side of the (square) input images; divisible by ``2 ** len(channels)``.
+        channels: output channels of each stage's convolutions, one entry per stage
+            (multiples of ``group_size``).
+        out_features: size of the output.
+        blocks_per_stage: convolution + GroupSort blocks per stage.
+        kernel_size: kernel size of the convolutions.
+        head_widths: widths of the hidden layers after ``Flatten``.
+        group_size: GroupSort's group size.
+
+    Returns:
+        An ``nn.Sequential`` from ``(n, in_channels, image_size, image_size)`` to
+        ``(n, out_features)``.
+
+    Raises:
+        ValueError: ``image_size`` not divisible by ``2 ** len(channels)``.
 
     Example:
         >>> import torch
@@ -269,7 +377,29 @@ def sll_convnet(
 def mlp_generator(
     latent_dim: int = 2, out_features: int = 2, widths: Sequence[int] = (512, 512, 512)
 ) -> nn.Sequential:
-    """A ReLU MLP generator for low-dimensional data (the 2-D toys of Gulrajani et al.)."""
+    """A ReLU MLP generator for low-dimensional data (the 2-D toys of Gulrajani et al.).
+
+    ``nn.Linear`` + ReLU for each width, then a linear output layer (no output activation).
+    Unconstrained: only the critic needs a Lipschitz bound.
+
+    Args:
+        latent_dim: size of the latent codes.
+        out_features: dimension of the generated samples.
+        widths: the hidden layers' sizes.
+
+    Returns:
+        An ``nn.Sequential`` from ``(n, latent_dim)`` to ``(n, out_features)``.
+
+    Raises:
+        ValueError: a size below 1.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.models import mlp_generator
+        >>> g = mlp_generator(latent_dim=4, out_features=2, widths=(16, 16))
+        >>> g(torch.randn(5, 4)).shape, len(g)
+        (torch.Size([5, 2]), 5)
+    """
     return mlp(latent_dim, widths, out_features, linear=nn.Linear,
                activation=lambda _: nn.ReLU())  # fmt: skip
 
@@ -290,9 +420,33 @@ def dcgan_generator(
     """A DCGAN-style generator of ``(channels, image_size, image_size)`` images in [0, 1].
 
     A linear map to a ``start x start`` feature map (7x7 for 28x28, 4x4 for 32x32), then
-    stride-2 transposed convolutions that halve the channels and double the side, with
-    BatchNorm + ReLU (Radford et al. 2016), and a 3x3 convolution to ``channels`` with a
-    sigmoid, since wgan_lip images live in [0, 1].
+    stride-2 transposed convolutions that halve the channels (never below
+    ``base_channels``) and double the side, with BatchNorm + ReLU (Radford et al. 2016), and
+    a 3x3 convolution to ``channels`` with a sigmoid, since wgan_lip images live in [0, 1].
+    The start side is the smallest one >= 4 that doubles up to ``image_size``.
+
+    Args:
+        latent_dim: size of the latent codes.
+        channels: channels of the generated images.
+        image_size: side of the (square) generated images: even and at least 8.
+        base_channels: channels of the last feature map; the first has ``base_channels *
+            2 ** (doublings - 1)``.
+
+    Returns:
+        An ``nn.Sequential`` from ``(n, latent_dim)`` to ``(n, channels, image_size,
+        image_size)``, with values in ``(0, 1)``. It has BatchNorm layers: call it on batches
+        of two or more in training mode.
+
+    Raises:
+        ValueError: ``image_size`` odd or below 8.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.models import dcgan_generator
+        >>> g = dcgan_generator(latent_dim=8, channels=3, image_size=16, base_channels=4)
+        >>> x = g(torch.randn(2, 8))
+        >>> x.shape, bool(((x > 0) & (x < 1)).all())
+        (torch.Size([2, 3, 16, 16]), True)
     """
     start, doublings = _upsampling_plan(image_size)
     width = base_channels * 2 ** (doublings - 1)

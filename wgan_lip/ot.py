@@ -19,10 +19,33 @@ DEFAULT_MAX_BYTES = 4 * 2**30
 
 
 def as_samples(x, name: str = "samples") -> np.ndarray:
-    """``x`` (numpy array or torch tensor, any float dtype) as a float64 ``(n, d)`` array.
+    """``x`` (numpy array, torch tensor or nested list, any real dtype) as float64 ``(n, d)``.
 
-    A 1-D input is n samples in one dimension. Raises ``ValueError`` for other ranks,
-    non-finite rows (with their count) and fewer than one sample.
+    A 1-D input is n samples in one dimension. A tensor is detached and copied to the CPU; a
+    float64 array is returned without a copy.
+
+    Args:
+        x: the samples, ``(n, d)`` or ``(n,)``, of a numeric dtype (integers are converted;
+            ``bool`` is refused).
+        name: what to call ``x`` in error messages.
+
+    Returns:
+        A float64 numpy array ``(n, d)`` (``(n, 1)`` for a 1-D input) with finite entries.
+
+    Raises:
+        InputError: a non-numeric dtype, a rank other than 1 or 2, no samples, or rows with
+            NaN or Inf (the message counts them).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.ot import as_samples
+        >>> a = as_samples(torch.arange(3, dtype=torch.float32))
+        >>> a.shape, a.dtype
+        ((3, 1), dtype('float64'))
+        >>> as_samples([[0.0, float("nan")], [1.0, 2.0]], name="P")
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: P: 1 of 2 rows contain NaN or Inf
     """
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
@@ -66,9 +89,25 @@ EXACT_BYTES_PER_PAIR = 40  # measured: POT 0.9.7 peaked 4.0 GiB above baseline a
 
 
 def exact_w1_bytes(n_p: int, n_q: int) -> int:
-    """Memory the exact solver needs, about 40 bytes per pair of samples: the float64 cost
-    matrix, its temporaries, and the network simplex's arc arrays. (The process peaked at
-    4.8 GiB, 0.8 of them the interpreter and torch, on 10^4 x 10^4; see bench_scale.)"""
+    """Memory the exact solver needs, about 40 bytes per pair of samples.
+
+    The 40 bytes cover the float64 cost matrix, its temporaries, and the network simplex's
+    arc arrays. (The process peaked at 4.8 GiB, 0.8 of them the interpreter and torch, on
+    10^4 x 10^4; see bench_scale.) :func:`exact_w1` refuses a problem above its
+    ``max_bytes``; the 1-D solver it uses for ``d = 1`` needs far less and is not checked.
+
+    Args:
+        n_p: number of samples of P.
+        n_q: number of samples of Q.
+
+    Returns:
+        The estimate in bytes, ``40 * n_p * n_q``.
+
+    Example:
+        >>> from wgan_lip.ot import exact_w1_bytes
+        >>> exact_w1_bytes(10_000, 10_000) / 2**30  # GiB
+        3.725290298461914
+    """
     return EXACT_BYTES_PER_PAIR * n_p * n_q
 
 

@@ -26,6 +26,36 @@ def critic_figure(
 
     Returns a ``matplotlib.figure.Figure`` (Agg canvas, never shown). The critic is put in
     eval mode for the grid and restored afterwards.
+
+    Args:
+        critic: a critic of 2-D points: called on a float32 ``(resolution**2, 2)`` grid on
+            the device of its first parameter or buffer (CPU if it has none), it returns
+            ``resolution**2`` scores (any shape with that many entries).
+        p: samples of the first distribution, ``(n, 2)`` (or ``(n, ...)`` with two entries
+            per sample; they are flattened), any float dtype and device.
+        q: samples of the second distribution, likewise ``(m, 2)``.
+        title: the axes' title; empty gives ``"critic level sets"``.
+        labels: the legend's names of ``p`` and ``q``.
+        max_points: at most this many points of each sample are drawn (a fixed random subset,
+            seeded, so the figure is reproducible).
+        resolution: the grid has ``resolution x resolution`` points spanning the samples'
+            bounding box, padded by 10% on each side.
+
+    Returns:
+        The ``matplotlib.figure.Figure``, with one axes and a colorbar.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from wgan_lip.plotting import critic_figure, figure_to_tensor
+        >>> _ = torch.manual_seed(0)
+        >>> critic = nn.Linear(2, 1)
+        >>> fig = critic_figure(critic, torch.randn(50, 2), torch.randn(50, 2) + 2,
+        ...                     title="demo", resolution=20)
+        >>> fig.axes[0].get_title(), len(fig.axes), critic.training
+        ('demo', 2, True)
+        >>> figure_to_tensor(fig, dpi=20).shape  # 6 x 5.2 inches at 20 dpi
+        torch.Size([3, 104, 120])
     """
     from matplotlib.figure import Figure
 
@@ -62,7 +92,24 @@ def critic_figure(
 
 
 def figure_to_tensor(fig, dpi: int = 80) -> torch.Tensor:
-    """Render a figure to a ``(3, H, W)`` uint8 tensor (for loggers that take arrays)."""
+    """Render a figure to a ``(3, H, W)`` uint8 tensor (for loggers that take arrays).
+
+    A figure without an Agg-compatible canvas is drawn on a new ``FigureCanvasAgg``.
+
+    Args:
+        fig: a ``matplotlib.figure.Figure``; its dpi is set to ``dpi`` (it stays so).
+        dpi: dots per inch: ``H`` and ``W`` are the figure's size in inches times ``dpi``.
+
+    Returns:
+        The RGB pixels (alpha dropped), a contiguous ``torch.uint8`` tensor ``(3, H, W)``.
+
+    Example:
+        >>> from matplotlib.figure import Figure
+        >>> from wgan_lip.plotting import figure_to_tensor
+        >>> img = figure_to_tensor(Figure(figsize=(2, 1)), dpi=50)
+        >>> img.shape, img.dtype, int(img.min())  # a blank white figure
+        (torch.Size([3, 50, 100]), torch.uint8, 255)
+    """
     fig.set_dpi(dpi)
     canvas = fig.canvas
     if not hasattr(canvas, "buffer_rgba"):
@@ -80,6 +127,26 @@ def save_atomic(write, path: str | os.PathLike) -> Path:
     A failure leaves no file behind, and readers never see a half-written one. The file gets
     the permissions a plain ``open(path, "w")`` would give (``0o666`` less the umask), not
     ``mkstemp``'s private ``0o600``.
+
+    Args:
+        write: a callable taking the temporary file's path (a ``str`` with ``path``'s suffix,
+            so writers that pick a format from the suffix keep working) and writing to it;
+            its return value is ignored, and what it raises propagates after the temporary
+            file is removed.
+        path: the destination (``str`` or path-like); its folder must exist. An existing
+            file there is replaced.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+
+    Example:
+        >>> import os, tempfile
+        >>> from pathlib import Path
+        >>> from wgan_lip.plotting import save_atomic
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     out = save_atomic(lambda tmp: Path(tmp).write_text("ok"), os.path.join(d, "a.txt"))
+        ...     print(out.name, out.read_text(), sorted(os.listdir(d)))
+        a.txt ok ['a.txt']
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)

@@ -36,7 +36,28 @@ PIECE_BYTES = 64 * 2**20  # mapped bytes read before they are dropped again
 
 
 class Rows(ABC):
-    """``n`` samples of shape ``event_shape``, read by index as float32 tensors."""
+    """``n`` samples of shape ``event_shape``, read by index as float32 tensors.
+
+    The abstract interface; subclasses set ``n`` and ``event_shape`` and implement
+    :meth:`take` and :meth:`with_event_shape`.
+
+    Attributes:
+        n: the number of samples (rows).
+        event_shape: the shape of one sample.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.data.rows import Rows, TensorRows
+        >>> rows: Rows = TensorRows(torch.arange(12.0).reshape(6, 2))
+        >>> rows.n, rows.event_shape, rows.nbytes, rows.streamed
+        (6, (2,), 48, False)
+        >>> rows.take(torch.tensor([5, 0, 5]))
+        tensor([[10., 11.],
+                [ 0.,  1.],
+                [10., 11.]])
+        >>> rows.read(4, 100).shape  # ``stop`` is clipped to ``n``
+        torch.Size([2, 2])
+    """
 
     n: int
     event_shape: tuple[int, ...]
@@ -69,7 +90,24 @@ class Rows(ABC):
 
 
 class TensorRows(Rows):
-    """Rows of an in-memory tensor ``(n, *event_shape)``."""
+    """Rows of an in-memory tensor ``(n, *event_shape)``.
+
+    The tensor is kept as given (no copy, no dtype conversion): pass float32 to honour the
+    :class:`Rows` contract. ``take``, ``read`` and ``all`` return views or indexed copies of
+    it on its device.
+
+    Args:
+        data: the samples, ``(n, *event_shape)``, normally float32.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.data.rows import TensorRows
+        >>> rows = TensorRows(torch.zeros(4, 1, 2, 2))
+        >>> rows.n, rows.event_shape
+        (4, (1, 2, 2))
+        >>> rows.with_event_shape((4,)).take(torch.tensor([0, 3])).shape
+        torch.Size([2, 4])
+    """
 
     def __init__(self, data: torch.Tensor) -> None:
         self.data = data
@@ -96,7 +134,25 @@ def short_reason(e: BaseException, limit: int = 120) -> str:
     """The first sentence of an exception's message, on one line and at most ``limit`` long.
 
     Library errors can run to paragraphs (torch's ``weights_only`` advice); a user needs
-    the gist, inside a one-line error.
+    the gist, inside a one-line error. ANSI colour codes are removed, and so is torch's
+    general advice before ``WeightsUnpickler error:``.
+
+    Args:
+        e: the exception.
+        limit: the longest result, in characters; longer lines are cut and end in ``...``.
+
+    Returns:
+        The first non-blank line of the message, up to its first ``". "``, without a final
+        period; the exception's class name when the message is empty.
+
+    Example:
+        >>> from wgan_lip.data.rows import short_reason
+        >>> short_reason(ValueError("bad header. Try again.\\nmore detail"))
+        'bad header'
+        >>> short_reason(KeyError())
+        'KeyError'
+        >>> short_reason(OSError("x" * 50), limit=10)
+        'xxxxxxx...'
     """
     text = _ANSI.sub("", str(e))
     if "WeightsUnpickler error:" in text:  # torch: the reason follows its general advice
@@ -107,7 +163,31 @@ def short_reason(e: BaseException, limit: int = 120) -> str:
 
 
 def read_npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype from the header of a ``.npy`` stream, leaving ``fh`` at the data."""
+    """Shape and dtype from the header of a ``.npy`` stream, leaving ``fh`` at the data.
+
+    Args:
+        fh: a binary file object positioned at the start of the ``.npy`` data (format
+            version 1.0, 2.0 or 3.0).
+
+    Returns:
+        ``(shape, dtype)``: the array's shape as a tuple of ints and its ``numpy.dtype``.
+
+    Raises:
+        ValueError: from numpy, when the stream does not start with a valid ``.npy`` magic
+            string or header.
+
+    Example:
+        >>> import io
+        >>> import numpy as np
+        >>> from wgan_lip.data.rows import read_npy_header
+        >>> buf = io.BytesIO()
+        >>> np.save(buf, np.zeros((5, 3), dtype=np.float32))
+        >>> _ = buf.seek(0)
+        >>> read_npy_header(buf)
+        ((5, 3), dtype('float32'))
+        >>> buf.tell()  # the data starts here
+        128
+    """
     fmt = np.lib.format
     version = fmt.read_magic(fh)
     if version == (1, 0):
@@ -120,7 +200,32 @@ def read_npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def npy_trouble(fh, size: int, e: BaseException) -> str:
-    """Why a ``.npy`` stream of ``size`` bytes could not be read, in a few words."""
+    """Why a ``.npy`` stream of ``size`` bytes could not be read, in a few words.
+
+    It looks for the usual causes (an empty file, no ``.npy`` magic, an object dtype, a file
+    shorter than its header announces) and otherwise falls back to :func:`short_reason` of
+    ``e``. It never raises.
+
+    Args:
+        fh: the stream, a binary file object positioned at its start (it is read and moved).
+        size: the stream's length in bytes.
+        e: the exception the reader raised, used when no cause is recognised.
+
+    Returns:
+        A short reason, to put inside a one-line error.
+
+    Example:
+        >>> import io
+        >>> import numpy as np
+        >>> from wgan_lip.data.rows import npy_trouble
+        >>> buf = io.BytesIO()
+        >>> np.save(buf, np.zeros(100))
+        >>> cut = buf.getvalue()[:200]
+        >>> npy_trouble(io.BytesIO(cut), len(cut), ValueError("cannot reshape"))
+        'it is truncated: its header announces (100,) float64, 928 bytes, but it has 200'
+        >>> npy_trouble(io.BytesIO(b"hello"), 5, ValueError("bad magic"))
+        'it does not start with the .npy header; write it with np.save'
+    """
     try:
         if size == 0:
             return "it is empty, 0 bytes"
@@ -158,7 +263,37 @@ def shard_files(path: Path, name: str) -> list[Path]:
     With a ``manifest.json`` (``{"shards": [file, ...], "rows": [n, ...]}``, ``rows``
     optional) the shards are exactly those listed. Otherwise they are the directory's
     ``.npy`` files; if their names end in numbers (``part-00000.npy``), the numbers must
-    run without a gap.
+    run without a gap, and the shards are ordered by number (otherwise by name).
+
+    Args:
+        path: the directory of shards.
+        name: how errors name this source (``"P"``, ``"Q"``).
+
+    Returns:
+        The shard files, in row order (possibly empty when the directory holds no ``.npy``).
+
+    Raises:
+        InputError: an unreadable or malformed manifest, a shard it lists that is missing,
+            or a gap in the numbered shards.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from wgan_lip.data.rows import shard_files
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     for i in (0, 1, 10):
+        ...         np.save(Path(d) / f"part-{i}.npy", np.zeros((2, 3)))
+        ...     try:
+        ...         shard_files(Path(d), "P")
+        ...     except ValueError as e:
+        ...         print(str(e).split(" is missing")[0])
+        P: shard 2
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     for i in range(11):
+        ...         np.save(Path(d) / f"part-{i}.npy", np.zeros((2, 3)))
+        ...     [f.name for f in shard_files(Path(d), "P")][-3:]  # by number, not by name
+        ['part-8.npy', 'part-9.npy', 'part-10.npy']
     """
     manifest = path / MANIFEST
     if manifest.is_file():
@@ -184,8 +319,37 @@ def shard_files(path: Path, name: str) -> list[Path]:
 
 
 def read_manifest(manifest: Path, name: str) -> dict:
-    """A shard folder's ``manifest.json``, checked: ``shards`` a list of file names and
-    ``rows``, if there, one non-negative row count per shard."""
+    """A shard folder's ``manifest.json``, checked.
+
+    ``shards`` must be a list of file names and ``rows``, if there, one non-negative integer
+    row count per shard.
+
+    Args:
+        manifest: the path of the ``manifest.json`` file.
+        name: how errors name this source (``"P"``, ``"Q"``).
+
+    Returns:
+        The parsed JSON object, as is (other keys are kept).
+
+    Raises:
+        InputError: the file cannot be read or parsed, or does not have that form.
+
+    Example:
+        >>> import json, tempfile
+        >>> from pathlib import Path
+        >>> from wgan_lip.data.rows import read_manifest
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     m = Path(d) / "manifest.json"
+        ...     _ = m.write_text(json.dumps({"shards": ["a.npy", "b.npy"], "rows": [3, 4]}))
+        ...     print(read_manifest(m, "P"))
+        ...     _ = m.write_text(json.dumps({"shards": ["a.npy"], "rows": [3, 4]}))
+        ...     try:
+        ...         read_manifest(m, "P")
+        ...     except ValueError as e:
+        ...         print(str(e).split("json' ")[1])
+        {'shards': ['a.npy', 'b.npy'], 'rows': [3, 4]}
+        ('rows' must list one row count for each file in 'shards')
+    """
     try:
         spec = json.loads(manifest.read_text())
         if not isinstance(spec, dict) or "shards" not in spec:
@@ -216,9 +380,36 @@ def _event_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 class NpyRows(Rows):
     """Rows of one ``.npy`` file or of a directory of ``.npy`` shards, memory-mapped.
 
+    A file may hold samples ``(n,)`` (seen as ``(1,)``), ``(n, d)``, ``(n, H, W)`` (seen as
+    ``(1, H, W)``) or ``(n, C, H, W)``, of any real or bool dtype; rows are returned as
+    float32. Sources up to ``CHECK_UP_FRONT_BYTES`` (as float32) are scanned for NaN/Inf
+    when opened; larger ones are checked as rows are read (:meth:`take` raises
+    ``InputError`` naming the row).
+
     Args:
         path: the file, or the directory of shards (see :func:`shard_files`).
         name: how errors name this source (``"P"``, ``"Q"``).
+
+    Raises:
+        InputError: a file that cannot be read as ``.npy`` (with the reason), a directory
+            without shards, a bad manifest or row count, a rank other than 1 to 4, a
+            non-numeric or complex dtype, shards with different sample shapes, fewer than
+            2 samples, an empty sample dimension, or (for a small source) NaN/Inf entries.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np, torch
+        >>> from wgan_lip.data.rows import NpyRows
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     np.save(Path(d) / "part-0.npy", np.arange(6.0).reshape(3, 2))
+        ...     np.save(Path(d) / "part-1.npy", np.arange(6.0, 10.0).reshape(2, 2))
+        ...     rows = NpyRows(d, "P")
+        ...     print(rows.n, rows.event_shape, rows.streamed, len(rows.files))
+        ...     print(rows.take(torch.tensor([4, 0])))
+        5 (2,) True 2
+        tensor([[8., 9.],
+                [0., 1.]])
     """
 
     def __init__(self, path: str | Path, name: str = "P"):

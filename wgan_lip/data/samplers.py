@@ -62,8 +62,37 @@ def _check_rows(x: torch.Tensor, n: int, shape: tuple[int, ...] | None, name: st
 class SampledRows(Rows):
     """An endless source seen as ``n`` rows; every ``take`` draws ``len(idx)`` fresh samples.
 
-    ``draw(k)`` must return ``k`` samples (a tensor or array of shape ``(k, ...)``); it is
-    called under ``torch.no_grad`` and its result is moved to the CPU as float32.
+    ``draw(k)`` must return ``k`` samples (a tensor or array of shape ``(k, ...)``, or a
+    tuple/list whose first element is one); it is called under ``torch.no_grad``, at most
+    8192 samples at a time, and its result is moved to the CPU as float32. Samples ``(k,)``
+    are seen as ``(k, 1)`` and ``(k, H, W)`` as ``(k, 1, H, W)``. The constructor draws 2
+    samples to learn the sample shape.
+
+    Args:
+        draw: the sampler, ``k -> k`` samples.
+        n: the nominal number of rows (how many a full pass reads).
+        name: how errors name this source (``"P"``, ``"Q"``).
+        description: how reports describe this source.
+
+    Raises:
+        InputError: ``draw`` raised (the message says what), returned something that is not
+            an array, the wrong number of samples, samples of another shape than before,
+            NaN or Inf, or samples with an empty dimension.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.data.samplers import SampledRows
+        >>> g = torch.Generator().manual_seed(0)
+        >>> rows = SampledRows(lambda k: torch.randn(k, 3, generator=g), n=100)
+        >>> rows.n, rows.event_shape, rows.fresh
+        (100, (3,), True)
+        >>> a, b = rows.take(torch.arange(4)), rows.take(torch.arange(4))
+        >>> a.shape, bool(torch.equal(a, b))  # the same indices, new samples
+        (torch.Size([4, 3]), False)
+        >>> SampledRows(lambda k: torch.zeros(k - 1, 2), name="Q")
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: Q: the sampler returned 1 samples when asked for 2
     """
 
     def __init__(self, draw: Callable[[int], object], n: int = SAMPLER_ROWS, name: str = "P",
@@ -140,7 +169,34 @@ class _IterDraw:
 
 
 class DatasetRows(Rows):
-    """A map-style torch ``Dataset`` (``len`` and ``[i]``; items ``x`` or ``(x, y)``) as rows."""
+    """A map-style torch ``Dataset`` (``len`` and ``[i]``; items ``x`` or ``(x, y)``) as rows.
+
+    ``take`` reads the items one by one, keeps the first element of a tuple, list or dict
+    item, and returns float32 on the CPU. Items ``(d,)`` give samples ``(d,)``, scalars
+    ``(1,)``, ``(H, W)`` give ``(1, H, W)``. :meth:`with_event_shape` reads every item into
+    memory.
+
+    Args:
+        dataset: the dataset: ``len(dataset)`` and ``dataset[i]`` for ``0 <= i < len``.
+        name: how errors name this source (``"P"``, ``"Q"``).
+
+    Raises:
+        InputError: a dataset without a length, fewer than 2 items, or items that are not
+            numeric samples (or contain NaN or Inf: checked on the first item here, on the
+            others as they are read).
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> from wgan_lip.data.samplers import DatasetRows
+        >>> ds = TensorDataset(torch.arange(10.0).reshape(5, 2), torch.zeros(5))
+        >>> rows = DatasetRows(ds)
+        >>> rows.n, rows.event_shape, rows.description
+        (5, (2,), 'TensorDataset (5 samples)')
+        >>> rows.take(torch.tensor([4, 1]))
+        tensor([[8., 9.],
+                [2., 3.]])
+    """
 
     def __init__(self, dataset: Dataset, name: str = "P") -> None:
         self.dataset, self.name = dataset, name
@@ -168,7 +224,35 @@ class DatasetRows(Rows):
 
 
 def sampler_rows(source, name: str, n: int = SAMPLER_ROWS) -> Rows | None:
-    """The :class:`Rows` of a sampler-like source, or None if ``source`` is not one."""
+    """The :class:`Rows` of a sampler-like source, or None if ``source`` is not one.
+
+    An ``IterableDataset`` becomes a :class:`SampledRows` that iterates it (a new pass when
+    one ends), a map-style ``Dataset`` a :class:`DatasetRows`, and any other callable (not a
+    tensor, array or class) a :class:`SampledRows` that calls it.
+
+    Args:
+        source: the candidate source.
+        name: how errors name this source (``"P"``, ``"Q"``).
+        n: the nominal size of a sampled source (unused for a map-style dataset).
+
+    Returns:
+        The rows, or ``None`` for anything else (a tensor, an array, a path, a class).
+
+    Raises:
+        InputError: from :class:`SampledRows` or :class:`DatasetRows`: a source that does not
+            produce valid samples (an empty iterable dataset, for one).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.data.samplers import sampler_rows
+        >>> def two_d(k):
+        ...     return torch.ones(k, 2)
+        >>> rows = sampler_rows(two_d, "P", n=1000)
+        >>> type(rows).__name__, rows.n, rows.description
+        ('SampledRows', 1000, 'sampler two_d')
+        >>> sampler_rows(torch.zeros(3, 2), "P") is None
+        True
+    """
     if isinstance(source, IterableDataset):
         return SampledRows(_IterDraw(source, name), n, name, type(source).__name__)
     if isinstance(source, Dataset):

@@ -38,11 +38,27 @@ SHOWN_KEYS = 8  # keys named in an error message before "and N more"
 
 @dataclass(frozen=True)
 class Samples:
-    """Samples as float32 ``(n, d)`` vectors or ``(n, C, H, W)`` images, read through
-    :class:`~wgan_lip.data.rows.Rows` (a tensor in memory, or memory-mapped ``.npy``).
+    """Samples as float32 ``(n, d)`` vectors or ``(n, C, H, W)`` images, read through Rows.
 
-    ``Samples(tensor, description)`` wraps a tensor. ``data`` is every row in memory; code
-    that must scale to files larger than memory reads rows with ``take`` instead.
+    The rows are a :class:`~wgan_lip.data.rows.Rows`: a tensor in memory, memory-mapped
+    ``.npy``, a sampler or a dataset. ``Samples(tensor, description)`` wraps a tensor as it
+    is (no checks: :func:`load_samples` validates and shapes user input). ``data`` is every
+    row in memory; code that must scale to files larger than memory reads rows with
+    ``take`` instead. ``n``, ``event_shape``, ``dim`` (entries per sample), ``is_image``
+    (3-D samples) and ``streamed`` describe them.
+
+    Attributes:
+        rows: the rows (a tensor passed here is wrapped in a ``TensorRows``).
+        description: how reports name the source (a file, a dataset name, a shape).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.data.sources import Samples
+        >>> s = Samples(torch.zeros(10, 1, 2, 2), "ten images")
+        >>> s.n, s.event_shape, s.dim, s.is_image, s.streamed
+        (10, (1, 2, 2), 4, True, False)
+        >>> s.flattened().event_shape, s.subsample(3, seed=0).shape
+        ((4,), torch.Size([3, 4]))
     """
 
     rows: Rows
@@ -456,6 +472,46 @@ def load_samples(source, *, data_root: str | os.PathLike | None = None, name: st
     Raises :class:`~wgan_lip.errors.InputError` with a one-line message for anything a user
     can get wrong: missing file, unknown format or dataset, non-numeric CSV, NaN/Inf rows,
     fewer than 2 samples, a data root without the dataset.
+
+    Samples ``(n,)`` become ``(n, 1)`` and ``(n, H, W)`` become ``(n, 1, H, W)``. A string
+    without a dot or slash that is not an existing path is a dataset name; anything else is
+    read as a path. In-memory sources are checked for NaN/Inf here; ``.npy`` sources as
+    described in :class:`~wgan_lip.data.rows.NpyRows`; samplers at every draw.
+
+    Args:
+        source: a :class:`Samples` (returned as is), a sampler (callable or torch dataset,
+            see :func:`~wgan_lip.data.samplers.sampler_rows`), a path or dataset name
+            (``str`` or path-like), or a numpy array, tensor or nested list of numbers (any
+            real or bool dtype).
+        data_root: where named datasets are looked up (see
+            :func:`~wgan_lip.data.vision.resolve_data_root`); unused for other sources.
+        name: how errors name this source (``"P"``, ``"Q"``).
+
+    Returns:
+        The :class:`Samples`; their ``description`` is the path, the dataset name, the
+        sampler's name, or the type and shape of an in-memory source.
+
+    Raises:
+        InputError: a source that cannot be read or is not valid samples (see above).
+
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from wgan_lip.data.sources import load_samples
+        >>> s = load_samples(np.arange(6, dtype=np.int64))
+        >>> s.event_shape, s.data.dtype, s.description
+        ((1,), torch.float32, 'ndarray (6, 1)')
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = os.path.join(d, "p.csv")
+        ...     with open(path, "w") as f:
+        ...         _ = f.write("x,y\\n1,2\\n3,4\\n5,6\\n")
+        ...     load_samples(path).data.tolist()
+        [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+        >>> load_samples([[0.0, 1.0], [float("inf"), 2.0]], name="Q")
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: Q: 1 of 2 samples contain NaN or Inf, the first is row 1;
+        remove or fix those rows
     """
     if isinstance(source, Samples):
         return source
@@ -480,7 +536,34 @@ def load_samples(source, *, data_root: str | os.PathLike | None = None, name: st
 
 
 def load_pair(p, q, *, data_root=None) -> tuple[Samples, Samples]:
-    """Load P and Q and check that their sample shapes agree (naming both shapes if not)."""
+    """Load P and Q and check that their sample shapes agree (naming both shapes if not).
+
+    When the shapes differ but the number of entries per sample agrees and one side is
+    images (``(C, H, W)`` samples), both are returned flattened to ``(n, d)`` vectors.
+
+    Args:
+        p: the source of P (anything :func:`load_samples` takes).
+        q: the source of Q.
+        data_root: where named datasets are looked up.
+
+    Returns:
+        ``(P, Q)`` as :class:`Samples` with the same ``event_shape``.
+
+    Raises:
+        InputError: either source is invalid, or the sample shapes differ (and cannot be
+            reconciled by flattening).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.data.sources import load_pair
+        >>> p, q = load_pair(torch.rand(5, 1, 2, 2), torch.rand(7, 4))
+        >>> p.event_shape, q.event_shape
+        ((4,), (4,))
+        >>> load_pair(torch.rand(5, 3), torch.rand(7, 2))
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: dimension mismatch: P has shape (5, 3), Q has shape (7, 2)
+    """
     sp = load_samples(p, data_root=data_root, name="P")
     sq = load_samples(q, data_root=data_root, name="Q")
     if sp.event_shape != sq.event_shape:

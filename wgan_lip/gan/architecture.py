@@ -119,8 +119,26 @@ FIELDS: tuple[str, ...] = tuple(f.name for f in fields(GANArchitecture))
 
 
 def migrate_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """A WGAN's saved hyperparameters with the flat architecture keys of checkpoints written
-    before :class:`GANArchitecture` moved under ``architecture`` (unchanged otherwise)."""
+    """A WGAN's saved hyperparameters with old flat architecture keys moved under ``architecture``.
+
+    Checkpoints written before :class:`GANArchitecture` existed kept its fields flat beside
+    the other hyperparameters; they are moved into the ``architecture`` dict, where an entry
+    already there wins over a flat one. Hyperparameters without flat keys come back
+    unchanged (as a new dict).
+
+    Args:
+        hparams: the saved hyperparameters (not modified).
+
+    Returns:
+        A new dict of the hyperparameters, migrated.
+
+    Example:
+        >>> from wgan_lip.gan.architecture import migrate_hparams
+        >>> migrate_hparams({"constraint": "hard", "group_size": 4, "latent_dim": 8})
+        {'constraint': 'hard', 'architecture': {'latent_dim': 8, 'group_size': 4}}
+        >>> migrate_hparams({"constraint": "gp", "architecture": {"group_size": 2}})
+        {'constraint': 'gp', 'architecture': {'group_size': 2}}
+    """
     out = dict(hparams)
     flat = {k: out.pop(k) for k in FIELDS if k in out}
     if flat:

@@ -24,7 +24,26 @@ __all__ = ["CONSTRAINTS", "CONSTRAINT_DEFAULTS", "ConstraintDefaults", "build_ga
 
 
 def check_constraint(constraint: str) -> str:
-    """``constraint`` if it is registered; a one-line error naming the choices otherwise."""
+    """``constraint`` if it is registered; a one-line error naming the choices otherwise.
+
+    Args:
+        constraint: a constraint name (``"hard"``, ``"gp"``, ``"lp"``, ``"sn"``, ``"clip"``).
+
+    Returns:
+        The registered name (equal to ``constraint``).
+
+    Raises:
+        InputError: an unknown name (from :func:`~wgan_lip.constraints.get_constraint`).
+
+    Example:
+        >>> from wgan_lip.gan.critics import check_constraint
+        >>> check_constraint("gp")
+        'gp'
+        >>> check_constraint("wgan")
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: unknown constraint 'wgan'; choose one of hard, gp, lp, sn, clip
+    """
     return get_constraint(constraint).name
 
 

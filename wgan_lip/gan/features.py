@@ -65,7 +65,21 @@ class FeatureNet(nn.Module):
 
 
 class ClassifierFeatures(nn.Module):
-    """Adapter for torchmetrics: ``forward`` returns the features, ``num_features`` their size."""
+    """Adapter for torchmetrics: ``forward`` returns the features, ``num_features`` their size.
+
+    The net is put in eval mode; ``forward`` runs without autograd on ``x.float()``.
+
+    Args:
+        net: the trained :class:`FeatureNet`.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.gan import FeatureNet
+        >>> from wgan_lip.gan.features import ClassifierFeatures
+        >>> feats = ClassifierFeatures(FeatureNet(image_size=8, feature_dim=16))
+        >>> feats.num_features, feats(torch.rand(3, 1, 8, 8)).shape
+        (16, torch.Size([3, 16]))
+    """
 
     def __init__(self, net: FeatureNet) -> None:
         super().__init__()
@@ -140,6 +154,27 @@ def train_feature_net(
 
 @torch.no_grad()
 def accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """The fraction of ``images`` whose largest logit is their label.
+
+    Scored 1,000 images at a time without autograd. The net is put in eval mode and left so.
+
+    Args:
+        net: a classifier mapping images ``(k, ...)`` to logits ``(k, classes)``.
+        images: the images ``(n, ...)``, ``n >= 1`` (an empty set divides by zero).
+        labels: int64 class labels ``(n,)``.
+
+    Returns:
+        The accuracy, a float in [0, 1].
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from wgan_lip.gan.features import accuracy
+        >>> net = nn.Flatten()  # the logits are the two pixels
+        >>> images = torch.tensor([[[[0.9, 0.1]]], [[[0.2, 0.8]]], [[[0.7, 0.3]]]])
+        >>> accuracy(net, images, torch.tensor([0, 1, 1]))
+        0.6666666666666666
+    """
     net.eval()
     correct = sum(
         int((net(images[s : s + 1000]).argmax(1) == labels[s : s + 1000]).sum())

@@ -36,15 +36,53 @@ _EPS = 1e-12
 
 
 def scaled_dim(weight: torch.Tensor) -> int:
-    """The dimension AOL rescales: 1 (inputs), or 0 (outputs) when there are fewer outputs."""
+    """The dimension AOL rescales: 1 (inputs), or 0 (outputs) when there are fewer outputs.
+
+    Rescaling the smaller side is the tighter choice: AOL's Gram is then the smaller one.
+
+    Args:
+        weight: a dense ``(out, in)`` or convolution ``(out, in, kh, kw)`` weight.
+
+    Returns:
+        ``0`` when ``out < in``, else ``1``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers.aol import scaled_dim
+        >>> scaled_dim(torch.ones(2, 5)), scaled_dim(torch.ones(5, 2, 3, 3))
+        (0, 1)
+    """
     return 0 if weight.shape[0] < weight.shape[1] else 1
 
 
 def aol_scale(weight: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """The AOL rescaling ``d`` of a dense ``(out, in)`` or convolution ``(out, in, kh, kw)``
-    weight: one factor per unit or channel of dimension ``dim`` (default
-    :func:`scaled_dim`): inputs (1) from the Gram of the columns, outputs (0) from the Gram
-    of the rows."""
+    """The AOL rescaling ``d`` of a dense ``(out, in)`` or convolution ``(out, in, kh, kw)`` weight.
+
+    One factor per unit or channel of dimension ``dim``: inputs (1) from the Gram of the
+    columns, outputs (0) from the Gram of the rows, ``d_i = (sum_j |G_ij|)^(-1/2)`` (the
+    taps of a convolution's Gram kernel summed); ``W diag(d)`` (or ``diag(d) W``) then has
+    spectral norm at most 1 (Prach & Lampert 2022). Differentiable.
+
+    Args:
+        weight: the free weight, dense ``(out, in)`` or convolution ``(out, in, kh, kw)``.
+        dim: ``1`` (rescale inputs) or ``0`` (rescale outputs); ``None``:
+            :func:`scaled_dim`. Any value other than 1 is taken as 0.
+
+    Returns:
+        The factors, ``(in,)`` for ``dim=1`` or ``(out,)`` for ``dim=0``, of ``weight``'s
+        dtype; a zero row sum is clamped to ``1e-12`` first.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers.aol import aol_scale
+        >>> from wgan_lip.layers.lipschitz import matrix_norm2
+        >>> w = torch.ones(2, 2)  # spectral norm 2
+        >>> d = aol_scale(w)
+        >>> d, matrix_norm2(w * d)
+        (tensor([0.5000, 0.5000]), 1.0)
+        >>> aol_scale(torch.randn(3, 2, 3, 3)).shape  # a convolution: one per input channel
+        torch.Size([2])
+    """
     dim = scaled_dim(weight) if dim is None else dim
     w = weight if dim == 1 else weight.transpose(0, 1)
     gram = dense_gram(w) if w.dim() == 2 else conv_gram(w)

@@ -84,7 +84,34 @@ class BCOPKernel(nn.Module):
     the raw factor changes), then the convolutions are composed. ``init`` holds the initial
     raw factors, handed to ``register_parametrization`` once by :meth:`right_inverse`; a
     kernel cannot be decomposed back into factors, so assigning ``weight`` afterwards is an
-    error (load a state dict instead).
+    error (load a state dict instead). :class:`BCOPConv2d` creates and registers it.
+
+    Args:
+        in_channels: input channels of the convolution.
+        out_channels: output channels; the factors are ``c x c`` with
+            ``c = max(in_channels, out_channels)`` and the kernel keeps the first
+            ``out_channels`` rows and ``in_channels`` columns.
+        kernel_size: the square kernel's side ``k`` (``k - 1`` two-tap factors per axis).
+        config: :class:`~wgan_lip.layers.orthogonal.BjorckConfig` of both
+            orthonormalizations (None: the default).
+        init: the initial raw factors ``(ortho, proj)``, returned once by
+            :meth:`right_inverse` when the parametrization is registered.
+
+    Raises:
+        RuntimeError: from :meth:`right_inverse`, once ``init`` has been used (or when it
+            is None): a kernel cannot be assigned.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import BCOPConv2d
+        >>> from wgan_lip.layers.conv import BCOPKernel
+        >>> conv = BCOPConv2d(2, 4, 3)
+        >>> param = conv.parametrizations.weight
+        >>> isinstance(param[0], BCOPKernel), param.original0.shape, param.original1.shape
+        (True, torch.Size([4, 4]), torch.Size([4, 4, 2]))
+        >>> kernel = param[0](param.original0, param.original1)
+        >>> kernel.shape, bool(torch.allclose(kernel, conv.weight))
+        (torch.Size([4, 2, 3, 3]), True)
     """
 
     def __init__(

@@ -17,7 +17,29 @@ from .lipschitz import own_method
 
 
 def plain_linear(m: nn.Linear) -> nn.Linear:
-    """A plain :class:`torch.nn.Linear` with ``m``'s current weight and bias."""
+    """A plain :class:`torch.nn.Linear` with ``m``'s current weight and bias.
+
+    The weight is read once (a parametrized one is computed as ``m`` computes it now) and
+    copied, with its dtype and device. Call it under ``torch.no_grad()``, as
+    :func:`~wgan_lip.layers.export_plain` does: otherwise the in-place copy into the new
+    parameters raises ``RuntimeError``.
+
+    Args:
+        m: a linear layer (``nn.Linear`` or a parametrized subclass).
+
+    Returns:
+        A new ``nn.Linear`` of the same shape, computing ``m``'s function.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import BjorckLinear
+        >>> from wgan_lip.layers.export import plain_linear
+        >>> layer = BjorckLinear(3, 2)
+        >>> with torch.no_grad():
+        ...     plain = plain_linear(layer)
+        >>> type(plain).__name__, bool(torch.allclose(plain.weight, layer.weight))
+        ('Linear', True)
+    """
     out = nn.Linear(
         m.in_features,
         m.out_features,
@@ -32,8 +54,31 @@ def plain_linear(m: nn.Linear) -> nn.Linear:
 
 
 def plain_conv2d(m: nn.Conv2d) -> nn.Conv2d:
-    """A plain :class:`torch.nn.Conv2d` with ``m``'s current weight and bias and all of its
-    options (stride, padding, dilation, groups, padding mode)."""
+    """A plain :class:`torch.nn.Conv2d` with ``m``'s current weight, bias and options.
+
+    The options are all of ``m``'s: stride, padding, dilation, groups, padding mode. Call
+    it under ``torch.no_grad()``, as :func:`~wgan_lip.layers.export_plain` does: otherwise
+    the in-place copy into the new parameters raises ``RuntimeError``.
+
+    Args:
+        m: a 2-D convolution (``nn.Conv2d`` or a parametrized subclass such as
+            :class:`~wgan_lip.layers.BCOPConv2d`).
+
+    Returns:
+        A new ``nn.Conv2d`` computing ``m``'s function.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import BCOPConv2d
+        >>> from wgan_lip.layers.export import plain_conv2d
+        >>> conv = BCOPConv2d(2, 2, 3)
+        >>> with torch.no_grad():
+        ...     plain = plain_conv2d(conv)
+        ...     x = torch.randn(1, 2, 5, 5)
+        ...     same = torch.allclose(plain(x), conv(x), atol=1e-6)
+        >>> type(plain).__name__, plain.padding_mode, same
+        ('Conv2d', 'circular', True)
+    """
     w = m.weight
     out = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride,
                     padding=m.padding, dilation=m.dilation, groups=m.groups,
@@ -46,8 +91,25 @@ def plain_conv2d(m: nn.Conv2d) -> nn.Conv2d:
 
 
 class Residual(nn.Module):
-    """``x + body(x)``: the plain export of a residual layer (SLL). Its bound is the generic
-    ``1 + bound(body)``, sound but loose: certify the original layer, not its export."""
+    """``x + body(x)``: the plain export of a residual layer (SLL).
+
+    Its bound is the generic ``1 + bound(body)``, sound but loose: certify the original
+    layer, not its export. Its own ``export_plain`` is a deep copy.
+
+    Args:
+        body: the residual branch; its output must have the shape of its input.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from wgan_lip.layers import lipschitz_bound
+        >>> from wgan_lip.layers.export import Residual
+        >>> body = nn.Linear(2, 2, bias=False)
+        >>> with torch.no_grad():
+        ...     _ = body.weight.copy_(-torch.eye(2))  # x + body(x) = 0
+        >>> Residual(body)(torch.ones(1, 2)), lipschitz_bound(Residual(body))
+        (tensor([[0., 0.]], grad_fn=<AddBackward0>), 2.0)
+    """
 
     def __init__(self, body: nn.Module) -> None:
         super().__init__()

@@ -200,9 +200,41 @@ def _bound(module: nn.Module) -> float:
 
 
 def own_method(module: nn.Module, name: str) -> type | None:
-    """The class that gives ``module`` its own ``name`` method (``lipschitz_bound``,
-    ``export_plain``), or None. Layers own their bound and export this way; a subclass that
-    overrides ``forward`` computes something else and may not inherit them (refused)."""
+    """The class that gives ``module`` its own ``name`` method, or None.
+
+    Layers own their bound and export this way (``lipschitz_bound``, ``export_plain``); a
+    subclass that overrides ``forward`` computes something else and may not inherit them
+    (refused).
+
+    Args:
+        module: the module to look at.
+        name: the method's name.
+
+    Returns:
+        The first class of ``type(module)``'s MRO that defines a callable ``name``, or
+        ``None`` when none does.
+
+    Raises:
+        TypeError: that class is not the one that defines ``forward`` (a subclass that
+            overrides ``forward`` but inherits the method).
+
+    Example:
+        >>> from torch import nn
+        >>> from wgan_lip.layers import BjorckLinear
+        >>> from wgan_lip.layers.lipschitz import own_method
+        >>> own_method(BjorckLinear(2, 2), "lipschitz_bound").__name__
+        'ConstrainedLinear'
+        >>> own_method(nn.Linear(2, 2), "lipschitz_bound") is None  # bounded by a rule instead
+        True
+        >>> class Doubled(BjorckLinear):
+        ...     def forward(self, x):
+        ...         return 2 * super().forward(x)
+        >>> own_method(Doubled(2, 2), "lipschitz_bound")
+        Traceback (most recent call last):
+            ...
+        TypeError: lipschitz_bound: ParametrizedDoubled overrides forward() but inherits
+        lipschitz_bound() from ConstrainedLinear, which does not cover it; ...
+    """
     cls_ = type(module)
     owner = next((c for c in cls_.__mro__ if name in c.__dict__), None)
     if owner is None or not callable(owner.__dict__[name]):
@@ -352,7 +384,23 @@ def _avg_pool_axis_bound(k: int, s: int, p: int, ceil: bool, include_pad: bool,
 
 
 def matrix_norm2(w: torch.Tensor) -> float:
-    """Exact spectral norm (largest singular value) of a matrix, in float64."""
+    """Exact spectral norm (largest singular value) of a matrix, in float64.
+
+    Computed by an SVD of a detached float64 copy (no autograd). For a batch of matrices,
+    the largest over the batch.
+
+    Args:
+        w: a matrix ``(m, n)`` (or a batch ``(..., m, n)``), any float dtype and device.
+
+    Returns:
+        The largest singular value, a Python float.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers.lipschitz import matrix_norm2
+        >>> matrix_norm2(torch.tensor([[3.0, 0.0], [0.0, 4.0]]))
+        4.0
+    """
     return float(torch.linalg.svdvals(w.detach().to(torch.float64)).max())
 
 

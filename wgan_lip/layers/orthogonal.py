@@ -106,6 +106,24 @@ def power_sigma(w: torch.Tensor, iters: int, v: torch.Tensor | None = None):
     Returns ``(sigma, v)``: a lower estimate of the largest singular value (per batch
     element, shape ``(..., 1, 1)``) and the right singular vector estimate to warm-start the
     next call. Runs without autograd.
+
+    Args:
+        w: a matrix ``(m, n)`` or a batch ``(..., m, n)``, float.
+        iters: power iterations (at least one is run).
+        v: the starting right vector ``(..., n, 1)``; ``None`` draws a fixed (seeded)
+            random one, so the result is deterministic.
+
+    Returns:
+        ``(sigma, v)``: ``sigma`` of shape ``(..., 1, 1)`` and the unit vector ``v`` of shape
+        ``(..., n, 1)``, both of ``w``'s dtype and device.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers.orthogonal import power_sigma
+        >>> w = torch.tensor([[3.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+        >>> sigma, v = power_sigma(w, iters=20)
+        >>> sigma, v.shape
+        (tensor([[3.]]), torch.Size([2, 1]))
     """
     with torch.no_grad():
         n = w.shape[-1]

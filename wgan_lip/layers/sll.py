@@ -29,8 +29,27 @@ _EPS = 1e-12  # a larger T only shrinks the update (still sound)
 
 
 def sll_t(weight: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """The diagonal ``T`` of an SLL layer whose input-to-hidden map has ``weight`` of shape
-    ``(hidden, in)`` or ``(hidden, in, kh, kw)``; one entry per hidden unit or channel."""
+    """The diagonal ``T`` of an SLL layer, one entry per hidden unit or channel.
+
+    ``T_i = sum_j |G_ij| q_j / q_i`` (Araujo et al. 2023) with ``G`` the Gram of ``weight``
+    over its hidden units (for a convolution, the Gram kernel with its taps summed) and
+    ``q = exp(log_q)``; entries are clamped to at least ``1e-12``. Differentiable.
+
+    Args:
+        weight: the input-to-hidden weight, ``(hidden, in)`` or ``(hidden, in, kh, kw)``.
+        log_q: the logarithms of the positive weights ``q``, ``(hidden,)``.
+
+    Returns:
+        ``T``, of shape ``(hidden,)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers.sll import sll_t
+        >>> sll_t(torch.eye(2), torch.zeros(2))
+        tensor([1., 1.])
+        >>> sll_t(torch.ones(2, 3), torch.zeros(2))  # Gram [[3, 3], [3, 3]]
+        tensor([6., 6.])
+    """
     q = log_q.exp()
     if weight.dim() == 2:
         gram = weight @ weight.mT
@@ -44,9 +63,11 @@ def sll_block_bound(
     q: torch.Tensor | None = None,
     input_sizes: set[tuple[int, int]] | None = None,
 ) -> float:
-    """Certified bound of the block ``x - 2 conv_K^T relu(conv_K x + b)`` for a stride-1
-    'same' zero-padded convolution with kernel ``(hidden, in, kh, kw)`` and its adjoint (the
-    transposed convolution with the same padding): ``max(1, 2 rho - 1)`` with ``rho`` the
+    """Certified bound of the block ``x - 2 conv_K^T relu(conv_K x + b)`` of an SLL layer.
+
+    For a stride-1 'same' zero-padded convolution with kernel ``(hidden, in, kh, kw)`` and
+    its adjoint (the transposed convolution with the same padding): ``max(1, 2 rho - 1)``
+    with ``rho`` the
     smallest of three float64 bounds of ``||conv_K||^2``: Schur's test on the hidden Gram
     kernel with the Perron weights, with the weights ``q`` when given, and the
     transfer-matrix bound. The Schur bounds are 1 up to rounding for a normalized kernel;
@@ -57,6 +78,21 @@ def sll_block_bound(
     kernel. With ``input_sizes`` (the block's input ``(H, W)``, see
     :func:`~wgan_lip.layers.lipschitz.known_input_sizes`) the transfer bound is replaced by
     the exact norm on the circular grid the zero-padded input embeds into.
+
+    Args:
+        kernel: the block's kernel ``K``, ``(hidden, in, kh, kw)``, any float dtype.
+        q: the Schur weights of the layer's normalization, ``(hidden,)`` positive, or None.
+        input_sizes: the input sizes ``(H, W)`` the block is used on, or None (every size).
+
+    Returns:
+        The bound, a float of at least 1.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers.sll import sll_block_bound
+        >>> eye = torch.eye(3)[:, :, None, None]  # a 1x1 identity kernel: ||conv_K|| = 1
+        >>> sll_block_bound(eye), sll_block_bound(2 * eye)  # max(1, 2 * 4 - 1)
+        (1.0, 7.0)
     """
     from .lipschitz import conv_grid_bound, conv_transfer_bound
 

@@ -215,9 +215,32 @@ class _KernelSpectralNorm(_MatrixSpectralNorm):
 
 
 def spectral_normalize_kernel(conv: nn.Conv2d, n_power_iterations: int = 1) -> nn.Conv2d:
-    """``conv`` (any stride / padding) with its kernel divided by the power-iteration
-    spectral norm of the reshaped kernel, by the same power iteration as
-    :class:`SpectralLinear`; the ``sn`` baseline's convolutions. Returns ``conv``."""
+    """``conv`` with its kernel divided by the power-iteration norm of the reshaped kernel.
+
+    Any stride and padding; the same power iteration as :class:`SpectralLinear`, on the
+    kernel reshaped to ``(out, in * kh * kw)`` (Miyato et al.): the ``sn`` baseline's
+    convolutions. A heuristic, not a certificate: the convolution's operator norm can exceed
+    the reshaped kernel's. The parametrization is registered on ``conv`` itself (in place).
+
+    Args:
+        conv: the convolution to normalize (modified).
+        n_power_iterations: power iterations per training forward.
+
+    Returns:
+        ``conv`` itself, now parametrized.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from wgan_lip.layers.lipschitz import matrix_norm2
+        >>> from wgan_lip.layers.spectral import spectral_normalize_kernel
+        >>> _ = torch.manual_seed(0)
+        >>> conv = nn.Conv2d(2, 4, 3, stride=2)
+        >>> spectral_normalize_kernel(conv, n_power_iterations=20) is conv
+        True
+        >>> round(matrix_norm2(conv.weight.flatten(1)), 4)
+        1.0
+    """
     parametrize.register_parametrization(
         conv, "weight", _KernelSpectralNorm(conv.weight.flatten(1), n_power_iterations)
     )

@@ -72,8 +72,35 @@ class CertificationReport:
 
 
 def model_bound(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> float:
-    """``lipschitz_bound(model, input_shape)``, or a clear refusal for layers without a
-    certified bound."""
+    """``lipschitz_bound(model, input_shape)``, or a clear refusal for uncertifiable layers.
+
+    Args:
+        model: the network (e.g. a classifier's ``net``).
+        input_shape: the shape of one input, e.g. ``(1, 28, 28)``, which lets convolutions
+            be bounded on their actual input size; None bounds them for every size.
+
+    Returns:
+        The certified Lipschitz bound (L2), a float.
+
+    Raises:
+        InputError: a layer without a certified bound (the ``TypeError`` of
+            :func:`~wgan_lip.layers.lipschitz_bound`, in one line).
+
+    Example:
+        >>> from torch import nn
+        >>> from wgan_lip.models import lipschitz_mlp
+        >>> from wgan_lip.robust.certify import model_bound
+        >>> round(model_bound(lipschitz_mlp(4, [8], 2)), 4)
+        1.0
+        >>> class Square(nn.Module):
+        ...     def forward(self, x):
+        ...         return x * x
+        >>> model_bound(nn.Sequential(nn.Linear(2, 2), Square()))
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: cannot certify this model: lipschitz_bound: no certified
+        bound for module type Square; ...
+    """
     try:
         return lipschitz_bound(model, input_shape)
     except TypeError as e:

@@ -13,7 +13,44 @@ from .module import LipschitzClassifier
 
 
 def load_classifier(path: str | os.PathLike) -> LipschitzClassifier:
-    """The classifier in ``path`` (eval mode, CPU); ``InputError`` for anything unusable."""
+    """The classifier in ``path`` (eval mode, CPU); ``InputError`` for anything unusable.
+
+    The file's zip CRCs are checked first (:func:`~wgan_lip.checkpoints.verify_checkpoint_file`),
+    then it is loaded with ``torch.load(..., weights_only=False)``: the checkpoint is
+    unpickled in full, so load only files you trust. The model is rebuilt from the saved
+    hyperparameters (keys starting with ``_`` are dropped) and its state dict loaded.
+
+    Args:
+        path: a Lightning checkpoint of a :class:`~wgan_lip.robust.LipschitzClassifier`
+            (``~`` is expanded): a dict with ``state_dict`` and ``hyper_parameters`` holding
+            ``architecture`` and ``input_shape``.
+
+    Returns:
+        The :class:`~wgan_lip.robust.LipschitzClassifier`, in eval mode on the CPU.
+
+    Raises:
+        InputError: a missing, corrupt or unreadable file, one that is not a
+            LipschitzClassifier checkpoint, invalid saved hyperparameters, or weights that
+            do not fit the saved architecture.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> from wgan_lip.robust import LipschitzClassifier
+        >>> from wgan_lip.robust.checkpoint import load_classifier
+        >>> clf = LipschitzClassifier("fc3", input_shape=(1, 8, 8), num_classes=3, widths=(32,))
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = os.path.join(d, "clf.ckpt")
+        ...     torch.save({"state_dict": clf.state_dict(),
+        ...                 "hyper_parameters": dict(clf.hparams)}, path)
+        ...     model = load_classifier(path)
+        >>> x = torch.rand(2, 1, 8, 8)
+        >>> model.training, bool(torch.allclose(model.net(x), clf.eval().net(x)))
+        (False, True)
+        >>> load_classifier("missing.ckpt")
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: checkpoint 'missing.ckpt' not found
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"checkpoint {str(path)!r} not found")

@@ -16,7 +16,37 @@ from ..errors import InputError
 
 
 def load_split(dataset: str, split: str, data_root: str | None) -> ImageSet:
-    """``dataset`` (``mnist``, ``fashion-mnist``, ``cifar10-subset``, ``uci-digits``) split."""
+    """``dataset`` (``mnist``, ``fashion-mnist``, ``cifar10-subset``, ``uci-digits``) split.
+
+    Args:
+        dataset: a whole named dataset (no ``:split`` or ``:class`` part; case-insensitive).
+        split: ``"train"`` or ``"test"`` (another value is read as a class name and
+            refused as an unknown class).
+        data_root: the data root, or None for ``$WGAN_LIP_DATA``.
+
+    Returns:
+        The split as an :class:`~wgan_lip.data.vision.ImageSet` (every class).
+
+    Raises:
+        InputError: an unknown dataset or one with a ``:`` part, no data root, or the
+            dataset missing or damaged under it.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from wgan_lip.robust.data import load_split
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     (Path(d) / "uci-digits").mkdir()
+        ...     row = ",".join(["4"] * 64 + ["2"])
+        ...     _ = (Path(d) / "uci-digits" / "optdigits.tes").write_text(row + "\\n" + row)
+        ...     test = load_split("uci-digits", "test", d)
+        >>> test.images.shape, test.labels.tolist()
+        (torch.Size([2, 1, 8, 8]), [2, 2])
+        >>> load_split("mnist:3", "train", None)
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: dataset 'mnist:3': give a whole named dataset such as mnist
+    """
     parsed = parse_dataset_spec(dataset)
     if parsed is None or parsed[2] is not None or ":" in dataset:
         raise InputError(f"dataset {dataset!r}: give a whole named dataset such as mnist")

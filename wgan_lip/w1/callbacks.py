@@ -100,9 +100,24 @@ class PlateauSchedule(Callback):
 
 
 class TrainTimer(Callback):
-    """Record the training steps and seconds (the training loop only, no setup or scoring)
-    in ``trainer.callback_metrics`` as ``trainer/steps`` and ``trainer/train_seconds``, which
-    multi-process launchers hand back to the main process."""
+    """Record the training steps and seconds in ``trainer.callback_metrics``.
+
+    The keys are ``trainer/steps`` (the trainer's ``global_step`` when training ends) and
+    ``trainer/train_seconds`` (the training loop only, no setup or scoring), 0-d tensors that
+    multi-process launchers hand back to the main process. Takes no arguments.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from wgan_lip.w1.callbacks import TrainTimer
+        >>> trainer = SimpleNamespace(global_step=0, callback_metrics={})
+        >>> timer = TrainTimer()
+        >>> timer.on_train_start(trainer, None)
+        >>> trainer.global_step = 25  # ... training ...
+        >>> timer.on_train_end(trainer, None)
+        >>> m = trainer.callback_metrics
+        >>> m["trainer/steps"].item(), m["trainer/train_seconds"].item() >= 0
+        (25.0, True)
+    """
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start, self.first_step = time.perf_counter(), trainer.global_step
@@ -170,9 +185,25 @@ class StepProgress(Callback):
 
 
 class StopOnInterrupt(Callback):
-    """The first Ctrl-C (SIGINT) finishes the current step and stops training cleanly, so the
-    run goes on to its evaluation and reports what it has (``interrupted`` is then True);
-    a second Ctrl-C aborts as usual. Only in the main thread of the main process."""
+    """The first Ctrl-C (SIGINT) finishes the current step and stops training cleanly.
+
+    The run then goes on to its evaluation and reports what it has (``interrupted`` is then
+    True); a second Ctrl-C aborts as usual (``aborted`` is then True). The handler is
+    installed at ``on_fit_start`` only in the main thread of a single-process run, and the
+    previous one is put back when the fit ends or fails. Takes no arguments.
+
+    Example:
+        >>> import signal
+        >>> from types import SimpleNamespace
+        >>> from wgan_lip.w1.callbacks import StopOnInterrupt
+        >>> cb = StopOnInterrupt()
+        >>> cb.on_fit_start(SimpleNamespace(world_size=1, should_stop=False), None)
+        >>> signal.getsignal(signal.SIGINT) == cb._handler  # Ctrl-C now stops cleanly
+        True
+        >>> cb.on_fit_end(None, None)
+        >>> signal.getsignal(signal.SIGINT) == cb._handler, cb.interrupted  # handler removed
+        (False, False)
+    """
 
     def __init__(self) -> None:
         self.interrupted = False

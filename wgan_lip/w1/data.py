@@ -35,7 +35,17 @@ BLOCK_ROWS = 256  # streamed sources: consecutive rows read together
 
 
 def rank_and_world() -> tuple[int, int]:
-    """This process's rank and the number of processes (``(0, 1)`` outside DDP)."""
+    """This process's rank and the number of processes (``(0, 1)`` outside DDP).
+
+    Returns:
+        ``(rank, world_size)`` of the initialized ``torch.distributed`` process group, or
+        ``(0, 1)`` when there is none.
+
+    Example:
+        >>> from wgan_lip.w1.data import rank_and_world
+        >>> rank_and_world()  # a single process
+        (0, 1)
+    """
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -56,7 +66,36 @@ def shuffled_batches(
     pass). Streamed rows are read in windows of about ``WINDOW_BYTES``: the index is cut
     into blocks of ``BLOCK_ROWS`` neighbouring rows, the blocks are visited in random
     order, and the rows of each window are shuffled together; reads stay sequential and
-    memory bounded, and batches mix dozens of places in the file.
+    memory bounded, and batches mix dozens of places in the file. Every global batch has
+    exactly ``min(batch_size, len(index))`` rows: the rows left over at the end of a window
+    open the next one.
+
+    Args:
+        rows: the side's rows.
+        index: the row indices to draw from (e.g. the ``fit`` part of a :class:`Split`);
+            at least one (an empty index, like a ``batch_size`` below 1, fails with
+            ``ZeroDivisionError``).
+        batch_size: rows per global batch (capped at ``len(index)``).
+        gen: the generator of the order; advanced as batches are drawn.
+        rank: this process's rank.
+        world: the number of processes.
+        window_rows: rows per shuffling window; ``None`` picks about ``WINDOW_BYTES`` of
+            float32 rows for streamed sources and the whole index in memory.
+
+    Returns:
+        An endless iterator of float32 batches ``(share, *rows.event_shape)``, ``share``
+        being this process's part of the global batch.
+
+    Example:
+        >>> import itertools
+        >>> import torch
+        >>> from wgan_lip.data.rows import TensorRows
+        >>> from wgan_lip.w1.data import shuffled_batches
+        >>> rows = TensorRows(torch.arange(10.0)[:, None])
+        >>> batches = shuffled_batches(rows, torch.arange(10), 5, torch.Generator().manual_seed(0))
+        >>> first_pass = torch.cat(list(itertools.islice(batches, 2)))
+        >>> first_pass.shape, sorted(first_pass.reshape(-1).tolist()) == list(range(10))
+        (torch.Size([10, 1]), True)
     """
     n = len(index)
     b = min(batch_size, n)
@@ -86,7 +125,25 @@ class PairBatches(IterableDataset):
     """``length`` batches ``(x_p, x_q)``: rows of P at ``p_index`` and of Q at ``q_index``.
 
     See :func:`shuffled_batches`; under DDP each process yields its share of every global
-    batch (the shares of P and Q may differ in size across processes).
+    batch (the shares of P and Q may differ in size across processes). The batch streams run
+    on across passes: iterating again continues with fresh batches, not a replay.
+
+    Args:
+        p: the rows of P (a tensor is wrapped in a ``TensorRows``).
+        q: the rows of Q.
+        batch_size: rows per side in a global batch.
+        length: batches per pass (``len(self)``).
+        seed: seed of the batch order.
+        p_index: the rows of P to draw from (default: all).
+        q_index: the rows of Q to draw from (default: all).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.data import PairBatches
+        >>> ds = PairBatches(torch.randn(20, 2), torch.randn(30, 2), batch_size=4, length=3,
+        ...                  seed=0)
+        >>> [(tuple(xp.shape), tuple(xq.shape)) for xp, xq in ds]
+        [((4, 2), (4, 2)), ((4, 2), (4, 2)), ((4, 2), (4, 2))]
     """
 
     def __init__(
@@ -116,11 +173,28 @@ class PairBatches(IterableDataset):
 
 
 class SideChunks(IterableDataset):
-    """All of P then all of Q (rows at the given indices, in file order) in chunks, each
-    tagged with its side (0 = P, 1 = Q). With ``shard=True`` (the evaluation loaders) chunk
-    ``i`` goes to process ``i % world`` under DDP, so the processes share the work and
-    together score every row once (a process with no chunk yields one empty chunk);
-    otherwise every row is yielded here."""
+    """All of P then all of Q (rows at the given indices, in file order) in tagged chunks.
+
+    Each chunk is yielded as ``(rows, side)`` with ``side`` a 0-d tensor (0 = P, 1 = Q).
+    With ``shard=True`` (the evaluation loaders) chunk ``i`` goes to process ``i % world``
+    under DDP, so the processes share the work and together score every row once (a
+    process with no chunk yields one empty chunk); otherwise every row is yielded here.
+
+    Args:
+        p: the rows of P (a tensor is wrapped in a ``TensorRows``).
+        q: the rows of Q.
+        chunk: rows per chunk (at least 1).
+        p_index: the rows of P to yield (default: all); sorted here.
+        q_index: the rows of Q to yield (default: all); sorted here.
+        shard: yield only this process's share under DDP.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.data import SideChunks
+        >>> chunks = SideChunks(torch.zeros(5, 2), torch.ones(3, 2), chunk=2)
+        >>> len(chunks), [(len(x), int(side)) for x, side in chunks]
+        (5, [(2, 0), (2, 0), (1, 0), (2, 1), (1, 1)])
+    """
 
     def __init__(
         self, p: Rows | torch.Tensor, q: Rows | torch.Tensor, chunk: int,
@@ -156,7 +230,19 @@ def _rows(x: Rows | torch.Tensor) -> Rows:
 
 @dataclass(frozen=True)
 class Split:
-    """Index sets of one side: ``fit`` (trained on), ``monitor``, ``holdout``."""
+    """Index sets of one side: ``fit`` (trained on), ``monitor``, ``holdout``.
+
+    Attributes:
+        fit: int64 row indices the critic is trained on.
+        monitor: int64 row indices scored to detect the plateau (may be ``fit`` itself).
+        holdout: int64 row indices of the final estimate (``fit`` itself in-sample).
+
+    Example:
+        >>> from wgan_lip.w1.data import split_indices
+        >>> s = split_indices(100, holdout=0.3, monitor=0.1, seed=0, side="P")
+        >>> type(s).__name__, len(s.fit), len(s.monitor), len(s.holdout)
+        ('Split', 70, 70, 30)
+    """
 
     fit: torch.Tensor
     monitor: torch.Tensor
@@ -252,6 +338,23 @@ def row_hashes(rows: Rows) -> torch.Tensor:
 
     Equal rows always get equal hashes; distinct rows collide with probability about
     2^-64 per pair, and a collision only ties two rows to the same part of the split.
+    ``-0.0`` and ``0.0`` hash alike; the multipliers are fixed, so hashes agree across runs
+    and processes.
+
+    Args:
+        rows: the rows to hash.
+
+    Returns:
+        An int64 tensor ``(rows.n,)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.data.rows import TensorRows
+        >>> from wgan_lip.w1.data import row_hashes
+        >>> h = row_hashes(TensorRows(torch.tensor([[1.0, 2.0], [0.0, 0.0], [1.0, 2.0],
+        ...                                         [-0.0, 0.0]])))
+        >>> h.dtype, bool(h[0] == h[2]), bool(h[1] == h[3]), bool(h[0] == h[1])
+        (torch.int64, True, True, False)
     """
     d = math.prod(rows.event_shape)
     gen = torch.Generator().manual_seed(0x5EED)
@@ -317,11 +420,40 @@ def split_pair(
     p: Rows, q: Rows, holdout: float, monitor: float, seed: int, folds: int = 1, fold: int = 0,
     hashes: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[Split, Split]:  # fmt: skip
-    """The splits of P and Q. When the two sides share rows (the same file twice,
-    overlapping datasets), each shared record goes to one part on both sides (the k-th copy
-    in P with the k-th copy in Q), so a held-out shared row of one side is never a training
-    row of the other; otherwise each side is split on its own (:func:`split_indices`).
-    ``hashes``: the :func:`row_hashes` of both sides, if already computed."""
+    """The splits of P and Q, with rows the two sides share put in the same part on both.
+
+    When the two sides share rows (the same file twice, overlapping datasets), each shared
+    record goes to one part on both sides (the k-th copy in P with the k-th copy in Q), so a
+    held-out shared row of one side is never a training row of the other; otherwise each
+    side is split on its own (:func:`split_indices`, Q with ``seed + 1``). Shared rows are
+    looked for only when something is held out and the sample shapes agree.
+
+    Args:
+        p: the rows of P.
+        q: the rows of Q.
+        holdout: fraction held out, in ``[0, 1)`` (ignored with ``folds > 1``).
+        monitor: fraction of the training rows kept aside to detect the plateau.
+        seed: seed of the split.
+        folds: number of cross-fitting parts (1: a plain holdout split).
+        fold: the held-out part, in ``[0, folds)``.
+        hashes: the :func:`row_hashes` of both sides, if already computed.
+
+    Returns:
+        ``(split_p, split_q)``, two :class:`Split`.
+
+    Raises:
+        InputError: ``holdout`` outside ``[0, 1)``, bad ``folds``/``fold``, or a part left
+            too small (see :func:`split_indices`).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.data.rows import TensorRows
+        >>> from wgan_lip.w1.data import split_pair
+        >>> x = torch.randn(50, 2)
+        >>> sp, sq = split_pair(TensorRows(x), TensorRows(x), holdout=0.2, monitor=0.1, seed=0)
+        >>> torch.equal(sp.holdout.sort().values, sq.holdout.sort().values)  # same rows held out
+        True
+    """
     if not 0.0 <= holdout < 1.0:
         raise InputError(f"holdout must be in [0, 1), got {holdout}")
     _check_folds(folds, fold)

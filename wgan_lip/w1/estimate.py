@@ -175,8 +175,31 @@ def dual_stats(
 def chunk_stats(
     critic: nn.Module, chunks: SideChunks, progress: bool = False, label: str = "scoring"
 ) -> DualStats:
-    """Score the rows of :class:`~wgan_lip.w1.data.SideChunks` (read chunk by chunk, so a
-    part larger than memory is fine) into :class:`DualStats`."""
+    """Score the rows of :class:`~wgan_lip.w1.data.SideChunks` into :class:`DualStats`.
+
+    The rows are read chunk by chunk, so a part larger than memory is fine; the scores are
+    those of :func:`chunk_scores` (raw, not divided by any Lipschitz bound).
+
+    Args:
+        critic: a module mapping a chunk of samples to scores; it must have a buffer (its
+            first buffer's device is where chunks are sent; without one, ``StopIteration``).
+        chunks: the rows of P then Q.
+        progress: show a tqdm progress bar on stderr.
+        label: the progress bar's description.
+
+    Returns:
+        A :class:`~wgan_lip.w1.loss.DualStats` of the scores of both sides.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1 import build_critic
+        >>> from wgan_lip.w1.data import SideChunks
+        >>> from wgan_lip.w1.estimate import chunk_stats
+        >>> critic = build_critic("groupsort", (2,), widths=(8,))
+        >>> stats = chunk_stats(critic, SideChunks(torch.randn(30, 2), torch.randn(20, 2), 8))
+        >>> stats.n_p, stats.n_q
+        (30, 20)
+    """
     return _stats_of(*chunk_scores(critic, chunks, progress, label))
 
 
@@ -184,7 +207,32 @@ def chunk_stats(
 def chunk_scores(
     critic: nn.Module, chunks: SideChunks, progress: bool = False, label: str = "scoring"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every score of the rows of ``chunks`` as float64 ``(scores_p, scores_q)``."""
+    """Every score of the rows of ``chunks`` as float64 ``(scores_p, scores_q)``.
+
+    The critic runs in eval mode without autograd (its train/eval flag is restored
+    afterwards); chunks are moved to the device of its first buffer.
+
+    Args:
+        critic: a module mapping a chunk of samples to scores (any shape with one entry per
+            row); it must have a buffer (without one, ``StopIteration``).
+        chunks: the rows of P then Q (each chunk tagged with its side).
+        progress: show a tqdm progress bar on stderr.
+        label: the progress bar's description.
+
+    Returns:
+        ``(scores_p, scores_q)``: float64 CPU tensors ``(n_p,)`` and ``(n_q,)``, in the order
+        of the chunks' (sorted) indices; empty when a side has no rows.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1 import build_critic
+        >>> from wgan_lip.w1.data import SideChunks
+        >>> from wgan_lip.w1.estimate import chunk_scores
+        >>> critic = build_critic("groupsort", (2,), widths=(8,))
+        >>> sp, sq = chunk_scores(critic, SideChunks(torch.randn(5, 2), torch.randn(3, 2), 2))
+        >>> sp.shape, sq.shape, sp.dtype, critic.training
+        (torch.Size([5]), torch.Size([3]), torch.float64, True)
+    """
     was_training = critic.training
     critic.eval()
     device = next(critic.buffers()).device
@@ -255,8 +303,35 @@ def _quiet_lightning():
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """How each fold's critic is trained: the options of :func:`estimate_w1` that reach the
-    Lightning ``Trainer`` and the ``W1Critic``, grouped."""
+    """How each fold's critic is trained: :func:`estimate_w1`'s Trainer and critic options.
+
+    The options of :func:`estimate_w1` that reach the Lightning ``Trainer`` and the
+    ``W1Critic``, grouped (checked by :func:`estimate_w1` before any data is read; nothing
+    is checked here). ``max_steps`` is ``steps``, or ``DEFAULT_MAX_STEPS`` when it is None.
+
+    Attributes:
+        critic: the critic's name (``"family"``, ``"groupsort"``, ...).
+        members: the family's member names (used when ``critic == "family"``).
+        widths: hidden widths of a single-network critic (None: its default).
+        lr: the learning rate (None: the critic's default).
+        patience: plateau checks without improvement before a learning-rate decay.
+        steps: maximum training steps per fold (None: ``DEFAULT_MAX_STEPS``).
+        max_time: wall-clock cap per fold, ``"DD:HH:MM:SS"``, or None.
+        accelerator: the Trainer's accelerator.
+        devices: the Trainer's devices.
+        strategy: the Trainer's strategy (None: Lightning's default).
+        logger: a Lightning logger, or None.
+        callbacks: extra Lightning callbacks, or None.
+        progress: show progress bars.
+        seed: seed of the initialization and the batch order.
+
+    Example:
+        >>> from wgan_lip.w1.estimate import TrainOptions
+        >>> opts = TrainOptions("groupsort", (), (16,), None, 5, None, None, "cpu", 1, None,
+        ...                     None, None, False, 0)
+        >>> opts.max_steps
+        10000
+    """
 
     critic: str
     members: tuple[str, ...]

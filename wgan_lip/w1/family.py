@@ -83,7 +83,21 @@ _MLP = re.compile(r"mlp:(\d+)x(\d+):(maxmin|fullsort|gs(\d+))")
 
 @dataclass(frozen=True)
 class MemberSpec:
-    """One member of the family, parsed from its name."""
+    """One member of the family, parsed from its name (see :func:`parse_member`).
+
+    Attributes:
+        name: the member's name, as given (``"linear"``, ``"mlp:128x3:gs4"``...).
+        kind: ``"linear"``, ``"transport"``, ``"cones"`` (peaks and pits) or ``"mlp"``.
+        widths: the hidden widths of an ``mlp`` member (``depth`` times ``width``).
+        activation: an ``mlp`` member's activation name for
+            :func:`~wgan_lip.models.make_activation` (``"groupsort"`` or ``"fullsort"``).
+        group_size: GroupSort's group size (2 for ``maxmin``).
+
+    Example:
+        >>> from wgan_lip.w1.family import MemberSpec
+        >>> MemberSpec("mlp:8x2:gs4", "mlp", (8, 8), "groupsort", 4).widths
+        (8, 8)
+    """
 
     name: str
     kind: str  # linear | cones | mlp
@@ -93,7 +107,35 @@ class MemberSpec:
 
 
 def parse_member(name: str) -> MemberSpec:
-    """``"linear"``, ``"peaks"``, ``"pits"`` or ``"mlp:WIDTHxDEPTH:ACT"`` to a spec."""
+    """``"linear"``, ``"transport"``, ``"peaks"``, ``"pits"`` or ``"mlp:WxD:ACT"`` to a spec.
+
+    ``ACT`` is ``maxmin`` (GroupSort with groups of 2), ``gsK`` (GroupSort with groups of
+    ``K``) or ``fullsort``.
+
+    Args:
+        name: the member's name.
+
+    Returns:
+        The :class:`MemberSpec`.
+
+    Raises:
+        InputError: an unknown name, or an ``mlp`` member with a width or depth of 0, or
+            (for ``gsK``) a group of 0 or a width that is not a multiple of ``K``. (An odd
+            width with ``maxmin`` is not refused here; GroupSort refuses it in the forward.)
+
+    Example:
+        >>> from wgan_lip.w1.family import parse_member
+        >>> parse_member("mlp:64x3:gs4")
+        MemberSpec(name='mlp:64x3:gs4', kind='mlp', widths=(64, 64, 64), activation='groupsort',
+                   group_size=4)
+        >>> parse_member("pits").kind
+        'cones'
+        >>> parse_member("mlp:30x2:gs4")
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: family member 'mlp:30x2:gs4': width must be a positive
+        multiple of the group
+    """
     if name == "linear":
         return MemberSpec(name, "linear")
     if name in ("peaks", "pits"):
@@ -118,7 +160,24 @@ def parse_member(name: str) -> MemberSpec:
 
 
 class LinearCritic(nn.Module):
-    """``f(z) = <u, z>`` for a fixed vector ``u`` (a buffer); Lipschitz constant ``|u|``."""
+    """``f(z) = <u, z>`` for a fixed vector ``u`` (a buffer); Lipschitz constant ``|u|``.
+
+    ``u`` starts at 0; :meth:`fit` sets it to a unit vector. Inputs are ``(B, dim)``, scores
+    ``(B,)``.
+
+    Args:
+        dim: the input dimension (at least 1).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.family import LinearCritic
+        >>> f = LinearCritic(2)
+        >>> f.fit(torch.tensor([3.0, 4.0]))
+        >>> f.u, f(torch.tensor([[1.0, 1.0]]))
+        (tensor([0.6000, 0.8000]), tensor([1.4000]))
+        >>> round(f.lipschitz_bound(), 6)  # |u|, from the float32 entries
+        1.0
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -155,8 +214,27 @@ def _distances(z: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
 
 
 class TransportCritic(nn.Module):
-    """``f(z) = min_j (|z - y_j| - psi_j)``: the c-transform of an optimal-transport
-    potential over anchors ``y_j``. 1-Lipschitz for every value of its buffers."""
+    """``f(z) = min_j (|z - y_j| - psi_j)``: the c-transform of an OT potential over anchors.
+
+    The anchors ``y_j`` are Q's fit rows and ``psi_j`` their optimal-transport potential
+    (buffers set by :meth:`fit`). 1-Lipschitz for every value of its buffers; before
+    :meth:`fit` (no anchors) it scores 0 everywhere. Inputs are ``(B, dim)``, scores
+    ``(B,)``; without autograd (or in float64) the distances are computed in float64.
+
+    Args:
+        dim: the input dimension.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.family import TransportCritic
+        >>> f = TransportCritic(1)
+        >>> zp, zq = torch.tensor([[0.0], [1.0]]), torch.tensor([[3.0], [4.0]])
+        >>> f.fit(zp, zq)
+        >>> with torch.no_grad():
+        ...     gap = f(zp).mean() - f(zq).mean()
+        >>> round(float(gap), 6), f.lipschitz_bound()  # the exact W1 of the fit rows
+        (3.0, 1.0)
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -208,8 +286,23 @@ def _cone_scores(z: torch.Tensor, anchors: torch.Tensor, offsets: torch.Tensor,
 
 
 class ConeCritic(nn.Module):
-    """``max_j (a_j - |z - c_j|)`` (``sign=+1``, peaks) or ``min_j (a_j + |z - c_j|)``
-    (``sign=-1``, pits). 1-Lipschitz for every value of its parameters."""
+    """``max_j (a_j - |z - c_j|)`` (peaks) or ``min_j (a_j + |z - c_j|)`` (pits).
+
+    1-Lipschitz for every value of its parameters. Inputs are ``(B, d)``, scores ``(B,)``.
+
+    Args:
+        anchors: the cone apexes ``c_j``, ``(J, d)`` (copied into a parameter).
+        offsets: the cone heights ``a_j``, ``(J,)`` (copied into a parameter).
+        sign: ``+1`` for peaks, ``-1`` for pits.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.family import ConeCritic
+        >>> peaks = ConeCritic(torch.tensor([[0.0, 0.0], [4.0, 0.0]]), torch.zeros(2), +1)
+        >>> with torch.no_grad():
+        ...     print(peaks(torch.tensor([[1.0, 0.0], [3.0, 0.0], [2.0, 0.0]])))
+        tensor([-1., -1., -2.])
+    """
 
     def __init__(self, anchors: torch.Tensor, offsets: torch.Tensor, sign: float) -> None:
         super().__init__()
@@ -226,7 +319,29 @@ class ConeCritic(nn.Module):
 
 
 class ConeStack(nn.Module):
-    """Several cone critics evaluated together (one batched distance computation)."""
+    """Several cone critics evaluated together (one batched distance computation).
+
+    Parameters ``anchors (K, J, d)`` and ``offsets (K, J)`` start at 0 (place the anchors
+    with :meth:`init_anchors`); ``forward`` maps ``(B, d)`` to ``(K, B)``; ``member(k)`` is
+    critic ``k`` as a stand-alone :class:`ConeCritic`.
+
+    Args:
+        signs: one sign per critic, ``+1`` (peaks) or ``-1`` (pits).
+        dim: the input dimension ``d``.
+        anchors: cones per critic, ``J``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.family import ConeStack
+        >>> stack = ConeStack([1.0, -1.0], dim=3, anchors=4)
+        >>> stack.init_anchors(torch.randn(10, 3), torch.Generator().manual_seed(0))
+        >>> z = torch.randn(5, 3)
+        >>> with torch.no_grad():
+        ...     scores = stack(z)
+        ...     same = torch.allclose(stack.member(1)(z), scores[1])
+        >>> scores.shape, same
+        (torch.Size([2, 5]), True)
+    """
 
     def __init__(self, signs: Sequence[float], dim: int, anchors: int) -> None:
         super().__init__()
@@ -250,7 +365,27 @@ class ConeStack(nn.Module):
 
 
 class StackedLinear(nn.Module):
-    """``K`` independent dense layers ``(K, out, in)``, orthonormalized as a batch."""
+    """``K`` independent dense layers ``(K, out, in)``, orthonormalized as a batch.
+
+    The weight is parametrized by Björck orthonormalization (each ``(out, in)`` slice has
+    orthonormal rows or columns); the bias ``(K, out)`` starts at 0. ``forward`` maps
+    ``(K, B, in)`` to ``(K, B, out)``.
+
+    Args:
+        k: the number of layers.
+        in_features: inputs of each layer.
+        out_features: outputs of each layer.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.family import StackedLinear
+        >>> layer = StackedLinear(3, 4, 2)
+        >>> layer(torch.randn(3, 5, 4)).shape
+        torch.Size([3, 5, 2])
+        >>> w = layer.weight.detach()
+        >>> torch.allclose(w @ w.mT, torch.eye(2).expand(3, 2, 2), atol=1e-4)
+        True
+    """
 
     def __init__(self, k: int, in_features: int, out_features: int) -> None:
         super().__init__()
@@ -267,7 +402,29 @@ class StackedLinear(nn.Module):
 
 
 class MLPStack(nn.Module):
-    """Björck/GroupSort MLPs with the same widths, one per activation, trained as a batch."""
+    """Björck/GroupSort MLPs with the same widths, one per activation, trained as a batch.
+
+    ``forward`` maps ``(B, dim)`` to ``(K, B)`` scores, one row per spec; ``member(k)`` is
+    network ``k`` as a stand-alone :func:`~wgan_lip.models.lipschitz_mlp` with the same
+    weights.
+
+    Args:
+        dim: the input dimension.
+        widths: the hidden widths shared by every network.
+        specs: one :class:`MemberSpec` per network (its activation and group size are used).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.family import MLPStack, parse_member
+        >>> specs = [parse_member("mlp:8x2:maxmin"), parse_member("mlp:8x2:fullsort")]
+        >>> stack = MLPStack(3, (8, 8), specs)
+        >>> z = torch.randn(5, 3)
+        >>> with torch.no_grad():
+        ...     scores = stack(z)
+        ...     same = torch.allclose(stack.member(1)(z).squeeze(1), scores[1], atol=1e-5)
+        >>> scores.shape, same
+        (torch.Size([2, 5]), True)
+    """
 
     def __init__(self, dim: int, widths: Sequence[int], specs: Sequence[MemberSpec]) -> None:
         super().__init__()
@@ -310,8 +467,42 @@ class MLPStack(nn.Module):
 
 
 class CriticFamily(nn.Module):
-    """Certified critics trained together; ``forward`` gives ``(B, K)`` scores in
-    normalized units. See the module docstring for the members."""
+    """Certified critics trained together; ``forward`` gives ``(B, K)`` scores, normalized units.
+
+    See the module docstring for the members. Members of one kind share a group (the cones
+    one :class:`ConeStack`, the networks of one width and depth one :class:`MLPStack`);
+    ``names`` lists the members in group order. The ``transport`` member is dropped above
+    ``TRANSPORT_MAX_DIM`` input dimensions unless it is the only one. The workflow is
+    :meth:`fit_normalization`, :meth:`fit_closed_form`, training on ``forward``,
+    :meth:`record` of monitor values, :meth:`load_best`, :meth:`select`, :meth:`member`.
+
+    Args:
+        input_shape: the shape of one sample (inputs are flattened after normalization).
+        members: the members' names (see :func:`parse_member`).
+        cone_anchors: cones per ``peaks`` / ``pits`` member.
+
+    Raises:
+        InputError: an unknown or malformed member name, no member, or a repeated one.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.family import CriticFamily
+        >>> _ = torch.manual_seed(0)
+        >>> fam = CriticFamily((2,), cone_anchors=8)
+        >>> fam.names
+        ['linear', 'transport', 'peaks', 'pits', 'mlp:128x3:maxmin']
+        >>> xp, xq = torch.randn(40, 2), torch.randn(40, 2) + 3
+        >>> fam.fit_normalization(torch.cat([xp, xq]))
+        >>> fam.fit_closed_form(xp, xq)
+        >>> fam(xp).shape
+        torch.Size([40, 5])
+        >>> fam.record([1.0, 2.0, 0.5, 0.5, 1.5], [0.1, 0.6, 0.1, 0.1, 0.1])
+        >>> fam.best_member(), fam.select()  # one-SE rule: the network beats the potential
+        (1, 4)
+        >>> critic = fam.member(4)
+        >>> critic.member_name, critic(xp).shape, critic.lipschitz_bound() <= 1 + 1e-6
+        ('mlp:128x3:maxmin', torch.Size([40]), True)
+    """
 
     def __init__(self, input_shape: Sequence[int], members: Sequence[str] = DEFAULT_FAMILY,
                  cone_anchors: int = CONE_ANCHORS) -> None:  # fmt: skip

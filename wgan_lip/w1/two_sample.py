@@ -29,7 +29,32 @@ def permutation_p_value(
 
     With more than ``EXACT_MAX_SCORES`` scores the permutation distribution is replaced by
     its normal limit (mean 0, variance ``s^2 (1/n + 1/m)`` with ``s^2`` the pooled variance
-    of all scores), which is accurate at that size.
+    of all scores), which is accurate at that size. The scores are not checked for NaN.
+
+    Args:
+        scores_p: held-out critic scores of P, any shape (flattened), any real dtype.
+        scores_q: held-out critic scores of Q.
+        permutations: the number ``B`` of random relabellings (meant to be >= 1; the
+            smallest attainable p-value is ``1 / (1 + B)``).
+        seed: seed of the relabellings (the result is deterministic given it).
+
+    Returns:
+        The p-value ``(1 + #{T_pi >= T}) / (1 + B)``, in ``(0, 1]``: small when P's scores
+        are larger than Q's.
+
+    Raises:
+        ValueError: no scores on one side.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.two_sample import permutation_p_value
+        >>> g = torch.Generator().manual_seed(0)
+        >>> same = permutation_p_value(torch.randn(50, generator=g), torch.randn(50, generator=g),
+        ...                            permutations=199)
+        >>> shifted = permutation_p_value(torch.randn(50, generator=g) + 2,
+        ...                               torch.randn(50, generator=g), permutations=199)
+        >>> same > 0.05, shifted  # the smallest p-value 199 relabellings can give
+        (True, 0.005)
     """
     a = scores_p.detach().reshape(-1).to(torch.float64).cpu()
     b = scores_q.detach().reshape(-1).to(torch.float64).cpu()
@@ -61,5 +86,20 @@ def combine_fold_p_values(p_values: list[float]) -> float:
     """One p-value from the folds of a cross-fit: ``min(1, K * min p_k)`` (Bonferroni).
 
     The folds' critics are trained on each other's rows, so their p-values are dependent;
-    Bonferroni stays valid under any dependence."""
+    Bonferroni stays valid under any dependence.
+
+    Args:
+        p_values: the folds' p-values, at least one (an empty list fails in ``min`` with a
+            ``ValueError``).
+
+    Returns:
+        The combined p-value, at most 1.
+
+    Example:
+        >>> from wgan_lip.w1.two_sample import combine_fold_p_values
+        >>> combine_fold_p_values([0.01, 0.2, 0.5])
+        0.03
+        >>> combine_fold_p_values([0.6, 0.9])
+        1.0
+    """
     return min(1.0, len(p_values) * min(p_values))

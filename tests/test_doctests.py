@@ -39,6 +39,22 @@ MODULES = [
     "wgan_lip.robust.attacks",
     "wgan_lip.robust.data",
     "wgan_lip.robust.module",
+    # modules without __all__: their own public functions and classes
+    "wgan_lip.errors",
+    "wgan_lip.checkpoints",
+    "wgan_lip.penalties",
+    "wgan_lip.plotting",
+    "wgan_lip.constraints",
+    "wgan_lip.data.rows",
+    "wgan_lip.data.samplers",
+    "wgan_lip.data.sources",
+    "wgan_lip.data.vision",
+    "wgan_lip.w1.data",
+    "wgan_lip.w1.family",
+    "wgan_lip.w1.two_sample",
+    "wgan_lip.w1.plot",
+    "wgan_lip.gan.images",
+    "wgan_lip.robust.checkpoint",
 ]
 
 

@@ -72,3 +72,48 @@ def test_wgan_refuses_a_zero_generator_rate_and_an_unknown_image_net():
         WGAN("hard", data_shape=(2,), architecture=arch, lr_generator=0.0)
     with pytest.raises(InputError, match="image_net must be conv or mlp"):
         build_gan_critic("gp", (1, 8, 8), image_net="cnn")
+
+
+@pytest.mark.parametrize("scores", [torch.tensor([1.0, math.nan]), torch.tensor([math.inf, 0.0])])
+def test_permutation_test_refuses_non_finite_scores(scores):
+    from wgan_lip.w1.two_sample import permutation_p_value
+
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        permutation_p_value(scores, torch.zeros(3), permutations=9)
+    with pytest.raises(ValueError, match="permutations must be a positive integer"):
+        permutation_p_value(torch.ones(3), torch.zeros(3), permutations=0)
+
+
+def test_clipping_and_normalization_refuse_what_they_cannot_do():
+    from wgan_lip.critic import fit_shift_scale
+    from wgan_lip.penalties import clip_weights
+
+    with pytest.raises(ValueError, match="clipping bound must be positive"):
+        clip_weights(nn.Linear(2, 2), -0.1)
+    with pytest.raises(ValueError, match="at least one sample"):
+        fit_shift_scale(torch.zeros(2), torch.ones(()), torch.zeros(0, 2))
+    arch = GANArchitecture(generator_widths=(8,), critic_widths=(8,))
+    with pytest.raises(InputError, match="clip_value must be positive"):
+        WGAN("clip", data_shape=(2,), architecture=arch, clip_value=0.0)
+
+
+def test_a_one_row_or_malformed_uci_file_is_read_or_refused_clearly(tmp_path):
+    from wgan_lip.data.vision import read_uci_digits
+
+    (tmp_path / "uci-digits").mkdir()
+    row = ",".join(["16"] * 64 + ["3"])
+    (tmp_path / "uci-digits" / "optdigits.tra").write_text(row + "\n")
+    one = read_uci_digits(tmp_path, "train")
+    assert one.images.shape == (1, 1, 8, 8) and one.labels.tolist() == [3]
+    (tmp_path / "uci-digits" / "optdigits.tes").write_text("1,2,x\n")
+    with pytest.raises(InputError, match="uci-digits"):
+        read_uci_digits(tmp_path, "test")
+
+
+def test_a_nan_fold_makes_the_combined_p_value_nan_in_any_order():
+    from wgan_lip.w1.two_sample import combine_fold_p_values
+
+    assert math.isnan(combine_fold_p_values([0.01, math.nan]))
+    assert math.isnan(combine_fold_p_values([math.nan, 0.01]))
+    with pytest.raises(ValueError, match="at least one"):
+        combine_fold_p_values([])

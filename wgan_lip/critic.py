@@ -41,6 +41,8 @@ def fit_shift_scale(shift: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) -
         >>> shift.tolist(), scale.item()
         ([1.0, 1.0], 1.0)
     """
+    if len(x) < 1:
+        raise ValueError("fit_shift_scale needs at least one sample")
     x = x.to(torch.float64)
     mu = x.mean(dim=0)
     s = float((x - mu).pow(2).mean().sqrt())

@@ -98,7 +98,7 @@ def clip_weights(module: nn.Module, value: float = 0.01) -> None:
 
     Args:
         module: the critic whose parameters to clip.
-        value: the clipping bound ``c`` (0.01 in Arjovsky et al.); meant to be positive.
+        value: the clipping bound ``c`` (0.01 in Arjovsky et al.), positive.
 
     Example:
         >>> import torch
@@ -109,5 +109,7 @@ def clip_weights(module: nn.Module, value: float = 0.01) -> None:
         >>> all(bool(p.abs().max() <= 0.05) for p in layer.parameters())
         True
     """
+    if not value > 0:
+        raise ValueError(f"clip_weights: the clipping bound must be positive, got {value}")
     for p in module.parameters():
         p.clamp_(-value, value)

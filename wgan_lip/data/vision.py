@@ -281,7 +281,12 @@ def read_uci_digits(root: Path, split: str = "train") -> ImageSet:
     f = Path(root) / "uci-digits" / ("optdigits.tra" if split == "train" else "optdigits.tes")
     if not f.is_file():
         raise InputError(f"uci-digits not found: looked for {str(f)!r}")
-    rows = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    try:
+        rows = np.loadtxt(f, delimiter=",", dtype=np.float32, ndmin=2)
+    except ValueError as e:
+        raise InputError(f"uci-digits: {str(f)!r} is not comma-separated numbers ({e})") from None
+    if rows.shape[1] != 65:
+        raise InputError(f"uci-digits: {str(f)!r} needs 65 columns per row, got {rows.shape[1]}")
     x = torch.from_numpy(rows[:, :64] / 16.0).reshape(-1, 1, 8, 8)
     return ImageSet(x, torch.from_numpy(rows[:, 64].astype(np.int64)), MNIST_CLASSES)
 

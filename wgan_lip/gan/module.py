@@ -147,6 +147,8 @@ class WGAN(L.LightningModule):
         )  # fmt: skip
         if s.n_critic < 1 or not s.lr > 0:
             raise InputError(f"n_critic and the learning rate must be positive, got {s}")
+        if self.constraint.name == "clip" and not s.clip_value > 0:
+            raise InputError(f"clip_value must be positive for the clip critic, got {s.clip_value}")
         if h.lr_generator is not None and not h.lr_generator > 0:
             raise InputError(
                 f"lr_generator must be positive (or None for the critic's), got {h.lr_generator}"

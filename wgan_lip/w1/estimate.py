@@ -520,7 +520,15 @@ def _report(dm, parts: list[dict], opts: TrainOptions, holdout: float, folds: in
             scale = part["bound"] if part["net"].certified else 1.0
             scores_p.append(part["held_p"] / scale)
             scores_q.append(part["held_q"] / scale)
-            p_values.append(permutation_p_value(part["held_p"], part["held_q"], seed=seed))
+            finite = bool(
+                torch.isfinite(part["held_p"]).all() and torch.isfinite(part["held_q"]).all()
+            )
+            # a diverged critic's NaN scores give a NaN estimate: its p-value is unknown too
+            p_values.append(
+                permutation_p_value(part["held_p"], part["held_q"], seed=seed)
+                if finite
+                else math.nan
+            )
     last = parts[-1]
     if scores_p:
         held = _stats_of(torch.cat(scores_p), torch.cat(scores_q))

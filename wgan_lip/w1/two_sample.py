@@ -29,13 +29,13 @@ def permutation_p_value(
 
     With more than ``EXACT_MAX_SCORES`` scores the permutation distribution is replaced by
     its normal limit (mean 0, variance ``s^2 (1/n + 1/m)`` with ``s^2`` the pooled variance
-    of all scores), which is accurate at that size. The scores are not checked for NaN.
+    of all scores), which is accurate at that size.
 
     Args:
         scores_p: held-out critic scores of P, any shape (flattened), any real dtype.
         scores_q: held-out critic scores of Q.
-        permutations: the number ``B`` of random relabellings (meant to be >= 1; the
-            smallest attainable p-value is ``1 / (1 + B)``).
+        permutations: the number ``B`` of random relabellings, at least 1 (the smallest
+            attainable p-value is ``1 / (1 + B)``).
         seed: seed of the relabellings (the result is deterministic given it).
 
     Returns:
@@ -43,7 +43,8 @@ def permutation_p_value(
         are larger than Q's.
 
     Raises:
-        ValueError: no scores on one side.
+        ValueError: no scores on one side, NaN or infinite scores, or ``permutations``
+            below 1.
 
     Example:
         >>> import torch
@@ -61,7 +62,11 @@ def permutation_p_value(
     n, m = len(a), len(b)
     if n < 1 or m < 1:
         raise ValueError("permutation_p_value needs scores on both sides")
+    if not (isinstance(permutations, int) and permutations >= 1):
+        raise ValueError(f"permutations must be a positive integer, got {permutations}")
     pooled = torch.cat([a, b])
+    if not bool(torch.isfinite(pooled).all()):  # NaN would compare as "never exceeds"
+        raise ValueError("permutation_p_value: the scores contain NaN or infinite values")
     pooled = pooled - pooled.mean()  # the statistic is shift invariant: better conditioning
     observed = float(pooled[:n].mean() - pooled[n:].mean())
     if n + m > EXACT_MAX_SCORES:
@@ -89,11 +94,14 @@ def combine_fold_p_values(p_values: list[float]) -> float:
     Bonferroni stays valid under any dependence.
 
     Args:
-        p_values: the folds' p-values, at least one (an empty list fails in ``min`` with a
-            ``ValueError``).
+        p_values: the folds' p-values, at least one.
 
     Returns:
-        The combined p-value, at most 1.
+        The combined p-value, at most 1; NaN when a fold's p-value is NaN (unknown, never
+        silently skipped).
+
+    Raises:
+        ValueError: an empty list.
 
     Example:
         >>> from wgan_lip.w1.two_sample import combine_fold_p_values
@@ -102,4 +110,8 @@ def combine_fold_p_values(p_values: list[float]) -> float:
         >>> combine_fold_p_values([0.6, 0.9])
         1.0
     """
+    if not p_values:
+        raise ValueError("combine_fold_p_values needs at least one p-value")
+    if any(math.isnan(p) for p in p_values):
+        return math.nan
     return min(1.0, len(p_values) * min(p_values))

@@ -226,6 +226,10 @@ def run(name: str, args: argparse.Namespace) -> dict:
                     group["lr"] = args.lr * cosine(elapsed / seconds)
             idx = perm[s : s + 128]
             loss = loss_fn(model(train.images[idx]), train.labels[idx])
+            if not torch.isfinite(loss):  # diverged: a row that says so, no certificate
+                return {"model": name, "dataset": args.dataset, "settings": settings_of(args),
+                        "train_seconds": elapsed, "steps": steps, "diverged_at_step": steps,
+                        "machine": machine()}  # fmt: skip
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -297,6 +301,11 @@ def tables(results: list[dict]) -> str:
             tag = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                             for k, v in st.items()
                             if k not in ("minutes", "seed") and v != defaults[k])  # fmt: skip
+            if "diverged_at_step" in r:
+                cells = [r["model"], tag or "defaults", f"diverged (NaN loss) at step "
+                         f"{r['diverged_at_step']:,}", *["-"] * (len(head) - 3)]  # fmt: skip
+                lines.append("| " + " | ".join(cells) + " |")
+                continue
             cert = " | ".join(f"{100 * r['certified'][e]:.2f}" for e in eps)
             lines.append(
                 f"| {r['model']} | {tag or 'defaults'} | "

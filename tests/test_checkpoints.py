@@ -24,3 +24,14 @@ def test_legacy_non_zip_files_are_left_to_the_loader(tmp_path):
     path = tmp_path / "legacy.pt"
     path.write_bytes(b"not a zip at all")
     verify_checkpoint_file(path)  # no error here; torch.load reports it
+
+
+class _Payload:
+    """An arbitrary class: unpickling it would run this module's code."""
+
+
+def test_a_checkpoint_with_pickled_objects_is_refused_not_run(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"architecture": _Payload()}}, path)
+    with pytest.raises(InputError, match="pickled objects beyond tensors"):
+        load_classifier(path)

@@ -117,3 +117,47 @@ def test_a_nan_fold_makes_the_combined_p_value_nan_in_any_order():
     assert math.isnan(combine_fold_p_values([math.nan, 0.01]))
     with pytest.raises(ValueError, match="at least one"):
         combine_fold_p_values([])
+
+
+def test_read_mnist_refuses_mismatched_image_and_label_counts(tmp_path) -> None:
+    from wgan_lip.data.vision import read_mnist
+
+    def idx(*dims: int) -> bytes:
+        head = bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+        return head + bytes(math.prod(dims))
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte").write_bytes(idx(3, 28, 28))
+    (raw / "train-labels-idx1-ubyte").write_bytes(idx(4))
+    with pytest.raises(InputError, match="do not match"):
+        read_mnist(tmp_path)
+
+
+def test_batch_and_chunk_sizes_below_one_fail_when_called() -> None:
+    from wgan_lip.data.rows import TensorRows
+    from wgan_lip.w1.data import SideChunks, shuffled_batches
+
+    rows, gen = TensorRows(torch.zeros(4, 2)), torch.Generator()
+    for size, index in ((0, torch.arange(4)), (2, torch.arange(0))):
+        with pytest.raises(ValueError, match="shuffled_batches"):
+            shuffled_batches(rows, index, size, gen)  # at the call, not at the first batch
+    with pytest.raises(ValueError, match="chunk must be at least 1"):
+        SideChunks(torch.zeros(2, 1), torch.zeros(2, 1), chunk=0)
+
+
+def test_maxmin_members_need_an_even_width() -> None:
+    from wgan_lip.w1.family import parse_member
+
+    assert parse_member("mlp:8x2:maxmin").widths == (8, 8)
+    with pytest.raises(InputError, match="multiple of the group"):
+        parse_member("mlp:7x2:maxmin")
+
+
+def test_convnet_channels_must_fit_the_group() -> None:
+    from wgan_lip.models import lipschitz_convnet
+
+    with pytest.raises(ValueError, match="multiples of group_size 4"):
+        lipschitz_convnet(1, 8, (6,), 3, group_size=4)
+    with pytest.raises(ValueError, match="multiples of group_size 2"):
+        lipschitz_convnet(1, 8, (4,), 3, head_widths=(5,))

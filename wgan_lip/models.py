@@ -203,8 +203,8 @@ def lipschitz_convnet(
         in_channels: channels of the input images.
         image_size: side of the (square) input images.
         channels: output channels of each stage's convolutions, one entry per stage. With the
-            default activation they must be multiples of ``group_size`` (checked in the
-            forward, not here).
+            default activation they (and ``head_widths``) must be multiples of
+            ``group_size``.
         out_features: size of the output (e.g. the number of classes).
         blocks_per_stage: convolution + activation blocks per stage.
         kernel_size: kernel size of the default BCOP convolutions.
@@ -224,7 +224,9 @@ def lipschitz_convnet(
         ``(n, out_features)``.
 
     Raises:
-        ValueError: ``image_size`` not divisible by ``2 ** len(channels)``.
+        ValueError: ``image_size`` not divisible by ``2 ** len(channels)``, or (with the
+            default activation) a channel count or head width that is not a positive
+            multiple of ``group_size``.
 
     Example:
         >>> import torch
@@ -244,6 +246,12 @@ def lipschitz_convnet(
     if linear is None:
         linear = lambda i, o: BjorckLinear(i, o, config=config)  # noqa: E731
     if activation is None:
+        bad = [w for w in (*channels, *head_widths) if group_size < 1 or w < 1 or w % group_size]
+        if bad:
+            raise ValueError(
+                f"lipschitz_convnet: channels and head widths must be positive multiples of "
+                f"group_size {group_size} (GroupSort sorts within groups); got {bad}"
+            )
         activation = lambda _: GroupSort(group_size)  # noqa: E731
     layers: list[nn.Module] = []
     prev, size = in_channels, image_size

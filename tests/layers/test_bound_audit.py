@@ -522,3 +522,31 @@ def test_bound_on_a_shape_leaves_no_hooks_behind():
     with pytest.raises(ValueError):
         lipschitz_bound(net, input_shape=(3, 5, 5))
     assert all(not m._forward_pre_hooks and not m._forward_hooks for m in net.modules())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_by_name(bad: float) -> None:
+    """A diverged model has no certificate: one ValueError naming the weight, with or
+    without an input shape, never a bound or a linear-algebra traceback."""
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(3 * 4 * 4, 2))  # fmt: skip
+    with torch.no_grad():
+        net[3].weight[0, 0] = bad
+    for shape in (None, (2, 4, 4)):
+        with pytest.raises(ValueError, match=r"3\.weight is not finite"):
+            lipschitz_bound(net, shape)
+
+
+def test_a_parametrized_weight_that_becomes_nan_is_a_value_error() -> None:
+    """A weight computed by a parametrization (finite raw parameter, NaN result) is caught
+    where the bound is computed."""
+    from torch.nn.utils import parametrize
+
+    class ToNaN(nn.Module):
+        def forward(self, w: torch.Tensor) -> torch.Tensor:
+            return w * float("nan")
+
+    conv = nn.Conv2d(2, 2, 3, padding=1)
+    parametrize.register_parametrization(conv, "weight", ToNaN())
+    with pytest.raises(ValueError, match=r"not finite|NaN"):
+        lipschitz_bound(conv, (2, 5, 5))

@@ -116,8 +116,7 @@ def read_mnist(root: Path, split: str = "train", folder: str = "MNIST") -> Image
     """MNIST (``folder="MNIST"``) or Fashion-MNIST (``"FashionMNIST"``) from ``root``.
 
     Reads the idx files ``{train,t10k}-{images-idx3,labels-idx1}-ubyte`` (or their ``.gz``)
-    from ``<root>/<folder>/raw``; nothing is downloaded. The image and label counts are not
-    checked against each other.
+    from ``<root>/<folder>/raw``; nothing is downloaded.
 
     Args:
         root: the data root.
@@ -131,7 +130,7 @@ def read_mnist(root: Path, split: str = "train", folder: str = "MNIST") -> Image
 
     Raises:
         InputError: the ``raw`` folder or a file is missing, a file is not an unsigned-byte
-            idx file, or it is truncated.
+            idx file, it is truncated, or the image and label counts differ.
 
     Example:
         >>> import tempfile
@@ -158,6 +157,12 @@ def read_mnist(root: Path, split: str = "train", folder: str = "MNIST") -> Image
     prefix = "train" if split == "train" else "t10k"
     images = _parse_idx(_open_idx(raw, f"{prefix}-images-idx3-ubyte"), f"{folder} images")
     labels = _parse_idx(_open_idx(raw, f"{prefix}-labels-idx1-ubyte"), f"{folder} labels")
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise InputError(
+            f"{folder} {split} files in {str(raw)!r} do not match: images of shape "
+            f"{tuple(images.shape)} and labels of shape {tuple(labels.shape)}; restore the "
+            "original idx files"
+        )
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     classes = MNIST_CLASSES if folder == "MNIST" else FASHION_CLASSES
     return ImageSet(x, torch.from_numpy(labels.astype(np.int64)), classes)

@@ -89,7 +89,8 @@ def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None)
     Raises:
         TypeError: a module (or an option of one) without a certified rule, a subclass that
             overrides ``forward``, or forward hooks.
-        ValueError: ``input_shape`` does not fit the module.
+        ValueError: ``input_shape`` does not fit the module, or a weight is not finite
+            (a diverged model has no certificate).
 
     Example:
         >>> import torch
@@ -105,19 +106,44 @@ def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None)
         ...
         TypeError: lipschitz_bound: no certified bound for module type GELU; ...
     """
+    _refuse_non_finite(module)
     flags = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
         if input_shape is None:
-            return _bound(module)
-        token = _INPUT_SIZES.set(_record_input_sizes(module, tuple(input_shape)))
-        try:
-            return _bound(module)
-        finally:
-            _INPUT_SIZES.reset(token)
+            bound = _bound(module)
+        else:
+            token = _INPUT_SIZES.set(_record_input_sizes(module, tuple(input_shape)))
+            try:
+                bound = _bound(module)
+            finally:
+                _INPUT_SIZES.reset(token)
+        if math.isnan(bound):  # a rule on weights a parametrization made NaN
+            raise ValueError(
+                "lipschitz_bound: the bound is NaN (a weight computed by the model is not "
+                "finite); a diverged model has no certificate, retrain it"
+            )
+        return bound
+    except torch.linalg.LinAlgError as e:  # an SVD of weights a parametrization made NaN
+        raise ValueError(
+            f"lipschitz_bound: a weight computed by the model is not finite "
+            f"({str(e).splitlines()[0]}); a diverged model has no certificate, retrain it"
+        ) from None
     finally:
         for m, training in flags:
             m.training = training
+
+
+def _refuse_non_finite(module: nn.Module) -> None:
+    """A NaN or infinite parameter or buffer makes every bound meaningless: refuse by name."""
+    named = [*module.named_parameters(), *module.named_buffers()]
+    for name, t in named:
+        if t.is_floating_point() or t.is_complex():
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(
+                    f"lipschitz_bound: {name or 'the weight'} is not finite (NaN or inf); a "
+                    "diverged model has no certificate, retrain it (a lower learning rate)"
+                )
 
 
 def known_input_sizes(module: nn.Module) -> set[tuple[int, int]] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -16,8 +17,8 @@ def load_classifier(path: str | os.PathLike) -> LipschitzClassifier:
     """The classifier in ``path`` (eval mode, CPU); ``InputError`` for anything unusable.
 
     The file's zip CRCs are checked first (:func:`~wgan_lip.checkpoints.verify_checkpoint_file`),
-    then it is loaded with ``torch.load(..., weights_only=False)``: the checkpoint is
-    unpickled in full, so load only files you trust. The model is rebuilt from the saved
+    then it is loaded with ``torch.load(..., weights_only=True)``: tensors and plain
+    containers only, so a file cannot run pickled code. The model is rebuilt from the saved
     hyperparameters (keys starting with ``_`` are dropped) and its state dict loaded.
 
     Args:
@@ -30,8 +31,9 @@ def load_classifier(path: str | os.PathLike) -> LipschitzClassifier:
 
     Raises:
         InputError: a missing, corrupt or unreadable file, one that is not a
-            LipschitzClassifier checkpoint, invalid saved hyperparameters, or weights that
-            do not fit the saved architecture.
+            LipschitzClassifier checkpoint (or one holding pickled objects beyond tensors
+            and plain containers), invalid saved hyperparameters, or weights that do not fit
+            the saved architecture.
 
     Example:
         >>> import os, tempfile, torch
@@ -56,7 +58,13 @@ def load_classifier(path: str | os.PathLike) -> LipschitzClassifier:
         raise InputError(f"checkpoint {str(path)!r} not found")
     verify_checkpoint_file(path)  # torch.load does not check the zip CRCs
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(
+            f"checkpoint {str(path)!r} holds pickled objects beyond tensors and plain "
+            "containers, which are not loaded (they could run code); save it with "
+            "wgan-lip fit or LipschitzClassifier"
+        ) from None
     except Exception as e:
         raise InputError(f"cannot read checkpoint {str(path)!r} ({type(e).__name__})") from None
     hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}

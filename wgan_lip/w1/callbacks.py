@@ -120,7 +120,7 @@ class TrainTimer(Callback):
     """
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.start, self.first_step = time.perf_counter(), trainer.global_step
+        self.start = time.perf_counter()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
@@ -209,18 +209,25 @@ class StopOnInterrupt(Callback):
         self.interrupted = False
         self.aborted = False  # a Ctrl-C that reached the trainer (the second one)
         self._previous = None
+        self._second = None  # the handler the first Ctrl-C set for the second one
         self._trainer: L.Trainer | None = None
 
     def _handler(self, signum, frame) -> None:
         self.interrupted = True
         if self._trainer is not None:
             self._trainer.should_stop = True
-        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+        # the second Ctrl-C must reach the trainer as KeyboardInterrupt (its clean abort),
+        # unless the previous handler was a Python one of the caller's
+        self._second = (self._previous if callable(self._previous)
+                        else signal.default_int_handler)  # fmt: skip
+        signal.signal(signal.SIGINT, self._second)
         print("\nwgan-lip: interrupted; stopping after this step (Ctrl-C again to abort)",
               file=sys.stderr, flush=True)  # fmt: skip
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread() and trainer.world_size == 1:
+            if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+                return  # Ctrl-C is ignored here (a background job): keep it so
             self._trainer = trainer
             self._previous = signal.signal(signal.SIGINT, self._handler)
 
@@ -233,6 +240,10 @@ class StopOnInterrupt(Callback):
 
     def restore(self) -> None:
         if self._trainer is not None:
-            if signal.getsignal(signal.SIGINT) == self._handler:
-                signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+            if signal.getsignal(signal.SIGINT) in (self._handler, self._second):
+                # exactly what was there, SIG_DFL included (``None``: set outside Python)
+                previous = self._previous
+                if previous is None:
+                    previous = signal.default_int_handler
+                signal.signal(signal.SIGINT, previous)
             self._trainer = None

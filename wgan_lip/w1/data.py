@@ -73,8 +73,7 @@ def shuffled_batches(
     Args:
         rows: the side's rows.
         index: the row indices to draw from (e.g. the ``fit`` part of a :class:`Split`);
-            at least one (an empty index, like a ``batch_size`` below 1, fails with
-            ``ZeroDivisionError``).
+            at least one.
         batch_size: rows per global batch (capped at ``len(index)``).
         gen: the generator of the order; advanced as batches are drawn.
         rank: this process's rank.
@@ -85,6 +84,10 @@ def shuffled_batches(
     Returns:
         An endless iterator of float32 batches ``(share, *rows.event_shape)``, ``share``
         being this process's part of the global batch.
+
+    Raises:
+        ValueError: ``batch_size`` or ``window_rows`` below 1, or an empty ``index``
+            (when called, not at the first batch).
 
     Example:
         >>> import itertools
@@ -97,6 +100,18 @@ def shuffled_batches(
         >>> first_pass.shape, sorted(first_pass.reshape(-1).tolist()) == list(range(10))
         (torch.Size([10, 1]), True)
     """
+    if batch_size < 1 or len(index) == 0 or (window_rows is not None and window_rows < 1):
+        raise ValueError(
+            f"shuffled_batches: needs batch_size >= 1 (got {batch_size}), at least one row "
+            f"(got {len(index)}) and window_rows >= 1 (got {window_rows})"
+        )
+    return _batches(rows, index, batch_size, gen, rank, world, window_rows)
+
+
+def _batches(
+    rows: Rows, index: torch.Tensor, batch_size: int, gen: torch.Generator,
+    rank: int, world: int, window_rows: int | None,
+) -> Iterator[torch.Tensor]:  # fmt: skip
     n = len(index)
     b = min(batch_size, n)
     index = index.sort().values
@@ -188,6 +203,9 @@ class SideChunks(IterableDataset):
         q_index: the rows of Q to yield (default: all); sorted here.
         shard: yield only this process's share under DDP.
 
+    Raises:
+        ValueError: ``chunk`` below 1.
+
     Example:
         >>> import torch
         >>> from wgan_lip.w1.data import SideChunks
@@ -201,6 +219,8 @@ class SideChunks(IterableDataset):
         p_index: torch.Tensor | None = None, q_index: torch.Tensor | None = None,
         shard: bool = False,
     ) -> None:  # fmt: skip
+        if chunk < 1:
+            raise ValueError(f"SideChunks: chunk must be at least 1 row, got {chunk}")
         self.p, self.q, self.chunk, self.shard = _rows(p), _rows(q), chunk, shard
         self.p_index = (p_index if p_index is not None else torch.arange(self.p.n)).sort().values
         self.q_index = (q_index if q_index is not None else torch.arange(self.q.n)).sort().values

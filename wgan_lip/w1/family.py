@@ -120,8 +120,8 @@ def parse_member(name: str) -> MemberSpec:
 
     Raises:
         InputError: an unknown name, or an ``mlp`` member with a width or depth of 0, or
-            (for ``gsK``) a group of 0 or a width that is not a multiple of ``K``. (An odd
-            width with ``maxmin`` is not refused here; GroupSort refuses it in the forward.)
+            a width that is not a multiple of its group (``K`` for ``gsK``, 2 for
+            ``maxmin``), or a group of 0.
 
     Example:
         >>> from wgan_lip.w1.family import parse_member
@@ -150,7 +150,8 @@ def parse_member(name: str) -> MemberSpec:
         )
     width, depth, act = int(m.group(1)), int(m.group(2)), m.group(3)
     group = int(m.group(4)) if m.group(4) else 2
-    if width < 1 or depth < 1 or (act.startswith("gs") and (group < 1 or width % group)):
+    grouped = act.startswith("gs") or act == "maxmin"
+    if width < 1 or depth < 1 or (grouped and (group < 1 or width % group)):
         raise InputError(f"family member {name!r}: width must be a positive multiple of the group")
     activation = "groupsort" if act.startswith("gs") or act == "maxmin" else "fullsort"
     return MemberSpec(name, "mlp", (width,) * depth, activation, group)

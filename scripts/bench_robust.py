@@ -204,6 +204,13 @@ def cosine(progress: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
+def diverged(name: str, args: argparse.Namespace, elapsed: float, steps: int) -> dict:
+    """The row of a run whose loss or weights became NaN: no certificate to report."""
+    return {"model": name, "dataset": args.dataset, "settings": settings_of(args),
+            "train_seconds": elapsed, "steps": steps, "diverged_at_step": steps,
+            "machine": machine()}  # fmt: skip
+
+
 def run(name: str, args: argparse.Namespace) -> dict:
     seconds = 60 * args.minutes
     eps_list = DATASETS[args.dataset]["eps"]
@@ -227,9 +234,7 @@ def run(name: str, args: argparse.Namespace) -> dict:
             idx = perm[s : s + 128]
             loss = loss_fn(model(train.images[idx]), train.labels[idx])
             if not torch.isfinite(loss):  # diverged: a row that says so, no certificate
-                return {"model": name, "dataset": args.dataset, "settings": settings_of(args),
-                        "train_seconds": elapsed, "steps": steps, "diverged_at_step": steps,
-                        "machine": machine()}  # fmt: skip
+                return diverged(name, args, elapsed, steps)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -238,6 +243,8 @@ def run(name: str, args: argparse.Namespace) -> dict:
             images += len(idx)
             if elapsed >= seconds:
                 break
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # the last step
+        return diverged(name, args, elapsed, steps)
     plain = certifiable(name, model)
     t0 = time.perf_counter()
     with torch.no_grad():

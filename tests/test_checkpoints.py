@@ -35,3 +35,22 @@ def test_a_checkpoint_with_pickled_objects_is_refused_not_run(tmp_path):
     torch.save({"state_dict": {}, "hyper_parameters": {"architecture": _Payload()}}, path)
     with pytest.raises(InputError, match="pickled objects beyond tensors"):
         load_classifier(path)
+
+
+def test_a_file_that_is_no_checkpoint_is_unreadable_not_suspicious(tmp_path):
+    path = tmp_path / "junk.ckpt"
+    path.write_bytes(b"not a zip at all")
+    with pytest.raises(InputError, match="cannot read checkpoint"):
+        load_classifier(path)
+
+
+def test_certifying_a_diverged_model_is_one_input_error() -> None:
+    from torch import nn
+
+    from wgan_lip.robust.certify import model_bound
+
+    lin = nn.Linear(2, 2)
+    with torch.no_grad():
+        lin.weight[0, 0] = float("nan")
+    with pytest.raises(InputError, match=r"cannot certify this model: .*weight is not finite"):
+        model_bound(lin)

@@ -49,3 +49,16 @@ def test_an_ignored_ctrl_c_stays_ignored(saved_sigint) -> None:
     assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     cb.on_fit_end(None, None)
     assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN and not cb.interrupted
+
+
+def test_a_second_ctrl_c_does_not_leave_ctrl_c_ignored(saved_sigint) -> None:
+    """Lightning sets SIG_IGN while it tears an interrupted fit down, then calls
+    on_exception: the handler found at the start must still come back."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cb = StopOnInterrupt()
+    cb.on_fit_start(_trainer(), None)
+    cb._handler(signal.SIGINT, None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what Lightning does on the second one
+    cb.on_exception(None, None, KeyboardInterrupt())
+    assert cb.aborted
+    assert signal.getsignal(signal.SIGINT) == signal.default_int_handler

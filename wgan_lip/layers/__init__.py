@@ -10,6 +10,7 @@ from .cayley import CayleyConv2d, FourierConv2d
 from .conv import BCOPConv2d, InvertibleDownsample, L2NormPool2d, compose_kernels
 from .export import export_plain
 from .lipschitz import (
+    NonFiniteWeightsError,
     conv_grid_bound,
     conv_transfer_bound,
     empirical_lipschitz,
@@ -34,6 +35,7 @@ __all__ = [
     "InvertibleDownsample",
     "L2NormPool2d",
     "MaxMin",
+    "NonFiniteWeightsError",
     "Orthonormal",
     "SLLConv2d",
     "SLLLinear",

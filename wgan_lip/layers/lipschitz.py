@@ -67,6 +67,26 @@ def register_lipschitz_bound(cls: type) -> Callable:
     return deco
 
 
+class NonFiniteWeightsError(ValueError, FloatingPointError):
+    """A weight of the model is NaN or infinite: a diverged model, which has no certificate.
+
+    A ``ValueError`` (the argument is unusable) and a ``FloatingPointError`` (what a diverged
+    training run raises, which the CLI reports in one line).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from wgan_lip.layers import NonFiniteWeightsError, lipschitz_bound
+        >>> lin = nn.Linear(2, 2)
+        >>> _ = torch.nn.init.constant_(lin.bias, float("nan"))
+        >>> try:
+        ...     lipschitz_bound(lin)
+        ... except NonFiniteWeightsError as e:
+        ...     print(str(e)[:50])
+        lipschitz_bound: bias is not finite (NaN or inf);
+    """
+
+
 def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None) -> float:
     """A certified upper bound of ``module``'s L2 Lipschitz constant, from its weights.
 
@@ -89,8 +109,9 @@ def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None)
     Raises:
         TypeError: a module (or an option of one) without a certified rule, a subclass that
             overrides ``forward``, or forward hooks.
-        ValueError: ``input_shape`` does not fit the module, or a weight is not finite
-            (a diverged model has no certificate).
+        ValueError: ``input_shape`` does not fit the module.
+        NonFiniteWeightsError: a weight, or one computed by a parametrization, is NaN or
+            infinite (a diverged model has no certificate); a ``ValueError`` too.
 
     Example:
         >>> import torch
@@ -119,15 +140,16 @@ def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None)
             finally:
                 _INPUT_SIZES.reset(token)
         if math.isnan(bound):  # a rule on weights a parametrization made NaN
-            raise ValueError(
+            raise NonFiniteWeightsError(
                 "lipschitz_bound: the bound is NaN (a weight computed by the model is not "
                 "finite); a diverged model has no certificate, retrain it"
             )
         return bound
     except torch.linalg.LinAlgError as e:  # an SVD of weights a parametrization made NaN
-        raise ValueError(
-            f"lipschitz_bound: a weight computed by the model is not finite "
-            f"({str(e).splitlines()[0]}); a diverged model has no certificate, retrain it"
+        raise NonFiniteWeightsError(
+            f"lipschitz_bound: a linear-algebra routine failed on the model's weights, most "
+            f"likely a non-finite computed weight ({str(e).splitlines()[0]}); a diverged model "
+            "has no certificate, retrain it"
         ) from None
     finally:
         for m, training in flags:
@@ -140,7 +162,7 @@ def _refuse_non_finite(module: nn.Module) -> None:
     for name, t in named:
         if t.is_floating_point() or t.is_complex():
             if not bool(torch.isfinite(t).all()):
-                raise ValueError(
+                raise NonFiniteWeightsError(
                     f"lipschitz_bound: {name or 'the weight'} is not finite (NaN or inf); a "
                     "diverged model has no certificate, retrain it (a lower learning rate)"
                 )

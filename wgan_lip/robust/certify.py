@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..layers import lipschitz_bound
+from ..layers import NonFiniteWeightsError, lipschitz_bound
 from .attacks import pgd_l2
 from .margins import is_certified
 
@@ -84,7 +84,8 @@ def model_bound(model: nn.Module, input_shape: tuple[int, ...] | None = None) ->
 
     Raises:
         InputError: a layer without a certified bound (the ``TypeError`` of
-            :func:`~wgan_lip.layers.lipschitz_bound`, in one line).
+            :func:`~wgan_lip.layers.lipschitz_bound`, in one line), or NaN / infinite
+            weights (a diverged model).
 
     Example:
         >>> from torch import nn
@@ -103,7 +104,7 @@ def model_bound(model: nn.Module, input_shape: tuple[int, ...] | None = None) ->
     """
     try:
         return lipschitz_bound(model, input_shape)
-    except TypeError as e:
+    except (TypeError, NonFiniteWeightsError) as e:
         raise InputError(f"cannot certify this model: {e}") from None
 
 

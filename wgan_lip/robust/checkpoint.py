@@ -59,7 +59,9 @@ def load_classifier(path: str | os.PathLike) -> LipschitzClassifier:
     verify_checkpoint_file(path)  # torch.load does not check the zip CRCs
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if "unsupported global" not in str(e).lower():  # not a class: a corrupt pickle
+            raise InputError(f"cannot read checkpoint {str(path)!r} (UnpicklingError)") from None
         raise InputError(
             f"checkpoint {str(path)!r} holds pickled objects beyond tensors and plain "
             "containers, which are not loaded (they could run code); save it with "

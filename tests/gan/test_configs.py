@@ -93,7 +93,7 @@ def test_cpu_mnist_config_logs_the_curve_and_plots_it(tmp_path, monkeypatch, dat
     import sys
 
     args = _mnist_run(tmp_path, monkeypatch, data_root, "mnist_cpu_hard.yaml",
-                      "--trainer.max_steps=30", "--trainer.val_check_interval=10",
+                      "--trainer.max_steps=40", "--trainer.val_check_interval=10",
                       "--model.eval_samples=100", "--model.estimate_steps=20",
                       "--model.architecture.critic_widths=[32, 32]")  # fmt: skip
     assert main(args) == 0
@@ -108,7 +108,7 @@ def test_cpu_mnist_config_logs_the_curve_and_plots_it(tmp_path, monkeypatch, dat
     import json
 
     curve = json.loads(out.with_suffix(".json").read_text())
-    assert [p["generator_step"] for p in curve] == [5.0, 10.0]
+    assert [p["generator_step"] for p in curve] == [10.0, 20.0]
     assert all(0 <= p["val/confident"] <= 1 and p["val/estimate_w1"] > -1 for p in curve)
     assert out.stat().st_size > 1000
 

@@ -126,3 +126,32 @@ def test_feature_net_stays_out_of_checkpoints_and_old_ones_still_load(tmp_path):
     fresh.load_state_dict(state)
     key = "critic.net.0.parametrizations.weight.original"
     assert torch.equal(fresh.state_dict()[key], module.state_dict()[key])
+
+
+def _channels_last_convs(net: torch.nn.Module) -> bool:
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    return bool(convs) and all(
+        c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs
+    )
+
+
+def test_image_generator_runs_channels_last_with_the_same_values_and_keys():
+    from wgan_lip.models import dcgan_generator
+
+    torch.manual_seed(3)
+    plain = dcgan_generator(16, 1, 28, 8)  # the layout of checkpoints written before
+    arch = GANArchitecture(latent_dim=16, generator_base_channels=8)
+    generator = arch.build_generator((1, 28, 28))
+    generator.load_state_dict(plain.state_dict())  # an old checkpoint loads as it is
+    assert _channels_last_convs(generator)
+    assert generator.state_dict().keys() == plain.state_dict().keys()
+    z = torch.randn(6, 16)
+    torch.testing.assert_close(generator(z), plain(z), rtol=1e-5, atol=1e-6)
+    # the moving average keeps the format through a deep copy and a lerp
+    import copy
+
+    average = copy.deepcopy(generator)
+    with torch.no_grad():
+        torch._foreach_lerp_(list(average.parameters()), list(generator.parameters()), 0.5)
+    assert _channels_last_convs(average)
+    torch.testing.assert_close(average(z), generator(z), rtol=1e-5, atol=1e-6)

@@ -22,8 +22,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo_w1.py
 
+# one pytest worker per core (at most 4), whole files per worker (module fixtures run once);
+# TEST_WORKERS=0 runs everything in this process
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	WANDB_MODE=disabled $(PY) -m pytest -q
+	WANDB_MODE=disabled $(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile
 
 bench: $(BENCH_STAMP)
 	$(PY) scripts/bench_layers.py

@@ -5,6 +5,30 @@ import torch
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
+# Under pytest-xdist each worker gets its share of the cores (and so do the processes it
+# starts), so the workers do not oversubscribe the machine.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    _threads = os.environ.get("OMP_NUM_THREADS", "")
+    if not _threads.isdigit() or int(_threads) < 1:
+        _threads = str(max(1, (_cores or 1) // _WORKERS))
+        os.environ["OMP_NUM_THREADS"] = _threads
+    torch.set_num_threads(int(_threads))
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_rendezvous():
+    """Forget the DDP address a test's in-process Lightning run left in the environment, so a
+    later DDP test of the same worker finds a free port of its own instead of reusing it."""
+    before = {k: os.environ.get(k) for k in ("MASTER_ADDR", "MASTER_PORT")}
+    yield
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
 
 @pytest.fixture(autouse=True)
 def _seed():

@@ -74,3 +74,40 @@ def test_a_cayley_classifier_is_certified_with_no_violation():
     )
     plain = export_plain(net)
     torch.testing.assert_close(plain(x), net.eval()(x))
+
+
+def test_evaluation_reuses_the_transform_until_the_kernel_changes(monkeypatch):
+    import copy
+    import pickle
+
+    import wgan_lip.layers.cayley as cayley
+
+    calls = []
+    real = cayley.cayley_frequency_matrices
+    monkeypatch.setattr(cayley, "cayley_frequency_matrices",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))  # fmt: skip
+    layer = CayleyConv2d(3, 3).eval()
+    x = torch.randn(2, 3, 6, 6)
+    with torch.no_grad():
+        first = layer(x)
+        assert torch.equal(layer(x), first) and len(calls) == 1  # computed once
+        layer(torch.randn(1, 3, 8, 8))  # another size: recomputed
+        assert len(calls) == 2
+        layer.weight.add_(0.1)  # an in-place update (as an optimizer step does)
+        moved = layer(x)
+    assert len(calls) == 3 and not torch.allclose(moved, first)
+    # with gradients on, every call computes afresh (the graph needs it)
+    layer(x).sum().backward()
+    layer(x)
+    assert len(calls) == 5
+    # the exported layer caches the same way and agrees with the layer
+    plain = export_plain(layer)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), plain(x))
+        torch.testing.assert_close(plain(x), layer(x))
+    # copies start with an empty cache and compute from their own kernel
+    twin = copy.deepcopy(layer)
+    with torch.no_grad():
+        twin.weight.mul_(-1.0)
+        assert not torch.allclose(twin(x), layer(x))
+        torch.testing.assert_close(pickle.loads(pickle.dumps(layer))(x), layer(x))

@@ -79,6 +79,36 @@ def _bound_on_sizes(module: nn.Module, kernel: torch.Tensor, out_c: int, in_c: i
     return best
 
 
+class _FrequencyCache:
+    """The last ``Q`` computed without gradient, keyed by input size and kernel version.
+
+    Evaluation (certifying, scoring) calls a layer on many batches of one size with an
+    unchanged kernel: the Cayley transform, ``H (W // 2 + 1)`` small solves, is then done
+    once. Any in-place update of the kernel (an optimizer step) bumps its version and
+    misses the cache; with gradients on, nothing is cached.
+    """
+
+    def __init__(self) -> None:
+        self.kernel: torch.Tensor | None = None  # held, so its identity cannot be reused
+        self.key: tuple | None = None
+        self.q: torch.Tensor | None = None
+
+    def get(
+        self, kernel: torch.Tensor, size: tuple[int, int], out_c: int, in_c: int
+    ) -> torch.Tensor:
+        if torch.is_grad_enabled() and kernel.requires_grad:
+            return cayley_frequency_matrices(kernel, size, out_c, in_c)
+        key = (size, kernel._version, out_c, in_c)
+        if kernel is not self.kernel or key != self.key or self.q is None:
+            with torch.no_grad():
+                self.q = cayley_frequency_matrices(kernel, size, out_c, in_c)
+            self.kernel, self.key = kernel, key
+        return self.q
+
+    def __reduce__(self):
+        return (_FrequencyCache, ())  # copies and pickles start empty: no stale kernel
+
+
 class CayleyConv2d(nn.Module):
     """Orthogonal circular convolution by the Cayley transform per frequency.
 
@@ -142,6 +172,7 @@ class CayleyConv2d(nn.Module):
         # V_hat entries of variance about 1/c: the Cayley matrices start as generic unitary
         # matrices, neither near the identity nor near -I
         nn.init.normal_(self.weight, std=1.0 / (c**0.5 * kernel_size))
+        self._cache = _FrequencyCache()
 
     def frequency_matrices(self, size: tuple[int, int]) -> torch.Tensor:
         """``Q(w)`` on the ``rfft2`` grid of an input of spatial ``size`` (see
@@ -155,7 +186,8 @@ class CayleyConv2d(nn.Module):
                 f"CayleyConv2d: expected {self.in_channels} input channels, got shape "
                 f"{tuple(x.shape)}"
             )
-        return _apply(x, self.frequency_matrices(tuple(x.shape[-2:])), self.bias)
+        q = self._cache.get(self.weight, tuple(x.shape[-2:]), self.out_channels, self.in_channels)
+        return _apply(x, q, self.bias)
 
     def lipschitz_bound(self) -> float:
         """The exact norm on each input size ``lipschitz_bound`` was given (1 up to
@@ -211,6 +243,7 @@ class FourierConv2d(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.register_buffer("kernel", kernel.clone())
         self.register_buffer("bias", None if bias is None else bias.clone())
+        self._cache = _FrequencyCache()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_input(x, type(self).__name__, ndim=4)
@@ -219,8 +252,8 @@ class FourierConv2d(nn.Module):
                 f"FourierConv2d: expected {self.in_channels} input channels, got shape "
                 f"{tuple(x.shape)}"
             )
-        q = cayley_frequency_matrices(self.kernel, tuple(x.shape[-2:]), self.out_channels,
-                                      self.in_channels)  # fmt: skip
+        q = self._cache.get(self.kernel, tuple(x.shape[-2:]), self.out_channels,
+                            self.in_channels)  # fmt: skip
         return _apply(x, q, self.bias)
 
     def lipschitz_bound(self) -> float:

@@ -11,8 +11,10 @@ def check_float_input(
     *,
     min_dim: int | None = None,
     ndim: int | None = None,
+    channels: int | None = None,
 ) -> None:
-    """Raise ``TypeError``/``ValueError`` naming what ``layer`` expected and what it got."""
+    """Raise ``TypeError``/``ValueError`` naming what ``layer`` expected and what it got
+    (``channels``: the size of dimension 1)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{layer}: expected a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -29,3 +31,5 @@ def check_float_input(
             f"{layer}: expected an input with at least {min_dim} dims (batch, channels, ...), "
             f"got shape {tuple(x.shape)}"
         )
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{layer}: expected {channels} input channels, got shape {tuple(x.shape)}")

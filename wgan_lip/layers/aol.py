@@ -192,11 +192,7 @@ class AOLConv2d(nn.Conv2d):
         parametrize.register_parametrization(self, "weight", _AOLRescale())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_float_input(x, type(self).__name__, ndim=4)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"AOLConv2d: expected {self.in_channels} input channels, got shape {tuple(x.shape)}"
-            )
+        check_float_input(x, type(self).__name__, ndim=4, channels=self.in_channels)
         return super().forward(x)
 
     def lipschitz_bound(self) -> float:

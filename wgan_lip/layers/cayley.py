@@ -180,12 +180,7 @@ class CayleyConv2d(nn.Module):
         return cayley_frequency_matrices(self.weight, size, self.out_channels, self.in_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_float_input(x, type(self).__name__, ndim=4)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"CayleyConv2d: expected {self.in_channels} input channels, got shape "
-                f"{tuple(x.shape)}"
-            )
+        check_float_input(x, type(self).__name__, ndim=4, channels=self.in_channels)
         q = self._cache.get(self.weight, tuple(x.shape[-2:]), self.out_channels, self.in_channels)
         return _apply(x, q, self.bias)
 
@@ -246,12 +241,7 @@ class FourierConv2d(nn.Module):
         self._cache = _FrequencyCache()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_float_input(x, type(self).__name__, ndim=4)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"FourierConv2d: expected {self.in_channels} input channels, got shape "
-                f"{tuple(x.shape)}"
-            )
+        check_float_input(x, type(self).__name__, ndim=4, channels=self.in_channels)
         q = self._cache.get(self.kernel, tuple(x.shape[-2:]), self.out_channels,
                             self.in_channels)  # fmt: skip
         return _apply(x, q, self.bias)

@@ -282,12 +282,7 @@ class BCOPConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """:class:`torch.nn.Conv2d`'s forward, after checking the input."""
-        check_float_input(x, type(self).__name__, ndim=4)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"BCOPConv2d: expected {self.in_channels} input channels, got shape "
-                f"{tuple(x.shape)}"
-            )
+        check_float_input(x, type(self).__name__, ndim=4, channels=self.in_channels)
         return super().forward(x)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:

@@ -253,11 +253,7 @@ class SLLConv2d(_SLLBase):
         nn.init.xavier_normal_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_float_input(x, type(self).__name__, ndim=4)
-        if x.shape[1] != self.channels:
-            raise ValueError(
-                f"SLLConv2d: expected {self.channels} input channels, got shape {tuple(x.shape)}"
-            )
+        check_float_input(x, type(self).__name__, ndim=4, channels=self.channels)
         t = sll_t(self.weight, self.log_q)
         z = F.relu(F.conv2d(x, self.weight, self.bias, padding=self.padding))
         return x - 2.0 * F.conv_transpose2d(z / t[:, None, None], self.weight,

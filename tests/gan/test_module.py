@@ -193,3 +193,57 @@ def test_ema_setting_is_part_of_the_checkpoint_match(tmp_path):
     resumed = small_toy_wgan("hard", ema_decay=0.9)
     make_trainer(24).fit(resumed, datamodule=toy_data(), ckpt_path=tmp_path / "last.ckpt")
     assert resumed.generator_step == 4
+
+
+class CriticInputs(L.Callback):
+    """Records every batch the critic scores, and whose step it was (critic or generator)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, torch.Tensor]] = []
+
+    def on_train_start(self, trainer, module):
+        def spy(_, args):
+            self.calls.append((module.critic_step, args[0].detach().clone()))
+
+        module.critic.register_forward_pre_hook(spy)
+
+
+@pytest.mark.parametrize("n_critic", [1, 3])
+def test_reuse_fakes_scores_the_critic_steps_fakes_in_the_generator_step(n_critic):
+    module = small_toy_wgan("hard", n_critic=n_critic, reuse_fakes=True)  # no penalty calls
+    spy = CriticInputs()
+    make_trainer(2 * (n_critic + 1), callbacks=[spy]).fit(module, datamodule=toy_data())
+    assert module.generator_step == 2
+    batches = spy.calls  # critic steps score 128 (real + fake), generator steps 64
+    for i, (step, x) in enumerate(batches):
+        if len(x) == 64:  # a generator step: the fakes of the critic step just before it
+            _, before = batches[i - 1]
+            assert len(before) == 128 and step % n_critic == 0
+            torch.testing.assert_close(x, before[64:], rtol=0, atol=0)
+    assert sum(len(x) == 64 for _, x in batches) == 2
+
+
+def test_reuse_fakes_leaves_the_generator_out_of_the_critic_step():
+    module = small_toy_wgan("gp", n_critic=1, reuse_fakes=True)
+    seen: list[tuple[str, list]] = []
+
+    class Spy(L.Callback):
+        def on_before_optimizer_step(self, trainer, m, optimizer):
+            which = "critic" if optimizer is trainer.optimizers[0] else "generator"
+            seen.append((which, [None if p.grad is None else p.grad.clone()
+                                 for p in m.generator.parameters()]))  # fmt: skip
+
+    make_trainer(6, callbacks=[Spy()]).fit(module, datamodule=toy_data())
+    assert [w for w, _ in seen] == ["critic", "generator"] * 3
+    assert all(g is None for g in seen[0][1])  # nothing before the first generator step
+    for k in (2, 4):  # a critic step leaves the generator's gradients as its last step did
+        assert all(torch.equal(a, b) for a, b in zip(seen[k][1], seen[k - 1][1], strict=True))
+    assert all(g is not None and bool(g.abs().sum() > 0) for g in seen[1][1])
+
+
+def test_reuse_fakes_trains_the_hard_image_critic_certified(tmp_path):
+    module = small_image_wgan("hard", n_critic=1, reuse_fakes=True)
+    rec = Record(check_bound=True)
+    dm = image_data(tiny_images(tmp_path / "x.npy"))
+    make_trainer(12, callbacks=[rec]).fit(module, datamodule=dm)
+    assert module.generator_step == 6 and max(rec.bounds) <= 1 + 1e-4

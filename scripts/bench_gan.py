@@ -67,8 +67,8 @@ HARD_TUNED_TOY: dict = {
 }
 # The hard critic's MNIST settings of benchmarks/gan.json's MNIST rows: a Björck MLP critic
 # on the pixels. configs/gan/mnist_cpu_hard.yaml has since moved to a smaller, faster pair
-# (critic 256^3, generator 16 channels, n_critic 1; scripts/bench_gan_mnist_sweep.py); the
-# rows keep the settings they ran with.
+# (critic 256^3, generator 16 channels, n_critic 1, reused fakes, batch 128 at Adam 1e-3;
+# scripts/bench_gan_mnist_sweep.py); the rows keep the settings they ran with.
 HARD_MNIST_CPU: dict = {
     "n_critic": 2, "lr_critic": 5e-4, "lr_generator": 5e-4, "betas": (0.5, 0.9),
     "ema_decay": 0.999,

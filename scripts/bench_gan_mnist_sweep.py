@@ -84,27 +84,41 @@ def trial(model_kw: dict, batch: int, minutes: float, evals: int, seed: int, dat
     return rows, info
 
 
+def _setting(entry: dict) -> dict:
+    """The compared settings of a trial, from either kind of entry: this script's (the
+    module's keywords) or the earlier plain loop's (its own option names)."""
+    a = entry["settings"]
+    if "changes" not in entry:  # the earlier plain loop
+        return {"critic": a["widths"], "gen": a["gen"], "n_critic": a["n_critic"],
+                "lr": (a["lr_critic"], a["lr_generator"]), "batch": a["batch"],
+                "reuse": False, "schedule": a["schedule"]}  # fmt: skip
+    arch = a.get("architecture", {})
+    lr_c = a.get("lr_critic")
+    return {"critic": arch.get("critic_widths"), "gen": arch.get("generator_base_channels"),
+            "n_critic": a.get("n_critic"), "lr": (lr_c, a.get("lr_generator") or lr_c),
+            "batch": a["batch_size"], "reuse": bool(a.get("reuse_fakes")),
+            "schedule": a.get("lr_schedule", "constant")}  # fmt: skip
+
+
 def _last(row: dict, key: str) -> float:
-    """``key`` of an evaluation row; rows of the earlier plain-loop sweep name the average."""
+    """``key`` of an evaluation row; rows of the earlier plain loop name the moving average."""
     return row[key] if key in row else row[f"{key}_ema_0.999"]
 
 
 def tables() -> str:
     """The README table: one row per trial, its last evaluation."""
     results = json.loads(OUT.read_text())
-    lines = ["| trial | changed from the recipe | generator steps | confident | smallest class |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| trial | critic | generator | n_critic | lr | batch | reuse fakes | schedule | "
+             "generator steps | confident | smallest class |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for tag, r in results.items():
-        last = r["rows"][-1]
-        if "changes" in r:
-            changes = r["changes"]
-        else:  # a trial of the earlier plain-loop sweep: its own settings, not a change
-            a = r["settings"]
-            changes = (f"earlier loop: critic {a['widths']}, generator {a['gen']}, n_critic "
-                       f"{a['n_critic']}, lr {a['lr_critic']:g}, {a['schedule']}")
-        lines.append(f"| {tag} | {changes} | "
-                     f"{last['generator_steps']:,} | {_last(last, 'confident'):.3f} | "
-                     f"{_last(last, 'min_class_share'):.3f} |")  # fmt: skip
+        last, a = r["rows"][-1], _setting(r)
+        lines.append(
+            f"| {tag} | {a['critic']} | {a['gen']} | {a['n_critic']} | "
+            f"{a['lr'][0]:g} / {a['lr'][1]:g} | {a['batch']} | {'yes' if a['reuse'] else 'no'} | "
+            f"{a['schedule']} | {last['generator_steps']:,} | {_last(last, 'confident'):.3f} | "
+            f"{_last(last, 'min_class_share'):.3f} |"
+        )
     return "\n".join(lines)
 
 

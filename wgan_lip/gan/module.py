@@ -76,8 +76,9 @@ class WGAN(L.LightningModule):
         reuse_fakes: the generator step scores the fakes of the critic step just before it
             (generated once, with gradient, and detached for the critic) instead of drawing
             new ones, as the DCGAN reference loop does. It saves one generator forward per
-            generator step: a quarter of a step of ``configs/gan/mnist_cpu_hard.yaml`` on a
-            CPU. The critic still sees fresh fakes at every critic step.
+            generator step, a large share of a step when the critic is a small MLP
+            (``configs/gan/mnist_cpu_hard.yaml``). The critic still sees fresh fakes at every
+            critic step.
 
     Raises:
         InputError: an unknown constraint or ``lr_schedule``, a bad ``architecture``, a

@@ -36,18 +36,19 @@ from wgan_lip.gan.features import load_feature_net
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "gan" / "mnist_sweep.json"
 CONFIG = ROOT / "configs" / "gan" / "mnist_cpu_hard.yaml"
-# option -> (where in the config it goes, its type); None options keep the config's value
-MODEL_OPTIONS = {"n_critic": int, "lr_critic": float, "lr_generator": float,
-                 "ema_decay": float, "reuse_fakes": bool}  # fmt: skip
-ARCH_OPTIONS = {"critic_widths": int, "generator_base_channels": int, "group_size": int,
-                "latent_dim": int, "image_critic": str, "critic_channels": int,
-                "critic_head_width": int}  # fmt: skip
+# the options that change the config's model keywords, and its architecture's; an option not
+# given keeps the config's value
+MODEL_OPTIONS = ("n_critic", "lr_critic", "lr_generator", "ema_decay", "reuse_fakes")
+ARCH_OPTIONS = ("critic_widths", "generator_base_channels", "group_size", "latent_dim",
+                "image_critic", "critic_channels", "critic_head_width")  # fmt: skip
 
 
 def settings_from(args: argparse.Namespace) -> tuple[dict, int]:
     """The WGAN keywords and the batch size: the config's, changed by the options given."""
     import yaml
 
+    if not Path(args.config).is_file():
+        raise InputError(f"--config: no file at {args.config}")
     cfg = yaml.safe_load(Path(args.config).read_text())
     model = copy.deepcopy(cfg["model"]["init_args"])
     model.pop("feature_net", None)  # the sweep's own --feature-net scores the samples

@@ -16,7 +16,6 @@ config keeps one) that the feature net classifies with probability above 0.9
 from __future__ import annotations
 
 import argparse
-import copy
 import fcntl
 import json
 import os
@@ -28,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_gan import train_one
+from gpu_check import recipe
 
 from wgan_lip.errors import InputError
 from wgan_lip.gan import WGAN, ImageDataModule, confident_classes, generate
@@ -45,12 +45,10 @@ ARCH_OPTIONS = ("critic_widths", "generator_base_channels", "group_size", "laten
 
 def settings_from(args: argparse.Namespace) -> tuple[dict, int]:
     """The WGAN keywords and the batch size: the config's, changed by the options given."""
-    import yaml
-
-    if not Path(args.config).is_file():
+    path = Path(args.config).resolve()  # relative to the working folder, like the other paths
+    if not path.is_file():
         raise InputError(f"--config: no file at {args.config}")
-    cfg = yaml.safe_load(Path(args.config).read_text())
-    model = copy.deepcopy(cfg["model"]["init_args"])
+    model, data = recipe(str(path))  # fresh dicts on every call: safe to change
     model.pop("feature_net", None)  # the sweep's own --feature-net scores the samples
     arch = model.setdefault("architecture", {})
     for name in MODEL_OPTIONS:
@@ -61,7 +59,7 @@ def settings_from(args: argparse.Namespace) -> tuple[dict, int]:
             arch[name] = getattr(args, name)
     if args.beta1 is not None:
         model["betas"] = [args.beta1, model.get("betas", [0.5, 0.9])[1]]
-    batch = args.batch or cfg["data"]["init_args"].get("batch_size", 64)
+    batch = args.batch or data.get("batch_size", 64)
     return model, int(batch)
 
 

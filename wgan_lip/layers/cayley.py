@@ -98,7 +98,7 @@ class _FrequencyCache:
     ) -> torch.Tensor:
         if torch.is_grad_enabled() and kernel.requires_grad:
             return cayley_frequency_matrices(kernel, size, out_c, in_c)
-        key = (size, kernel._version, out_c, in_c)
+        key = (size, kernel._version)  # the channel counts are fixed per layer
         if kernel is not self.kernel or key != self.key or self.q is None:
             with torch.no_grad():
                 self.q = cayley_frequency_matrices(kernel, size, out_c, in_c)

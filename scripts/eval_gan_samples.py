@@ -8,6 +8,11 @@ Draws ``--n`` samples (the moving average's when the run kept one, latent seed
 classifier gives a probability above 0.9, and each class's share. The same numbers for up
 to ``--n`` real test images of the run's dataset are the ceiling the generated share is
 read against.
+
+Samples are drawn as the run's ``refine_steps`` says (critic-guided latent steps; 0 for runs
+without it), or as ``--refine-steps`` overrides. When they are refined, the plain samples of
+the same latents are scored too, beside them, with classifier-FID and exact W1 to the real
+images for both. ``--grid`` saves 64 of the samples as a PNG.
 """
 
 from __future__ import annotations
@@ -18,9 +23,19 @@ import os
 import sys
 from pathlib import Path
 
+from torchvision.utils import save_image
+
 from wgan_lip.errors import InputError
-from wgan_lip.gan import WGAN, ImageDataModule, confident_classes
+from wgan_lip.gan import (
+    WGAN,
+    ImageDataModule,
+    classifier_fid_kid,
+    confident_classes,
+    exact_w1_metric,
+)
 from wgan_lip.gan.features import load_feature_net
+from wgan_lip.gan.images import sample_grid
+from wgan_lip.plotting import save_atomic
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,15 +45,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="mnist", help="the real images' dataset (test split)")
     p.add_argument("--data-root", default=os.environ.get("WGAN_LIP_DATA"))
     p.add_argument("--n", type=int, default=10_000, help="samples (and at most real images)")
+    p.add_argument(
+        "--refine-steps",
+        type=int,
+        default=None,
+        help="latent DOT steps of the samples (default: the run's refine_steps)",
+    )
+    p.add_argument(
+        "--refine-lr",
+        type=float,
+        default=None,
+        help="their learning rate (default: the run's refine_lr)",
+    )
     p.add_argument("--out", help="write the numbers as JSON here")
+    p.add_argument("--grid", help="save an 8 x 8 grid of the samples as this PNG")
     args = p.parse_args(argv)
     try:
-        if args.n < 1:
-            raise InputError(f"--n must be positive, got {args.n}")
+        if args.n < 2:
+            raise InputError(f"--n must be at least 2, got {args.n}")
+        if args.refine_steps is not None and args.refine_steps < 0:
+            raise InputError(f"--refine-steps must be >= 0, got {args.refine_steps}")
+        if args.refine_lr is not None and not args.refine_lr > 0:
+            raise InputError(f"--refine-lr must be positive, got {args.refine_lr}")
         for path in (args.checkpoint, args.feature_net):
             if not Path(path).is_file():
                 raise InputError(f"no such file: {path}")
-        module = WGAN.load_from_checkpoint(args.checkpoint, map_location="cpu")
+        for path in (args.out, args.grid):
+            if path and not Path(path).parent.is_dir():
+                raise InputError(f"no such folder for {path}: create it first")
+        overrides = {k: v for k, v in (("refine_steps", args.refine_steps),
+                                       ("refine_lr", args.refine_lr)) if v is not None}  # fmt: skip
+        module = WGAN.load_from_checkpoint(args.checkpoint, map_location="cpu", **overrides)
         if not module.is_image:
             raise InputError(f"{args.checkpoint} is not an image WGAN")
         feature_net, _ = load_feature_net(args.feature_net)
@@ -47,18 +84,36 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"eval_gan_samples: error: {e}", file=sys.stderr)
         return 2
-    fake = confident_classes(module.generate(args.n), feature_net)
-    ceiling = confident_classes(real.val_set, feature_net)
+    refine = int(module.hparams.get("refine_steps", 0))
+    samples = {"generated": module.generate(args.n)}
+    if refine:
+        samples["generated_plain"] = module.generate(args.n, refine_steps=0)
     result = {
         "checkpoint": Path(args.checkpoint).as_posix(),
-        "generator_steps": int(module.generator_step), "n": args.n, "generated": fake,
-        "real_test": {"n": len(real.val_set), **ceiling},
+        "generator_steps": int(module.generator_step), "n": args.n,
+        "refine_steps": refine, "refine_lr": float(module.hparams.get("refine_lr", 0.005)),
     }  # fmt: skip
-    print(f"generated: {100 * fake['confident']:.1f}% confident, smallest class "
-          f"{100 * fake['min_class_share']:.1f}%; real test images: "
-          f"{100 * ceiling['confident']:.1f}% confident")  # fmt: skip
+    for key, fake in samples.items():
+        result[key] = confident_classes(fake, feature_net)
+        if refine:  # does refinement cost diversity? the distances to the real images say
+            result[key]["classifier_fid"] = classifier_fid_kid(fake, real.val_set, feature_net)[
+                "classifier_fid"
+            ]
+            result[key]["exact_w1"] = exact_w1_metric(fake, real.val_set, max_samples=2000)
+    ceiling = confident_classes(real.val_set, feature_net)
+    result["real_test"] = {"n": len(real.val_set), **ceiling}
+    for key, scores in result.items():
+        if key.startswith("generated"):
+            extra = "".join(f", {name} {scores[name]:.3f}" for name in ("classifier_fid",
+                            "exact_w1") if name in scores)  # fmt: skip
+            print(f"{key}: {100 * scores['confident']:.1f}% confident, smallest class "
+                  f"{100 * scores['min_class_share']:.1f}%{extra}")  # fmt: skip
+    print(f"real test images: {100 * ceiling['confident']:.1f}% confident")
+    if args.grid:
+        save_atomic(lambda tmp: save_image(sample_grid(samples["generated"][:64]), tmp), args.grid)
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        text = json.dumps(result, indent=1) + "\n"
+        save_atomic(lambda tmp: Path(tmp).write_text(text), args.out)
     return 0
 
 

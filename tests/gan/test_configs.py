@@ -112,6 +112,25 @@ def test_cpu_mnist_config_logs_the_curve_and_plots_it(tmp_path, monkeypatch, dat
     assert all(0 <= p["val/confident"] <= 1 and p["val/estimate_w1"] > -1 for p in curve)
     assert out.stat().st_size > 1000
 
+    # the config samples with critic-guided refinement; the eval script scores both kinds
+    assert ckpt["hyper_parameters"]["refine_steps"] == 15
+    script = [sys.executable, str(REPO / "scripts/eval_gan_samples.py"),
+              str(run / "checkpoints/last.ckpt"), "--data-root", str(data_root),
+              "--feature-net", str(tmp_path / "features.pt"), "--n", "60"]  # fmt: skip
+    done = subprocess.run([*script, "--out", "eval.json", "--grid", "grid.png"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    scores = json.loads((tmp_path / "eval.json").read_text())
+    assert scores["refine_steps"] == 15 and scores["real_test"]["n"] == 60
+    for key in ("generated", "generated_plain"):
+        assert 0 <= scores[key]["confident"] <= 1 and scores[key]["exact_w1"] > 0
+    assert (tmp_path / "grid.png").stat().st_size > 500
+    for bad, message in ((["--refine-steps", "-1"], "--refine-steps must be >= 0"),
+                         (["--out", "missing/eval.json"], "no such folder")):  # fmt: skip
+        done = subprocess.run([*script, *bad], capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
+        assert message in done.stderr
+
 
 def test_diverged_run_through_the_cli_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

@@ -13,6 +13,7 @@ from .metrics import (
     subsample,
 )
 from .module import WGAN
+from .refine import latent_lipschitz, refine_latents
 
 __all__ = [
     "CONSTRAINTS",
@@ -28,7 +29,9 @@ __all__ = [
     "confident_classes",
     "exact_w1_metric",
     "generate",
+    "latent_lipschitz",
     "load_feature_net",
+    "refine_latents",
     "save_feature_net",
     "subsample",
     "train_feature_net",

@@ -9,6 +9,7 @@ trained on the dataset itself (see that module for why it is not "FID").
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -20,7 +21,13 @@ from .features import ClassifierFeatures, FeatureNet
 
 @torch.no_grad()
 def generate(
-    generator: nn.Module, n: int, latent_dim: int, *, seed: int = 0, batch_size: int = 1000
+    generator: nn.Module,
+    n: int,
+    latent_dim: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 1000,
+    move_latents: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``n`` samples from ``generator`` (eval mode) for the fixed latent seed ``seed``, on CPU.
 
@@ -35,6 +42,9 @@ def generate(
         latent_dim: size of a latent vector.
         seed: seed of the latents.
         batch_size: latents per forward pass.
+        move_latents: applied to each batch of latents (on the generator's device, with the
+            generator in eval mode) before it is decoded, e.g. critic-guided refinement
+            (:func:`~wgan_lip.gan.refine.refine_latents`).
 
     Returns:
         The samples ``(n, ...)`` on the CPU, without gradient.
@@ -52,8 +62,13 @@ def generate(
     generator.eval()
     device = next(generator.parameters()).device
     z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
+    out = []
     try:
-        out = [generator(z[s : s + batch_size].to(device)).cpu() for s in range(0, n, batch_size)]
+        for batch in z.split(batch_size):
+            batch = batch.to(device)
+            if move_latents is not None:
+                batch = move_latents(batch)
+            out.append(generator(batch).cpu())
     finally:
         generator.train(was_training)
     return torch.cat(out)

@@ -72,6 +72,7 @@ def trial(model_kw: dict, batch: int, minutes: float, evals: int, seed: int, dat
     rows: list[dict] = []
 
     def snapshot(m: WGAN, elapsed: float) -> None:
+        # The plain generator's samples (no refine_steps): the sweep compares training.
         classes = confident_classes(generate(m.sampler, 10_000, m.latent_dim, seed=0), feature_net)
         row = {"minutes": round(elapsed / 60, 2), "generator_steps": m.generator_step,
                "confident": round(classes["confident"], 4),

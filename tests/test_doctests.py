@@ -36,6 +36,7 @@ MODULES = [
     "wgan_lip.gan.features",
     "wgan_lip.gan.metrics",
     "wgan_lip.gan.module",
+    "wgan_lip.gan.refine",
     "wgan_lip.robust.attacks",
     "wgan_lip.robust.data",
     "wgan_lip.robust.module",

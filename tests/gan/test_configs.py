@@ -125,6 +125,19 @@ def test_cpu_mnist_config_logs_the_curve_and_plots_it(tmp_path, monkeypatch, dat
     for key in ("generated", "generated_plain"):
         assert 0 <= scores[key]["confident"] <= 1 and scores[key]["exact_w1"] > 0
     assert (tmp_path / "grid.png").stat().st_size > 500
+    # the refinement benchmark: one row per step count, plain first, the same table back
+    bench = [sys.executable, str(REPO / "scripts/bench_gan_refine.py"),
+             str(run / "checkpoints/last.ckpt"), "--data-root", str(data_root),
+             "--feature-net", str(tmp_path / "features.pt"), "--n", "40",
+             "--steps", "0", "2", "--out", "refine.json"]  # fmt: skip
+    done = subprocess.run(bench, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "refine.json").read_text())["rows"]
+    assert [r["refine_steps"] for r in rows] == [0, 2]
+    assert all(0 <= r["confident"] <= 1 and r["exact_w1"] > 0 for r in rows)
+    tables = subprocess.run([*bench[:2], "--tables", "--out", "refine.json"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert tables.returncode == 0 and tables.stdout.count("| mnist_cpu_hard |") == 2
     for bad, message in ((["--refine-steps", "-1"], "--refine-steps must be >= 0"),
                          (["--out", "missing/eval.json"], "no such folder")):  # fmt: skip
         done = subprocess.run([*script, *bad], capture_output=True, text=True)

@@ -10,12 +10,14 @@ from wgan_lip.w1.estimate import _fork_safe_threads
 from .helpers import params, small_toy_wgan, toy_data, trainer
 
 
-@pytest.mark.parametrize(("constraint", "reuse_fakes"), [("hard", False), ("gp", False),
-                                                         ("hard", True)])  # fmt: skip
-def test_two_process_wgan_trains_and_evaluates_all_held_out_samples(constraint, reuse_fakes):
+@pytest.mark.parametrize(("constraint", "reuse_fakes", "refine_steps"),
+                         [("hard", False, 0), ("gp", False, 0), ("hard", True, 3)])  # fmt: skip
+def test_two_process_wgan_trains_and_evaluates_all_held_out_samples(
+    constraint, reuse_fakes, refine_steps
+):
     torch.manual_seed(0)
     module = small_toy_wgan(constraint, eval_samples=300, estimate_steps=0,
-                            reuse_fakes=reuse_fakes)  # fmt: skip
+                            reuse_fakes=reuse_fakes, refine_steps=refine_steps)  # fmt: skip
     dm = toy_data(n_train=640, n_val=300)  # 10 batches of 32 per process: 2 epochs
     before = params(module.generator)
     strategy = DDPStrategy(start_method="fork")  # the WGAN turns on find_unused_parameters
@@ -27,7 +29,8 @@ def test_two_process_wgan_trains_and_evaluates_all_held_out_samples(constraint, 
     changed = [not torch.equal(a, b) for a, b in zip(before, params(module.generator), strict=True)]
     assert any(changed)  # the trained weights came back from process 0
     # The last validation ran on the final weights over the two processes' shares of the
-    # held-out set; the main process, with every held-out sample, finds the same numbers.
+    # held-out set; the main process, with every held-out sample, finds the same numbers
+    # (with refine_steps, from the same critic-guided samples).
     dm.setup("fit")
     real = torch.cat([b[0] if isinstance(b, (list, tuple)) else b for b in dm.val_dataloader()])
     assert len(real) == 300

@@ -10,7 +10,8 @@ the run's critic (:func:`wgan_lip.gan.refine_latents`, rate ``--lr``) and scored
 real test images: the share the feature net classifies with probability above 0.9 and the
 smallest class share (recognizability and mode coverage), classifier-FID (all ``--n``) and
 exact W1 on 2,000 of each (whether the samples drifted from the data), and the seconds the
-refinement took. Step count 0 is the plain generator.
+refinement took (with drawing the latents, estimating ``k_eff`` and decoding). Step count
+0 is the plain generator.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from eval_gan_samples import load_checkpoint  # this folder's script
+
 from wgan_lip.errors import InputError
 from wgan_lip.gan import (
     WGAN,
@@ -31,6 +34,7 @@ from wgan_lip.gan import (
     exact_w1_metric,
 )
 from wgan_lip.gan.features import load_feature_net
+from wgan_lip.gan.refine import DEFAULT_REFINE_LR
 from wgan_lip.plotting import save_atomic
 
 
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoints", nargs="*", help="WGAN checkpoints (.ckpt) of image runs")
     p.add_argument("--steps", type=int, nargs="+", default=[0, 5, 10, 15, 20, 30])
-    p.add_argument("--lr", type=float, default=0.005, help="refine_lr of every trial")
+    p.add_argument("--lr", type=float, default=DEFAULT_REFINE_LR, help="refine_lr of every trial")
     p.add_argument("--n", type=int, default=10_000, help="samples per trial (and real images)")
     p.add_argument("--seed", type=int, default=0, help="latent seed of the samples")
     p.add_argument("--feature-net", default="runs/feature_nets/mnist.pt")
@@ -81,27 +85,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.tables:
             if not Path(args.out).is_file():
                 raise InputError(f"no such file: {args.out}; run the benchmark first")
-            print(tables(json.loads(Path(args.out).read_text())["rows"]))
+            try:
+                print(tables(json.loads(Path(args.out).read_text())["rows"]))
+            except (ValueError, KeyError, TypeError) as e:
+                raise InputError(f"{args.out} is not this benchmark's JSON ({e!r})") from None
             return 0
         if not args.checkpoints:
             raise InputError("give at least one checkpoint (or --tables)")
         if args.n < 2 or any(s < 0 for s in args.steps) or not args.lr > 0:
             raise InputError("--n must be >= 2, --steps >= 0 and --lr > 0")
-        for path in (*args.checkpoints, args.feature_net):
-            if not Path(path).is_file():
-                raise InputError(f"no such file: {path}")
+        if not Path(args.feature_net).is_file():
+            raise InputError(f"no such file: {args.feature_net}")
         if not Path(args.out).parent.is_dir():
             raise InputError(f"no such folder for {args.out}: create it first")
         feature_net, _ = load_feature_net(args.feature_net)
         real = ImageDataModule(args.dataset, data_root=args.data_root, n_val=args.n)
         real.load()
-        modules = {}
-        for path in args.checkpoints:
-            module = WGAN.load_from_checkpoint(path, map_location="cpu", eval_seed=args.seed,
-                                               refine_lr=args.lr)  # fmt: skip
-            if not module.is_image:
-                raise InputError(f"{path} is not an image WGAN")
-            modules[path] = module
+        modules = {path: load_checkpoint(path, eval_seed=args.seed, refine_lr=args.lr)
+                   for path in args.checkpoints}  # fmt: skip
     except InputError as e:
         print(f"bench_gan_refine: error: {e}", file=sys.stderr)
         return 2

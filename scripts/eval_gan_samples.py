@@ -25,6 +25,7 @@ from pathlib import Path
 
 from torchvision.utils import save_image
 
+from wgan_lip.checkpoints import verify_checkpoint_file
 from wgan_lip.errors import InputError
 from wgan_lip.gan import (
     WGAN,
@@ -36,6 +37,27 @@ from wgan_lip.gan import (
 from wgan_lip.gan.features import load_feature_net
 from wgan_lip.gan.images import sample_grid
 from wgan_lip.plotting import save_atomic
+
+
+def load_checkpoint(path: str, **overrides) -> WGAN:
+    """The image WGAN of checkpoint ``path`` on the CPU, with hyperparameters ``overrides``.
+
+    Raises:
+        InputError: no such file, a corrupt file, or not an image WGAN's checkpoint.
+    """
+    if not Path(path).is_file():
+        raise InputError(f"no such file: {path}")
+    verify_checkpoint_file(path)
+    try:
+        module = WGAN.load_from_checkpoint(path, map_location="cpu", **overrides)
+    except InputError:
+        raise
+    except Exception as e:  # a file of something else: say so in one line
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise InputError(f"{path} is not a WGAN checkpoint ({type(e).__name__}: {first})") from None
+    if not module.is_image:
+        raise InputError(f"{path} is not an image WGAN")
+    return module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,31 +89,30 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--refine-steps must be >= 0, got {args.refine_steps}")
         if args.refine_lr is not None and not args.refine_lr > 0:
             raise InputError(f"--refine-lr must be positive, got {args.refine_lr}")
-        for path in (args.checkpoint, args.feature_net):
-            if not Path(path).is_file():
-                raise InputError(f"no such file: {path}")
+        if not Path(args.feature_net).is_file():
+            raise InputError(f"no such file: {args.feature_net}")
         for path in (args.out, args.grid):
             if path and not Path(path).parent.is_dir():
                 raise InputError(f"no such folder for {path}: create it first")
+        if args.grid and Path(args.grid).suffix.lower() != ".png":
+            raise InputError(f"--grid writes a PNG: name it *.png, got {args.grid}")
         overrides = {k: v for k, v in (("refine_steps", args.refine_steps),
                                        ("refine_lr", args.refine_lr)) if v is not None}  # fmt: skip
-        module = WGAN.load_from_checkpoint(args.checkpoint, map_location="cpu", **overrides)
-        if not module.is_image:
-            raise InputError(f"{args.checkpoint} is not an image WGAN")
+        module = load_checkpoint(args.checkpoint, **overrides)
         feature_net, _ = load_feature_net(args.feature_net)
         real = ImageDataModule(args.dataset, data_root=args.data_root, n_val=args.n)
         real.load()
     except InputError as e:
         print(f"eval_gan_samples: error: {e}", file=sys.stderr)
         return 2
-    refine = int(module.hparams.get("refine_steps", 0))
+    refine = int(module.hparams.refine_steps)
     samples = {"generated": module.generate(args.n)}
     if refine:
         samples["generated_plain"] = module.generate(args.n, refine_steps=0)
     result = {
         "checkpoint": Path(args.checkpoint).as_posix(),
         "generator_steps": int(module.generator_step), "n": args.n,
-        "refine_steps": refine, "refine_lr": float(module.hparams.get("refine_lr", 0.005)),
+        "refine_steps": refine, "refine_lr": float(module.hparams.refine_lr),
     }  # fmt: skip
     for key, fake in samples.items():
         result[key] = confident_classes(fake, feature_net)

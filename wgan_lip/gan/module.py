@@ -40,7 +40,7 @@ from .metrics import (
     exact_w1_metric,
     generate,
 )
-from .refine import latent_lipschitz, refine_latents
+from .refine import DEFAULT_REFINE_LR, latent_lipschitz, refine_latents
 
 # Hyperparameters that fix the networks and the step schedule: a checkpoint must match them
 # (``architecture`` compared key by key).
@@ -126,7 +126,7 @@ class WGAN(L.LightningModule):
         ema_decay: float = 0.0,
         reuse_fakes: bool = False,
         refine_steps: int = 0,
-        refine_lr: float = 0.005,
+        refine_lr: float = DEFAULT_REFINE_LR,
     ) -> None:
         super().__init__()
         self.constraint: Constraint = get_constraint(constraint)
@@ -354,8 +354,10 @@ class WGAN(L.LightningModule):
         if distributed:  # each process validated a share: evaluate on all of them, once
             real = self.all_gather(real).reshape(-1, *real.shape[1:])
         real = real[: self.hparams.eval_samples].cpu()
-        fake = self.generate(len(real))
-        metrics = self.evaluate(real, fake) if self.trainer.is_global_zero else None
+        fake = metrics = None
+        if self.trainer.is_global_zero:  # the others would only throw their samples away
+            fake = self.generate(len(real))
+            metrics = self.evaluate(real, fake)
         if distributed:
             metrics = self.trainer.strategy.broadcast(metrics, src=0)
         for key, value in metrics.items():
@@ -370,17 +372,21 @@ class WGAN(L.LightningModule):
         """All metrics of the current generator against the held-out ``real`` samples.
 
         ``fake`` defaults to as many generated samples as ``real``, from the fixed latent
-        seed ``eval_seed``.
+        seed ``eval_seed`` (refined when ``refine_steps`` says so). The training critic's own
+        dual value (``critic_dual``, ``critic_w1_certified``) scores the plain generator's
+        samples of the same latents when ``refine_steps`` is on: refined samples were pushed
+        up that very critic, which would say more about the refinement than the training.
         """
         h = self.hparams
         fake = self.generate(len(real)) if fake is None else fake
         out = {"exact_w1": exact_w1_metric(fake, real, max_samples=h.eval_samples,
                                            seed=h.eval_seed)}  # fmt: skip
         # The training critic's own dual value on held-out real vs generated samples.
+        scored = self.generate(len(fake), refine_steps=0) if h.refine_steps else fake
         was_training = self.critic.training
         self.critic.eval()
         scores_r = torch.cat([self.critic(c.to(self.device)).cpu() for c in real.split(1000)])
-        scores_f = torch.cat([self.critic(c.to(self.device)).cpu() for c in fake.split(1000)])
+        scores_f = torch.cat([self.critic(c.to(self.device)).cpu() for c in scored.split(1000)])
         self.critic.train(was_training)
         out["critic_dual"] = float(kr_dual(scores_r.double(), scores_f.double()))
         if self.constraint.certified:
@@ -411,7 +417,7 @@ class WGAN(L.LightningModule):
         from 1,000 latent pairs of seed ``eval_seed + 1``).
         """
         h = self.hparams
-        steps = h.get("refine_steps", 0) if refine_steps is None else refine_steps
+        steps = h.refine_steps if refine_steps is None else refine_steps
         if steps < 0:
             raise InputError(f"refine_steps must be >= 0, got {steps}")
         if steps == 0:
@@ -422,7 +428,7 @@ class WGAN(L.LightningModule):
         try:
             k_eff = latent_lipschitz(sampler, critic, self.latent_dim, seed=h.eval_seed + 1)
             move = partial(refine_latents, sampler, critic, steps=steps,
-                           lr=h.get("refine_lr", 0.005), k_eff=k_eff)  # fmt: skip
+                           lr=h.refine_lr, k_eff=k_eff)  # fmt: skip
             return generate(sampler, n, self.latent_dim, seed=h.eval_seed, move_latents=move)
         finally:
             sampler.train(flags[0]), critic.train(flags[1])

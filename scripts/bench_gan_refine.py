@@ -23,15 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-from eval_gan_samples import load_checkpoint  # this folder's script
+from eval_gan_samples import load_checkpoint, sample_scores  # this folder's script
 
 from wgan_lip.errors import InputError
 from wgan_lip.gan import (
     WGAN,
     ImageDataModule,
-    classifier_fid_kid,
-    confident_classes,
-    exact_w1_metric,
 )
 from wgan_lip.gan.features import load_feature_net
 from wgan_lip.gan.refine import DEFAULT_REFINE_LR
@@ -42,15 +39,9 @@ def score(module: WGAN, steps: int, n: int, real, feature_net) -> dict:
     start = time.perf_counter()
     fake = module.generate(n, refine_steps=steps)
     seconds = time.perf_counter() - start
-    classes = confident_classes(fake, feature_net)
-    return {
-        "refine_steps": steps,
-        "confident": classes["confident"],
-        "min_class_share": classes["min_class_share"],
-        "classifier_fid": classifier_fid_kid(fake, real, feature_net)["classifier_fid"],
-        "exact_w1": exact_w1_metric(fake, real, max_samples=2000),
-        "seconds": seconds,
-    }
+    scores = sample_scores(fake, real, feature_net)
+    keys = ("confident", "min_class_share", "classifier_fid", "exact_w1")
+    return {"refine_steps": steps, **{k: scores[k] for k in keys}, "seconds": seconds}
 
 
 def tables(rows: list[dict]) -> str:

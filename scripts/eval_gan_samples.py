@@ -60,6 +60,16 @@ def load_checkpoint(path: str, **overrides) -> WGAN:
     return module
 
 
+def sample_scores(fake, real, feature_net, *, distances: bool = True) -> dict:
+    """``confident_classes`` of ``fake``; with ``distances`` also its classifier-FID to ``real``
+    and exact W1 on 2,000 images of each."""
+    scores = confident_classes(fake, feature_net)
+    if distances:
+        scores["classifier_fid"] = classifier_fid_kid(fake, real, feature_net)["classifier_fid"]
+        scores["exact_w1"] = exact_w1_metric(fake, real, max_samples=2000)
+    return scores
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", help="a WGAN checkpoint (.ckpt) of an image run")
@@ -115,12 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         "refine_steps": refine, "refine_lr": float(module.hparams.refine_lr),
     }  # fmt: skip
     for key, fake in samples.items():
-        result[key] = confident_classes(fake, feature_net)
-        if refine:  # does refinement cost diversity? the distances to the real images say
-            result[key]["classifier_fid"] = classifier_fid_kid(fake, real.val_set, feature_net)[
-                "classifier_fid"
-            ]
-            result[key]["exact_w1"] = exact_w1_metric(fake, real.val_set, max_samples=2000)
+        # refined: does it cost diversity? the distances to the real images say
+        result[key] = sample_scores(fake, real.val_set, feature_net, distances=bool(refine))
     ceiling = confident_classes(real.val_set, feature_net)
     result["real_test"] = {"n": len(real.val_set), **ceiling}
     for key, scores in result.items():

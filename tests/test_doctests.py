@@ -23,6 +23,7 @@ MODULES = [
     "wgan_lip.layers.spectral",
     "wgan_lip.layers.cayley",
     "wgan_lip.critic",
+    "wgan_lip.data.precision",
     "wgan_lip.data.synthetic",
     "wgan_lip.w1.loss",
     "wgan_lip.w1.callbacks",

@@ -124,3 +124,53 @@ class RawInputCritic(nn.Module):
     def lipschitz_bound(self) -> float:
         s = float(self.scale.double())
         return (1.0 / s) * lipschitz_bound(self.net) * s
+
+
+class OffsetCritic(nn.Module):
+    """``critic(x - offset)`` in float64: a critic fitted on centred data, applied to the
+    user's own samples.
+
+    W1 estimation centres both samples by one common offset in the data's own precision
+    (:mod:`wgan_lip.data.precision`) and certifies a float64 copy of the trained critic;
+    this wrapper puts the offset back, so that ``critic(x)`` takes samples as the user has
+    them: float64 map coordinates, int64 timestamps (the offset is subtracted in int64).
+    Translation leaves the Lipschitz constant unchanged: the bound is ``critic``'s.
+
+    Args:
+        critic: the critic in centred units (a float64 :class:`RawInputCritic`).
+        offset: float64, the shape of one sample (integral for integer data), or None.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.critic import OffsetCritic, RawInputCritic
+        >>> from wgan_lip.layers import BjorckLinear
+        >>> inner = RawInputCritic(BjorckLinear(1, 1), (1,), False, "demo", True).double()
+        >>> critic = OffsetCritic(inner, torch.tensor([1e8], dtype=torch.float64))
+        >>> x = torch.tensor([[1e8], [1e8 + 0.5]], dtype=torch.float64)
+        >>> s = critic(x)
+        >>> s.dtype, round(abs(float(s[1] - s[0])), 6)
+        (torch.float64, 0.5)
+    """
+
+    def __init__(self, critic: RawInputCritic, offset: torch.Tensor | None) -> None:
+        super().__init__()
+        self.critic = critic
+        self.kind, self.certified = critic.kind, critic.certified
+        self.input_shape = critic.input_shape
+        if offset is None:
+            offset = torch.zeros(critic.input_shape, dtype=torch.float64)
+        self.register_buffer("offset", offset.to(torch.float64).reshape(critic.input_shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(x)
+        if tuple(x.shape[1:]) != self.input_shape:
+            x = x.reshape(x.shape[0], *self.input_shape)
+        off = self.offset.to(x.device)
+        if not x.is_floating_point():  # integers: subtract exactly, before any rounding
+            z = (x.to(torch.int64) - off.to(torch.int64)).to(torch.float64)
+        else:
+            z = x.to(torch.float64) - off
+        return self.critic(z.to(next(self.critic.buffers()).dtype))
+
+    def lipschitz_bound(self) -> float:
+        return lipschitz_bound(self.critic)

@@ -78,11 +78,58 @@ def _weights(w, n: int, name: str) -> np.ndarray:
     return w / w.sum()
 
 
+def _exact_rows(x, name: str) -> torch.Tensor:
+    """``x`` as a 2-D CPU tensor in a dtype that holds it exactly (float32/float64/int64)."""
+    from .data.precision import exact_numpy, exact_tensor
+
+    if isinstance(x, torch.Tensor):
+        t = exact_tensor(x, name)
+    else:
+        arr = np.asarray(x)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                       or arr.dtype == np.bool_):  # fmt: skip
+            raise InputError(f"{name}: expected numeric samples, got dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(exact_numpy(arr, name)))
+    return t[:, None] if t.dim() == 1 else t
+
+
 def _check_pair(p, q) -> tuple[np.ndarray, np.ndarray]:
-    p, q = as_samples(p, "P"), as_samples(q, "Q")
+    """Both samples as float64 ``(n, d)``, centred by one common offset computed and
+    subtracted in their own precision (int64 data exactly): distances, hence W1, are
+    unchanged, and no cancellation at a large offset (1e8, a timestamp) eats them."""
+    from .data.precision import centred, common_offset
+
+    tp, tq = _exact_rows(p, "P"), _exact_rows(q, "Q")
+    p, q = as_samples(tp, "P"), as_samples(tq, "Q")  # shape and finiteness checks
     if p.shape[1] != q.shape[1]:
         raise InputError(f"dimension mismatch: P has shape {p.shape}, Q has shape {q.shape}")
-    return p, q
+    offset = common_offset([tp, tq])
+    return centred(tp, offset).numpy(), centred(tq, offset).numpy()
+
+
+def euclidean_cost(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Euclidean distances ``|p_i - q_j|`` from the differences themselves.
+
+    POT's ``ot.dist(..., metric="euclidean")`` expands ``|x|^2 - 2 x.y + |y|^2``, which
+    cancels catastrophically when the points are far from the origin compared with their
+    distances; ``scipy``'s ``cdist`` does not.
+
+    Args:
+        p: ``(n, d)`` float64.
+        q: ``(m, d)`` float64.
+
+    Returns:
+        The ``(n, m)`` float64 cost matrix.
+
+    Example:
+        >>> import numpy as np
+        >>> from wgan_lip.ot import euclidean_cost
+        >>> euclidean_cost(np.array([[1e8, 0.0]]), np.array([[1e8 + 0.5, 0.0]]))
+        array([[0.5]])
+    """
+    from scipy.spatial.distance import cdist
+
+    return cdist(p, q, metric="euclidean")
 
 
 EXACT_BYTES_PER_PAIR = 40  # measured: POT 0.9.7 peaked 4.0 GiB above baseline at 10^4 x 10^4
@@ -157,7 +204,7 @@ def exact_w1(
             f"exact W1 for {len(p):,} x {len(q):,} samples needs about {need / 2**30:.1f} GiB "
             f"(limit {max_bytes / 2**30:.1f} GiB); subsample, or use estimate_w1 / sliced_w1"
         )
-    cost = ot.dist(p, q, metric="euclidean")
+    cost = euclidean_cost(p, q)
     value, log = ot.emd2(a, b, cost, numItermax=num_itermax, log=True)
     if log.get("warning") is not None or log.get("result_code") != 1:
         raise RuntimeError(

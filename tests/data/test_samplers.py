@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import IterableDataset, TensorDataset
 
 from wgan_lip import estimate_w1
+from wgan_lip.data.samplers import sampler_rows
 from wgan_lip.data.sources import load_samples
 from wgan_lip.errors import InputError
 
@@ -43,12 +44,58 @@ def test_generator_style_sampler_estimates_w1_to_a_dataset():
 def test_map_and_iterable_datasets():
     class Stream(IterableDataset):
         def __iter__(self):
-            for _ in range(300):  # short passes: restarted as needed
+            for _ in range(300):  # a finite stream: read to its end once, then split
                 yield torch.randn(2) + 2.0, 0
 
     labelled = TensorDataset(torch.randn(800, 2), torch.zeros(800))
     est = estimate_w1(Stream(), labelled, **FAST)
-    assert est.n_q == 800 and 2.5 <= est.value <= 2.9  # W1 = 2 sqrt(2)
+    assert est.n_p == 300 and est.n_holdout_p == 60 and est.n_q == 800
+    assert 2.3 <= est.value <= 2.9  # W1 = 2 sqrt(2)
+
+
+class _Counted(IterableDataset):
+    """The rows of ``x`` once per pass; counts the passes started."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x, self.passes = x, 0
+
+    def __iter__(self):
+        self.passes += 1
+        return iter(self.x)
+
+
+def test_a_finite_stream_is_never_recycled():
+    # two streams of the same rows: recycling made them "10,000 fresh held-out rows" that
+    # were the training rows, and a significant W1 between a sample and itself
+    x = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
+    a, b = _Counted(x), _Counted(x)
+    est = estimate_w1(a, b, **FAST)
+    assert a.passes == 1 and b.passes == 1
+    assert est.n_p == 200 and est.n_holdout_p == 40
+    assert est.value <= 0.05 and est.p_value > 0.05
+
+
+def test_an_endless_stream_is_read_on_and_an_early_end_is_one_line():
+    class Endless(IterableDataset):
+        def __iter__(self):
+            while True:
+                yield torch.randn(3)
+
+    rows = sampler_rows(Endless(), "P")
+    assert rows.fresh and "stream" in rows.description
+    first, second = rows.take(torch.arange(5)), rows.take(torch.arange(5))
+    assert not torch.equal(first, second)  # each sample used once
+
+    from wgan_lip.data import samplers
+
+    class Long(IterableDataset):
+        def __iter__(self):
+            return iter(torch.randn(samplers.STREAM_READ_ROWS + 10, 1))
+
+    long = sampler_rows(Long(), "Q")
+    long.take(torch.arange(samplers.STREAM_READ_ROWS))
+    with pytest.raises(InputError, match="Q: the stream ended after 50,010 samples"):
+        long.take(torch.arange(20))
 
 
 @pytest.mark.parametrize(
@@ -58,6 +105,8 @@ def test_map_and_iterable_datasets():
         (lambda n: torch.full((n, 2), float("nan")), "NaN or Inf"),
         (lambda n: 1 / 0, "sampler failed"),
         (lambda n: "abc", "not an array of samples|dtype"),
+        (lambda n: torch.tensor(1.0), "single number"),
+        (lambda n: torch.randn(n, 2, dtype=torch.complex64), "complex"),
     ],
 )
 def test_bad_samplers_give_one_line_errors(draw, match):

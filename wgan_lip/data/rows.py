@@ -66,6 +66,16 @@ class Rows(ABC):
     def take(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows ``idx`` (any order, repeats allowed) as a float32 ``(len(idx), *event)``."""
 
+    def take_source(self, idx: torch.Tensor) -> torch.Tensor:
+        """Rows ``idx`` in their source dtype: float32, float64 or int64, whichever holds the
+        user's values exactly (:mod:`wgan_lip.data.precision`); float32 by default."""
+        return self.take(idx)
+
+    def take_exact(self, idx: torch.Tensor) -> torch.Tensor:
+        """Rows ``idx`` as float64, computed without the float32 rounding of :meth:`take`
+        (what certified numbers are computed from)."""
+        return self.take_source(idx).to(torch.float64)
+
     @property
     def streamed(self) -> bool:
         """True when the rows live on disk and are read on demand."""
@@ -125,6 +135,70 @@ class TensorRows(Rows):
 
     def with_event_shape(self, shape: tuple[int, ...]) -> TensorRows:
         return TensorRows(self.data.reshape(self.n, *shape))
+
+
+class CentredRows(Rows):
+    """Rows of ``inner`` minus a common ``offset``, subtracted in the source's precision.
+
+    :meth:`take` returns float32 of the centred values (for training), :meth:`take_exact`
+    float64 (for certified numbers); see :mod:`wgan_lip.data.precision`. ``offset`` None
+    only casts ``inner``'s source dtype to float32. P and Q get the same offset, so every
+    distance between them, and W1, is unchanged.
+
+    Args:
+        inner: the rows in their source dtype.
+        offset: a float64 tensor of the event shape (integral for integer sources), or None.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.data.rows import CentredRows, TensorRows
+        >>> x = torch.tensor([[1e8], [1e8 + 0.25]], dtype=torch.float64)
+        >>> rows = CentredRows(TensorRows(x), torch.tensor([1e8], dtype=torch.float64))
+        >>> rows.take(torch.arange(2)).tolist(), rows.take(torch.arange(2)).dtype
+        ([[0.0], [0.25]], torch.float32)
+        >>> rows.take_exact(torch.tensor([1])).item()
+        0.25
+    """
+
+    def __init__(self, inner: Rows, offset: torch.Tensor | None) -> None:
+        self.inner = inner
+        self.offset = (
+            None if offset is None else offset.to(torch.float64).reshape(inner.event_shape)
+        )
+        self._offset32 = None if offset is None else self.offset.to(torch.float32)
+        self.n, self.event_shape = inner.n, tuple(inner.event_shape)
+        self.description = getattr(inner, "description", "")
+
+    def take_source(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.inner.take_source(idx)
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        from .precision import centred
+
+        x = self.inner.take_source(idx)
+        if self.offset is None:
+            return x.to(torch.float32)
+        if x.dtype == torch.float32:  # exact source values: one rounding either way
+            return x - self._offset32
+        return centred(x, self.offset).to(torch.float32)
+
+    def take_exact(self, idx: torch.Tensor) -> torch.Tensor:
+        from .precision import centred
+
+        return centred(self.inner.take_source(idx), self.offset)
+
+    @property
+    def streamed(self) -> bool:
+        return self.inner.streamed
+
+    @property
+    def fresh(self) -> bool:
+        """True when every read draws new samples (a sampler)."""
+        return bool(getattr(self.inner, "fresh", False))
+
+    def with_event_shape(self, shape: tuple[int, ...]) -> CentredRows:
+        off = None if self.offset is None else self.offset.reshape(shape)
+        return CentredRows(self.inner.with_event_shape(shape), off)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -495,7 +569,8 @@ class NpyRows(Rows):
     def _check_finite_up_front(self) -> None:
         bad, first = 0, None
         for start in range(0, self.n, 65536):  # in chunks: memory stays bounded
-            x = self.read(start, start + 65536, check=False)
+            ids = torch.arange(start, min(start + 65536, self.n))
+            x = self.take(ids, check=False, dtype=self.source_dtype)
             rows = (~torch.isfinite(x.reshape(len(x), -1))).any(dim=1)
             bad += int(rows.sum())
             if first is None and bool(rows.any()):
@@ -538,21 +613,35 @@ class NpyRows(Rows):
         cost = np.clip(gaps, row_bytes, max(row_bytes, FOLIO_BYTES))
         return np.cumsum(cost) // PIECE_BYTES
 
-    def _rows_of(self, arr: np.ndarray, local: np.ndarray) -> np.ndarray:
+    def _rows_of(self, arr: np.ndarray, local: np.ndarray, dtype=np.float32) -> np.ndarray:
         if local[-1] - local[0] + 1 == len(local):  # contiguous: one slice
             block = arr[local[0] : local[-1] + 1]
         else:
             block = arr[local]
-        return np.asarray(block, dtype=np.float32).reshape(len(local), *self.file_event_shape)
+        return np.asarray(block, dtype=dtype).reshape(len(local), *self.file_event_shape)
 
-    def take(self, idx: torch.Tensor, check: bool = True) -> torch.Tensor:
+    @property
+    def source_dtype(self) -> np.dtype:
+        """The dtype that holds every shard's values exactly (float32, float64 or int64)."""
+        from .precision import exact_numpy
+
+        dtypes = {np.dtype(exact_numpy(np.zeros(0, m.dtype), self.name).dtype)
+                  for m in self._mapped()}  # fmt: skip
+        if len(dtypes) == 1:
+            return dtypes.pop()
+        return np.dtype(np.float64)  # mixed shards: float64 holds float32 and 32-bit ints
+
+    def take_source(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.take(idx, dtype=self.source_dtype)
+
+    def take(self, idx: torch.Tensor, check: bool = True, dtype=np.float32) -> torch.Tensor:
         idx_np = np.asarray(idx, dtype=np.int64).reshape(-1)
         if len(idx_np) and (idx_np.min() < 0 or idx_np.max() >= self.n):
             raise IndexError(f"{self.name}: row index out of range [0, {self.n})")
         order = np.argsort(idx_np, kind="stable")  # read in file order, then put back
         sorted_idx = idx_np[order]
         shard = np.searchsorted(self.offsets, sorted_idx, side="right") - 1
-        out = np.empty((len(idx_np), *self.file_event_shape), dtype=np.float32)
+        out = np.empty((len(idx_np), *self.file_event_shape), dtype=dtype)
         maps = self._mapped()
         pos = 0
         for s in np.unique(shard):
@@ -561,7 +650,7 @@ class NpyRows(Rows):
             piece = self._pieces(local, row_bytes)
             bounds = np.flatnonzero(np.diff(piece)) + 1
             for part in np.split(local, bounds):
-                out[order[pos : pos + len(part)]] = self._rows_of(maps[s], part)
+                out[order[pos : pos + len(part)]] = self._rows_of(maps[s], part, dtype)
                 pos += len(part)
                 # resident memory stays bounded: what this piece mapped is dropped now
                 self._drop(maps[s], int(part[0]), int(part[-1]), row_bytes)

@@ -1,10 +1,18 @@
 """Sources that draw samples instead of storing them: a callable ``n -> samples`` (a trained
 generator, a simulator), a torch ``IterableDataset``, or a map-style ``Dataset``.
 
-A callable or an iterable dataset becomes :class:`SampledRows`: a :class:`Rows` of nominal
-size ``n`` where *every read draws fresh samples* (row indices only say how many), so each
-training batch, the monitor checks and the held-out set are independent new draws. A
-map-style dataset is finite and becomes :class:`DatasetRows`, read by index.
+A callable becomes :class:`SampledRows`: a :class:`Rows` of nominal size ``n`` where
+*every read draws fresh samples* (row indices only say how many), so each training batch,
+the monitor checks and the held-out set are independent new draws. A map-style dataset is
+finite and becomes :class:`DatasetRows`, read by index.
+
+An ``IterableDataset`` is read from its start; a stream is **never recycled**:
+
+* if it ends within ``STREAM_READ_ROWS`` samples, it is a finite dataset: every sample is
+  kept in memory and split like an array (held-out rows are never training rows);
+* otherwise it is an endless stream: the samples read so far are served first, then the
+  stream goes on, each sample used once. Should it end after all, the run stops with a
+  one-line error instead of starting it again.
 """
 
 from __future__ import annotations
@@ -17,14 +25,18 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from ..errors import InputError
+from .precision import INTEGER, exact_tensor
 from .rows import Rows
 
 SAMPLER_ROWS = 50_000  # nominal size of a sampled side: 20% held out = 10,000 fresh rows
 _DRAW_CHUNK = 8192  # rows per call to the sampler
+STREAM_READ_ROWS = 50_000  # an iterable dataset that ends within this many is a finite one
+STREAM_READ_BYTES = 512 * 2**20  # ... or within this much memory (as float32)
 
 
 def _first_tensor(item, name: str) -> torch.Tensor:
-    """A sample, or the first element of an ``(x, y)`` item, as a float32 tensor."""
+    """A sample, or the first element of an ``(x, y)`` item, as a CPU tensor in a dtype that
+    holds it exactly (:func:`~wgan_lip.data.precision.exact_tensor`)."""
     if isinstance(item, (tuple, list)) and item:
         item = item[0]
     if isinstance(item, dict) and item:
@@ -35,14 +47,19 @@ def _first_tensor(item, name: str) -> torch.Tensor:
         raise InputError(
             f"{name}: the dataset returned {type(item).__name__}, not samples ({e})"
         ) from None
-    if not (
-        t.is_floating_point() or t.dtype in (torch.int64, torch.int32, torch.uint8, torch.bool)
-    ):
+    if t.is_complex():
+        raise InputError(f"{name}: the dataset returned complex samples; pass real and "
+                         "imaginary parts as separate features")  # fmt: skip
+    if not (t.is_floating_point() or t.dtype in (*INTEGER, torch.int8, torch.int16,
+                                                 torch.uint8, torch.bool)):  # fmt: skip
         raise InputError(f"{name}: the dataset returned samples of dtype {t.dtype}")
-    return t.detach().cpu().to(torch.float32)
+    return exact_tensor(t, name)
 
 
 def _check_rows(x: torch.Tensor, n: int, shape: tuple[int, ...] | None, name: str) -> torch.Tensor:
+    if x.dim() == 0:
+        raise InputError(f"{name}: the sampler returned a single number when asked for {n} "
+                         "samples; return an array of shape (n, ...)")  # fmt: skip
     if x.dim() == 1:
         x = x[:, None]
     elif x.dim() == 3:
@@ -64,7 +81,8 @@ class SampledRows(Rows):
 
     ``draw(k)`` must return ``k`` samples (a tensor or array of shape ``(k, ...)``, or a
     tuple/list whose first element is one); it is called under ``torch.no_grad``, at most
-    8192 samples at a time, and its result is moved to the CPU as float32. Samples ``(k,)``
+    8192 samples at a time, and its result is moved to the CPU in a dtype that holds it
+    exactly (float32, float64 or int64; :meth:`take` gives float32). Samples ``(k,)``
     are seen as ``(k, 1)`` and ``(k, H, W)`` as ``(k, 1, H, W)``. The constructor draws 2
     samples to learn the sample shape.
 
@@ -120,14 +138,17 @@ class SampledRows(Rows):
         except (TypeError, ValueError):
             raise InputError(f"{self.name}: the sampler returned {type(out).__name__}, "
                              "not an array of samples") from None  # fmt: skip
-        t = t.detach().cpu().to(torch.float32)
+        t = exact_tensor(t, self.name)
         return _check_rows(t, k, self.event_shape if check_shape else None, self.name)
 
-    def take(self, idx: torch.Tensor) -> torch.Tensor:
+    def take_source(self, idx: torch.Tensor) -> torch.Tensor:
         k = len(idx)
         if k == 0:
             return torch.zeros(0, *self.event_shape)
         return torch.cat([self._call(min(_DRAW_CHUNK, k - s)) for s in range(0, k, _DRAW_CHUNK)])
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.take_source(idx).to(torch.float32)
 
     @property
     def fresh(self) -> bool:
@@ -144,37 +165,97 @@ class SampledRows(Rows):
         return view
 
 
-class _IterDraw:
-    """``k -> k`` items of an iterable dataset, starting a new pass when one ends."""
+def _stack(items: list[torch.Tensor]) -> torch.Tensor:
+    """Stack samples; mixed dtypes (an int item among floats) meet in float64."""
+    if len({t.dtype for t in items}) > 1:
+        items = [t.to(torch.float64) for t in items]
+    return torch.stack(items)
 
-    def __init__(self, dataset: IterableDataset, name: str) -> None:
-        self.dataset, self.name = dataset, name
-        self._it: Iterator | None = None
+
+class _StreamDraw:
+    """``k -> k`` items of an endless iterable dataset: the items read ahead first, then the
+    stream, each item once. The stream is never started again: if it ends, the draw fails
+    with a one-line error."""
+
+    def __init__(self, read: list[torch.Tensor], it: Iterator, name: str) -> None:
+        self._read, self._it, self.name = read, it, name
+        self.used = 0
 
     def __call__(self, k: int) -> torch.Tensor:
-        items, fresh_pass = [], False
+        items = self._read[:k]
+        del self._read[:k]
         while len(items) < k:
-            if self._it is None:
-                self._it, fresh_pass = iter(self.dataset), True
             try:
                 items.append(_first_tensor(next(self._it), self.name))
-                fresh_pass = False
             except StopIteration:
-                self._it = None
-                if fresh_pass:
-                    raise InputError(
-                        f"{self.name}: the iterable dataset yielded no samples"
-                    ) from None
-        return torch.stack(items)
+                raise InputError(
+                    f"{self.name}: the stream ended after {self.used + len(items):,} samples "
+                    "and a stream is never read twice; pass fewer steps (--steps), or a "
+                    f"finite dataset of at most {STREAM_READ_ROWS:,} samples (read whole)"
+                ) from None
+        self.used += k
+        return _stack(items)
+
+
+def stream_rows(dataset: IterableDataset, name: str, n: int = SAMPLER_ROWS) -> Rows:
+    """The rows of an iterable dataset, read once from its start (see the module docstring).
+
+    Args:
+        dataset: the stream.
+        name: how errors name this source (``"P"``, ``"Q"``).
+        n: the nominal size of an endless stream.
+
+    Returns:
+        A :class:`~wgan_lip.data.rows.TensorRows` of every sample when the stream ends
+        within ``STREAM_READ_ROWS`` samples (and ``STREAM_READ_BYTES``), else a
+        :class:`SampledRows` that goes on reading it.
+
+    Raises:
+        InputError: a stream that yields fewer than 2 samples, or items that are not
+            numeric samples of one shape.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import IterableDataset
+        >>> from wgan_lip.data.samplers import stream_rows
+        >>> class Ten(IterableDataset):
+        ...     def __iter__(self):
+        ...         return iter(torch.arange(10.0))
+        >>> rows = stream_rows(Ten(), "P")
+        >>> type(rows).__name__, rows.n, rows.description
+        ('TensorRows', 10, 'Ten (10 samples, read to its end)')
+    """
+    from .rows import TensorRows
+
+    it = iter(dataset)
+    items: list[torch.Tensor] = []
+    nbytes, ended = 0, False
+    while len(items) < STREAM_READ_ROWS and nbytes < STREAM_READ_BYTES:
+        try:
+            items.append(_first_tensor(next(it), name))
+        except StopIteration:
+            ended = True
+            break
+        nbytes += 4 * items[-1].numel()
+    label = type(dataset).__name__
+    if ended:
+        if len(items) < 2:
+            raise InputError(f"{name}: the iterable dataset yielded {len(items)} samples; "
+                             "need at least 2")  # fmt: skip
+        x = _check_rows(_stack(items), len(items), None, name)
+        rows = TensorRows(x)
+        rows.description = f"{label} ({len(items):,} samples, read to its end)"
+        return rows
+    return SampledRows(_StreamDraw(items, it, name), n, name, f"{label} (stream)")
 
 
 class DatasetRows(Rows):
     """A map-style torch ``Dataset`` (``len`` and ``[i]``; items ``x`` or ``(x, y)``) as rows.
 
     ``take`` reads the items one by one, keeps the first element of a tuple, list or dict
-    item, and returns float32 on the CPU. Items ``(d,)`` give samples ``(d,)``, scalars
-    ``(1,)``, ``(H, W)`` give ``(1, H, W)``. :meth:`with_event_shape` reads every item into
-    memory.
+    item, and returns float32 on the CPU (``take_source``: the items' exact dtype). Items
+    ``(d,)`` give samples ``(d,)``, scalars ``(1,)``, ``(H, W)`` give ``(1, H, W)``.
+    :meth:`with_event_shape` reads every item into memory.
 
     Args:
         dataset: the dataset: ``len(dataset)`` and ``dataset[i]`` for ``0 <= i < len``.
@@ -210,25 +291,28 @@ class DatasetRows(Rows):
         self.event_shape = tuple(int(s) for s in first.shape[1:])
         self.description = f"{type(dataset).__name__} ({self.n} samples)"
 
-    def take(self, idx: torch.Tensor) -> torch.Tensor:
+    def take_source(self, idx: torch.Tensor) -> torch.Tensor:
         if len(idx) == 0:
             return torch.zeros(0, *self.event_shape)
-        x = torch.stack([_first_tensor(self.dataset[int(i)], self.name) for i in idx])
+        x = _stack([_first_tensor(self.dataset[int(i)], self.name) for i in idx])
         return _check_rows(x.reshape(len(idx), *self.event_shape), len(idx), self.event_shape,
                            self.name)  # fmt: skip
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.take_source(idx).to(torch.float32)
 
     def with_event_shape(self, shape: tuple[int, ...]) -> Rows:
         from .rows import TensorRows
 
-        return TensorRows(self.all().reshape(self.n, *shape))
+        return TensorRows(self.take_source(torch.arange(self.n)).reshape(self.n, *shape))
 
 
 def sampler_rows(source, name: str, n: int = SAMPLER_ROWS) -> Rows | None:
     """The :class:`Rows` of a sampler-like source, or None if ``source`` is not one.
 
-    An ``IterableDataset`` becomes a :class:`SampledRows` that iterates it (a new pass when
-    one ends), a map-style ``Dataset`` a :class:`DatasetRows`, and any other callable (not a
-    tensor, array or class) a :class:`SampledRows` that calls it.
+    An ``IterableDataset`` is read by :func:`stream_rows` (never recycled), a map-style
+    ``Dataset`` becomes a :class:`DatasetRows`, and any other callable (not a tensor, array
+    or class) a :class:`SampledRows` that calls it.
 
     Args:
         source: the candidate source.
@@ -254,7 +338,7 @@ def sampler_rows(source, name: str, n: int = SAMPLER_ROWS) -> Rows | None:
         True
     """
     if isinstance(source, IterableDataset):
-        return SampledRows(_IterDraw(source, name), n, name, type(source).__name__)
+        return stream_rows(source, name, n)
     if isinstance(source, Dataset):
         return DatasetRows(source, name)
     if callable(source) and not isinstance(source, (torch.Tensor, np.ndarray, type)):

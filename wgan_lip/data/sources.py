@@ -27,7 +27,24 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .rows import MANIFEST, NPY_MAGIC, NpyRows, Rows, TensorRows, npy_trouble, short_reason
+from .precision import (
+    OFFSET_ROWS,
+    centred,
+    check_float32_range,
+    common_offset,
+    exact_numpy,
+    exact_tensor,
+)
+from .rows import (
+    MANIFEST,
+    NPY_MAGIC,
+    CentredRows,
+    NpyRows,
+    Rows,
+    TensorRows,
+    npy_trouble,
+    short_reason,
+)
 from .vision import load_named_dataset, parse_dataset_spec
 
 FILE_FORMATS = (".npy", ".npz", ".pt", ".csv")
@@ -98,6 +115,16 @@ class Samples:
     def flat(self) -> torch.Tensor:
         return self.data.reshape(self.n, -1)
 
+    def exact_flat(self, k: int | None = None, seed: int = 0) -> torch.Tensor:
+        """Float64 ``(n, d)`` rows computed without float32 rounding (centred by
+        :func:`centre_pair`, if it was applied: distances are unchanged); with ``k``, at most
+        ``k`` rows drawn without replacement."""
+        idx = torch.arange(self.n)
+        if k is not None and self.n > k:
+            idx = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed))[:k]
+            idx = idx.sort().values
+        return self.rows.take_exact(idx).reshape(len(idx), -1)
+
     def flattened(self) -> Samples:
         """The same samples seen as ``(n, d)`` vectors (nothing is read)."""
         return Samples(self.rows.with_event_shape((self.dim,)), self.description)
@@ -134,10 +161,9 @@ def _as_tensor(x, name: str, where: str | None = None) -> torch.Tensor:
             raise InputError(
                 f"{_label(name, where)}: expected numeric samples, got dtype {arr.dtype}"
             )
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    if t.is_complex():
-        raise InputError(f"{_label(name, where)}: complex samples are not supported")
-    return t.to(torch.float32)
+        t = torch.from_numpy(np.ascontiguousarray(exact_numpy(arr, _label(name, where))))
+    # the user's precision is kept until load_pair centres the data (see data.precision)
+    return exact_tensor(t, _label(name, where))
 
 
 def _shape_samples(t: torch.Tensor, name: str, where: str | None = None) -> torch.Tensor:
@@ -519,7 +545,7 @@ def load_samples(source, *, data_root: str | os.PathLike | None = None, name: st
 
     sampled = sampler_rows(source, name)
     if sampled is not None:
-        return Samples(sampled, sampled.description)
+        return Samples(CentredRows(sampled, None), sampled.description)
     if isinstance(source, (str, os.PathLike)):
         spec = os.fspath(source)
         if not _looks_like_path(spec) and parse_dataset_spec(spec) is not None:
@@ -529,10 +555,10 @@ def load_samples(source, *, data_root: str | os.PathLike | None = None, name: st
             load_named_dataset(spec, data_root)  # raises "unknown dataset ..."
         read = _read_path(spec, name)
         if isinstance(read, NpyRows):
-            return Samples(read, read.description)
-        return Samples(_shape_samples(read, name, spec), spec)
+            return Samples(CentredRows(read, None), read.description)
+        return Samples(CentredRows(TensorRows(_shape_samples(read, name, spec)), None), spec)
     t = _shape_samples(_as_tensor(source, name), name)
-    return Samples(t, f"{type(source).__name__} {tuple(t.shape)}")
+    return Samples(CentredRows(TensorRows(t), None), f"{type(source).__name__} {tuple(t.shape)}")
 
 
 def load_pair(p, q, *, data_root=None) -> tuple[Samples, Samples]:
@@ -568,9 +594,54 @@ def load_pair(p, q, *, data_root=None) -> tuple[Samples, Samples]:
     sq = load_samples(q, data_root=data_root, name="Q")
     if sp.event_shape != sq.event_shape:
         if sp.dim == sq.dim and (sp.is_image or sq.is_image):
-            return sp.flattened(), sq.flattened()
+            return centre_pair(sp.flattened(), sq.flattened())
         raise InputError(
             f"dimension mismatch: P has shape {(sp.n, *sp.event_shape)}, "
             f"Q has shape {(sq.n, *sq.event_shape)}"
         )
-    return sp, sq
+    return centre_pair(sp, sq)
+
+
+def centre_pair(sp: Samples, sq: Samples) -> tuple[Samples, Samples]:
+    """Subtract one common offset from P and Q, in the data's own precision.
+
+    Applies when either side holds values float32 cannot represent exactly (float64 or
+    32/64-bit integer data). The offset is the pooled mean of the first rows of both sides
+    (integral for integer data), so float32 is then used where it is accurate, around
+    zero; W1 does not change (see :mod:`wgan_lip.data.precision`). Data that float32 holds
+    exactly, named datasets and :class:`Samples` built by hand are left as they are.
+
+    Args:
+        sp: the samples of P (as :func:`load_samples` returns them).
+        sq: the samples of Q, with the same event shape.
+
+    Returns:
+        ``(P, Q)`` whose rows are :class:`~wgan_lip.data.rows.CentredRows` with the common
+        offset.
+
+    Raises:
+        InputError: centred values that float32 cannot hold (beyond its range, or a
+            spread it flushes to zero).
+
+    Example:
+        >>> import numpy as np
+        >>> from wgan_lip.data.sources import load_samples, centre_pair
+        >>> p = load_samples(np.array([1e8, 1e8 + 0.2]), name="P")
+        >>> q = load_samples(np.array([1e8 + 0.4, 1e8 + 0.6]), name="Q")
+        >>> cp, cq = centre_pair(p, q)
+        >>> [round(v, 6) for v in cp.rows.take_exact(np.arange(2)).reshape(-1).tolist()]
+        [-0.3, -0.1]
+    """
+    if not (isinstance(sp.rows, CentredRows) and isinstance(sq.rows, CentredRows)):
+        return sp, sq
+    parts = []
+    for s in (sp, sq):
+        k = min(s.n, OFFSET_ROWS // 10 if s.rows.fresh else OFFSET_ROWS)
+        parts.append(s.rows.inner.take_source(torch.arange(k)))
+    if all(part.dtype == torch.float32 for part in parts):
+        return sp, sq  # float32 holds these values exactly already: nothing to protect
+    offset = common_offset(parts)
+    for s, part in zip((sp, sq), parts, strict=True):
+        check_float32_range(centred(part, offset), "P" if s is sp else "Q")
+    return (Samples(CentredRows(sp.rows.inner, offset), sp.description),
+            Samples(CentredRows(sq.rows.inner, offset), sq.description))  # fmt: skip

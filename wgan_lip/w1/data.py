@@ -202,6 +202,8 @@ class SideChunks(IterableDataset):
         p_index: the rows of P to yield (default: all); sorted here.
         q_index: the rows of Q to yield (default: all); sorted here.
         shard: yield only this process's share under DDP.
+        exact: yield float64 rows without float32 rounding (``Rows.take_exact``), for
+            certified scoring; float32 (``Rows.take``) otherwise.
 
     Raises:
         ValueError: ``chunk`` below 1.
@@ -217,11 +219,12 @@ class SideChunks(IterableDataset):
     def __init__(
         self, p: Rows | torch.Tensor, q: Rows | torch.Tensor, chunk: int,
         p_index: torch.Tensor | None = None, q_index: torch.Tensor | None = None,
-        shard: bool = False,
+        shard: bool = False, exact: bool = False,
     ) -> None:  # fmt: skip
         if chunk < 1:
             raise ValueError(f"SideChunks: chunk must be at least 1 row, got {chunk}")
         self.p, self.q, self.chunk, self.shard = _rows(p), _rows(q), chunk, shard
+        self.exact = exact
         self.p_index = (p_index if p_index is not None else torch.arange(self.p.n)).sort().values
         self.q_index = (q_index if q_index is not None else torch.arange(self.q.n)).sort().values
 
@@ -241,7 +244,8 @@ class SideChunks(IterableDataset):
     def __iter__(self):
         for side, start, stop in self._chunks():
             rows, idx = (self.p, self.p_index) if side == 0 else (self.q, self.q_index)
-            yield rows.take(idx[start:stop]), torch.tensor(side)
+            read = rows.take_exact if self.exact else rows.take
+            yield read(idx[start:stop]), torch.tensor(side)
 
 
 def _rows(x: Rows | torch.Tensor) -> Rows:
@@ -353,110 +357,33 @@ def split_indices(
     return _monitor_split(train, hold, monitor)
 
 
-def row_hashes(rows: Rows) -> torch.Tensor:
-    """A 64-bit hash of every row's float32 bit pattern (read chunk by chunk).
-
-    Equal rows always get equal hashes; distinct rows collide with probability about
-    2^-64 per pair, and a collision only ties two rows to the same part of the split.
-    ``-0.0`` and ``0.0`` hash alike; the multipliers are fixed, so hashes agree across runs
-    and processes.
-
-    Args:
-        rows: the rows to hash.
-
-    Returns:
-        An int64 tensor ``(rows.n,)``.
-
-    Example:
-        >>> import torch
-        >>> from wgan_lip.data.rows import TensorRows
-        >>> from wgan_lip.w1.data import row_hashes
-        >>> h = row_hashes(TensorRows(torch.tensor([[1.0, 2.0], [0.0, 0.0], [1.0, 2.0],
-        ...                                         [-0.0, 0.0]])))
-        >>> h.dtype, bool(h[0] == h[2]), bool(h[1] == h[3]), bool(h[0] == h[1])
-        (torch.int64, True, True, False)
-    """
-    d = math.prod(rows.event_shape)
-    gen = torch.Generator().manual_seed(0x5EED)
-    mult = torch.randint(1, 2**62, (d,), generator=gen, dtype=torch.int64) * 2 + 1
-    chunk = max(1, WINDOW_BYTES // (4 * d))  # sequential reads of one streaming window
-    out = []
-    for start in range(0, rows.n, chunk):
-        idx = torch.arange(start, min(start + chunk, rows.n))
-        x = rows.take(idx).reshape(len(idx), d).to(torch.float32) + 0.0  # -0.0 -> 0.0
-        h = (x.contiguous().view(torch.int32).to(torch.int64) * mult).sum(1)  # wraps mod 2^64
-        out.append(h ^ (h >> 31))
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
-
-
-def _occurrence(h: torch.Tensor) -> torch.Tensor:
-    """For each entry, how many equal entries come before it (0 for the first)."""
-    order = torch.argsort(h, stable=True)
-    hs = h[order]
-    pos = torch.arange(len(h))
-    start = torch.ones(len(h), dtype=torch.bool)
-    start[1:] = hs[1:] != hs[:-1]
-    run_start = torch.cummax(torch.where(start, pos, torch.zeros_like(pos)), dim=0).values
-    occ = torch.empty_like(pos)
-    occ[order] = pos - run_start
-    return occ
-
-
-def _grouped_splits(
-    hp: torch.Tensor, hq: torch.Tensor, holdout: float, monitor: float, seed: int,
-    folds: int, fold: int,
-) -> tuple[Split, Split]:  # fmt: skip
-    """Split P and Q so that shared rows land in the same part on both sides.
-
-    The k-th copy of a row in P is tied to the k-th copy of the same row in Q (the same
-    record seen twice), and each tied pair, or lone row, goes to a random part. Tying *all*
-    equal rows together instead would hold out whole values of a discrete distribution, so
-    the held-out rows would no longer be a sample of it.
-    """
-    keys = torch.cat([torch.stack([hp, _occurrence(hp)], 1), torch.stack([hq, _occurrence(hq)], 1)])
-    uniq, inv = torch.unique(keys, dim=0, return_inverse=True)
-    g = len(uniq)
-    gen = torch.Generator().manual_seed(seed)
-    pos = torch.empty(g, dtype=torch.float64)
-    pos[torch.randperm(g, generator=gen)] = torch.arange(g, dtype=torch.float64) / g
-    pos2 = torch.empty(g, dtype=torch.float64)
-    pos2[torch.randperm(g, generator=gen)] = torch.arange(g, dtype=torch.float64) / g
-    splits = []
-    for side, groups in (("P", inv[: len(hp)]), ("Q", inv[len(hp) :])):
-        u, v = pos[groups], pos2[groups]
-        held = (torch.floor(u * folds) == fold) if folds > 1 else (u < holdout)
-        hold = torch.nonzero(held).reshape(-1)
-        _check_parts(len(groups), len(hold), holdout, folds, side)
-        rest = torch.nonzero(~held).reshape(-1)
-        if len(hold) == 0:
-            splits.append(Split(rest, rest, rest))
-            continue
-        train = rest[torch.argsort(v[rest], stable=True)]  # monitor = smallest v: same groups
-        splits.append(_monitor_split(train, hold, monitor))
-    return splits[0], splits[1]
-
-
 def split_pair(
     p: Rows, q: Rows, holdout: float, monitor: float, seed: int, folds: int = 1, fold: int = 0,
-    hashes: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[Split, Split]:  # fmt: skip
-    """The splits of P and Q, with rows the two sides share put in the same part on both.
+    """The splits of P and Q: an independent random split of each side.
 
-    When the two sides share rows (the same file twice, overlapping datasets), each shared
-    record goes to one part on both sides (the k-th copy in P with the k-th copy in Q), so a
-    held-out shared row of one side is never a training row of the other; otherwise each
-    side is split on its own (:func:`split_indices`, Q with ``seed + 1``). Shared rows are
-    looked for only when something is held out and the sample shapes agree.
+    Each side's held-out rows are a random subset of that side drawn independently of the
+    other side, so they are an independent sample, independent of everything the critic
+    was trained on, whatever the data: ties, repeated rows and discrete values included.
+    When P and Q share rows (the same file twice, overlapping datasets), a held-out row of
+    P may be a training row of Q. The critic was trained to score Q's training rows *low*,
+    so such a row can only pull P's held-out mean down (and the same row in Q's held-out
+    part up): the reported value is biased towards zero, which is safe for a lower bound,
+    and the test keeps its level. ``split_pair(x, x)`` reports a value at or below zero.
+
+    (Any rule that pairs equal rows across P and Q, so that they fall in the same part,
+    makes each side's held-out rows depend on the other side's training rows: on discrete
+    data their imbalance then follows the training imbalance that the critic learnt, and
+    the certificate is false.)
 
     Args:
         p: the rows of P.
         q: the rows of Q.
         holdout: fraction held out, in ``[0, 1)`` (ignored with ``folds > 1``).
         monitor: fraction of the training rows kept aside to detect the plateau.
-        seed: seed of the split.
+        seed: seed of the split (Q uses ``seed + 1``).
         folds: number of cross-fitting parts (1: a plain holdout split).
         fold: the held-out part, in ``[0, folds)``.
-        hashes: the :func:`row_hashes` of both sides, if already computed.
 
     Returns:
         ``(split_p, split_q)``, two :class:`Split`.
@@ -471,16 +398,9 @@ def split_pair(
         >>> from wgan_lip.w1.data import split_pair
         >>> x = torch.randn(50, 2)
         >>> sp, sq = split_pair(TensorRows(x), TensorRows(x), holdout=0.2, monitor=0.1, seed=0)
-        >>> torch.equal(sp.holdout.sort().values, sq.holdout.sort().values)  # same rows held out
-        True
+        >>> len(sp.holdout), len(sq.holdout), torch.equal(sp.holdout, sq.holdout)
+        (10, 10, False)
     """
-    if not 0.0 <= holdout < 1.0:
-        raise InputError(f"holdout must be in [0, 1), got {holdout}")
-    _check_folds(folds, fold)
-    if (holdout > 0 or folds > 1) and p.event_shape == q.event_shape:
-        hp, hq = hashes if hashes is not None else (row_hashes(p), row_hashes(q))
-        if bool(torch.isin(hq, hp).any()):
-            return _grouped_splits(hp, hq, holdout, monitor, seed, folds, fold)
     return (split_indices(p.n, holdout, monitor, seed, "P", folds, fold),
             split_indices(q.n, holdout, monitor, seed + 1, "Q", folds, fold))  # fmt: skip
 
@@ -551,31 +471,13 @@ class TwoSampleDataModule(L.LightningDataModule):
         if self.p is not None:
             return
         self.p, self.q = load_pair(self.p_source, self.q_source, data_root=self.data_root)
-        self._hashes = None
         self.use_fold(self.fold)
 
     def use_fold(self, fold: int) -> None:
         """Hold out part ``fold`` (cross-fitting), keeping the loaded samples."""
         self.fold = fold
-        # sampled sides draw fresh rows at every read: nothing to share, nothing to hash
-        fresh = getattr(self.p.rows, "fresh", False) or getattr(self.q.rows, "fresh", False)
-        if (self.holdout > 0 or self.folds > 1) and self._hashes is None and not fresh:
-            self._hashes = (row_hashes(self.p.rows), row_hashes(self.q.rows))
-        if fresh:
-            self.split_p = split_indices(self.p.n, self.holdout, self.monitor, self.seed, "P",
-                                         self.folds, fold)  # fmt: skip
-            self.split_q = split_indices(self.q.n, self.holdout, self.monitor, self.seed + 1, "Q",
-                                         self.folds, fold)  # fmt: skip
-            return
         self.split_p, self.split_q = split_pair(
-            self.p.rows,
-            self.q.rows,
-            self.holdout,
-            self.monitor,
-            self.seed,
-            self.folds,
-            fold,
-            hashes=self._hashes if self.p.event_shape == self.q.event_shape else None,
+            self.p.rows, self.q.rows, self.holdout, self.monitor, self.seed, self.folds, fold
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -604,17 +506,19 @@ class TwoSampleDataModule(L.LightningDataModule):
 
     def chunks(
         self, which: str, chunk: int | None = None, max_rows: int | None = None, seed: int = 0,
-        shard: bool = False,
+        shard: bool = False, exact: bool = False,
     ) -> SideChunks:  # fmt: skip
         """The rows of a part, P then Q, in chunks of ``chunk``; with ``max_rows``, a seeded
         random subset of at most that many rows per side; with ``shard``, only this
-        process's share under DDP (see :class:`SideChunks`)."""
+        process's share under DDP; with ``exact``, float64 rows without float32 rounding
+        (see :class:`SideChunks`)."""
         ip, iq = self.indices(which)
         if max_rows is not None:
             gen = torch.Generator().manual_seed(seed)
             ip, iq = (i[torch.randperm(len(i), generator=gen)[:max_rows]] if len(i) > max_rows
                       else i for i in (ip, iq))  # fmt: skip
-        return SideChunks(self.p.rows, self.q.rows, chunk or self.eval_batch_size, ip, iq, shard)
+        return SideChunks(self.p.rows, self.q.rows, chunk or self.eval_batch_size, ip, iq, shard,
+                          exact)  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
         # Built once per fit (Lightning does not reload it): the generator runs on across

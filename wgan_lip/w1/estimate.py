@@ -10,6 +10,7 @@ training samples, and the 95% interval quantifies its sampling error.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import sys
@@ -21,6 +22,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from ..critic import OffsetCritic
 from ..errors import InputError
 from ..layers import lipschitz_bound
 from .callbacks import PlateauSchedule, StepProgress, StopOnInterrupt, TrainTimer
@@ -48,8 +50,9 @@ class W1Estimate:
     ``max_steps``, ``max_time``, or ``interrupted`` (Ctrl-C: the estimate is still certified,
     from a critic trained for less time).
     ``seconds`` is the whole call, ``train_seconds`` the training loop alone.
-    ``critic`` maps raw samples to scores; ``(mean critic(P') - mean critic(Q')) /
-    lipschitz_bound`` is a certified dual value on any fresh samples.
+    ``critic`` maps raw samples (at their own precision: float64, int64) to float64 scores;
+    ``(mean critic(P') - mean critic(Q')) / lipschitz_bound`` is a certified dual value on
+    any fresh samples.
 
     With the critic family (the default), ``critic_name`` is the member that won on the
     monitor split and ``monitor_values`` the certified monitor value of every member (the
@@ -132,13 +135,34 @@ class W1Estimate:
         return {k: clean(v) for k, v in self.__dict__.items() if k != "critic"}
 
     def score(self, p, q) -> tuple[float, float, float]:
-        """Certified ``(value, ci_low, ci_high)`` of the trained critic on fresh samples."""
-        stats = dual_stats(self.critic, _tensor(p), _tensor(q))
+        """Certified ``(value, ci_low, ci_high)`` of the trained critic on fresh samples
+        (arrays or tensors, scored at their own precision)."""
+        stats = dual_stats(self.critic, _exact(p, "P"), _exact(q, "Q"))
         return stats.interval(self.lipschitz_bound if self.certified else 1.0)
 
 
-def _tensor(x) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=torch.float32)
+def _exact(x, name: str) -> torch.Tensor:
+    from ..data.sources import _as_tensor
+
+    return _as_tensor(x, name)
+
+
+def certifying_copy(net: nn.Module) -> nn.Module:
+    """A float64 copy of a trained critic, in eval mode: the function whose bound and scores
+    are reported.
+
+    Training runs in float32; the certificate is computed on a float64 copy, so that neither
+    the data (kept at its precision, :mod:`wgan_lip.data.precision`) nor the forward pass
+    is rounded to float32 where a certified number is made. Its bound is computed from its
+    own float64 weights.
+
+    Args:
+        net: the trained critic.
+
+    Returns:
+        A new module; ``net`` is left as it was.
+    """
+    return copy.deepcopy(net).to(torch.float64).eval()
 
 
 @torch.no_grad()
@@ -422,8 +446,14 @@ def estimate_w1(
 
     Training runs in normalized units (inputs centred and divided by their pooled standard
     deviation, loss in those units) and the result is reported in the user's units, so
-    rescaling the data rescales the answer and nothing else. Rows that P and Q share
-    always fall in the same part of the split (see :func:`~wgan_lip.w1.data.split_pair`).
+    rescaling the data rescales the answer and nothing else. Nor does the data's offset or
+    precision change it: both samples are centred by one common offset in their own
+    precision (float64, int64) before anything is rounded to float32, and the certified
+    numbers are computed by a float64 copy of the critic on float64 rows
+    (:mod:`wgan_lip.data.precision`). Each side is split on its own, so held-out rows are
+    independent of everything the critic saw, even when P and Q share rows (see
+    :func:`~wgan_lip.w1.data.split_pair`: ``estimate_w1(x, x)`` is at or below zero).
+    An iterable dataset is read once, never recycled (:mod:`wgan_lip.data.samplers`).
 
     ``p`` and ``q`` may be larger than memory: ``.npy`` files and folders of ``.npy`` shards
     are memory-mapped and read in shuffled windows; the held-out rows are only indexed,
@@ -607,15 +637,19 @@ def _fit_fold(dm, opts: TrainOptions) -> dict:
     else:
         net = module.critic.eval()
         name = critic
-    bound = lipschitz_bound(net)
+    # certified numbers: a float64 copy of the critic on float64 rows (data.precision)
+    scorer = certifying_copy(net)
+    bound = lipschitz_bound(scorer)
     scale = bound if net.certified else 1.0
     big = progress and dm.p.n + dm.q.n > PROGRESS_ROWS
-    out = {"net": net, "bound": bound, "name": name, "monitor_values": monitor_values}
+    offset = getattr(dm.p.rows, "offset", None)
+    out = {"net": OffsetCritic(scorer, offset), "bound": bound, "name": name,
+           "monitor_values": monitor_values}  # fmt: skip
     if dm.holdout > 0 or dm.folds > 1:
-        out["held_p"], out["held_q"] = chunk_scores(net, dm.chunks("holdout"), big,
-                                                    "scoring held-out")  # fmt: skip
-    fit = dm.chunks("fit", max_rows=TRAIN_VALUE_ROWS, seed=seed)
-    train_stats = chunk_stats(net, fit, big, "scoring train")
+        out["held_p"], out["held_q"] = chunk_scores(scorer, dm.chunks("holdout", exact=True),
+                                                    big, "scoring held-out")  # fmt: skip
+    fit = dm.chunks("fit", max_rows=TRAIN_VALUE_ROWS, seed=seed, exact=True)
+    train_stats = chunk_stats(scorer, fit, big, "scoring train")
     out["train_value"], out["train_low"], out["train_high"] = train_stats.interval(scale)
     metrics = trainer.callback_metrics  # what forked / spawned workers hand back
     out["steps"] = int(metrics.get("trainer/steps", trainer.global_step))

@@ -94,7 +94,9 @@ def test_invertible_downsample_is_norm_preserving_and_invertible():
 def test_l2_norm_pool_is_one_lipschitz(k, s):
     pool = L2NormPool2d(k, s)
     x = torch.randn(8, 2, 7, 7, dtype=torch.float64)
-    assert lipschitz_bound(pool) == 1.0
+    # alone, a weightless pool is certified in the default dtype (float32): 1 plus the
+    # rounding of its squares, sums and square root, a few float32 units
+    assert 1.0 < lipschitz_bound(pool) < 1.0 + 100 * torch.finfo(torch.float32).eps
     assert empirical_lipschitz(pool, x, steps=60) <= 1 + 1e-6
     if k == s:  # non-overlapping windows: the window norms themselves
         expected = F.avg_pool2d(x * x, k).mul(k * k).sqrt()

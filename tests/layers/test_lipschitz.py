@@ -16,9 +16,12 @@ from wgan_lip.models import lipschitz_convnet, lipschitz_mlp
 
 
 def test_linear_bound_is_the_exact_spectral_norm():
+    """The exact norm plus the rounding of the forward pass: negligible in float64, a few
+    float32 units (7 products, a bias add and the output roundings) in float32."""
     layer = nn.Linear(7, 5)
-    expected = torch.linalg.svdvals(layer.weight.detach().double()).max()
-    assert lipschitz_bound(layer) == pytest.approx(float(expected), rel=1e-12)
+    expected = float(torch.linalg.svdvals(layer.weight.detach().double()).max())
+    assert expected < lipschitz_bound(layer) < expected * (1 + 1e-5)
+    assert lipschitz_bound(layer.double()) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "circular"])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from ..errors import InputError
 
 
 def check_float_input(
@@ -33,3 +37,39 @@ def check_float_input(
         )
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{layer}: expected {channels} input channels, got shape {tuple(x.shape)}")
+
+
+def check_positive_int(value: object, name: str, layer: str) -> int:
+    """``value`` when it is a positive integer (not a bool); else an ``InputError`` (a
+    ``ValueError``) naming ``layer``'s argument ``name``: a size of zero or less has no
+    map to certify."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{layer}: {name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_nonnegative_float(value: object, name: str, layer: str) -> float:
+    """``float(value)`` when it is a finite real ``>= 0``; else an ``InputError`` naming
+    ``layer``'s argument ``name`` (a NaN or negative smoothing term breaks the bound)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0:
+        raise InputError(f"{layer}: {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def same_tensor(snapshot: torch.Tensor | None, current: torch.Tensor) -> bool:
+    """Whether a cache's ``snapshot`` still equals ``current`` entry by entry (and in shape,
+    dtype and device).
+
+    Caches of computed weights key on the contents, not on ``current._version``: writes
+    through ``.data`` (``p.data.mul_(0.9).add_(...)``, a hand-written EMA) do not bump the
+    version counter. One read of the weight is far cheaper than what the caches save
+    (Björck iterations, Cayley solves). NaN entries never compare equal: recomputed.
+    """
+    return (
+        snapshot is not None
+        and snapshot.shape == current.shape
+        and snapshot.dtype == current.dtype
+        and snapshot.device == current.device
+        and bool(torch.equal(snapshot, current.detach()))
+    )

@@ -24,10 +24,10 @@ class ConstrainedLinear(nn.Linear):
 
     def lipschitz_bound(self) -> float:
         """The exact spectral norm (float64) of the constrained weight, never the
-        constraint's promise."""
-        from .lipschitz import matrix_norm2
+        constraint's promise, plus the rounding of ``x W^T + b`` in the layer's dtype."""
+        from .lipschitz import _linear
 
-        return matrix_norm2(self.weight)
+        return _linear(self)
 
     def export_plain(self) -> nn.Linear:
         """A plain :class:`torch.nn.Linear` with this layer's constrained weight and bias."""

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._checks import check_float_input
+from ._checks import check_float_input, check_positive_int
 from ._gram import abs_row_sums, conv_gram, dense_gram, schur_bound
 from ._linear import ConstrainedLinear
 
@@ -130,6 +130,8 @@ class AOLLinear(ConstrainedLinear):
     def __init__(
         self, in_features: int, out_features: int, bias: bool = True, *, device=None, dtype=None
     ) -> None:
+        check_positive_int(in_features, "in_features", "AOLLinear")
+        check_positive_int(out_features, "out_features", "AOLLinear")
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         with torch.no_grad():  # an orthogonal start: P^T P diagonal, so W = P's polar factor
             nn.init.orthogonal_(self.weight)
@@ -173,6 +175,9 @@ class AOLConv2d(nn.Conv2d):
         device=None,
         dtype=None,
     ) -> None:
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("kernel_size", kernel_size)):  # fmt: skip
+            check_positive_int(value, name, "AOLConv2d")
         if kernel_size % 2 != 1:
             raise ValueError(f"AOLConv2d needs an odd kernel_size, got {kernel_size}")
         if padding_mode not in ("zeros", "circular"):
@@ -197,9 +202,9 @@ class AOLConv2d(nn.Conv2d):
 
     def lipschitz_bound(self) -> float:
         """The smaller of two certified bounds of the rescaled convolution, in float64: the
-        Schur bound on its Gram kernel and the transfer-matrix bound; at most 1 up to
-        rounding."""
-        from .lipschitz import _conv2d
+        Schur bound on its Gram kernel and the transfer-matrix bound (at most 1 up to
+        rounding), plus the rounding of the convolution in the layer's dtype."""
+        from .lipschitz import conv2d_exact_bound, round_conv
 
         w = self.weight.detach().to(torch.float64)  # the kernel the forward pass uses
         raw = self.parametrizations.weight.original.detach().to(torch.float64)
@@ -207,7 +212,8 @@ class AOLConv2d(nn.Conv2d):
         d = aol_scale(raw, dim)
         # Schur weights 1/d make the row sums of W's Gram (on the scaled side) equal to 1
         gram = conv_gram(w if dim == 1 else w.transpose(0, 1))
-        return min(math.sqrt(schur_bound(gram, 1.0 / d)), _conv2d(self))
+        return round_conv(self, min(math.sqrt(schur_bound(gram, 1.0 / d)),
+                                    conv2d_exact_bound(self)[0]))  # fmt: skip
 
     def export_plain(self) -> nn.Conv2d:
         """A plain :class:`torch.nn.Conv2d` with the rescaled kernel and the same padding."""

@@ -17,10 +17,13 @@ the layer is orthogonal on *each* size and its certified bound needs the size:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from ._checks import check_float_input
+from ..errors import InputError
+from ._checks import check_float_input, check_positive_int, same_tensor
 
 
 def cayley_frequency_matrices(
@@ -61,9 +64,17 @@ def _apply(x: torch.Tensor, q: torch.Tensor, bias: torch.Tensor | None) -> torch
 
 
 def _bound_on_sizes(module: nn.Module, kernel: torch.Tensor, out_c: int, in_c: int) -> float:
-    """The exact norm of the layer on each recorded input size: the largest singular value
-    of the matrices the forward pass uses (computed in the layer's dtype, measured in
-    float64/complex128)."""
+    """The exact norm of the layer on each recorded input size, plus rounding.
+
+    The exact part is the largest singular value of the matrices ``Q`` the forward pass
+    uses (computed in the layer's dtype, measured in complex128). The forward pass as
+    computed is ``irfft2((Q + dQ) rfft2(x)) + b`` with each FFT's normwise relative error at
+    most ``eta_H`` and ``eta_W`` per axis (:func:`~wgan_lip.layers._rounding.fft_eta`) and
+    the complex products of length ``in`` perturbed entrywise by ``sqrt(2) gamma_{in + 2}``
+    (Higham Sec. 3.6), so the computed map's norm is at most ``(1 + eta_H)^2 (1 + eta_W)^2
+    (||Q|| + sqrt(2) gamma_{in+2} || |Q| ||)``; then the output roundings.
+    """
+    from ._rounding import fft_eta, gamma, output_factor, product_roundoff, unit_roundoff
     from .lipschitz import known_input_sizes
 
     sizes = known_input_sizes(module)
@@ -72,25 +83,40 @@ def _bound_on_sizes(module: nn.Module, kernel: torch.Tensor, out_c: int, in_c: i
             f"lipschitz_bound: {type(module).__name__} is orthogonal on each input size but its "
             "map depends on the size; pass input_shape= to lipschitz_bound (certify does)"
         )
+    u = unit_roundoff(kernel.dtype)
+    g = math.sqrt(2.0) * gamma(in_c + 2, product_roundoff(kernel.dtype, kernel.device))
     best = 0.0
-    for size in sizes:
-        q = cayley_frequency_matrices(kernel, size, out_c, in_c).to(torch.complex128)
-        best = max(best, float(torch.linalg.matrix_norm(q, ord=2).max()))
-    return best
+    for h, w in sizes:
+        q = module_q(module, kernel, (h, w), out_c, in_c).to(torch.complex128)
+        exact = float(torch.linalg.matrix_norm(q, ord=2).max())
+        abs_norm = float(torch.linalg.matrix_norm(q.abs(), ord=2).max())
+        ffts = ((1.0 + fft_eta(h, u)) * (1.0 + fft_eta(w, u))) ** 2
+        best = max(best, ffts * (exact + g * abs_norm))
+    return output_factor(kernel.dtype) * best
+
+
+def module_q(module: nn.Module, kernel: torch.Tensor, size: tuple[int, int], out_c: int,
+             in_c: int) -> torch.Tensor:  # fmt: skip
+    """The ``Q`` the module's forward pass uses on ``size``: its cache's (which equals a
+    fresh computation, see :class:`_FrequencyCache`), without autograd."""
+    with torch.no_grad():
+        return module._cache.get(kernel, size, out_c, in_c)
 
 
 class _FrequencyCache:
-    """The last ``Q`` computed without gradient, keyed by input size and kernel version.
+    """The last ``Q`` computed without gradient, keyed by input size and kernel *contents*.
 
     Evaluation (certifying, scoring) calls a layer on many batches of one size with an
     unchanged kernel: the Cayley transform, ``H (W // 2 + 1)`` small solves, is then done
-    once. Any in-place update of the kernel (an optimizer step) bumps its version and
-    misses the cache; with gradients on, nothing is cached.
+    once. The key is a copy of the kernel compared entry by entry: writes through ``.data``
+    (a hand-written EMA), which do not bump the tensor's version counter, and
+    ``load_state_dict`` miss the cache like an optimizer step does. The comparison reads
+    the kernel once, far cheaper than the solves; with gradients on, nothing is cached.
     """
 
     def __init__(self) -> None:
-        self.kernel: torch.Tensor | None = None  # held, so its identity cannot be reused
-        self.key: tuple | None = None
+        self.snapshot: torch.Tensor | None = None  # the kernel Q was computed from
+        self.size: tuple[int, int] | None = None
         self.q: torch.Tensor | None = None
 
     def get(
@@ -98,11 +124,10 @@ class _FrequencyCache:
     ) -> torch.Tensor:
         if torch.is_grad_enabled() and kernel.requires_grad:
             return cayley_frequency_matrices(kernel, size, out_c, in_c)
-        key = (size, kernel._version)  # the channel counts are fixed per layer
-        if kernel is not self.kernel or key != self.key or self.q is None:
+        if self.q is None or size != self.size or not same_tensor(self.snapshot, kernel):
             with torch.no_grad():
                 self.q = cayley_frequency_matrices(kernel, size, out_c, in_c)
-            self.kernel, self.key = kernel, key
+            self.snapshot, self.size = kernel.detach().clone(), size
         return self.q
 
     def __reduce__(self):
@@ -155,11 +180,9 @@ class CayleyConv2d(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        if min(in_channels, out_channels, kernel_size) < 1:
-            raise ValueError(
-                "CayleyConv2d: in_channels, out_channels and kernel_size must be positive, got "
-                f"{in_channels}, {out_channels}, {kernel_size}"
-            )
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("kernel_size", kernel_size)):  # fmt: skip
+            check_positive_int(value, name, "CayleyConv2d")
         self.in_channels, self.out_channels, self.kernel_size = (
             in_channels,
             out_channels,
@@ -215,7 +238,10 @@ class FourierConv2d(nn.Module):
         bias: ``(out_channels,)`` or None.
 
     Raises:
-        ValueError: at call time, an input that is not ``(N, in_channels, H, W)``.
+        ValueError: (an :class:`~wgan_lip.errors.InputError`) a non-positive channel count,
+            a kernel that is not ``(c, c, kh, kw)`` or a bias that is not
+            ``(out_channels,)``; at call time, an input that is not
+            ``(N, in_channels, H, W)``.
         TypeError: a non-floating input.
 
     Example:
@@ -235,6 +261,19 @@ class FourierConv2d(nn.Module):
         bias: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
+        check_positive_int(in_channels, "in_channels", "FourierConv2d")
+        check_positive_int(out_channels, "out_channels", "FourierConv2d")
+        c = max(in_channels, out_channels)
+        if kernel.dim() != 4 or tuple(kernel.shape[:2]) != (c, c) or kernel.shape[2] < 1 \
+                or kernel.shape[3] < 1 or not kernel.is_floating_point():  # fmt: skip
+            raise InputError(
+                f"FourierConv2d: kernel must be a floating (c, c, kh, kw) tensor with c = "
+                f"max(in_channels, out_channels) = {c}, got {tuple(kernel.shape)} {kernel.dtype}"
+            )
+        if bias is not None and tuple(bias.shape) != (out_channels,):
+            raise InputError(
+                f"FourierConv2d: bias must have shape ({out_channels},), got {tuple(bias.shape)}"
+            )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.register_buffer("kernel", kernel.clone())
         self.register_buffer("bias", None if bias is None else bias.clone())

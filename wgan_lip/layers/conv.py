@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._checks import check_float_input
+from ._checks import check_float_input, check_nonnegative_float, check_positive_int
 from .orthogonal import BjorckConfig, Orthonormal
 
 
@@ -300,10 +300,12 @@ class BCOPConv2d(nn.Conv2d):
         spectral norm; a two-tap block ``[A, B]``: :func:`_two_tap_bound`). The forward pass
         uses the kernel composed in the layer's dtype; its distance to the float64
         composition (summed tap-wise spectral norms, a bound of that difference's operator
-        norm) is added. Taking a subset of rows or columns (``in != out``) cannot increase
-        the norm, nor can zero padding (a compression of the circular convolution).
+        norm) is added, and then the rounding of the convolution itself in that dtype
+        (:func:`~wgan_lip.layers.lipschitz.round_conv`). Taking a subset of rows or columns
+        (``in != out``) cannot increase the norm, nor can zero padding (a compression of the
+        circular convolution).
         """
-        from .lipschitz import _conv2d, matrix_norm2
+        from .lipschitz import _conv2d, matrix_norm2, round_conv
 
         if not parametrize.is_parametrized(self, "weight"):  # parametrization removed
             return _conv2d(self)
@@ -319,7 +321,7 @@ class BCOPConv2d(nn.Conv2d):
         kernel64 = kernel64[: self.out_channels, : self.in_channels]
         diff = (self.weight.detach().to(torch.float64) - kernel64).permute(2, 3, 0, 1)
         rounding = float(torch.linalg.matrix_norm(diff, ord=2).sum())
-        return bound + rounding
+        return round_conv(self, bound + rounding)
 
     def export_plain(self) -> nn.Conv2d:
         """A plain :class:`torch.nn.Conv2d` with the composed kernel, the same padding and
@@ -365,9 +367,7 @@ class InvertibleDownsample(nn.Module):
 
     def __init__(self, factor: int = 2) -> None:
         super().__init__()
-        if not isinstance(factor, int) or factor < 1:
-            raise ValueError(f"factor must be a positive integer, got {factor!r}")
-        self.factor = factor
+        self.factor = check_positive_int(factor, "factor", "InvertibleDownsample")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_input(x, type(self).__name__, ndim=4)
@@ -380,7 +380,7 @@ class InvertibleDownsample(nn.Module):
         return F.pixel_unshuffle(x, self.factor)
 
     def lipschitz_bound(self) -> float:
-        """A permutation of the entries: an isometry."""
+        """A permutation of the entries: an isometry, computed exactly (no rounding)."""
         return 1.0
 
     def extra_repr(self) -> str:
@@ -397,14 +397,22 @@ class L2NormPool2d(nn.Module):
 
     Windows have no padding: rows and columns that do not fill a last window are dropped.
 
+    Half-precision inputs (float16, bfloat16) are pooled in float32 and the result rounded
+    once: squares of float16 values would otherwise underflow (``|x| < 2.4e-4``), an absolute
+    error no relative rounding term covers.
+
     Args:
-        kernel_size: the square window's side ``k``.
-        stride: the step ``s`` between windows (None or 0: ``kernel_size``).
-        eps: the smoothing term under the square root (a pooled all-zero window gives
-            ``sqrt(eps) / ceil(k/s)``).
+        kernel_size: the square window's side ``k``, a positive integer.
+        stride: the step ``s`` between windows, a positive integer (None or 0:
+            ``kernel_size``).
+        eps: the smoothing term under the square root, finite and ``>= 0`` (a pooled
+            all-zero window gives ``sqrt(eps) / ceil(k/s)``; a negative one would take the
+            square root of a negative number near 0).
 
     Raises:
-        ValueError: in ``forward``, an input that is not 4-D.
+        ValueError: (an :class:`~wgan_lip.errors.InputError`) a ``kernel_size`` or
+            ``stride`` that is not a positive integer, or an ``eps`` that is negative, NaN or
+            infinite; in ``forward``, an input that is not 4-D.
         TypeError: in ``forward``, an input that is not a floating-point tensor.
 
     Example:
@@ -417,20 +425,37 @@ class L2NormPool2d(nn.Module):
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None, eps: float = 1e-12):
         super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride or kernel_size
-        self.eps = eps
+        self.kernel_size = check_positive_int(kernel_size, "kernel_size", "L2NormPool2d")
+        self.stride = kernel_size if stride in (None, 0) else check_positive_int(
+            stride, "stride", "L2NormPool2d")  # fmt: skip
+        self.eps = check_nonnegative_float(eps, "eps", "L2NormPool2d")
         self.scale = 1.0 / math.ceil(kernel_size / self.stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_input(x, type(self).__name__, ndim=4)
         k = self.kernel_size
-        sq = F.avg_pool2d(x * x, k, self.stride) * (k * k)
-        return torch.sqrt(sq + self.eps) * self.scale
+        xc = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        sq = F.avg_pool2d(xc * xc, k, self.stride) * (k * k)
+        return (torch.sqrt(sq + self.eps) * self.scale).to(x.dtype)
 
     def lipschitz_bound(self) -> float:
-        """Scaled by ``1/ceil(k/s)``, the most windows a pixel lies in: 1."""
-        return 1.0
+        """Scaled by ``1/ceil(k/s)``, the most windows a pixel lies in: 1, plus rounding.
+
+        As computed, a window's output is ``sqrt(sum_i x_i^2 (1 + t_i) + eps') (1 + t) s``
+        with ``|t_i| <= gamma_{k^2 + 4}`` (the square, the pooled sum, its division by and
+        multiplication with ``k^2``, the ``eps`` add) and ``|t| <= gamma_2`` (square root
+        and scale): a weighted norm, Lipschitz at most ``sqrt(1 + gamma_{k^2+4}) (1 +
+        gamma_2)`` times the exact map's, in the compute precision; then the output
+        roundings of the model's dtype (:func:`~wgan_lip.layers.lipschitz.model_dtype`).
+        """
+        from ._rounding import gamma, output_factor, unit_roundoff
+        from .lipschitz import model_dtype
+
+        dtype = model_dtype()
+        u = unit_roundoff(torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype)
+        k2 = self.kernel_size**2
+        inner = math.sqrt(1.0 + gamma(k2 + 4, u)) * (1.0 + gamma(2, u))
+        return output_factor(dtype) * inner
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"

@@ -107,7 +107,7 @@ class Residual(nn.Module):
         >>> body = nn.Linear(2, 2, bias=False)
         >>> with torch.no_grad():
         ...     _ = body.weight.copy_(-torch.eye(2))  # x + body(x) = 0
-        >>> Residual(body)(torch.ones(1, 2)), lipschitz_bound(Residual(body))
+        >>> Residual(body)(torch.ones(1, 2)), round(lipschitz_bound(Residual(body)), 4)
         (tensor([[0., 0.]], grad_fn=<AddBackward0>), 2.0)
     """
 

@@ -34,6 +34,9 @@ _RULES: dict[type, Callable[[nn.Module], float]] = {}
 _INPUT_SIZES: ContextVar[dict[int, set[tuple[int, int]]] | None] = ContextVar(
     "wgan_lip_input_sizes", default=None
 )
+# the dtype the model being bounded computes in (its least precise floating tensor), for the
+# rounding terms of modules without weights of their own (pooling); None outside a call
+_MODEL_DTYPE: ContextVar[torch.dtype | None] = ContextVar("wgan_lip_model_dtype", default=None)
 
 
 def register_lipschitz_bound(cls: type) -> Callable:
@@ -91,7 +94,10 @@ def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None)
     """A certified upper bound of ``module``'s L2 Lipschitz constant, from its weights.
 
     The bound is that of the module in eval mode (the function that is certified: no
-    power-iteration update or dropout); train/eval flags are restored afterwards.
+    power-iteration update or dropout); train/eval flags are restored afterwards, and
+    computing it changes nothing else in the module either. Each layer's bound covers its
+    forward pass as computed in its dtype: the exact norm of the weights it uses plus the
+    rounding of its arithmetic (:mod:`wgan_lip.layers._rounding`).
     ``nn.Sequential`` multiplies its children's bounds. Raises ``TypeError`` for a module
     with no known rule (residual blocks, custom forwards), or an option its rule does not
     cover, rather than assuming 1.
@@ -120,8 +126,9 @@ def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None)
         >>> lin = nn.Linear(2, 2, bias=False)
         >>> with torch.no_grad():
         ...     _ = lin.weight.copy_(torch.diag(torch.tensor([3.0, 0.5])))
-        >>> lipschitz_bound(nn.Sequential(lin, nn.ReLU(), lin))  # 3 x 1 x 3
-        9.0
+        >>> bound = lipschitz_bound(nn.Sequential(lin, nn.ReLU(), lin))  # 3 x 1 x 3
+        >>> 9.0 < bound < 9.0 * (1 + 1e-5)  # and the float32 rounding of the forward pass
+        True
         >>> lipschitz_bound(nn.GELU())
         Traceback (most recent call last):
         ...
@@ -129,7 +136,9 @@ def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None)
     """
     _refuse_non_finite(module)
     flags = [(m, m.training) for m in module.modules()]
+    buffers = [(m, dict(m._buffers)) for m in module.modules()]
     module.eval()
+    dtype_token = _MODEL_DTYPE.set(_least_precise_dtype(module))
     try:
         if input_shape is None:
             bound = _bound(module)
@@ -139,10 +148,11 @@ def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None)
                 bound = _bound(module)
             finally:
                 _INPUT_SIZES.reset(token)
-        if math.isnan(bound):  # a rule on weights a parametrization made NaN
+        if not math.isfinite(bound):  # a rule on weights a parametrization made NaN or inf
             raise NonFiniteWeightsError(
-                "lipschitz_bound: the bound is NaN (a weight computed by the model is not "
-                "finite); a diverged model has no certificate, retrain it"
+                f"lipschitz_bound: the bound is {bound} (a weight computed by the model is not "
+                "finite, or its forward pass overflows); a diverged model has no certificate, "
+                "retrain it"
             )
         return bound
     except torch.linalg.LinAlgError as e:  # an SVD of weights a parametrization made NaN
@@ -152,8 +162,41 @@ def lipschitz_bound(module: nn.Module, input_shape: Sequence[int] | None = None)
             "has no certificate, retrain it"
         ) from None
     finally:
+        _MODEL_DTYPE.reset(dtype_token)
         for m, training in flags:
             m.training = training
+        for m, saved in buffers:  # computing a bound never changes a module: no buffer swaps
+            if m._buffers.keys() != saved.keys() or any(
+                m._buffers[k] is not v for k, v in saved.items()
+            ):
+                m._buffers.clear()
+                m._buffers.update(saved)
+
+
+def _least_precise_dtype(module: nn.Module) -> torch.dtype:
+    """The floating dtype of ``module``'s tensors with the largest unit roundoff (the
+    default dtype for a module without floating tensors)."""
+    dtypes = {t.dtype for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()}
+    if not dtypes:
+        return torch.get_default_dtype()
+    return max(dtypes, key=lambda d: torch.finfo(d).eps)
+
+
+def model_dtype() -> torch.dtype:
+    """The dtype whose rounding a weightless module's bound covers.
+
+    Inside :func:`lipschitz_bound`, the least precise floating dtype of the model being
+    bounded (a pooling layer computes in its model's dtype); outside, or for a model with no
+    floating tensors, ``torch.get_default_dtype()``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers.lipschitz import model_dtype
+        >>> model_dtype() == torch.get_default_dtype()
+        True
+    """
+    dtype = _MODEL_DTYPE.get()
+    return torch.get_default_dtype() if dtype is None else dtype
 
 
 def _refuse_non_finite(module: nn.Module) -> None:
@@ -356,7 +399,8 @@ def _sequential(m: nn.Sequential) -> float:
             eff_h, eff_w = _effective_kernel(nxt)
             copies = _circular_copies(top, bottom, eff_h) * _circular_copies(left, right, eff_w)
             with torch.no_grad():
-                bound *= math.sqrt(copies) * _conv_kernel_bound(nxt, known_input_sizes(child))
+                exact = math.sqrt(copies) * _conv_kernel_bound(nxt, known_input_sizes(child))
+                bound *= round_conv(nxt, exact, copies)
             i += 2
             continue
         bound *= _bound(child)
@@ -454,7 +498,12 @@ def matrix_norm2(w: torch.Tensor) -> float:
 
 @register_lipschitz_bound(nn.Linear)
 def _linear(m: nn.Linear) -> float:
-    return matrix_norm2(m.weight)
+    """The exact norm of the weight plus the rounding of the forward pass in its dtype
+    (:func:`~wgan_lip.layers._rounding.linear_rounding`)."""
+    from ._rounding import linear_rounding
+
+    w = m.weight.detach()
+    return linear_rounding(matrix_norm2(w), matrix_norm2(w.abs()), w.shape[1], w.dtype, w.device)
 
 
 def conv_transfer_bound(
@@ -559,7 +608,37 @@ def conv_grid_bound(
 
 @register_lipschitz_bound(nn.Conv2d)
 def _conv2d(m: nn.Conv2d) -> float:
-    """Every stride, dilation, group count, kernel shape and padding size, zeros or circular
+    """:func:`conv2d_exact_bound` plus the rounding of the forward pass in its dtype."""
+    bound, copies = conv2d_exact_bound(m)
+    return round_conv(m, bound, copies)
+
+
+def round_conv(m: nn.Conv2d, bound: float, copies: int = 1) -> float:
+    """``bound`` (of the convolution with the kernel ``m`` computes with) plus the rounding
+    of its forward pass: each output is a dot product of length ``in / groups * kh * kw``
+    plus the bias (:func:`~wgan_lip.layers._rounding.linear_rounding`, with the norm of the
+    convolution by ``|K|``, times ``sqrt(copies)`` when circular padding repeats pixels).
+
+    Args:
+        m: the convolution (any ``nn.Conv2d``, parametrized or not).
+        bound: a float64 bound of the exact map with ``m``'s kernel.
+        copies: the most copies of one pixel circular padding makes (1 otherwise).
+
+    Returns:
+        The bound of the map as computed in ``m``'s dtype.
+    """
+    from ._rounding import conv_abs_norm, linear_rounding
+
+    w = m.weight.detach()
+    abs_norm = math.sqrt(copies) * conv_abs_norm(w, m.groups)
+    n = w.shape[1] * w.shape[2] * w.shape[3]
+    return linear_rounding(bound, abs_norm, n, w.dtype, w.device, conv=True)
+
+
+def conv2d_exact_bound(m: nn.Conv2d) -> tuple[float, int]:
+    """A bound of the exact map of ``m``'s kernel and the copies circular padding makes.
+
+    Every stride, dilation, group count, kernel shape and padding size, zeros or circular
     (reflect or replicate only with no padding). A convolution whose stride equals its kernel
     size is bounded exactly, patch by patch.
 
@@ -586,7 +665,7 @@ def _conv2d(m: nn.Conv2d) -> float:
         w = m.weight
         per_group = w.shape[0] // m.groups
         return max(matrix_norm2(w[g * per_group : (g + 1) * per_group].flatten(1))
-                   for g in range(m.groups))  # fmt: skip
+                   for g in range(m.groups)), 1  # fmt: skip
     if m.padding_mode not in ("zeros", "circular") and padded:
         raise TypeError(
             f"lipschitz_bound: Conv2d with padding_mode={m.padding_mode!r} has no certified "
@@ -602,15 +681,15 @@ def _conv2d(m: nn.Conv2d) -> float:
         eff_h, eff_w = _effective_kernel(m)
         copies = _circular_copies(top, bottom, eff_h) * _circular_copies(left, right, eff_w)
         # the circular convolution on the input's own grid (outputs repeat at most `copies`)
-        return math.sqrt(copies) * _conv_kernel_bound(m, known_input_sizes(m))
+        return math.sqrt(copies) * _conv_kernel_bound(m, known_input_sizes(m)), copies
     if min(top, bottom, left, right) < 0:  # cropping: the generic bound only
-        return _conv_kernel_bound(m)
+        return _conv_kernel_bound(m), 1
     eff_h, eff_w = _effective_kernel(m)
     sizes = known_input_sizes(m)
     grids = None if sizes is None else {
         (max(h + top + bottom, eff_h), max(w + left + right, eff_w)) for h, w in sizes
     }  # fmt: skip
-    return _conv_kernel_bound(m, grids)
+    return _conv_kernel_bound(m, grids), 1
 
 
 def _conv_kernel_bound(m: nn.Conv2d, grids: set[tuple[int, int]] | None = None) -> float:

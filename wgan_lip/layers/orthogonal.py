@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ._checks import check_positive_int, same_tensor
 from ._linear import ConstrainedLinear
 
 # Taylor coefficients of (1 - x)^(-1/2): 1, 1/2, 3/8, 5/16, 35/128, ...
@@ -59,8 +60,9 @@ class BjorckConfig:
             onto the scaled Stiefel manifold, as in Riemannian optimization.
 
     Raises:
-        ValueError: ``order`` outside ``1..7``, ``max_iters`` below 1, or an unknown
-            ``backward``.
+        ValueError: ``order`` outside ``1..7``, ``max_iters`` below 1, an unknown
+            ``backward``, a ``tol`` outside ``(0, 1)`` (NaN included) or a negative
+            ``power_iters``.
 
     Example:
         >>> import torch
@@ -89,6 +91,14 @@ class BjorckConfig:
             raise ValueError(f"max_iters must be >= 1, got {self.max_iters}")
         if self.backward not in ("tangent", "unroll"):
             raise ValueError(f"backward must be 'tangent' or 'unroll', got {self.backward!r}")
+        if self.tol is not None and not (
+            isinstance(self.tol, (int, float)) and not isinstance(self.tol, bool)
+            and 0 < self.tol < 1
+        ):  # fmt: skip
+            raise ValueError(f"tol must be None or in (0, 1), got {self.tol!r}")
+        if isinstance(self.power_iters, bool) or not isinstance(self.power_iters, int) \
+                or self.power_iters < 0:  # fmt: skip
+            raise ValueError(f"power_iters must be an integer >= 0, got {self.power_iters!r}")
 
 
 def _is_wide(w: torch.Tensor) -> bool:
@@ -315,10 +325,11 @@ class Orthonormal(nn.Module):
     """``torch.nn.utils.parametrize`` parametrization: a matrix to its orthonormal polar factor.
 
     Keeps a warm power-iteration vector (a buffer) so the pre-scaling costs two
-    matrix-vector products per update. The result is cached against the raw weight's
-    storage and version counter: it is recomputed only after the weight changes (an
-    optimizer step, ``load_state_dict``), so repeated forward passes within a training step
-    and every evaluation forward cost what a plain layer costs. With
+    matrix-vector products per update. The result is cached against a copy of the raw
+    weight, compared entry by entry: it is recomputed only after the weight changes (an
+    optimizer step, ``load_state_dict``, ``copy_``, or a write through ``.data`` such as a
+    hand-written EMA, which does not bump the version counter), so repeated forward passes
+    within a training step and every evaluation forward cost what a plain layer costs. With
     ``backward="unroll"`` nothing is cached in train mode (each forward builds its own graph).
 
     Tall weights get orthonormal columns, wide ones orthonormal rows. In train mode with
@@ -345,14 +356,13 @@ class Orthonormal(nn.Module):
         super().__init__()
         self.config = config or BjorckConfig()
         self.register_buffer("_v", None, persistent=False)
-        self._key: tuple | None = None
+        self._raw: torch.Tensor | None = None  # the raw weight _q was computed from
         self._q: torch.Tensor | None = None
         self._s: torch.Tensor | None = None
         self.converged = True
 
     def _tall_polar(self, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (w.data_ptr(), w._version, w.shape, w.dtype, w.device)
-        if key != self._key or self._q is None:
+        if self._q is None or not same_tensor(self._raw, w):
             xd = x.detach()
             v = self._v
             if v is None or v.shape != (*xd.shape[:-2], xd.shape[-1], 1) or v.dtype != xd.dtype:
@@ -373,7 +383,7 @@ class Orthonormal(nn.Module):
             if self.config.retract and self.training and w.is_leaf:
                 with torch.no_grad():
                     w.copy_((self._s * q).mT if x is not w else self._s * q)
-            self._key = (w.data_ptr(), w._version, w.shape, w.dtype, w.device)
+            self._raw = w.detach().clone()  # after the retraction: what the next call sees
         return self._q, self._s
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
@@ -429,6 +439,8 @@ class BjorckLinear(ConstrainedLinear):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        check_positive_int(in_features, "in_features", "BjorckLinear")
+        check_positive_int(out_features, "out_features", "BjorckLinear")
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         with torch.no_grad():
             nn.init.orthogonal_(self.weight)

@@ -10,8 +10,14 @@ stride-1 'same' convolution (zero padding) and ``W`` its adjoint, a transposed c
 the sum defining ``T`` runs over the Gram kernel's taps, so every input size is covered.
 
 ``lipschitz_bound`` returns ``max(1, 2 rho - 1)`` with ``rho`` a float64 bound of
-``||V||^2`` recomputed from the weights (exact singular values for the dense layer; the
-smaller of the Schur and transfer-matrix bounds for the convolution).
+``||V||^2`` recomputed from the weights and the ``T`` the forward pass computes (exact
+singular values for the dense layer; the smaller of the Schur and transfer-matrix bounds for
+the convolution), plus the rounding of the forward pass in the layer's dtype
+(:func:`sll_rounding`).
+
+``T`` is computed in log space, ``log T_i = logsumexp_j(log |G_ij| + log q_j) - log q_i``, so
+no finite ``log q`` overflows: ``q = exp(log q)`` itself overflows float32 from ``log q >
+88.7`` (and underflows below ``-103``), and ``(|G| q) / q`` was then ``inf / inf`` = NaN.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_float_input
-from ._gram import abs_row_sums, conv_gram, perron_schur_bound, schur_bound
+from ..errors import InputError
+from ._checks import check_float_input, check_positive_int
+from ._gram import conv_gram, perron_schur_bound, schur_bound
 
 _EPS = 1e-12  # a larger T only shrinks the update (still sound)
 
@@ -50,12 +57,49 @@ def sll_t(weight: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
         >>> sll_t(torch.ones(2, 3), torch.zeros(2))  # Gram [[3, 3], [3, 3]]
         tensor([6., 6.])
     """
-    q = log_q.exp()
     if weight.dim() == 2:
         gram = weight @ weight.mT
     else:
-        gram = conv_gram(weight.transpose(0, 1))  # Gram over the hidden channels
-    return abs_row_sums(gram, q).clamp_min(_EPS)
+        gram = conv_gram(weight.transpose(0, 1)).abs().sum((2, 3))  # over the hidden channels
+    # log space: exp(log_q) overflows (or underflows) long before T does. A zero entry is
+    # raised to the smallest normal number: T only grows, which is still sound, and the
+    # logarithm keeps a finite gradient.
+    log_a = gram.abs().clamp_min(torch.finfo(gram.dtype).tiny).log()
+    log_t = torch.logsumexp(log_a + log_q[None, :], dim=1) - log_q
+    return log_t.exp().clamp_min(_EPS)
+
+
+def sll_rounding(
+    rho: float, abs_norm: float, n_in: int, n_hidden: int, weight: torch.Tensor
+) -> float:
+    """The bound of an SLL layer as computed in ``weight``'s dtype (Higham's model, see
+    :mod:`wgan_lip.layers._rounding`).
+
+    The forward pass computes ``x - 2 B (T^-1 relu(A x + b))`` with ``A = W^T``-side
+    products of length ``n_in`` (plus the bias) and ``B`` products of length ``n_hidden``:
+    each output is the exact map with ``A + dA``, ``B + dB`` (``|dA| <= g1 |A|``,
+    ``|dB| <= g2 |B|``) and ``T^-1`` perturbed by ``u`` entrywise. With ``V = T^-1/2 A``,
+    ``||V||^2 <= rho`` and ``|| |V| || <= nu``, the Jacobian ``I - 2 M`` moves by at most
+    ``2 e``, ``e = g2 nu (1 + u) (sqrt(rho) + g1 nu) + u nu (sqrt(rho) + g1 nu) +
+    sqrt(rho) g1 nu``; the final subtraction's rounding is in the output factor.
+
+    Args:
+        rho: a float64 bound of ``||T^-1/2 A||^2``.
+        abs_norm: ``nu``, a float64 bound of the norm of ``|T^-1/2 A|``.
+        n_in, n_hidden: the two reduction lengths.
+        weight: the layer's weight (its dtype and device).
+
+    Returns:
+        ``(1 + gamma_ALLOWANCE) (max(1, 2 rho - 1) + 2 e)``.
+    """
+    from ._rounding import output_factor, reduction_gamma, unit_roundoff
+
+    conv = weight.dim() == 4
+    g1 = reduction_gamma(n_in + 1, weight.dtype, weight.device, conv)
+    g2 = reduction_gamma(n_hidden, weight.dtype, weight.device, conv)
+    u, sr, nu = unit_roundoff(weight.dtype), math.sqrt(rho), abs_norm
+    e = g2 * nu * (1 + u) * (sr + g1 * nu) + u * nu * (sr + g1 * nu) + sr * g1 * nu
+    return output_factor(weight.dtype) * (max(1.0, 2.0 * rho - 1.0) + 2.0 * e)
 
 
 def sll_block_bound(
@@ -94,6 +138,15 @@ def sll_block_bound(
         >>> sll_block_bound(eye), sll_block_bound(2 * eye)  # max(1, 2 * 4 - 1)
         (1.0, 7.0)
     """
+    return max(1.0, 2.0 * sll_block_rho(kernel, q, input_sizes) - 1.0)
+
+
+def sll_block_rho(
+    kernel: torch.Tensor,
+    q: torch.Tensor | None = None,
+    input_sizes: set[tuple[int, int]] | None = None,
+) -> float:
+    """The ``rho`` of :func:`sll_block_bound`: a float64 bound of ``||conv_K||^2``."""
     from .lipschitz import conv_grid_bound, conv_transfer_bound
 
     k = kernel.detach().to(torch.float64)
@@ -107,7 +160,22 @@ def sll_block_bound(
     rho = min(transfer**2, perron_schur_bound(gram))
     if q is not None:
         rho = min(rho, schur_bound(gram, q))
-    return max(1.0, 2.0 * rho - 1.0)
+    return rho
+
+
+def _forward_t(layer: nn.Module, w: torch.Tensor) -> torch.Tensor:
+    """The ``T`` the forward pass computes (in the layer's dtype), as float64; refused when
+    it overflows: the forward pass would then divide an overflowed activation by it (NaN)."""
+    from .lipschitz import NonFiniteWeightsError
+
+    t = sll_t(w, layer.log_q.detach())
+    if not bool(torch.isfinite(t).all()):
+        raise NonFiniteWeightsError(
+            f"lipschitz_bound: {type(layer).__name__}'s T = sum_j |G_ij| q_j / q_i overflows "
+            f"{w.dtype} (weights too large, or log_q spread over more than the dtype's range); "
+            "its forward pass can return NaN, so it has no certificate"
+        )
+    return t.to(torch.float64)
 
 
 class _SLLBase(nn.Module):
@@ -137,7 +205,7 @@ class SLLLinear(_SLLBase):
         >>> import torch
         >>> from wgan_lip.layers import SLLLinear, lipschitz_bound
         >>> layer = SLLLinear(16)
-        >>> layer(torch.randn(4, 16)).shape, lipschitz_bound(layer)
+        >>> layer(torch.randn(4, 16)).shape, round(lipschitz_bound(layer), 4)  # 1 + rounding
         (torch.Size([4, 16]), 1.0)
     """
 
@@ -145,12 +213,9 @@ class SLLLinear(_SLLBase):
         self, features: int, hidden_features: int | None = None, *, device=None, dtype=None
     ) -> None:
         super().__init__()
-        if features < 1 or (hidden_features is not None and hidden_features < 1):
-            raise ValueError(
-                f"SLLLinear: features and hidden_features must be positive, got "
-                f"{features} and {hidden_features}"
-            )
-        hidden = hidden_features or features
+        check_positive_int(features, "features", "SLLLinear")
+        hidden = features if hidden_features is None else hidden_features
+        check_positive_int(hidden, "hidden_features", "SLLLinear")
         self.features, self.hidden_features = features, hidden
         kw = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.empty(hidden, features, **kw))
@@ -172,13 +237,16 @@ class SLLLinear(_SLLBase):
         return x - 2.0 * F.linear(z / t, self.weight.mT)
 
     def lipschitz_bound(self) -> float:
-        """``max(1, 2 rho - 1)``, ``rho = ||W T^-1/2||^2`` from exact singular values
-        (float64): 1 for a layer that keeps its promise."""
+        """``max(1, 2 rho - 1)``, ``rho = ||T^-1/2 W||^2`` from exact singular values
+        (float64) with the ``T`` the forward pass computes in its dtype: 1 for a layer that
+        keeps its promise; plus the rounding of the forward pass (:func:`sll_rounding`)."""
         from .lipschitz import matrix_norm2
 
-        t = sll_t(self.weight.detach().to(torch.float64), self.log_q.detach().to(torch.float64))
-        rho = matrix_norm2(self.weight.detach().to(torch.float64) / t.sqrt()[:, None]) ** 2
-        return self._bound_from_rho(rho)
+        w = self.weight.detach()
+        t = _forward_t(self, w)
+        v = w.to(torch.float64) / t.sqrt()[:, None]
+        rho, nu = matrix_norm2(v) ** 2, matrix_norm2(v.abs())
+        return sll_rounding(rho, nu, self.features, self.hidden_features, w)
 
     def export_plain(self) -> nn.Module:
         """``x + B relu(A x + b)`` with plain :class:`torch.nn.Linear` layers ``A`` and ``B``
@@ -236,14 +304,12 @@ class SLLConv2d(_SLLBase):
         dtype=None,
     ) -> None:
         super().__init__()
-        if kernel_size % 2 != 1 or kernel_size < 1:
-            raise ValueError(f"SLLConv2d needs an odd kernel_size, got {kernel_size}")
-        if channels < 1 or (hidden_channels is not None and hidden_channels < 1):
-            raise ValueError(
-                f"SLLConv2d: channels and hidden_channels must be positive, got "
-                f"{channels} and {hidden_channels}"
-            )
-        hidden = hidden_channels or channels
+        check_positive_int(kernel_size, "kernel_size", "SLLConv2d")
+        if kernel_size % 2 != 1:
+            raise InputError(f"SLLConv2d needs an odd kernel_size, got {kernel_size}")
+        check_positive_int(channels, "channels", "SLLConv2d")
+        hidden = channels if hidden_channels is None else hidden_channels
+        check_positive_int(hidden, "hidden_channels", "SLLConv2d")
         self.channels, self.hidden_channels, self.kernel_size = channels, hidden, kernel_size
         self.padding = kernel_size // 2
         kw = {"device": device, "dtype": dtype}
@@ -263,14 +329,20 @@ class SLLConv2d(_SLLBase):
         """``max(1, 2 rho - 1)`` with ``rho`` the smaller of two float64 bounds of
         ``||T^-1/2 conv_W||^2``: Schur's test on the hidden Gram kernel and the
         transfer-matrix bound. 1 for a layer that keeps its promise."""
+        from ._rounding import conv_abs_norm
         from .lipschitz import known_input_sizes
 
-        w = self.weight.detach().to(torch.float64)
+        w = self.weight.detach()
         log_q = self.log_q.detach().to(torch.float64)
-        t = sll_t(w, log_q)
-        scaled = w / t.sqrt()[:, None, None, None]  # K = T^-1/2 W^T
-        # Schur weights q sqrt(t) make the rows of K's Gram sum to 1 (the SLL lemma)
-        return sll_block_bound(scaled, log_q.exp() * t.sqrt(), known_input_sizes(self))
+        t = _forward_t(self, w)
+        scaled = w.to(torch.float64) / t.sqrt()[:, None, None, None]  # K = T^-1/2 W^T
+        # Schur weights q sqrt(t) make the rows of K's Gram sum to 1 (the SLL lemma); shifted
+        # by the largest log q (any positive multiple gives the same bound) so exp is finite
+        q = (log_q - log_q.max()).exp() * t.sqrt()
+        rho = sll_block_rho(scaled, q if bool((q > 0).all()) else None, known_input_sizes(self))
+        k2 = self.kernel_size**2
+        return sll_rounding(rho, conv_abs_norm(scaled), self.channels * k2,
+                            self.hidden_channels * k2, w)  # fmt: skip
 
     def export_plain(self) -> nn.Module:
         """``x + B relu(A x + b)``: a plain zero-padded :class:`torch.nn.Conv2d` ``A`` and a

@@ -17,8 +17,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._checks import check_float_input
+from ..errors import InputError
+from ._checks import check_float_input, check_positive_int
 from ._linear import ConstrainedLinear
+
+
+def _check_power_iterations(n: object, layer: str) -> None:
+    """Refuse a negative or non-integer step count by name (0 is allowed: the estimate
+    then never moves, and ``lipschitz_bound`` is exact anyway)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise InputError(f"{layer}: n_power_iterations must be an integer >= 0, got {n!r}")
 
 
 def _normalize(t: torch.Tensor) -> torch.Tensor:
@@ -86,6 +94,9 @@ class SpectralLinear(ConstrainedLinear):
         device=None,
         dtype=None,
     ) -> None:
+        check_positive_int(in_features, "in_features", "SpectralLinear")
+        check_positive_int(out_features, "out_features", "SpectralLinear")
+        _check_power_iterations(n_power_iterations, "SpectralLinear")
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         parametrize.register_parametrization(
             self, "weight", _MatrixSpectralNorm(self.weight, n_power_iterations)
@@ -131,9 +142,10 @@ class SpectralConv2d(nn.Conv2d):
     power-iteration norm of the convolution operator at the size of the latest input.
 
     The power-iteration vector has the shape of one input: it is created (and run for 20
-    steps) at the first forward pass, again whenever the input size changes, and on an 8x8
-    probe when ``weight`` is read before any input; ``n_power_iterations`` more steps run
-    at every use of ``weight`` in train mode.
+    steps) on an 8x8 probe at construction, and again whenever a training-mode input has
+    another size; ``n_power_iterations`` more steps run at every use of ``weight`` in train
+    mode. Eval mode never changes it: the normalized kernel, hence the certified function,
+    is the same for every input size (and ``lipschitz_bound`` leaves the layer as it was).
 
     Args:
         in_channels, out_channels: as :class:`torch.nn.Conv2d`.
@@ -166,8 +178,12 @@ class SpectralConv2d(nn.Conv2d):
         device=None,
         dtype=None,
     ) -> None:
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("kernel_size", kernel_size)):  # fmt: skip
+            check_positive_int(value, name, "SpectralConv2d")
         if kernel_size % 2 != 1:
             raise ValueError(f"SpectralConv2d needs an odd kernel_size, got {kernel_size}")
+        _check_power_iterations(n_power_iterations, "SpectralConv2d")
         super().__init__(
             in_channels,
             out_channels,
@@ -188,8 +204,9 @@ class SpectralConv2d(nn.Conv2d):
                 f"SpectralConv2d: expected {self.in_channels} input channels, "
                 f"got shape {tuple(x.shape)}"
             )
-        norm = self.parametrizations.weight[0]
-        norm.set_input_shape(tuple(x.shape[1:]), self.parametrizations.weight.original)
+        if self.training:  # eval mode keeps its vector: the certified map never changes
+            norm = self.parametrizations.weight[0]
+            norm.set_input_shape(tuple(x.shape[1:]), self.parametrizations.weight.original)
         return super().forward(x)
 
     def lipschitz_bound(self) -> float:

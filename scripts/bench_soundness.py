@@ -1,0 +1,183 @@
+"""Soundness of certified W1 values on the data users have: the slow part of the suite.
+
+Sections (all by default):
+  null      discrete nulls (P and Q two samples of one law: binary, categorical, rounded
+            reals, a handful of atoms), 40 seeds each, ``estimate_w1`` defaults (steps
+            capped by --steps): how many seeds give p < 0.05, or an interval above 0?
+            A valid certificate keeps both at about 5% or less.
+  insample  every data class of tests/soundness/data_classes.py x seeds, holdout=0: the
+            certified value against the exact W1 of the original values (POT on float64 /
+            int64 data); a value above it is a false certificate.
+  offset    float64 data with and without +1e8: how far does the held-out value move?
+
+Writes benchmarks/soundness.json (updated after every row) and prints markdown tables.
+Run: .venv/bin/python scripts/bench_soundness.py [--sections null insample offset]
+     [--seeds 40] [--steps 500] [--tables]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_layers import machine  # noqa: E402
+
+from tests.soundness.data_classes import CLASSES, data_scale, reference_w1  # noqa: E402
+from wgan_lip import estimate_w1  # noqa: E402
+from wgan_lip.jsonio import dumps_strict  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "soundness.json"
+ALPHA = 0.05
+REL = 1e-9
+
+
+def binary(rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, 2, (1000, 6)).astype(np.float32)
+
+
+def categorical(rng: np.random.Generator) -> np.ndarray:
+    return rng.choice(5, size=(1000, 1), p=[0.4, 0.3, 0.15, 0.1, 0.05]).astype(np.int64)
+
+
+def rounded_reals(rng: np.random.Generator) -> np.ndarray:
+    return np.round(rng.normal(size=(1000, 3)), 1)
+
+
+def few_atoms(rng: np.random.Generator) -> np.ndarray:
+    atoms = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0]])
+    return atoms[rng.choice(3, size=500, p=[0.5, 0.3, 0.2])]
+
+
+NULLS = {"binary {0,1}^6": binary, "categorical (5 levels)": categorical,
+         "rounded reals (0.1)": rounded_reals, "3 atoms in 2-D": few_atoms}  # fmt: skip
+
+
+def save(section: str, key: str, row: dict) -> None:
+    """Merge one row into the JSON (sections may run in parallel processes)."""
+    OUT.parent.mkdir(exist_ok=True)
+    with open(OUT.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(OUT.read_text()) if OUT.exists() else {}
+        results.setdefault(section, {})[key] = row
+        results["machine"] = machine()
+        OUT.write_text(dumps_strict(results, indent=1))
+
+
+def run_null(seeds: int, steps: int) -> None:
+    for name, draw in NULLS.items():
+        rejects, above, either, values = 0, 0, 0, []
+        start = time.perf_counter()
+        for s in range(seeds):
+            rng = np.random.default_rng(10_000 + s)
+            p, q = draw(rng), draw(rng)
+            est = estimate_w1(p, q, seed=s, steps=steps, progress=False)
+            rejects += est.p_value < ALPHA
+            above += est.ci_low > 0
+            either += est.p_value < ALPHA or est.ci_low > 0
+            values.append(est.value)
+            print(f"  null {name} seed {s}: value {est.value:+.4f} [{est.ci_low:+.4f}, "
+                  f"{est.ci_high:+.4f}] p={est.p_value:.3f}", flush=True)  # fmt: skip
+        row = {"seeds": seeds, "steps": steps, "p_below_alpha": rejects, "ci_above_0": above,
+               "either": either, "rate": either / seeds, "mean_value": float(np.mean(values)),
+               "seconds": time.perf_counter() - start}  # fmt: skip
+        save("null", name, row)
+        print(name, row, flush=True)
+
+
+def run_insample(seeds: int, steps: int) -> None:
+    for name, gen in CLASSES.items():
+        worst, lies, start = -np.inf, 0, time.perf_counter()
+        for s in range(seeds):
+            rng = np.random.default_rng(20_000 + s)
+            p, q = gen(rng, int(rng.integers(50, 400)))
+            exact = reference_w1(p, q)
+            est = estimate_w1(p, q, holdout=0, seed=s, steps=steps, progress=False)
+            scale = max(exact, data_scale(p, q), 1e-300)
+            excess = (est.value - exact) / scale
+            worst = max(worst, excess)
+            lies += est.value > exact * (1 + REL) + REL * data_scale(p, q)
+        row = {
+            "seeds": seeds,
+            "steps": steps,
+            "false_certificates": int(lies),
+            "worst_excess_relative": float(worst),
+            "seconds": time.perf_counter() - start,
+        }
+        save("insample", name, row)
+        print(name, row, flush=True)
+
+
+def run_offset(seeds: int, steps: int) -> None:
+    moves = []
+    start = time.perf_counter()
+    for s in range(seeds):
+        rng = np.random.default_rng(30_000 + s)
+        p = rng.normal(size=(1000, 2))
+        q = rng.normal(size=(1000, 2)) + rng.uniform(0, 1, size=2)
+        a = estimate_w1(p, q, seed=s, steps=steps, progress=False)
+        b = estimate_w1(p + 1e8, q + 1e8, seed=s, steps=steps, progress=False)
+        moves.append(abs(a.value - b.value) / max(abs(a.value), 1e-12))
+    row = {"seeds": seeds, "steps": steps, "max_relative_move": float(max(moves)),
+           "median_relative_move": float(np.median(moves)),
+           "seconds": time.perf_counter() - start}  # fmt: skip
+    save("offset", "float64 + 1e8", row)
+    print(row, flush=True)
+
+
+def print_tables(results: dict) -> None:
+    m = results.get("machine", {})
+    print(f"Machine: {m.get('cpu', '?')}, torch {m.get('torch', '?')}, {m.get('date', '?')}\n")
+    if "null" in results:
+        print("| discrete null (W1 = 0) | seeds | p < 0.05 | CI above 0 | either | mean value |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, r in results["null"].items():
+            print(f"| {name} | {r['seeds']} | {r['p_below_alpha']} | {r['ci_above_0']} | "
+                  f"{r['either']} ({100 * r['rate']:.1f}%) | {r['mean_value']:+.4f} |")  # fmt: skip
+        print()
+    if "insample" in results:
+        print("| data class | seeds | in-sample value > exact W1 | worst (value - exact) / scale |")
+        print("|---|---:|---:|---:|")
+        for name, r in results["insample"].items():
+            print(f"| {name} | {r['seeds']} | {r['false_certificates']} | "
+                  f"{r['worst_excess_relative']:.2e} |")  # fmt: skip
+        print()
+    if "offset" in results:
+        for name, r in results["offset"].items():
+            print(
+                f"Held-out value, {name} vs original, {r['seeds']} seeds: largest relative "
+                f"move {r['max_relative_move']:.2e}, median {r['median_relative_move']:.2e}."
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sections", nargs="+", default=["null", "insample", "offset"],
+                    choices=["null", "insample", "offset"])  # fmt: skip
+    ap.add_argument("--seeds", type=int, default=40, help="seeds per null class")
+    ap.add_argument("--insample-seeds", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=500, help="training steps cap per estimate")
+    ap.add_argument("--tables", action="store_true", help="print the tables of the JSON")
+    args = ap.parse_args()
+    if args.tables:
+        print_tables(json.loads(OUT.read_text()))
+        return
+    if "null" in args.sections:
+        run_null(args.seeds, args.steps)
+    if "insample" in args.sections:
+        run_insample(args.insample_seeds, min(args.steps, 200))
+    if "offset" in args.sections:
+        run_offset(10, args.steps)
+    print_tables(json.loads(OUT.read_text()))
+
+
+if __name__ == "__main__":
+    main()

@@ -51,6 +51,7 @@ from wgan_lip.gan import (
     train_feature_net,
 )
 from wgan_lip.gan.images import sample_grid, toy_scatter
+from wgan_lip.jsonio import dumps_strict, write_json_strict
 from wgan_lip.layers import lipschitz_bound
 from wgan_lip.w1 import kr_dual
 
@@ -327,7 +328,7 @@ def bench_sweep(names: list[str], seconds: float) -> dict:
                                       **change.get("architecture", {})}  # fmt: skip
             w1 = {n: toy_run(n, SWEEP_SEED, "hard", kw, seconds) for n in names}
             rows.append({"settings": kw, "exact_w1": w1})
-            print(f"sweep {json.dumps(kw)}: " + ", ".join(f"{n} {v:.3f}" for n, v in w1.items()),
+            print(f"sweep {dumps_strict(kw)}: " + ", ".join(f"{n} {v:.3f}" for n, v in w1.items()),
                   flush=True)  # fmt: skip
         return rows
 
@@ -460,8 +461,8 @@ def sweep_table(sweep: dict) -> list[str]:
     for r in sweep["rows"]:
         rank = f"{r['mean_rank']:.2f}" if "mean_rank" in r else ""
         cells = " | ".join(f"{r['exact_w1'][n]:.3f}" for n in names)
-        lines.append(f"| `{json.dumps(r['settings'])}` | {cells} | {rank} |")
-    lines += ["", f"Winner: `{json.dumps(sweep['winner'])}`"]
+        lines.append(f"| `{dumps_strict(r['settings'])}` | {cells} | {rank} |")
+    lines += ["", f"Winner: `{dumps_strict(sweep['winner'])}`"]
     return lines
 
 
@@ -481,7 +482,7 @@ def tables(results: dict) -> str:
         for r in sw["rows"]:
             cells = " | ".join(f"{r['exact_w1'][c]:.3f}" for c in cols)
             lines.append(f"| {r['settings']['ema_decay']} | {cells} | {r['mean']:.3f} |")
-        lines += ["", f"Winner: `{json.dumps(sw['winner'])}`", ""]
+        lines += ["", f"Winner: `{dumps_strict(sw['winner'])}`", ""]
     s = results.get("summary", {}).get("toys", {})
     if s:
         secs = results["config"]["toy_seconds"]
@@ -621,7 +622,7 @@ def main() -> None:
     results["summary"] = summarize(results)
     results["machine"] = machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
+    write_json_strict(args.out, results)
     print(tables(results))
 
 

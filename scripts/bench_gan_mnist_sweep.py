@@ -32,6 +32,7 @@ from gpu_check import recipe
 from wgan_lip.errors import InputError
 from wgan_lip.gan import WGAN, ImageDataModule, confident_classes, generate
 from wgan_lip.gan.features import load_feature_net
+from wgan_lip.jsonio import dumps_strict, write_json_strict
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "gan" / "mnist_sweep.json"
@@ -78,7 +79,7 @@ def trial(model_kw: dict, batch: int, minutes: float, evals: int, seed: int, dat
                "confident": round(classes["confident"], 4),
                "min_class_share": round(classes["min_class_share"], 4)}  # fmt: skip
         rows.append(row)
-        print(json.dumps(row), flush=True)
+        print(dumps_strict(row), flush=True)
 
     info = train_one(module, dm, minutes * 60.0, evals, snapshot)
     return rows, info
@@ -181,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)
         results = json.loads(OUT.read_text()) if OUT.exists() else {}
         results[args.tag] = entry
-        tmp = OUT.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1) + "\n")
-        tmp.replace(OUT)
+        write_json_strict(OUT, results)
     return 0
 
 

@@ -32,6 +32,7 @@ from wgan_lip.gan import (
 )
 from wgan_lip.gan.features import load_feature_net
 from wgan_lip.gan.refine import DEFAULT_REFINE_LR
+from wgan_lip.jsonio import dumps_strict
 from wgan_lip.plotting import save_atomic
 
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             print(tables([row]).splitlines()[-1], flush=True)
     result = {"n": args.n, "seed": args.seed, "lr": args.lr, "dataset": args.dataset,
               "checkpoints": list(args.checkpoints), "rows": rows}  # fmt: skip
-    text = json.dumps(result, indent=1) + "\n"
+    text = dumps_strict(result, indent=1) + "\n"
     save_atomic(lambda tmp: Path(tmp).write_text(text), args.out)
     print(tables(rows))
     return 0

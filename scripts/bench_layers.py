@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wgan_lip.jsonio import write_json_strict
 from wgan_lip.layers import AOLConv2d, BCOPConv2d, BjorckLinear, CayleyConv2d, SLLConv2d
 
 
@@ -240,7 +240,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"machine": machine(), "repeats": args.repeats, "results": results,
                "throughput": throughput}  # fmt: skip
-    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    write_json_strict(args.out, payload, indent=2)
     print(table(results, ref))
     print(throughput_table(throughput))
     print(f"\nwrote {args.out}")

@@ -54,6 +54,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_layers import machine
 
+from wgan_lip.jsonio import write_json_strict
 from wgan_lip.layers import known_input_sizes, lipschitz_bound, register_lipschitz_bound
 from wgan_lip.layers.sll import sll_block_bound
 from wgan_lip.models import aol_convnet, lipschitz_convnet, lipschitz_mlp, sll_convnet
@@ -360,7 +361,7 @@ def main() -> None:
     if args.tables:
         parts = sorted(PARTS.rglob("*.json"))
         results = [json.loads(f.read_text()) for f in parts]
-        OUT.write_text(json.dumps({"results": results, "published": PUBLISHED}, indent=1))
+        write_json_strict(OUT, {"results": results, "published": PUBLISHED})
         print(tables(results))
         return
     torch.set_num_threads(args.threads)
@@ -368,7 +369,7 @@ def main() -> None:
         result = run(name, args)
         path = part_path(name, args)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1))
+        write_json_strict(path, result)
         print(tables([result]).split("\n\nPublished")[0], flush=True)
 
 

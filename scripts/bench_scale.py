@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_layers import machine  # noqa: E402
 from make_large_problem import make_problem  # noqa: E402
 
+from wgan_lip.jsonio import dumps_strict, write_json_strict  # noqa: E402
+
 OUT = ROOT / "benchmarks" / "scale.json"
 GOALS = {"n": 1_000_000, "minutes": 15, "rss_gib": 2.0, "rel_error": 0.03}
 
@@ -73,7 +75,7 @@ def _peak(cmd: list[str]) -> int:
     proc = subprocess.Popen(cmd)
     _, status, usage = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    print(json.dumps({"peak_rss_kib": usage.ru_maxrss, "seconds": time.perf_counter() - start}))
+    print(dumps_strict({"peak_rss_kib": usage.ru_maxrss, "seconds": time.perf_counter() - start}))
     return code
 
 
@@ -110,9 +112,10 @@ def exact_row(row: dict, max_gib: float, timeout: float) -> dict:
         out["exact"] = f"not run: needs {need:,.1f} GiB (limit {max_gib:g} GiB)"
         return out
     code = (
-        "import sys, json, numpy as np; from wgan_lip.ot import exact_w1; "
+        "import sys, numpy as np; from wgan_lip.ot import exact_w1; "
+        "from wgan_lip.jsonio import dumps_strict; "
         f"p=np.load({row['p']!r}); q=np.load({row['q']!r}); "
-        f"print(json.dumps({{'exact': exact_w1(p, q, max_bytes={int(max_gib * 2**30)})}}))"
+        f"print(dumps_strict({{'exact': exact_w1(p, q, max_bytes={int(max_gib * 2**30)})}}))"
     )
     run = measured([sys.executable, "-c", code], timeout)
     if run["code"] != 0:
@@ -211,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         row = estimate_row(n, work, args.seed, args.timeout)
         row.update(exact_row(row, args.max_exact_gib, args.timeout))
         data["sizes"].append(row)
-        print(json.dumps({k: v for k, v in row.items() if k not in ("p", "q")}), flush=True)
+        print(dumps_strict({k: v for k, v in row.items() if k not in ("p", "q")}), flush=True)
         if n == GOALS["n"]:
             data["goals_met"] = {
                 "minutes": row["wall_seconds"] / 60 <= GOALS["minutes"],
@@ -222,15 +225,13 @@ def main(argv: list[str] | None = None) -> int:
         mid = next((r for r in data["sizes"] if r["n_per_side"] == 100_000), data["sizes"][0])
         data["ddp"] = ddp_scaling(mid["p"], mid["q"], args.ddp_steps, args.ddp_repeats, 512)
         data["ddp"]["n_per_side"] = mid["n_per_side"]
-        print(json.dumps(data["ddp"]), flush=True)
+        print(dumps_strict(data["ddp"]), flush=True)
     if not args.keep:
         for r in data["sizes"]:
             for f in (r["p"], r["q"]):
                 Path(f).unlink(missing_ok=True)
     OUT.parent.mkdir(exist_ok=True)
-    tmp = OUT.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, OUT)
+    write_json_strict(OUT, data)
     print(tables(data))
     return 0
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -22,6 +21,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from wgan_lip.jsonio import write_json_strict
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_S = 1.5
@@ -76,7 +77,7 @@ def main() -> None:
         "rows": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_json_strict(args.out, result, indent=2)
     print(f"goal met: {help_ok}; wrote {args.out}")
 
 

@@ -42,6 +42,7 @@ from wgan_lip.data import (
     eight_gaussians,
     two_moons,
 )
+from wgan_lip.jsonio import write_json_strict
 
 OUT = Path(__file__).resolve().parent.parent / "benchmarks" / "w1.json"
 ESTIMATORS = {"previous": {"critic": "groupsort"}, "family": {}}
@@ -69,7 +70,7 @@ def save(section: str, rows) -> None:
         results = json.loads(OUT.read_text()) if OUT.exists() else {}
         results[section] = rows
         results["machine"] = machine()
-        OUT.write_text(json.dumps(results, indent=1))
+        write_json_strict(OUT, results)
 
 
 def _row(name, prob, n, est, pop, label) -> dict:

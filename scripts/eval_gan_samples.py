@@ -18,7 +18,6 @@ images for both. ``--grid`` saves 64 of the samples as a PNG.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -36,6 +35,7 @@ from wgan_lip.gan import (
 )
 from wgan_lip.gan.features import load_feature_net
 from wgan_lip.gan.images import sample_grid
+from wgan_lip.jsonio import dumps_strict
 from wgan_lip.plotting import save_atomic
 
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.grid:
         save_atomic(lambda tmp: save_image(sample_grid(samples["generated"][:64]), tmp), args.grid)
     if args.out:
-        text = json.dumps(result, indent=1) + "\n"
+        text = dumps_strict(result, indent=1) + "\n"
         save_atomic(lambda tmp: Path(tmp).write_text(text), args.out)
     return 0
 

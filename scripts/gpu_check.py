@@ -70,6 +70,8 @@ from bench_layers import (  # noqa: E402
     sval_error,
 )
 
+from wgan_lip.jsonio import dumps_strict, write_json_strict  # noqa: E402
+
 OUT = ROOT / "benchmarks" / "gpu.json"
 SMOKE_OUT = ROOT / "benchmarks" / "gpu_smoke.json"
 PART_NAMES = {1: "layers", 2: "w1", 3: "robust", 4: "gan", 5: "ddp"}
@@ -203,9 +205,7 @@ def finite(obj):
 
 def save(path: Path, doc: dict) -> None:
     """Write ``doc`` atomically (a kill mid-write leaves the previous version)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(finite(doc), indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json_strict(path, finite(doc))
 
 
 def one_line(e: BaseException) -> str:
@@ -516,7 +516,7 @@ def ddp_child(accelerator: str, n: int) -> None:
     est = estimate_w1(p, q, steps=300, seed=0, progress=False, accelerator=accelerator,
                       devices=2)  # fmt: skip
     d = est.to_dict()
-    print(json.dumps(finite({
+    print(dumps_strict(finite({
         "problem": f"translation d=32, |s| = 1, {n} x {n}", "exact_w1": prob.w1,
         **{k: d[k] for k in ("value", "ci_low", "ci_high", "steps", "train_seconds", "stopped",
                              "critic_name", "lipschitz_bound")},

@@ -15,7 +15,6 @@ temporary name and renamed when complete, so an interrupted run leaves nothing h
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -23,6 +22,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from wgan_lip.jsonio import dumps_strict, write_json_strict
 
 
 def _chunks(n: int, chunk: int):
@@ -72,9 +73,7 @@ def write_side(
         write_npy(folder / f, m, dim, fill, chunk)
         files.append(f)
         rows.append(m)
-    tmp = folder / "manifest.json.partial"
-    tmp.write_text(json.dumps({"shards": files, "rows": rows}, indent=1))
-    os.replace(tmp, folder / "manifest.json")
+    write_json_strict(folder / "manifest.json", {"shards": files, "rows": rows})
     return str(folder)
 
 
@@ -96,7 +95,7 @@ def make_problem(
         "n_p": n, "n_q": n_q, "dim": dim, "shift": shift, "base": base, "seed": seed,
         "shards": shards, "p": p, "q": q, "bytes_per_side": 4 * n * dim,
     }  # fmt: skip
-    (out / "problem.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json_strict(out / "problem.json", record)
     return record
 
 
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     record = make_problem(args.out, args.n, args.dim, args.shift, args.base, args.seed,
                           args.shards, args.chunk, args.n_q)  # fmt: skip
-    print(json.dumps({**record, "seconds": round(time.perf_counter() - start, 1)}))
+    print(dumps_strict({**record, "seconds": round(time.perf_counter() - start, 1)}))
     return 0
 
 

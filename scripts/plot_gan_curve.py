@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
+
+from wgan_lip.jsonio import write_json_strict
 
 KEYS = (
     "val/estimate_w1",
@@ -113,7 +114,7 @@ def main() -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     plot(curve, args.out, args.title or args.run.name)
-    args.out.with_suffix(".json").write_text(json.dumps(curve, indent=1))
+    write_json_strict(args.out.with_suffix(".json"), curve)
     print(f"wrote {args.out} ({len(curve)} points)")
     return 0
 

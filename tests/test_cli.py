@@ -228,3 +228,150 @@ def test_readme_lists_exactly_the_mistakes_that_are_tested():
     assert items == set(README_MISTAKES), items ^ set(README_MISTAKES)
     cases = {match for _, match in BAD_INPUT_CASES}
     assert set(README_MISTAKES.values()) <= cases
+
+
+# ----- outputs that cannot be written: refused before training, or one line after -----
+
+
+def _unwritable_folder(tmp_path):
+    """A folder in which this process cannot create files (``/sys`` refuses even root),
+    or skip."""
+    import tempfile
+
+    for candidate in ("/sys", "/proc"):
+        try:
+            fd, probe = tempfile.mkstemp(dir=candidate)
+        except OSError:
+            return candidate
+        os.close(fd)
+        os.unlink(probe)
+    if os.geteuid() != 0:
+        folder = tmp_path / "locked"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return str(folder)
+    pytest.skip("no unwritable folder to test with")
+
+
+def test_plot_into_an_unwritable_folder_is_refused_before_training(pair_files, tmp_path):
+    folder = _unwritable_folder(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wgan_lip.cli", "w1", str(pair_files / "p.npy"),
+         str(pair_files / "q.npy"), "--steps", "5", "--plot", f"{folder}/critic.png"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr.count("\n") == 1 and "--plot: cannot write to" in proc.stderr
+    assert "W1 critic" not in proc.stderr  # no training started
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("json_flag", [["--json"], []])
+def test_w1_output_to_a_full_disk_is_one_line_exit_2(pair_files, json_flag):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "wgan_lip.cli", "w1", str(pair_files / "p.npy"),
+             str(pair_files / "q.npy"), "--steps", "5", "--no-progress", *json_flag],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "cannot write the result to standard output (No space left" in proc.stderr
+
+
+# ----- wgan-lip fit | validate | test -----
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+TINY_W1 = ["--config", str(REPO / "configs/w1/sphere_d8.yaml"), "--data.init_args.n=200",
+           "--model.init_args.widths=[16]", "--trainer.max_steps=5"]  # fmt: skip
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("wgan-lip: error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize("command", ["validate", "test"])
+def test_validate_and_test_without_a_checkpoint_are_refused(command, tmp_path, capsys):
+    root = tmp_path / "run"
+    code = main([command, *TINY_W1, "--trainer.default_root_dir", str(root)])
+    assert code == 2 and "pass --ckpt_path" in _one_line(capsys)
+    assert not root.exists()
+
+
+@pytest.mark.parametrize("ckpt", ["last", "best"])
+def test_fit_with_a_named_checkpoint_that_is_not_there_is_refused(ckpt, tmp_path, capsys):
+    root = tmp_path / "run"
+    code = main(["fit", *TINY_W1, "--trainer.default_root_dir", str(root), "--ckpt_path", ckpt])
+    line = _one_line(capsys)
+    assert code == 2 and f"--ckpt_path {ckpt}" in line, line
+    assert not root.exists()  # refused before a fresh run started
+
+
+def test_fit_into_an_unwritable_folder_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    folder = _unwritable_folder(tmp_path)
+    monkeypatch.chdir(folder)  # the config's default_root_dir is relative: runs/w1/...
+    code = main(["fit", *TINY_W1])
+    line = _one_line(capsys)
+    assert code == 2 and "trainer.default_root_dir" in line and "cannot write" in line
+
+
+def _module_configs(data_root) -> dict[str, list[str]]:
+    """One tiny config of each module kind: W1 critic, WGAN, classifier."""
+    gan = ["--config", str(REPO / "configs/gan/toy_25gaussians_hard.yaml"),
+           "--model.init_args.architecture.critic_widths=[16]",
+           "--model.init_args.architecture.generator_widths=[16]",
+           "--model.init_args.eval_samples=200", "--model.init_args.estimate_steps=5",
+           "--data.init_args.n_train=512", "--data.init_args.n_val=200",
+           "--trainer.max_steps=6", "--trainer.val_check_interval=5"]  # fmt: skip
+    clf = ["--config", str(REPO / "configs/robust/mnist_fc3_cpu.yaml"),
+           "--data.init_args.dataset=uci-digits", f"--data.init_args.data_root={data_root}",
+           "--data.init_args.n_val=200", "--model.init_args.widths=[32]",
+           "--trainer.max_steps=3", "--trainer.limit_train_batches=3"]  # fmt: skip
+    return {"w1": TINY_W1, "wgan": gan, "classifier": clf}
+
+
+@pytest.mark.parametrize("kind", ["w1", "wgan", "classifier"])
+def test_every_module_kind_validates_its_own_checkpoint(kind, data_root, tmp_path, capsys):
+    """``validate`` runs under inference mode: the WGAN's certified W1 metric trains a fresh
+    critic there, which crashed with 'Inference tensors do not track version counter'."""
+    root = tmp_path / kind
+    args = [*_module_configs(data_root)[kind], "--trainer.default_root_dir", str(root),
+            "--trainer.logger=false", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    assert main(["fit", *args]) == 0
+    capsys.readouterr()
+    code = main(["validate", *args, "--ckpt_path", str(root / "checkpoints/last.ckpt")])
+    out, err = capsys.readouterr()
+    # (not "no Traceback": in-process, Lightning's console handler may still hold an
+    # earlier test's closed stderr and print a logging error)
+    assert code == 0 and "Inference tensors" not in err, err[-2000:]
+    assert "Validate metric" in out and "val/" in out, out
+
+
+# ----- wgan-lip certify -----
+
+
+def test_certify_refuses_a_plain_tensor_checkpoint_in_one_line(tmp_path, capsys):
+    import torch
+
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    code = main(["certify", "--checkpoint", str(tmp_path / "tensor.pt"), "--data", "uci-digits"])
+    line = _one_line(capsys)
+    assert code == 2 and "holds a Tensor, not a LipschitzClassifier checkpoint" in line
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "match"),
+    [
+        ("--restarts", "99999999999999999999", "must be at most 1,000"),
+        ("--attack-steps", "1000000", "must be at most 10,000"),
+        ("--eps", "inf", "finite"),
+        ("--eps", "nan", "finite"),
+    ],
+)
+def test_certify_refuses_an_attack_that_would_never_end(tmp_path, capsys, flag, value, match):
+    with pytest.raises(SystemExit) as exc:
+        main(["certify", "--checkpoint", str(tmp_path / "c.ckpt"), "--data", "mnist", flag, value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and flag in err[0] and match in err[0], err

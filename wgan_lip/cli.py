@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import os
 import signal
 import sys
 import threading
@@ -18,6 +18,8 @@ from typing import NoReturn
 
 from . import __version__
 from .errors import InputError
+from .jsonio import dumps_strict
+from .limits import MAX_ATTACK_STEPS, MAX_RESTARTS, MAX_SEED
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 SLICED_ROWS = 20_000  # per side: sliced W1 of larger sources is computed on a subsample
@@ -58,7 +60,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
-MAX_SEED = 2**32 - 1
+def _int_up_to(top: int):
+    """An argparse type: a positive integer of at most ``top``."""
+
+    def parse(text: str) -> int:
+        value = _positive_int(text)
+        if value > top:
+            raise argparse.ArgumentTypeError(f"must be at most {top:,}, got {text}")
+        return value
+
+    return parse
 
 
 def _seed(text: str) -> int:
@@ -166,10 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--attack", choices=("pgd", "none"), default="pgd",
                       help="L2 PGD attack that checks every certificate (default pgd; none "
                            "skips it)")  # fmt: skip
-    cert.add_argument("--attack-steps", type=_positive_int, default=50,
-                      help="PGD steps per restart (default 50)")  # fmt: skip
-    cert.add_argument("--restarts", type=_positive_int, default=3,
-                      help="PGD random restarts (default 3)")  # fmt: skip
+    cert.add_argument("--attack-steps", type=_int_up_to(MAX_ATTACK_STEPS), default=50,
+                      help=f"PGD steps per restart (default 50, at most "
+                           f"{MAX_ATTACK_STEPS:,})")  # fmt: skip
+    cert.add_argument("--restarts", type=_int_up_to(MAX_RESTARTS), default=3,
+                      help=f"PGD random restarts (default 3, at most "
+                           f"{MAX_RESTARTS:,})")  # fmt: skip
     cert.add_argument("--n", type=_positive_int, default=None,
                       help="certify the first N test images (default all)")  # fmt: skip
     cert.add_argument("--json", action="store_true", help="print one JSON object")
@@ -252,7 +265,7 @@ def run_w1(args: argparse.Namespace) -> int:
     if exact is not None:
         result["exact_w1"] = exact
     if args.json:
-        print(json.dumps(result))
+        _write_stdout(dumps_strict(result))
         return _interrupted_exit(est)
     kind = "certified" if est.certified else "NOT certified (penalty/clipping critic)"
     if est.critic_name and est.critic_name != critic:
@@ -277,8 +290,37 @@ def run_w1(args: argparse.Namespace) -> int:
     rows.append(("steps / time", f"{est.steps} ({est.stopped}), {est.seconds:.1f} s"))
     if args.plot:
         rows.append(("plot", args.plot))
-    print(_table(rows))
+    _write_stdout(_table(rows))
     return _interrupted_exit(est)
+
+
+def _write_stdout(text: str) -> None:
+    """Print ``text`` (and a newline) whole and flushed, so that a standard output that
+    cannot take it (a full disk, ``> /dev/full``, a closed pipe) is a one-line
+    :class:`InputError` here, not a traceback at interpreter exit."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except OSError as e:
+        _silence_stdout()
+        raise InputError(
+            f"cannot write the result to standard output ({e.strerror or type(e).__name__}); "
+            "free some space or redirect it elsewhere"
+        ) from None
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device: what is still buffered must not fail
+    again (with a traceback) when the interpreter flushes it on exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in a test)
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def _interrupted_exit(est) -> int:
@@ -311,16 +353,20 @@ def run_certify(args: argparse.Namespace) -> int:
                      attack=None if args.attack == "none" else "pgd",
                      attack_steps=args.attack_steps, attack_restarts=args.restarts)  # fmt: skip
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "data": args.data, **report.to_dict()}))
+        _write_stdout(dumps_strict({"checkpoint": args.checkpoint, "data": args.data,
+                                    **report.to_dict()}))  # fmt: skip
     else:
-        print(f"checkpoint       {args.checkpoint}")
-        print(f"data             {args.data} test, {report.n:,} images")
-        print(f"Lipschitz bound  {report.lipschitz_bound:.6f}")
-        print(f"clean accuracy   {report.clean:.4f}")
-        print("eps (L2)  certified  attacked  violations")
+        lines = [
+            f"checkpoint       {args.checkpoint}",
+            f"data             {args.data} test, {report.n:,} images",
+            f"Lipschitz bound  {report.lipschitz_bound:.6f}",
+            f"clean accuracy   {report.clean:.4f}",
+            "eps (L2)  certified  attacked  violations",
+        ]
         for r in report.radii:
             attacked = "-" if r.attacked is None else f"{r.attacked:.4f}"
-            print(f"{r.eps:<9g} {r.certified:<10.4f} {attacked:<9} {r.violations}")
+            lines.append(f"{r.eps:<9g} {r.certified:<10.4f} {attacked:<9} {r.violations}")
+        _write_stdout("\n".join(lines))
     if report.violations:
         message = (f"{report.violations} certified predictions were broken by the attack: "
                    "the certificate is unsound (please report this)")  # fmt: skip

@@ -27,6 +27,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .checkpoints import verify_checkpoint_file
 from .errors import InputError
+from .paths import check_writable_folder
 
 CHECKPOINT_FOLDER = "checkpoints"
 
@@ -157,6 +158,7 @@ class HeldLightningLogs(logging.Handler):
         self.addFilter(_Quiet())
         self.records: list[logging.LogRecord] = []
         self.saved: dict[str, list[logging.Handler]] | None = None
+        self.propagate: dict[str, bool] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
@@ -166,6 +168,10 @@ class HeldLightningLogs(logging.Handler):
         for name in self.LOGGERS:
             logger = logging.getLogger(name)
             self.saved[name] = logger.handlers[:]
+            # held, not passed up to the ``lightning`` logger's console handler either
+            # (Lightning lets them propagate when the root logger has handlers)
+            self.propagate[name] = logger.propagate
+            logger.propagate = False
             for handler in self.saved[name]:  # handler filters also see child loggers' records
                 if not any(isinstance(f, _Quiet) for f in handler.filters):
                     handler.addFilter(_Quiet())
@@ -175,6 +181,7 @@ class HeldLightningLogs(logging.Handler):
         if self.saved is not None:
             for name, handlers in self.saved.items():
                 logging.getLogger(name).handlers = handlers
+                logging.getLogger(name).propagate = self.propagate.get(name, True)
             self.saved = None
 
     def let_out(self) -> None:
@@ -274,6 +281,8 @@ class WganLipCLI(LightningCLI):
         return None
 
     def instantiate_classes(self) -> None:
+        ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
+        _refuse_an_untrained_evaluation(self.subcommand, ckpt_path)
         super().instantiate_classes()
         trainer = self.trainer
         root = Path(trainer.default_root_dir)
@@ -287,16 +296,58 @@ class WganLipCLI(LightningCLI):
         self.guard.watch([root, root / "lightning_logs", root / "wandb", *logger_dirs],
                          checkpoint_dirs)  # fmt: skip
         self.guard.loggers = trainer.loggers
+        _check_output_folders(root, checkpoint_dirs, logger_dirs)
+        if ckpt_path in ("last", "best"):
+            _check_named_checkpoint(trainer, ckpt_path)
         if callable(getattr(self.datamodule, "load", None)):
             # Read the data now: a missing dataset is refused before a logger starts a run.
             self.datamodule.load()
-        if self.subcommand == "fit" and self.config["fit"].get("ckpt_path") is None:
+        if self.subcommand == "fit" and ckpt_path is None:
             _refuse_a_second_fresh_run(checkpoint_dirs)
         strategy = trainer.strategy
         if type(strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
             strategy.checkpoint_io = SafeCheckpointIO()
         _one_line_state_dict_errors(strategy)
         trainer.callbacks.append(_RunWatch(self.held))
+
+
+def _refuse_an_untrained_evaluation(subcommand: str | None, ckpt_path: str | None) -> None:
+    """``validate`` and ``test`` without ``--ckpt_path`` would report a freshly initialized
+    (untrained) model as if it were a result."""
+    if subcommand in ("validate", "test") and ckpt_path is None:
+        raise InputError(
+            f"{subcommand} needs the trained model: pass --ckpt_path CKPT (a checkpoint of "
+            "wgan-lip fit, e.g. ROOT/checkpoints/last.ckpt)"
+        )
+
+
+def _check_output_folders(root: Path, checkpoint_dirs: list[Path], logger_dirs: list[Path]) -> None:
+    """Every folder the run writes to must be writable, checked before any work (a run
+    that could not write its checkpoints would lose its training)."""
+    check_writable_folder(root, "trainer.default_root_dir (default: the working directory)")
+    for folder in checkpoint_dirs:
+        check_writable_folder(folder, "checkpoint folder (ModelCheckpoint dirpath)")
+    for folder in logger_dirs:
+        check_writable_folder(folder, "logger save_dir")
+
+
+def _check_named_checkpoint(trainer: L.Trainer, ckpt_path: str) -> None:
+    """``--ckpt_path last`` must find a ``last*.ckpt`` in a checkpoint folder (Lightning would
+    warn and start fresh, or evaluate an untrained model); ``best`` exists only within the
+    process of a fit (Lightning would raise a ``ValueError``)."""
+    callbacks = [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
+    if ckpt_path == "best":
+        raise InputError(
+            "--ckpt_path best names the best checkpoint of a fit in the same process; pass "
+            "the file instead (e.g. ROOT/checkpoints/best.ckpt)"
+        )
+    found = set().union(*(cb._find_last_checkpoints(trainer) for cb in callbacks))
+    if not found:
+        where = ", ".join(sorted({str(cb.dirpath) for cb in callbacks})) or "(no ModelCheckpoint)"
+        raise InputError(
+            f"--ckpt_path last: no last checkpoint in {where}; start a new run without "
+            "--ckpt_path, or pass the checkpoint file"
+        )
 
 
 def _refuse_a_second_fresh_run(checkpoint_dirs: list[Path]) -> None:

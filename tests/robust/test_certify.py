@@ -1,5 +1,6 @@
 """Certificates against PGD: certified <= attacked <= clean, never a violation."""
 
+import itertools
 import math
 
 import pytest
@@ -116,3 +117,50 @@ def test_bad_inputs_are_clear_errors():
         certify(lipschitz_mlp(8, (8,), 3), x, y, [-0.1])
     with pytest.raises(InputError, match="unknown attack"):
         certify(lipschitz_mlp(8, (8,), 3), x, y, [0.1], attack="fgsm")
+
+
+def test_attacked_accuracy_never_rises_with_the_radius_even_at_huge_radii():
+    """At eps >= 1e20 the squared norms overflowed float32 and the attack stood still, so
+    attacked accuracy jumped back to clean; now a huge radius is the whole pixel box."""
+    model = _trained()
+    x, y = _blobs(200, seed=3)
+    radii = [0.1, 1.0, 1e20, 1e30, 0.5, 1e300]
+    report = certify(model, x, y, radii, attack_steps=20, attack_restarts=1)
+    by_eps = {r.eps: r.attacked for r in report.radii}
+    ordered = [by_eps[e] for e in sorted(radii)]
+    assert all(a >= b for a, b in itertools.pairwise(ordered)), by_eps
+    assert all(a <= report.clean for a in ordered)
+    assert by_eps[1e20] <= by_eps[1.0] and by_eps[1e20] < report.clean
+    assert report.violations == 0
+
+
+def test_pgd_at_a_huge_radius_stays_finite_and_in_the_box():
+    model = _trained()
+    x, y = _blobs(20, seed=4)
+    adv = pgd_l2(model, x, y, eps=1e25, steps=5, restarts=2)
+    assert bool(torch.isfinite(adv).all()) and float(adv.min()) >= 0 and float(adv.max()) <= 1
+    unbounded = pgd_l2(model, x, y, eps=1e20, steps=5, restarts=1, bounds=None)
+    assert bool(torch.isfinite(unbounded).all())
+    with torch.no_grad():
+        assert float(label_margin(model(unbounded), y).max()) < 0  # every prediction broken
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"eps": [float("inf")]}, "finite"),
+        ({"eps": [float("nan")]}, "finite"),
+        ({"eps": []}, "non-empty"),
+        ({"attack_restarts": 99999999999999999999}, "attack_restarts must be at most"),
+        ({"attack_steps": 10**9}, "attack_steps must be at most"),
+        ({"attack_steps": 0}, "attack_steps must be a positive integer"),
+        ({"attack_restarts": 2.5}, "attack_restarts must be a positive integer"),
+        ({"batch_size": True}, "batch_size must be a positive integer"),
+    ],
+)
+def test_absurd_attack_options_are_refused_in_one_line(options, message):
+    x, y = _blobs(10)
+    kwargs = {"eps": [0.1], **options}
+    with pytest.raises(InputError, match=message) as e:
+        certify(lipschitz_mlp(8, (8,), 3), x, y, **kwargs)
+    assert "\n" not in str(e.value)

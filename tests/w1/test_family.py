@@ -178,3 +178,24 @@ def test_select_takes_the_simplest_member_within_one_standard_error():
     assert fam.names[fam.select()] == "linear"  # 0.95 >= 1.00 - 0.06, and simplest
     assert fam.names[fam.select(one_se=False)] == "mlp:16x2:maxmin"
     assert fam.names[fam.select(one_se=False, exclude=("mlp:16x2:maxmin",))] == "mlp:8x2:maxmin"
+
+
+def test_fewer_steps_than_one_evaluation_interval_still_compares_the_members():
+    """One final monitor check ends every run, so ``steps < eval_every`` compares the members
+    (finite monitor values) instead of reporting ``linear`` by default with -inf values."""
+    p, q = Translation(dim=2, shift=1.0).sample_p(200, 0), Translation(2, 1.0).sample_q(200, 0)
+    est = estimate_w1(p, q, steps=5, progress=False, accelerator="cpu", family=ALL[:5])
+    assert est.steps == 5
+    assert set(est.monitor_values) == set(ALL[:5])
+    assert all(math.isfinite(v) for v in est.monitor_values.values()), est.monitor_values
+
+
+@pytest.mark.parametrize("members", [("linear",), ("transport",), ("linear", "transport")])
+def test_a_family_of_closed_form_members_alone_needs_no_optimizer_step(members):
+    problem = Translation(dim=2, shift=1.0)
+    p, q = problem.sample_p(300, seed=0), problem.sample_q(300, seed=1)
+    est = estimate_w1(p, q, family=members, steps=5, progress=False, accelerator="cpu")
+    assert est.steps == 0 and est.critic_name in members
+    assert set(est.monitor_values) == set(members)
+    assert all(math.isfinite(v) for v in est.monitor_values.values())
+    assert est.certified and 0.5 < est.value < 1.5

@@ -170,10 +170,13 @@ def certified_w1_metric(
         >>> est.certified, est.critic_type, est.steps
         (True, 'groupsort', 5)
     """
-    r = subsample(real, max_samples, seed + 1).flatten(1)
-    f = subsample(fake, max_samples, seed).flatten(1)
-    return estimate_w1(r, f, critic="groupsort", steps=steps, seed=seed, progress=False,
-                       accelerator="cpu", devices=1)  # fmt: skip
+    # Lightning's validate and test run under inference_mode, whose tensors autograd cannot
+    # use: train outside it, on normal copies of the samples.
+    with torch.inference_mode(False), torch.enable_grad():
+        r = subsample(real, max_samples, seed + 1).flatten(1).clone()
+        f = subsample(fake, max_samples, seed).flatten(1).clone()
+        return estimate_w1(r, f, critic="groupsort", steps=steps, seed=seed, progress=False,
+                           accelerator="cpu", devices=1)  # fmt: skip
 
 
 @torch.no_grad()

@@ -2,21 +2,59 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from .margins import label_margin
 
 
+def _norms(v: torch.Tensor) -> torch.Tensor:
+    """Per-row L2 norms without overflow: entries of 1e20 square to infinity in float32,
+    so each row is divided by its largest entry first."""
+    flat = v.flatten(1)
+    top = flat.abs().amax(dim=1).clamp_min(torch.finfo(v.dtype).tiny)
+    return (flat / top[:, None]).norm(dim=1) * top
+
+
 def _l2_normalize(v: torch.Tensor) -> torch.Tensor:
-    norms = v.flatten(1).norm(dim=1).clamp_min(1e-12)
+    norms = _norms(v).clamp_min(1e-12)
     return v / norms.view(-1, *([1] * (v.dim() - 1)))
 
 
 def _project(delta: torch.Tensor, eps: float) -> torch.Tensor:
-    norms = delta.flatten(1).norm(dim=1)
+    norms = _norms(delta)
     factor = (eps / norms.clamp_min(1e-12)).clamp(max=1.0)
     return delta * factor.view(-1, *([1] * (delta.dim() - 1)))
+
+
+def effective_radius(eps: float, x: torch.Tensor, bounds: tuple[float, float] | None) -> float:
+    """``eps``, or the diameter of the box ``bounds`` when that is smaller.
+
+    Inside a box every point is within ``sqrt(d) (high - low)`` of every other, so a larger
+    ball adds nothing; attacking with the smaller radius keeps every step finite however
+    large ``eps`` is (a radius of 1e20 would otherwise overflow float32).
+
+    Args:
+        eps: the L2 radius asked for.
+        x: the inputs ``(n, ...)`` (their per-sample size ``d`` is used).
+        bounds: the valid input range, or None (then ``eps`` is returned).
+
+    Returns:
+        ``min(eps, sqrt(d) * (high - low))``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.robust.attacks import effective_radius
+        >>> x = torch.zeros(3, 4)
+        >>> effective_radius(1e20, x, (0.0, 1.0)), effective_radius(0.5, x, (0.0, 1.0))
+        (2.0, 0.5)
+    """
+    if bounds is None:
+        return eps
+    d = x[0].numel() if len(x) else 1
+    return min(eps, math.sqrt(d) * (bounds[1] - bounds[0]))
 
 
 def pgd_l2(
@@ -60,7 +98,7 @@ def pgd_l2(
         itself: where no start lowers the margin, the clean input is kept.
 
     Raises:
-        ValueError: a negative ``eps``, or ``steps`` or ``restarts`` below 1.
+        ValueError: a negative or infinite ``eps``, or ``steps`` or ``restarts`` below 1.
 
     Example:
         >>> import torch
@@ -74,12 +112,13 @@ def pgd_l2(
         >>> model(adv).argmax(1), round(float((adv - x).norm()), 4)
         (tensor([1]), 0.3)
     """
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+    if not 0 <= eps < math.inf:
+        raise ValueError(f"eps must be finite and >= 0, got {eps}")
     if steps < 1 or restarts < 1:
         raise ValueError(f"pgd_l2 needs steps >= 1 and restarts >= 1, got {steps} and {restarts}")
     if eps == 0:
         return x.clone()
+    eps = effective_radius(eps, x, bounds)
     step_size = step_size if step_size is not None else 2.5 * eps / steps
     was_training = model.training
     model.eval()

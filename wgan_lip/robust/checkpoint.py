@@ -69,11 +69,25 @@ def load_classifier(path: str | os.PathLike) -> LipschitzClassifier:
         ) from None
     except Exception as e:
         raise InputError(f"cannot read checkpoint {str(path)!r} ({type(e).__name__})") from None
-    hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    if not isinstance(ckpt, dict):  # a plain tensor or list saved with torch.save
+        raise InputError(
+            f"{str(path)!r} holds a {type(ckpt).__name__}, not a LipschitzClassifier "
+            "checkpoint (a .ckpt of wgan-lip fit)"
+        )
+    hp = ckpt.get("hyper_parameters", {})
+    if not isinstance(hp, dict):
+        hp = {}
     if "state_dict" not in ckpt or "architecture" not in hp or not hp.get("input_shape"):
         raise InputError(f"{str(path)!r} is not a LipschitzClassifier checkpoint")
     kwargs = {k: v for k, v in hp.items() if not k.startswith("_")}
-    model = LipschitzClassifier(**kwargs)
+    try:
+        model = LipschitzClassifier(**kwargs)
+    except InputError as e:
+        raise InputError(f"checkpoint {str(path)!r} has invalid settings ({e})") from None
+    except (TypeError, ValueError) as e:
+        raise InputError(
+            f"checkpoint {str(path)!r} has invalid settings ({type(e).__name__}: {e})"
+        ) from None
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

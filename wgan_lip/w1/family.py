@@ -587,7 +587,10 @@ class CriticFamily(nn.Module):
                 continue
             s = g(z)
             out[key] = s.unsqueeze(0) if s.dim() == 1 else s
-        return torch.stack([out[key][i] for key, i in self.slots if key in out], dim=1)
+        columns = [out[key][i] for key, i in self.slots if key in out]
+        if not columns:  # trained_only in a family of closed-form members alone
+            return z.new_zeros(len(z), 0)
+        return torch.stack(columns, dim=1)
 
     def forward(self, x: torch.Tensor, trained_only: bool = False) -> torch.Tensor:
         """``(B, K)`` scores of raw samples, in normalized units (what training optimizes)."""

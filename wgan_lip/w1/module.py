@@ -89,6 +89,9 @@ class W1Critic(L.LightningModule):
         h = self.hparams
         if self.is_family:
             self.critic = CriticFamily(input_shape, tuple(h.family))
+            # closed-form members alone: no optimizer step (manual optimization that
+            # never steps), so the run is one monitor check
+            self.automatic_optimization = not self.closed_form_only
             return
         self.critic = build_critic(
             h.critic, input_shape, widths=h.widths, group_size=h.group_size, channels=h.channels
@@ -123,12 +126,18 @@ class W1Critic(L.LightningModule):
         """RMS distance of the data to its centre: the scale of the plateau tolerance."""
         return float(self.critic.scale) * math.sqrt(math.prod(self.critic.input_shape))
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    @property
+    def closed_form_only(self) -> bool:
+        """A family whose members are all closed-form (``linear``, ``transport``): nothing
+        to train; one monitor check compares them."""
+        return self.is_family and not any(self.critic.trained)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
+        if self.closed_form_only:  # no step: the one (final) monitor check compares them
+            return None
         xp, xq = batch
         # one pass: the constrained weights once; normalized units, whatever the data's scale
         scores = self._train_scores(torch.cat([xp, xq]), trained_only=True)
-        if scores.dim() == 2 and scores.shape[1] == 0:  # a family of closed-form members only
-            scores = scores.sum(1) + 0 * sum(p.sum() for p in self.parameters())
         # Under DDP each process holds part of the global batch, maybe unevenly: the
         # objective is weighted so the averaged gradient is that of the global dual.
         objective, dual = global_kr_dual(scores[: len(xp)], scores[len(xp) :])
@@ -144,8 +153,17 @@ class W1Critic(L.LightningModule):
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         # the critic's parameters are its network's (shift and scale are buffers)
         self.constraint.after_step(self.critic, self.hparams.clip_value)
+        trainer = self.trainer
+        if self.closed_form_only or 0 < trainer.max_steps <= trainer.global_step:
+            # The last step: stopping here (rather than letting max_steps end the loop)
+            # makes Lightning run one final monitor check, so a run shorter than an
+            # evaluation interval still compares the family's members and keeps each
+            # member's (and a single critic's) weights at its best check.
+            trainer.should_stop = True
 
     def configure_optimizers(self):
+        if self.closed_form_only:  # nothing to optimize, and no step is ever taken
+            return torch.optim.SGD([{"params": []}], lr=0.0)
         c = self.constraint
         lr = self.hparams.lr or (c.defaults.lr if c.defaults.optimizer == "rmsprop" else DEFAULT_LR)
         params = self.critic.param_groups(lr) if self.is_family else self.critic.parameters()

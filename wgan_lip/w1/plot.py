@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..paths import check_writable_folder
 from ..plotting import critic_figure, save_atomic
 
 
@@ -25,8 +26,8 @@ def check_plot_path(path: str | os.PathLike) -> Path:
         ``path`` as a ``pathlib.Path``.
 
     Raises:
-        InputError: ``path`` is a folder, its folder does not exist, or its suffix is not a
-            format matplotlib can write.
+        InputError: ``path`` is a folder, its folder does not exist or is not writable, or
+            its suffix is not a format matplotlib can write.
 
     Example:
         >>> import tempfile
@@ -52,6 +53,7 @@ def check_plot_path(path: str | os.PathLike) -> Path:
                          f"{str(path / 'critic.png')!r}")  # fmt: skip
     if not path.parent.exists():
         raise InputError(f"--plot: folder {str(path.parent)!r} does not exist")
+    check_writable_folder(path.parent, "--plot")  # refused now, not after training
     fmt = path.suffix.lower().lstrip(".")
     supported = Figure().canvas.get_supported_filetypes()
     if fmt not in supported:

@@ -44,6 +44,9 @@ MODULES = [
     # modules without __all__: their own public functions and classes
     "wgan_lip.errors",
     "wgan_lip.checkpoints",
+    "wgan_lip.jsonio",
+    "wgan_lip.options",
+    "wgan_lip.paths",
     "wgan_lip.penalties",
     "wgan_lip.plotting",
     "wgan_lip.constraints",

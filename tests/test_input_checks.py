@@ -161,3 +161,131 @@ def test_convnet_channels_must_fit_the_group() -> None:
         lipschitz_convnet(1, 8, (6,), 3, group_size=4)
     with pytest.raises(ValueError, match="multiples of group_size 2"):
         lipschitz_convnet(1, 8, (4,), 3, head_widths=(5,))
+
+
+# ----- sample files: every odd file is one line, never a silent misreading -----
+
+
+def _load(path):
+    from wgan_lip.data.sources import load_samples
+
+    return load_samples(str(path))
+
+
+def test_npz_with_extended_precision_or_times_is_one_line_or_exact(tmp_path):
+    exact = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.longdouble)
+    np.savez(tmp_path / "exact.npz", a=exact)
+    assert _load(tmp_path / "exact.npz").data.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    third = exact + np.longdouble(1) / np.longdouble(3)
+    np.savez(tmp_path / "f128.npz", a=third)
+    np.savez(tmp_path / "td.npz", a=np.ones((5, 2), dtype="timedelta64[s]"))
+    for name, match in (("td.npz", "timedelta64"), ("f128.npz", "cannot represent exactly")):
+        if name == "f128.npz" and np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps:
+            continue  # longdouble is float64 on this platform
+        with pytest.raises(InputError, match=match) as e:
+            _load(tmp_path / name)
+        assert "\n" not in str(e.value)
+
+
+def _image_folder(folder, n=4):
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray((rng.random((8, 8)) * 255).astype("uint8")).save(folder / f"{i}.png")
+
+
+def test_an_image_folder_with_a_stray_npy_is_refused_naming_both(tmp_path):
+    """A folder of images that also held one .npy was read as that one array."""
+    _image_folder(tmp_path / "imgs")
+    assert _load(tmp_path / "imgs").event_shape == (1, 8, 8)
+    np.save(tmp_path / "imgs" / "extra.npy", np.zeros((3, 2)))
+    with pytest.raises(InputError, match=r"holds both images \('\d\.png'\) and .npy shards "
+                                         r"\('extra\.npy'\); keep one kind") as e:  # fmt: skip
+        _load(tmp_path / "imgs")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("1,2x\n3,4\n5,6\n7,8\n", r"non-numeric value '2x' in .* line 1, column 2"),
+        ("1_000,2\n3,4\n5,6\n", r"value '1_000' \(digit separators are not allowed: write 1000\)"),
+        ("x,y\n1,2\n3,4_5\n", r"'4_5' .* line 3, column 2"),
+    ],
+)
+def test_csv_typos_are_refused_not_dropped_as_a_header(tmp_path, text, match):
+    (tmp_path / "p.csv").write_text(text)
+    with pytest.raises(InputError, match=match) as e:
+        _load(tmp_path / "p.csv")
+    assert "\n" not in str(e.value)
+
+
+def test_a_csv_header_is_a_first_line_without_any_number(tmp_path):
+    (tmp_path / "p.csv").write_text(",x,y\n0, 1.5,2e1\n1,3,-4\n")
+    assert _load(tmp_path / "p.csv").data.tolist() == [[0.0, 1.5, 20.0], [1.0, 3.0, -4.0]]
+
+
+# ----- estimate_w1: every option checked by name before any data is read -----
+
+
+W1_BAD_OPTIONS = [
+    ({"seed": 2**70}, r"seed must be in \[0, 4294967295\], got 1180591620717411303424"),
+    ({"seed": -1}, r"seed must be in \[0, 4294967295\], got -1"),
+    ({"widths": (0,)}, "widths entries must be positive, got 0"),
+    ({"widths": ()}, "widths must be a non-empty list"),
+    ({"lr": math.nan}, "lr must be a finite number"),
+    ({"lr": -1e-3}, "lr must be a finite number"),
+    ({"max_time": "garbage"}, 'max_time must be a duration "DD:HH:MM:SS"'),
+    ({"max_time": "00:00:00:00"}, "max_time must be a positive duration"),
+    ({"patience": -1}, "patience must be positive, got -1"),
+    ({"steps": 2.5}, "steps must be a positive integer, got 2.5"),
+    ({"steps": True}, "steps must be a positive integer, got True"),
+    ({"batch_size": 2.5}, "batch_size must be a positive integer, got 2.5"),
+    ({"folds": True}, "folds must be a positive integer, got True"),
+    ({"family": "linear"}, "family must be a non-empty list of names"),
+    ({"devices": 0}, "devices must be"),
+    ({"accelerator": "gpux"}, "accelerator must be one of auto, cpu"),
+    ({"progress": "yes"}, "progress must be True or False"),
+]
+
+
+@pytest.mark.parametrize(("options", "match"), W1_BAD_OPTIONS, ids=lambda o: str(o)[:30])
+def test_estimate_w1_refuses_every_bad_option_in_one_line(options, match):
+    from wgan_lip import estimate_w1
+
+    kwargs = {"critic": "groupsort", "steps": 5, "progress": False, "accelerator": "cpu",
+              **options}  # fmt: skip
+    # a source that cannot be read: the options must be refused before any data is
+    with pytest.raises(InputError, match=match) as e:
+        estimate_w1("no-such-file.npy", "no-such-file.npy", **kwargs)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"eval_every": 0}, "eval_every must be positive, got 0"),
+        ({"eval_every": 2.5}, "eval_every must be a positive integer, got 2.5"),
+        ({"holdout": math.nan}, r"holdout must be a finite number in \[0, 1\)"),
+        ({"holdout": True}, r"holdout must be a finite number in \[0, 1\)"),
+    ],
+)
+def test_train_options_check_the_datamodule_options_too(options, match):
+    from wgan_lip.w1.estimate import _train_options
+
+    args = ("groupsort", 1, 5, None, None, None, None, 5, None, "cpu", 1, None, None, None,
+            False, 0)  # fmt: skip
+    with pytest.raises(InputError, match=match):
+        _train_options(*args, **options)
+
+
+def test_good_options_pass_in_plain_python_types():
+    from wgan_lip.w1.estimate import _train_options
+
+    opts = _train_options("family", np.int64(2), np.int32(7), None, [8, 8], ["linear"], 1e-3,
+                          3, "00:00:01:00", "cpu", 1, None, None, None, True, np.uint32(5),
+                          holdout=0.0, eval_every=np.int64(10))  # fmt: skip
+    assert (opts.steps, opts.seed, opts.widths, opts.members) == (7, 5, (8, 8), ("linear",))
+    assert type(opts.steps) is int and type(opts.seed) is int

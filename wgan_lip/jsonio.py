@@ -133,8 +133,10 @@ def write_json_strict(path: str | os.PathLike, obj: Any, *, indent: int | None =
 
 
 def print_json_strict(obj: Any, file: Any = None) -> None:
-    """Print ``obj`` as one line of strict JSON, flushed, so that a failed write (a full
-    disk, a closed pipe) raises here, not at interpreter exit.
+    """Print ``obj`` as one line of strict JSON, flushed.
+
+    Flushed so that a failed write (a full disk, a closed pipe) raises here, not at
+    interpreter exit.
 
     Args:
         obj: a JSON-like value (non-finite numbers become ``null``).

@@ -261,9 +261,9 @@ def test_ragged_csv_names_the_line_and_the_field_counts(tmp_path):
         ),
         (
             lambda d: _write(d / "s.csv", b"1;2\n3;4\n"),
-            r"value '3;4' \(fields must be separated by commas\) in .* line 2, column 1",
+            r"value '1;2' \(fields must be separated by commas\) in .* line 1, column 1",
         ),
-        (lambda d: _write(d / "c.csv", b"1,2,\n3,4,\n"), r"empty field in .* line 2, column 3"),
+        (lambda d: _write(d / "c.csv", b"1,2,\n3,4,\n"), r"empty field in .* line 1, column 3"),
         (
             lambda d: _write(d / "q.csv", b'1,2\n"3,4\n'),
             r"non-numeric value '3,4\\n' in '.*q\.csv' line 2, column 1",

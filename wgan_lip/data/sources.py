@@ -201,8 +201,11 @@ def _keys(keys) -> str:
 
 
 def _read_csv(path: Path, name: str) -> np.ndarray:
-    """The numeric rows of a CSV file; a first line that is not numbers is a header.
+    """The numeric rows of a CSV file; a first line without any number is a header.
 
+    A first line with some numbers and some other cells (``1,2x``) is a typo, not a header:
+    it is refused, naming the cell, rather than silently dropped. Numbers are what
+    :func:`_is_float` accepts (Python's ``float`` syntax without ``_`` digit separators).
     Errors name the line as an editor numbers it (1-based, blank lines counted).
     """
     rows: list[list[float]] = []
@@ -216,16 +219,17 @@ def _read_csv(path: Path, name: str) -> np.ndarray:
                 line_no, end = end + 1, reader.line_num
                 if not row or all(not c.strip() for c in row):
                     continue
-                try:
-                    values = [float(c) for c in row]
-                except ValueError:
-                    if line_no == 1 and not rows:
-                        continue  # a header line
-                    col = next(i for i, c in enumerate(row) if not _is_float(c))
+                bad = [i for i, c in enumerate(row) if not _is_float(c)]
+                if line_no == 1 and len(bad) == len(row) and not _misseparated(row):
+                    continue  # a header line: not one number in it
+                if bad:
+                    hint = " (a first line with numbers is data, not a header)" if (
+                        line_no == 1 and len(bad) < len(row)) else ""  # fmt: skip
                     raise InputError(
-                        f"{name}: {_not_a_number(row[col])} in {where!r} "
-                        f"line {line_no}, column {col + 1}"
-                    ) from None
+                        f"{name}: {_not_a_number(row[bad[0]])} in {where!r} "
+                        f"line {line_no}, column {bad[0] + 1}{hint}"
+                    )
+                values = [float(c) for c in row]
                 if rows and len(values) != len(rows[0]):
                     raise InputError(
                         f"{name}: {where!r} line {line_no} has {len(values)} fields, expected "
@@ -253,9 +257,17 @@ def _read_csv(path: Path, name: str) -> np.ndarray:
     return arr
 
 
+def _misseparated(row: list[str]) -> bool:
+    """Whether a cell of ``row`` is numbers joined by another separator (``1;2``)."""
+    return any(_not_a_number(c).endswith("(fields must be separated by commas)") for c in row)
+
+
 def _not_a_number(c: str) -> str:
+    """Why the CSV cell ``c`` is not a number, for an error message."""
     if not c.strip():
         return "empty field"
+    if "_" in c and _is_float(c.replace("_", "")):
+        return f"value {c!r} (digit separators are not allowed: write {c.replace('_', '')})"
     if any(sep in c for sep in (";", "\t", " ")) and all(
         _is_float(v) for v in re.split(r"[;\s]+", c.strip())
     ):
@@ -264,6 +276,11 @@ def _not_a_number(c: str) -> str:
 
 
 def _is_float(c: str) -> bool:
+    """Whether the CSV cell ``c`` is a number: Python's ``float`` syntax (surrounding
+    spaces, ``1e3``, ``nan``, ``inf`` included) but not its ``1_000`` digit separators,
+    which no other CSV reader takes for a number."""
+    if "_" in c:
+        return False
     try:
         float(c)
     except ValueError:
@@ -459,9 +476,25 @@ def _read_path(spec: str, name: str) -> torch.Tensor | NpyRows:
         ) from None
 
 
+def _refuse_mixed_folder(path: Path, shards: list[Path], name: str) -> None:
+    """A folder is either ``.npy`` shards or images, never both: reading one kind would
+    silently ignore the other (an image folder with a stray ``.npy`` was read as that one
+    array)."""
+    image = next((f for f in path.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES), None)
+    if image is None:
+        return
+    shard = shards[0].name if shards else MANIFEST
+    raise InputError(
+        f"{name}: folder {str(path)!r} holds both images ({str(image.relative_to(path))!r}) "
+        f"and .npy shards ({shard!r}); keep one kind per folder"
+    )
+
+
 def _read_file(spec: str, path: Path, key: str | None, name: str) -> torch.Tensor | NpyRows:
     if path.is_dir():
-        if any(path.glob("*.npy")) or (path / MANIFEST).is_file():
+        shards = sorted(path.glob("*.npy"))
+        if shards or (path / MANIFEST).is_file():
+            _refuse_mixed_folder(path, shards, name)
             return NpyRows(path, name)  # a dataset split into .npy shards
         return _read_image_folder(path, name)
     suffix = path.suffix.lower()

@@ -510,22 +510,43 @@ def estimate_w1(
 
 
 def _train_options(critic, folds, steps, batch_size, widths, family, lr, patience, max_time,
-                   accelerator, devices, strategy, logger, callbacks, progress,
-                   seed) -> TrainOptions:  # fmt: skip
-    """Check :func:`estimate_w1`'s options (one-line errors, before any data is read) and
-    group the training ones."""
+                   accelerator, devices, strategy, logger, callbacks, progress, seed, *,
+                   holdout=0.2, eval_every=100) -> TrainOptions:  # fmt: skip
+    """Check :func:`estimate_w1`'s options (one-line :class:`InputError`\\ s naming the
+    option, before any data is read) and group the training ones.
+
+    Integers must be integers (``steps=2.5``, ``folds=True`` are refused; numpy integers are
+    fine), numbers finite and in range (``lr=nan``, ``holdout=nan`` are refused), the seed in
+    ``[0, 2**32 - 1]``, ``max_time`` a Lightning duration, ``widths`` positive. ``holdout``
+    and ``eval_every`` are checked only (the datamodule takes them).
+    """
+    from .. import options
+    from ..limits import MAX_SEED
+
+    if not isinstance(critic, str) or critic not in CRITICS:
+        raise InputError(f"unknown critic {critic!r}; choose one of {', '.join(CRITICS)}")
+    folds = options.check_int("folds", folds)
+    steps = options.check_optional_int("steps", steps)
+    batch_size = options.check_optional_int("batch_size", batch_size)
+    seed = options.check_int("seed", seed, 0, MAX_SEED)
+    patience = options.check_int("patience", patience)
+    options.check_int("eval_every", eval_every)
+    options.check_real("holdout", holdout, 0.0, 1.0, high_open=True)
+    widths = options.check_widths("widths", widths)
+    family = options.check_names("family", family, "('linear', 'peaks', 'mlp:128x3:maxmin')")
+    if lr is not None:
+        lr = options.check_real("lr", lr, 0.0, math.inf, low_open=True, high_open=True)
+    max_time = options.check_duration("max_time", max_time)
+    accelerator = options.check_accelerator("accelerator", accelerator)
+    devices = options.check_devices("devices", devices)
+    if not isinstance(progress, bool):
+        raise InputError(f"progress must be True or False, got {progress!r}")
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise InputError(f"callbacks must be a list of Lightning callbacks, got {callbacks!r}")
     if devices not in ("auto", 1, "1", [0]) and strategy is None:
         strategy = "ddp_fork"  # several processes from Python (parametrized layers do not pickle)
-    if critic not in CRITICS:
-        raise InputError(f"unknown critic {critic!r}; choose one of {', '.join(CRITICS)}")
-    if steps is not None and steps < 1:
-        raise InputError(f"steps must be positive, got {steps}")
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
-        raise InputError(f"folds must be a positive integer, got {folds!r}")
-    if batch_size is not None and batch_size < 1:
-        raise InputError(f"batch_size must be positive, got {batch_size}")
     if family is not None:
-        members = tuple(family)
+        members = family
     else:  # the wider family where a GPU trains the stacked networks in parallel
         gpu = accelerator in ("gpu", "cuda") or (
             accelerator == "auto" and torch.cuda.is_available()
@@ -537,7 +558,8 @@ def _train_options(critic, folds, steps, batch_size, widths, family, lr, patienc
         for m in members:
             parse_member(m)  # a bad name is refused before any data is read
     return TrainOptions(critic, members, widths, lr, patience, steps, max_time, accelerator,
-                        devices, strategy, logger, callbacks, progress, seed)  # fmt: skip
+                        devices, strategy, logger, callbacks and list(callbacks), progress,
+                        seed)  # fmt: skip
 
 
 def _report(dm, parts: list[dict], opts: TrainOptions, holdout: float, folds: int,

@@ -98,3 +98,15 @@ def test_an_estimates_dict_is_strict_json():
     )  # fmt: skip
     out = strict_loads(dumps_strict(est.to_dict()))
     assert out["monitor_values"] == {"linear": None} and out["ci_high"] is None
+
+
+def test_written_json_gets_the_permissions_of_a_plain_open(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = write_json_strict(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -7,6 +7,7 @@ identity), so neither package reaches into the other.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -174,3 +175,21 @@ class OffsetCritic(nn.Module):
 
     def lipschitz_bound(self) -> float:
         return lipschitz_bound(self.critic)
+
+
+def certifying_copy(net: nn.Module) -> nn.Module:
+    """A float64 copy of a trained critic, in eval mode: the function whose bound and scores
+    are reported.
+
+    Training runs in float32; the certificate is computed on a float64 copy, so that neither
+    the data (kept at its precision, :mod:`wgan_lip.data.precision`) nor the forward pass
+    is rounded to float32 where a certified number is made. Its bound is computed from its
+    own float64 weights.
+
+    Args:
+        net: the trained critic.
+
+    Returns:
+        A new module; ``net`` is left as it was.
+    """
+    return copy.deepcopy(net).to(torch.float64).eval()

@@ -309,7 +309,7 @@ def aol_convnet(
         >>> from wgan_lip.layers import lipschitz_bound
         >>> from wgan_lip.models import aol_convnet
         >>> net = aol_convnet(1, 8, (4,), 3)
-        >>> net(torch.rand(2, 1, 8, 8)).shape, lipschitz_bound(net) <= 1 + 1e-6
+        >>> net(torch.rand(2, 1, 8, 8)).shape, lipschitz_bound(net) <= 1 + 1e-4  # + rounding
         (torch.Size([2, 3]), True)
     """
     return lipschitz_convnet(
@@ -362,7 +362,7 @@ def sll_convnet(
         >>> from wgan_lip.layers import lipschitz_bound
         >>> from wgan_lip.models import sll_convnet
         >>> net = sll_convnet(1, 8, (4,), 3, blocks_per_stage=2, head_widths=(8, 8))
-        >>> net(torch.rand(2, 1, 8, 8)).shape, lipschitz_bound(net) <= 1 + 1e-6
+        >>> net(torch.rand(2, 1, 8, 8)).shape, lipschitz_bound(net) <= 1 + 1e-4  # + rounding
         (torch.Size([2, 3]), True)
     """
 

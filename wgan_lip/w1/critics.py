@@ -63,7 +63,7 @@ def build_critic(
         >>> critic = build_critic("groupsort", (3,), widths=(16, 16))
         >>> critic(torch.randn(5, 3)).shape, critic.certified
         (torch.Size([5]), True)
-        >>> critic.lipschitz_bound() < 1 + 1e-5
+        >>> critic.lipschitz_bound() < 1 + 1e-4  # 1, plus the float32 rounding term
         True
         >>> build_critic("bcop", (1, 12, 12)).net(torch.zeros(2, 1, 12, 12)).shape
         torch.Size([2, 1])

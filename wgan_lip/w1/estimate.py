@@ -10,7 +10,6 @@ training samples, and the 95% interval quantifies its sampling error.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import sys
@@ -22,7 +21,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from ..critic import OffsetCritic
+from ..critic import OffsetCritic, certifying_copy
 from ..errors import InputError
 from ..layers import lipschitz_bound
 from .callbacks import PlateauSchedule, StepProgress, StopOnInterrupt, TrainTimer
@@ -145,24 +144,6 @@ def _exact(x, name: str) -> torch.Tensor:
     from ..data.sources import _as_tensor
 
     return _as_tensor(x, name)
-
-
-def certifying_copy(net: nn.Module) -> nn.Module:
-    """A float64 copy of a trained critic, in eval mode: the function whose bound and scores
-    are reported.
-
-    Training runs in float32; the certificate is computed on a float64 copy, so that neither
-    the data (kept at its precision, :mod:`wgan_lip.data.precision`) nor the forward pass
-    is rounded to float32 where a certified number is made. Its bound is computed from its
-    own float64 weights.
-
-    Args:
-        net: the trained critic.
-
-    Returns:
-        A new module; ``net`` is left as it was.
-    """
-    return copy.deepcopy(net).to(torch.float64).eval()
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..constraints import Constraint, get_constraint
+from ..critic import certifying_copy
 from ..errors import InputError
 from ..layers import lipschitz_bound
 from .critics import RawInputCritic, build_critic
@@ -214,10 +215,18 @@ class W1Critic(L.LightningModule):
         self.log("val/dual_rel", value / self.data_radius, sync_dist=False)
 
     def on_test_epoch_start(self) -> None:
-        self._eval_start()
+        # The certified numbers come from a float64 copy of the reported critic, scoring the
+        # held-out rows at the data's precision (the test loader yields float64 rows).
+        critic, _ = self._reported_critic()
+        self._certifier = certifying_copy(critic)
+        self._stats = _ScoreSums(1)
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch)
+        x, side = batch
+        if len(x) == 0:  # the empty chunk of a process without rows (see SideChunks)
+            return
+        scores = self._certifier(x.to(torch.float64)).reshape(-1, 1)
+        self._stats.update(scores, int(side))
 
     def _reported_critic(self) -> tuple[nn.Module, int]:
         if self.is_family:
@@ -226,13 +235,13 @@ class W1Critic(L.LightningModule):
         return self.critic, 0
 
     def on_test_epoch_end(self) -> None:
-        values, stderr = self._reduced_values()
-        critic, k = self._reported_critic()
+        values, stderr = self._reduced_values()  # in the data's units (the copy's forward)
+        critic = self._certifier
         bound = lipschitz_bound(critic) if self.trainer.is_global_zero else None
         if self.trainer.world_size > 1:  # computed once, the same number everywhere
             bound = self.trainer.strategy.broadcast(bound, src=0)
-        scale = float(self.critic.scale) / (bound if critic.certified else 1.0)
-        value, half = float(values[k]) * scale, Z95 * float(stderr[k]) * scale
+        scale = 1.0 / (bound if critic.certified else 1.0)
+        value, half = float(values[0]) * scale, Z95 * float(stderr[0]) * scale
         for name, v in (("w1", value), ("ci_low", value - half), ("ci_high", value + half),
                         ("lip", bound)):  # fmt: skip
             self.log(f"test/{name}", v, sync_dist=False)

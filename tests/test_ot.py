@@ -54,3 +54,21 @@ def test_bad_inputs_are_refused_clearly():
         exact_w1(np.zeros((3000, 2)), np.zeros((3000, 2)), max_bytes=10**6)
     with pytest.raises(ValueError, match="expected 10 weights"):
         exact_w1(x, x, p_weights=np.ones(3))
+
+
+def test_the_cost_matrix_is_accurate_for_near_duplicates_in_high_dimension():
+    from scipy.spatial.distance import cdist
+
+    from wgan_lip.ot import euclidean_cost
+
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(300, 100)) + 50.0
+    q = np.concatenate([p[:150] + 1e-7 * rng.normal(size=(150, 100)), rng.normal(size=(150, 100))])
+    ref = cdist(p, q)
+    got = euclidean_cost(p, q)
+    assert np.all(np.abs(got - ref) <= 1e-9 * ref + 1e-300)
+    # POT's expansion loses these near-duplicates entirely
+    import ot
+
+    fast = ot.dist(p, q, metric="euclidean")
+    assert np.abs(fast[:150, :150].diagonal() - ref[:150, :150].diagonal()).max() > 1e-6

@@ -128,8 +128,7 @@ class RawInputCritic(nn.Module):
 
 
 class OffsetCritic(nn.Module):
-    """``critic(x - offset)`` in float64: a critic fitted on centred data, applied to the
-    user's own samples.
+    """``critic(x - offset)`` in float64: a centred-data critic on the user's own samples.
 
     W1 estimation centres both samples by one common offset in the data's own precision
     (:mod:`wgan_lip.data.precision`) and certifies a float64 copy of the trained critic;
@@ -178,8 +177,7 @@ class OffsetCritic(nn.Module):
 
 
 def certifying_copy(net: nn.Module) -> nn.Module:
-    """A float64 copy of a trained critic, in eval mode: the function whose bound and scores
-    are reported.
+    """A float64 copy of a trained critic, in eval mode: what certified numbers are made of.
 
     Training runs in float32; the certificate is computed on a float64 copy, so that neither
     the data (kept at its precision, :mod:`wgan_lip.data.precision`) nor the forward pass
@@ -191,5 +189,14 @@ def certifying_copy(net: nn.Module) -> nn.Module:
 
     Returns:
         A new module; ``net`` is left as it was.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.critic import RawInputCritic, certifying_copy
+        >>> from wgan_lip.layers import BjorckLinear
+        >>> net = RawInputCritic(BjorckLinear(3, 1), (3,), False, "demo", True)
+        >>> copy64 = certifying_copy(net)
+        >>> copy64.shift.dtype, copy64.training, net.shift.dtype
+        (torch.float64, False, torch.float32)
     """
     return copy.deepcopy(net).to(torch.float64).eval()

@@ -33,8 +33,9 @@ OFFSET_ROWS = 10_000  # per side: rows the common offset is computed from
 
 
 def exact_numpy(arr: np.ndarray, name: str) -> np.ndarray:
-    """``arr`` in a dtype torch holds without loss: float32, float64 or int64 (one-line error
-    when no such dtype exists).
+    """``arr`` in a dtype torch holds without loss: float32, float64 or int64.
+
+    A one-line error says why when no such dtype exists.
 
     Args:
         arr: a numeric or bool array.

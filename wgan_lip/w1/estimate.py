@@ -46,8 +46,9 @@ class W1Estimate:
     divided by ``lipschitz_bound`` for certified critics (raw for the baselines);
     ``train_value`` the same quantity on the samples the critic was trained on (at most
     100,000 of them per side). ``stopped`` says why training ended: ``plateau``,
-    ``max_steps``, ``max_time``, or ``interrupted`` (Ctrl-C: the estimate is still certified,
-    from a critic trained for less time).
+    ``max_steps``, ``max_time``, ``closed_form`` (a family of closed-form members only:
+    nothing to train), or ``interrupted`` (Ctrl-C: the estimate is still certified, from a
+    critic trained for less time).
     ``seconds`` is the whole call, ``train_seconds`` the training loop alone.
     ``critic`` maps raw samples (at their own precision: float64, int64) to float64 scores;
     ``(mean critic(P') - mean critic(Q')) / lipschitz_bound`` is a certified dual value on
@@ -78,7 +79,8 @@ class W1Estimate:
         holdout: the held-out fraction (``1 / folds`` with cross-fitting).
         n_holdout_p: held-out rows of P scored (0 in-sample).
         n_holdout_q: held-out rows of Q scored (0 in-sample).
-        stopped: ``"plateau"``, ``"max_steps"``, ``"max_time"`` or ``"interrupted"``.
+        stopped: ``"plateau"``, ``"max_steps"``, ``"max_time"``, ``"closed_form"`` or
+            ``"interrupted"``.
         critic: the trained critic (last fold's), raw samples to scores ``(n,)``.
         critic_name: the reported member of a family (else the critic type).
         monitor_values: certified monitor value of each family member (empty for a single
@@ -466,7 +468,7 @@ def estimate_w1(
     start = time.perf_counter()
     opts = _train_options(critic, folds, steps, batch_size, widths, family, lr, patience,
                           max_time, accelerator, devices, strategy, logger, callbacks,
-                          progress, seed)  # fmt: skip
+                          progress, seed, holdout=holdout, eval_every=eval_every)  # fmt: skip
     dm = TwoSampleDataModule(
         p, q, data_root=data_root, holdout=holdout, batch_size=batch_size or 512,
         eval_every=eval_every, seed=seed, folds=folds,
@@ -661,6 +663,8 @@ def _fit_fold(dm, opts: TrainOptions) -> dict:
     stopped = "plateau" if plateaued else "max_steps"
     if interrupt.interrupted:
         stopped = "interrupted"
+    elif module.closed_form_only:  # nothing to train: fitted once, compared once
+        stopped = "closed_form"
     elif not plateaued and out["steps"] < max_steps:
         stopped = "max_time"
     out["stopped"] = stopped

@@ -23,8 +23,9 @@ with ``|d| <= u``, the unit roundoff (half the dtype's ``eps``), and ``gamma_n =
   difference of their rounding errors, which is not proportional to ``|x - y|`` (no finite
   relative term covers arbitrarily close pairs: two inputs one ulp apart can have outputs an
   output-ulp apart). ``ALLOWANCE`` extra roundings of the output (``gamma_ALLOWANCE`` in the
-  dtype, a relative term of about ``32 u``) cover such pairs at separations of a few percent of
-  their norm; ``tests/soundness/test_layer_bounds.py`` attacks every layer at a tenth of it.
+  dtype, a relative term of about ``32 u``) cover such pairs at separations of a fraction of
+  their norm and their outputs' norm (a bias or a residual branch can make those larger);
+  ``tests/soundness/test_layer_bounds.py`` attacks every layer at a quarter of it.
 
 The terms are relative sizes of a few ``n u`` (1e-6 for a 16-wide float32 layer, 2e-16 in
 float64), so they never hide a real violation and never make a bound absurdly loose.
@@ -111,11 +112,15 @@ def reduction_gamma(
     n: int, dtype: torch.dtype, device: torch.device | str = "cpu", conv: bool = False
 ) -> float:
     """``gamma`` of a dot product of length ``n`` in ``dtype``: ``n`` roundings in the
-    accumulation precision, each product's own error included (Higham eq. 3.4), plus the
-    reduced-precision rounding of the factors where it applies."""
+    accumulation precision, each product's own error included (Higham eq. 3.4), the
+    reduced-precision rounding of the factors where it applies, and for a half dtype the
+    rounding of the float32 result to it (an intermediate result of a layer is stored)."""
     u_acc = unit_roundoff(torch.float32 if dtype in _HALF else dtype)
     extra = product_roundoff(dtype, device, conv) - u_acc
-    return gamma(n, u_acc) + extra * (1.0 + gamma(n, u_acc))
+    acc = gamma(n, u_acc) + extra * (1.0 + gamma(n, u_acc))
+    if dtype in _HALF:
+        acc += unit_roundoff(dtype) * (1.0 + acc)
+    return acc
 
 
 def linear_rounding(

@@ -164,16 +164,21 @@ def sll_block_rho(
 
 
 def _forward_t(layer: nn.Module, w: torch.Tensor) -> torch.Tensor:
-    """The ``T`` the forward pass computes (in the layer's dtype), as float64; refused when
-    it overflows: the forward pass would then divide an overflowed activation by it (NaN)."""
+    """The ``T`` the forward pass computes (in the layer's dtype), as float64.
+
+    An infinite entry (a ``log_q`` spread beyond the dtype's range) switches its unit off,
+    ``z / inf = 0``: still a certified map, and ``W / sqrt(inf) = 0`` in the bound. A NaN
+    entry (the Gram of weights too large overflowed, ``inf - inf`` in the log-sum-exp) makes
+    the forward pass NaN: refused.
+    """
     from .lipschitz import NonFiniteWeightsError
 
     t = sll_t(w, layer.log_q.detach())
-    if not bool(torch.isfinite(t).all()):
+    if bool(torch.isnan(t).any()):
         raise NonFiniteWeightsError(
-            f"lipschitz_bound: {type(layer).__name__}'s T = sum_j |G_ij| q_j / q_i overflows "
-            f"{w.dtype} (weights too large, or log_q spread over more than the dtype's range); "
-            "its forward pass can return NaN, so it has no certificate"
+            f"lipschitz_bound: {type(layer).__name__}'s T = sum_j |G_ij| q_j / q_i is NaN in "
+            f"{w.dtype} (the Gram of its weights overflows); its forward pass returns NaN, so "
+            "it has no certificate"
         )
     return t.to(torch.float64)
 

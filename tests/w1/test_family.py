@@ -66,7 +66,8 @@ def test_member_scores_equal_the_family_slice_in_user_units():
 def test_linear_member_is_the_unit_mean_difference_and_gives_its_norm():
     fam, xp, xq = _family(members=("linear",))
     critic = fam.member(0)
-    assert lipschitz_bound(critic) == pytest.approx(1.0, abs=1e-6)
+    # |u| = 1, plus the float32 rounding term of a 2-input dot product
+    assert 1.0 <= lipschitz_bound(critic) <= 1.0 + 1e-5
     with torch.no_grad():
         value = critic(xp).double().mean() - critic(xq).double().mean()
     assert float(value) == pytest.approx(float((xp.double().mean(0) - xq.double().mean(0)).norm()),

@@ -50,6 +50,7 @@ from torch.nn.utils import parametrize
 
 from ..errors import InputError
 from ..layers import BjorckLinear, lipschitz_bound
+from ..layers._rounding import output_factor, reduction_gamma
 from ..layers.orthogonal import Orthonormal
 from ..models import lipschitz_mlp, make_activation
 from .critics import RawInputCritic, fit_shift_scale
@@ -176,7 +177,7 @@ class LinearCritic(nn.Module):
         >>> f.fit(torch.tensor([3.0, 4.0]))
         >>> f.u, f(torch.tensor([[1.0, 1.0]]))
         (tensor([0.6000, 0.8000]), tensor([1.4000]))
-        >>> round(f.lipschitz_bound(), 6)  # |u|, from the float32 entries
+        >>> round(f.lipschitz_bound(), 4)  # |u| (and float32 rounding, about 2e-6)
         1.0
     """
 
@@ -198,7 +199,34 @@ class LinearCritic(nn.Module):
         return z @ self.u
 
     def lipschitz_bound(self) -> float:
-        return float(self.u.double().norm())
+        # |u|, and the rounding of a length-d dot product in u's dtype (layers._rounding)
+        d, dtype = self.u.numel(), self.u.dtype
+        return (
+            float(self.u.double().norm()) * (1 + reduction_gamma(d, dtype)) * output_factor(dtype)
+        )
+
+
+def distance_rounding(dim: int, dtype: torch.dtype) -> float:
+    """Bound of a cone or transport critic, as computed: 1 and its rounding terms.
+
+    Without autograd the distances are computed from the differences in float64 (a sum of
+    ``dim`` squares and a square root: ``gamma_{dim + 2}``); the score is then stored in
+    ``dtype`` (the allowance of :func:`~wgan_lip.layers._rounding.output_factor`).
+
+    Args:
+        dim: the input dimension.
+        dtype: the critic's dtype.
+
+    Returns:
+        The bound, a float slightly above 1.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.family import distance_rounding
+        >>> 1 < distance_rounding(3, torch.float64) < 1 + 1e-13
+        True
+    """
+    return (1 + reduction_gamma(dim + 2, torch.float64)) * output_factor(dtype)
 
 
 def _distances(z: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
@@ -233,7 +261,7 @@ class TransportCritic(nn.Module):
         >>> f.fit(zp, zq)
         >>> with torch.no_grad():
         ...     gap = f(zp).mean() - f(zq).mean()
-        >>> round(float(gap), 6), f.lipschitz_bound()  # the exact W1 of the fit rows
+        >>> round(float(gap), 6), round(f.lipschitz_bound(), 4)  # the exact W1 of the fit rows
         (3.0, 1.0)
     """
 
@@ -265,7 +293,8 @@ class TransportCritic(nn.Module):
         return torch.cat(out).to(z.dtype)
 
     def lipschitz_bound(self) -> float:
-        return 1.0  # a minimum of the 1-Lipschitz functions |z - y_j| - psi_j
+        # a minimum of the 1-Lipschitz functions |z - y_j| - psi_j, as computed
+        return distance_rounding(self.anchors.shape[1], self.anchors.dtype)
 
 
 def _cone_scores(z: torch.Tensor, anchors: torch.Tensor, offsets: torch.Tensor,
@@ -315,8 +344,9 @@ class ConeCritic(nn.Module):
         return _cone_scores(z, self.anchors[None], self.offsets[None], self.sign)[0]
 
     def lipschitz_bound(self) -> float:
-        # Each |z - c_j| is 1-Lipschitz; adding constants, negating, max and min keep it.
-        return 1.0
+        # Each |z - c_j| is 1-Lipschitz; adding constants, negating, max and min keep it
+        # (as computed: distance_rounding).
+        return distance_rounding(self.anchors.shape[-1], self.anchors.dtype)
 
 
 class ConeStack(nn.Module):

@@ -161,6 +161,13 @@ class OffsetCritic(nn.Module):
             offset = torch.zeros(critic.input_shape, dtype=torch.float64)
         self.register_buffer("offset", offset.to(torch.float64).reshape(critic.input_shape))
 
+    def __getattr__(self, name: str):
+        # the wrapped critic's attributes (net, scale, shift, ...) read through the wrapper
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("critic"), name)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(x)
         if tuple(x.shape[1:]) != self.input_shape:

@@ -35,7 +35,7 @@ def test_each_constraint_builds_both_critics(name):
     assert conv(torch.randn(3, 1, 16, 16)).shape == (3, 1)
     if c.certified:  # 1-Lipschitz by construction, whatever the weights
         for net in (mlp, conv):
-            assert lipschitz_bound(net) <= 1 + 1e-4
+            assert lipschitz_bound(net) <= 1 + 1e-3  # 1, plus float32 rounding terms
 
 
 @pytest.mark.parametrize("name", list(CONSTRAINTS))

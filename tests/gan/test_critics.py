@@ -30,7 +30,7 @@ def test_hard_critic_is_built_from_certified_layers_only(shape):
     critic = build_gan_critic("hard", shape, widths=(16, 16), channels=(4, 8), head_width=16)
     weighted = [m for m in critic.net if any(True for _ in m.parameters())]
     assert weighted and all(isinstance(m, (BjorckLinear, BCOPConv2d)) for m in weighted)
-    assert lipschitz_bound(critic) <= 1 + 1e-4
+    assert lipschitz_bound(critic) <= 1 + 1e-3  # 1, plus float32 rounding terms
     # and the bound is sound on random pairs
     x, y = torch.rand(64, *shape), torch.rand(64, *shape)
     with torch.no_grad():

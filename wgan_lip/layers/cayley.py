@@ -97,8 +97,28 @@ def _bound_on_sizes(module: nn.Module, kernel: torch.Tensor, out_c: int, in_c: i
 
 def module_q(module: nn.Module, kernel: torch.Tensor, size: tuple[int, int], out_c: int,
              in_c: int) -> torch.Tensor:  # fmt: skip
-    """The ``Q`` the module's forward pass uses on ``size``: its cache's (which equals a
-    fresh computation, see :class:`_FrequencyCache`), without autograd."""
+    """The ``Q`` the module's forward pass uses on ``size``, without autograd.
+
+    It is the cache's (which equals a fresh computation, see :class:`_FrequencyCache`).
+
+    Args:
+        module: a :class:`CayleyConv2d` or :class:`FourierConv2d`.
+        kernel: the kernel it transforms.
+        size: the input's ``(H, W)``.
+        out_c: output channels.
+        in_c: input channels.
+
+    Returns:
+        The per-frequency orthogonal matrices, ``(H, W // 2 + 1, out_c, in_c)`` complex.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import CayleyConv2d
+        >>> from wgan_lip.layers.cayley import module_q
+        >>> conv = CayleyConv2d(2, 2)
+        >>> module_q(conv, conv.weight, (4, 4), 2, 2).shape
+        torch.Size([4, 3, 2, 2])
+    """
     with torch.no_grad():
         return module._cache.get(kernel, size, out_c, in_c)
 

@@ -72,16 +72,15 @@ def sll_t(weight: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
 def sll_rounding(
     rho: float, abs_norm: float, n_in: int, n_hidden: int, weight: torch.Tensor
 ) -> float:
-    """The bound of an SLL layer as computed in ``weight``'s dtype (Higham's model, see
-    :mod:`wgan_lip.layers._rounding`).
+    """The bound of an SLL layer as computed in ``weight``'s dtype.
 
-    The forward pass computes ``x - 2 B (T^-1 relu(A x + b))`` with ``A = W^T``-side
-    products of length ``n_in`` (plus the bias) and ``B`` products of length ``n_hidden``:
-    each output is the exact map with ``A + dA``, ``B + dB`` (``|dA| <= g1 |A|``,
-    ``|dB| <= g2 |B|``) and ``T^-1`` perturbed by ``u`` entrywise. With ``V = T^-1/2 A``,
-    ``||V||^2 <= rho`` and ``|| |V| || <= nu``, the Jacobian ``I - 2 M`` moves by at most
-    ``2 e``, ``e = g2 nu (1 + u) (sqrt(rho) + g1 nu) + u nu (sqrt(rho) + g1 nu) +
-    sqrt(rho) g1 nu``; the final subtraction's rounding is in the output factor.
+    Higham's model, see :mod:`wgan_lip.layers._rounding`. The forward pass computes ``x - 2 B
+    (T^-1 relu(A x + b))`` with ``A = W^T``-side products of length ``n_in`` (plus the bias) and
+    ``B`` products of length ``n_hidden``: each output is the exact map with ``A + dA``, ``B +
+    dB`` (``|dA| <= g1 |A|``, ``|dB| <= g2 |B|``) and ``T^-1`` perturbed by ``u`` entrywise.
+    With ``V = T^-1/2 A``, ``||V||^2 <= rho`` and ``|| |V| || <= nu``, the Jacobian ``I - 2 M``
+    moves by at most ``2 e``, ``e = g2 nu (1 + u) (sqrt(rho) + g1 nu) + u nu (sqrt(rho) + g1 nu)
+    + sqrt(rho) g1 nu``; the final subtraction's rounding is in the output factor.
 
     Args:
         rho: a float64 bound of ``||T^-1/2 A||^2``.
@@ -91,6 +90,13 @@ def sll_rounding(
 
     Returns:
         ``(1 + gamma_ALLOWANCE) (max(1, 2 rho - 1) + 2 e)``.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers.sll import sll_rounding
+        >>> w = torch.zeros(4, 4)
+        >>> 1.0 < sll_rounding(1.0, 1.0, 4, 4, w) < 1.0 + 1e-5
+        True
     """
     from ._rounding import output_factor, reduction_gamma, unit_roundoff
 
@@ -146,7 +152,24 @@ def sll_block_rho(
     q: torch.Tensor | None = None,
     input_sizes: set[tuple[int, int]] | None = None,
 ) -> float:
-    """The ``rho`` of :func:`sll_block_bound`: a float64 bound of ``||conv_K||^2``."""
+    """The ``rho`` of :func:`sll_block_bound`: a float64 bound of ``||conv_K||^2``.
+
+    Args:
+        kernel: the convolution kernel ``K`` (already scaled by ``T^-1/2``, or not).
+        q: optional positive weights of the Schur test (a tighter bound when given).
+        input_sizes: the input sizes the layer has seen (exact on their grids).
+
+    Returns:
+        The bound ``rho``, a float.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers.sll import sll_block_rho
+        >>> k = torch.zeros(1, 1, 3, 3)
+        >>> k[0, 0, 1, 1] = 0.5
+        >>> sll_block_rho(k)  # the identity conv times 0.5: squared norm 0.25
+        0.25
+    """
     from .lipschitz import conv_grid_bound, conv_transfer_bound
 
     k = kernel.detach().to(torch.float64)

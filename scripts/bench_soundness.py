@@ -73,8 +73,10 @@ def save(section: str, key: str, row: dict) -> None:
         OUT.write_text(dumps_strict(results, indent=1))
 
 
-def run_null(seeds: int, steps: int) -> None:
+def run_null(seeds: int, steps: int, only: list[str] | None = None, key: str = "null") -> None:
     for name, draw in NULLS.items():
+        if only and not any(o in name for o in only):
+            continue
         rejects, above, either, values = 0, 0, 0, []
         start = time.perf_counter()
         for s in range(seeds):
@@ -90,7 +92,7 @@ def run_null(seeds: int, steps: int) -> None:
         row = {"seeds": seeds, "steps": steps, "p_below_alpha": rejects, "ci_above_0": above,
                "either": either, "rate": either / seeds, "mean_value": float(np.mean(values)),
                "seconds": time.perf_counter() - start}  # fmt: skip
-        save("null", name, row)
+        save(key, name, row)
         print(name, row, flush=True)
 
 
@@ -137,12 +139,15 @@ def run_offset(seeds: int, steps: int) -> None:
 def print_tables(results: dict) -> None:
     m = results.get("machine", {})
     print(f"Machine: {m.get('cpu', '?')}, torch {m.get('torch', '?')}, {m.get('date', '?')}\n")
-    if "null" in results:
+    nulls = [(k, v) for k, v in results.items() if k.startswith("null")]
+    if nulls:
         print("| discrete null (W1 = 0) | seeds | p < 0.05 | CI above 0 | either | mean value |")
         print("|---|---:|---:|---:|---:|---:|")
-        for name, r in results["null"].items():
+    for _, rows in nulls:
+        for name, r in rows.items():
             print(f"| {name} | {r['seeds']} | {r['p_below_alpha']} | {r['ci_above_0']} | "
                   f"{r['either']} ({100 * r['rate']:.1f}%) | {r['mean_value']:+.4f} |")  # fmt: skip
+    if nulls:
         print()
     if "insample" in results:
         print("| data class | seeds | in-sample value > exact W1 | worst (value - exact) / scale |")
@@ -165,6 +170,9 @@ def main() -> None:
                     choices=["null", "insample", "offset"])  # fmt: skip
     ap.add_argument("--seeds", type=int, default=40, help="seeds per null class")
     ap.add_argument("--insample-seeds", type=int, default=10)
+    ap.add_argument("--only", nargs="+", help="null classes whose name contains one of these")
+    ap.add_argument("--key", default="null", help="JSON section of the null rows (a longer "
+                    "run can sit beside the 40-seed one)")  # fmt: skip
     ap.add_argument("--steps", type=int, default=300, help="training steps cap per estimate")
     ap.add_argument("--tables", action="store_true", help="print the tables of the JSON")
     ap.add_argument("--threads", type=int, default=1,
@@ -175,7 +183,7 @@ def main() -> None:
         print_tables(json.loads(OUT.read_text()))
         return
     if "null" in args.sections:
-        run_null(args.seeds, args.steps)
+        run_null(args.seeds, args.steps, args.only, args.key)
     if "insample" in args.sections:
         run_insample(args.insample_seeds, min(args.steps, 200))
     if "offset" in args.sections:

@@ -80,16 +80,9 @@ def _weights(w, n: int, name: str) -> np.ndarray:
 
 def _exact_rows(x, name: str) -> torch.Tensor:
     """``x`` as a 2-D CPU tensor in a dtype that holds it exactly (float32/float64/int64)."""
-    from .data.precision import exact_numpy, exact_tensor
+    from .data.precision import exact_samples
 
-    if isinstance(x, torch.Tensor):
-        t = exact_tensor(x, name)
-    else:
-        arr = np.asarray(x)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                       or arr.dtype == np.bool_):  # fmt: skip
-            raise InputError(f"{name}: expected numeric samples, got dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(exact_numpy(arr, name)))
+    t = exact_samples(x, name)
     return t[:, None] if t.dim() == 1 else t
 
 

@@ -123,6 +123,45 @@ def exact_tensor(t: torch.Tensor, name: str) -> torch.Tensor:
     raise InputError(f"{name}: expected numeric samples, got dtype {t.dtype}")
 
 
+def exact_samples(x, name: str) -> torch.Tensor:
+    """Any array-like of samples (tensor, numpy array, nested list) as an exact CPU tensor.
+
+    The one conversion of in-memory samples: :func:`exact_numpy` for arrays and lists,
+    :func:`exact_tensor` for tensors. The shape is left as it is.
+
+    Args:
+        x: the samples.
+        name: how errors name the source.
+
+    Returns:
+        A CPU tensor in float32, float64 or int64.
+
+    Raises:
+        InputError: ragged nested lists, or a dtype that no exact dtype holds (see
+            :func:`exact_numpy`).
+
+    Example:
+        >>> from wgan_lip.data.precision import exact_samples
+        >>> exact_samples([[1, 2], [3, 4]], "P").dtype
+        torch.int64
+        >>> exact_samples([[1], [2, 3]], "P")
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: P: cannot make an array of the samples (...); give every
+        sample the same shape
+    """
+    if isinstance(x, torch.Tensor):
+        return exact_tensor(x, name)
+    try:
+        arr = np.asarray(x)
+    except Exception as e:  # ragged nested lists and the like
+        from .rows import short_reason
+
+        raise InputError(f"{name}: cannot make an array of the samples ({short_reason(e)}); "
+                         "give every sample the same shape") from None  # fmt: skip
+    return exact_tensor(torch.from_numpy(np.ascontiguousarray(exact_numpy(arr, name))), name)
+
+
 def centred(x: torch.Tensor, offset: torch.Tensor | None) -> torch.Tensor:
     """``x - offset`` in float64, computed in ``x``'s own precision.
 

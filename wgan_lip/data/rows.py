@@ -491,9 +491,10 @@ class NpyRows(Rows):
         files = shard_files(self.path, name) if self.path.is_dir() else [self.path]
         if not files:
             raise InputError(f"{name}: {str(self.path)!r} holds no .npy shards")
-        shapes, counts = [], []
+        shapes, counts, dtypes = [], [], []
         for f in files:
             arr = self._open(f)
+            dtypes.append(arr.dtype)
             if arr.ndim not in (1, 2, 3, 4):
                 raise InputError(
                     f"{name}: {str(f)!r} has shape {arr.shape}; expected (n,), (n, d), "
@@ -514,6 +515,7 @@ class NpyRows(Rows):
                     f"{files[0].name!r} has {shapes[0]}; all shards need the same width"
                 )
         self._check_manifest_rows(files, counts)
+        self._source_dtype = self._exact_dtype(dtypes)
         self.files = files
         self.file_event_shape = shapes[0]
         self.event_shape = shapes[0]
@@ -623,10 +625,13 @@ class NpyRows(Rows):
     @property
     def source_dtype(self) -> np.dtype:
         """The dtype that holds every shard's values exactly (float32, float64 or int64)."""
+        return self._source_dtype
+
+    def _exact_dtype(self, file_dtypes: list[np.dtype]) -> np.dtype:
+        """Decided once when the files are opened (every read goes through it)."""
         from .precision import exact_numpy
 
-        dtypes = {np.dtype(exact_numpy(np.zeros(0, m.dtype), self.name).dtype)
-                  for m in self._mapped()}  # fmt: skip
+        dtypes = {np.dtype(exact_numpy(np.zeros(0, d), self.name).dtype) for d in file_dtypes}
         if len(dtypes) == 1:
             return dtypes.pop()
         return np.dtype(np.float64)  # mixed shards: float64 holds float32 and 32-bit ints

@@ -32,8 +32,7 @@ from .precision import (
     centred,
     check_float32_range,
     common_offset,
-    exact_numpy,
-    exact_tensor,
+    exact_samples,
 )
 from .rows import (
     MANIFEST,
@@ -143,27 +142,8 @@ def _label(name: str, where: str | None) -> str:
 
 
 def _as_tensor(x, name: str, where: str | None = None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        t = x.detach().cpu()
-        if t.layout != torch.strided:  # sparse
-            t = t.to_dense()
-    else:
-        try:
-            arr = np.asarray(x)
-        except Exception as e:  # ragged nested lists and the like
-            raise InputError(
-                f"{name}: cannot make an array of the samples ({short_reason(e)}); "
-                "give every sample the same shape"
-            ) from None
-        if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-        ):
-            raise InputError(
-                f"{_label(name, where)}: expected numeric samples, got dtype {arr.dtype}"
-            )
-        t = torch.from_numpy(np.ascontiguousarray(exact_numpy(arr, _label(name, where))))
     # the user's precision is kept until load_pair centres the data (see data.precision)
-    return exact_tensor(t, _label(name, where))
+    return exact_samples(x, _label(name, where))
 
 
 def _shape_samples(t: torch.Tensor, name: str, where: str | None = None) -> torch.Tensor:
@@ -667,12 +647,14 @@ def centre_pair(sp: Samples, sq: Samples) -> tuple[Samples, Samples]:
     """
     if not (isinstance(sp.rows, CentredRows) and isinstance(sq.rows, CentredRows)):
         return sp, sq
+    # one row tells the source dtype: float32 holds such values exactly, nothing to protect
+    # (a sampler's row is a draw it did not need, a file's a read: keep the probe small)
+    if all(s.rows.inner.take_source(torch.arange(1)).dtype == torch.float32 for s in (sp, sq)):
+        return sp, sq
     parts = []
     for s in (sp, sq):
         k = min(s.n, OFFSET_ROWS // 10 if s.rows.fresh else OFFSET_ROWS)
         parts.append(s.rows.inner.take_source(torch.arange(k)))
-    if all(part.dtype == torch.float32 for part in parts):
-        return sp, sq  # float32 holds these values exactly already: nothing to protect
     offset = common_offset(parts)
     for s, part in zip((sp, sq), parts, strict=True):
         check_float32_range(centred(part, offset), "P" if s is sp else "Q")

@@ -143,9 +143,9 @@ class W1Estimate:
 
 
 def _exact(x, name: str) -> torch.Tensor:
-    from ..data.sources import _as_tensor
+    from ..data.precision import exact_samples
 
-    return _as_tensor(x, name)
+    return exact_samples(x, name)
 
 
 @torch.no_grad()

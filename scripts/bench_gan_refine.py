@@ -33,7 +33,7 @@ from wgan_lip.gan import (
 from wgan_lip.gan.features import load_feature_net
 from wgan_lip.gan.refine import DEFAULT_REFINE_LR
 from wgan_lip.jsonio import dumps_strict
-from wgan_lip.plotting import save_atomic
+from wgan_lip.paths import save_atomic
 
 
 def score(module: WGAN, steps: int, n: int, real, feature_net) -> dict:

@@ -36,7 +36,7 @@ from wgan_lip.gan import (
 from wgan_lip.gan.features import load_feature_net
 from wgan_lip.gan.images import sample_grid
 from wgan_lip.jsonio import dumps_strict
-from wgan_lip.plotting import save_atomic
+from wgan_lip.paths import save_atomic
 
 
 def load_checkpoint(path: str, **overrides) -> WGAN:

@@ -155,7 +155,7 @@ def test_plot_path_that_is_a_folder_is_refused_before_training(pair_files, tmp_p
 def test_written_files_follow_the_umask(tmp_path, umask, mode):
     from pathlib import Path
 
-    from wgan_lip.plotting import save_atomic
+    from wgan_lip.paths import save_atomic
 
     old = os.umask(umask)
     try:

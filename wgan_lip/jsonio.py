@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .paths import save_atomic
 
 
 def strict(obj: Any) -> Any:
@@ -117,27 +118,15 @@ def write_json_strict(path: str | os.PathLike, obj: Any, *, indent: int | None =
          "p": null
         } ['r.json']
     """
-    path = Path(path)
     text = dumps_strict(obj, indent=indent) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # as open(path, "w") would, not mkstemp's 0o600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+            os.fsync(fh.fileno())  # on disk before the rename makes it the file
 
-
-def _umask() -> int:
-    """The process umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    return save_atomic(write, path)
 
 
 def print_json_strict(obj: Any, file: Any = None) -> None:

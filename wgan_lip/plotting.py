@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
@@ -119,50 +115,3 @@ def figure_to_tensor(fig, dpi: int = 80) -> torch.Tensor:
     canvas.draw()
     rgba = torch.from_numpy(np.asarray(canvas.buffer_rgba()).copy())
     return rgba[..., :3].permute(2, 0, 1).contiguous()
-
-
-def save_atomic(write, path: str | os.PathLike) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it.
-
-    A failure leaves no file behind, and readers never see a half-written one. The file gets
-    the permissions a plain ``open(path, "w")`` would give (``0o666`` less the umask), not
-    ``mkstemp``'s private ``0o600``.
-
-    Args:
-        write: a callable taking the temporary file's path (a ``str`` with ``path``'s suffix,
-            so writers that pick a format from the suffix keep working) and writing to it;
-            its return value is ignored, and what it raises propagates after the temporary
-            file is removed.
-        path: the destination (``str`` or path-like); its folder must exist. An existing
-            file there is replaced.
-
-    Returns:
-        ``path`` as a ``pathlib.Path``.
-
-    Example:
-        >>> import os, tempfile
-        >>> from pathlib import Path
-        >>> from wgan_lip.plotting import save_atomic
-        >>> with tempfile.TemporaryDirectory() as d:
-        ...     out = save_atomic(lambda tmp: Path(tmp).write_text("ok"), os.path.join(d, "a.txt"))
-        ...     print(out.name, out.read_text(), sorted(os.listdir(d)))
-        a.txt ok ['a.txt']
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _umask() -> int:
-    """The process umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -209,7 +209,7 @@ def save_feature_net(net: FeatureNet, path: str | os.PathLike, **info) -> Path:
         >>> net.config["image_size"], info
         (8, {'dataset': 'demo', 'accuracy': 0.5})
     """
-    from ..plotting import save_atomic
+    from ..paths import save_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

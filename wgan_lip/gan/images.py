@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid, save_image
 
-from ..plotting import critic_figure, figure_to_tensor, save_atomic
+from ..paths import save_atomic
+from ..plotting import critic_figure, figure_to_tensor
 
 
 def sample_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..paths import check_writable_folder
-from ..plotting import critic_figure, save_atomic
+from ..paths import check_writable_folder, save_atomic
+from ..plotting import critic_figure
 
 
 def check_plot_path(path: str | os.PathLike) -> Path:

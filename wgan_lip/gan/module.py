@@ -19,7 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Literal
+from typing import ClassVar, Literal
 
 import lightning as L
 import torch
@@ -104,6 +104,12 @@ class WGAN(L.LightningModule):
         >>> gan(torch.randn(3, 2)).shape  # latents to samples
         torch.Size([3, 2])
     """
+
+    # Options of older configs that moved, each to its new dotted place under init_args: the
+    # CLI names the new place when one is written the old way.
+    MOVED_OPTIONS: ClassVar[dict[str, str]] = {
+        name: f"architecture.{name}" for name in ARCHITECTURE_FIELDS
+    }
 
     def __init__(
         self,

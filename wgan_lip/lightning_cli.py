@@ -12,6 +12,7 @@ one-line :class:`InputError`\\ s.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -90,22 +91,35 @@ def condense_parser_error(message: str) -> str:
     reason = reason[0].lower() + reason[1:] if reason[:1].isupper() else reason
     where = ".".join(keys)
     if m := re.search(r"Problem with given class_path '([^']+)'", message):
+        reason += _moved_option_hint(m.group(1), reason, where)
         where += f" ({m.group(1)})"
-        reason += _moved_option_hint(m.group(1), reason)
     return f"{where}: {reason}" if where else reason
 
 
-def _moved_option_hint(class_path: str, reason: str) -> str:
-    """Where an option of an older config went (the WGAN's networks moved under
-    ``architecture``), or nothing."""
+def _moved_option_hint(class_path: str, reason: str, key: str) -> str:
+    """Where an option of an older config went, or nothing: a module may declare
+    ``MOVED_OPTIONS`` (old option name -> its new dotted place under ``init_args``, e.g.
+    ``{"critic_widths": "architecture.critic_widths"}``)."""
     m = re.search(r"option '(\w+)' is not accepted", reason)
-    if not m or not class_path.endswith(".WGAN"):
+    if not m:
         return ""
-    from .gan.architecture import FIELDS
+    moved = getattr(_loaded_class(class_path), "MOVED_OPTIONS", None)
+    new = moved.get(m.group(1)) if isinstance(moved, dict) else None
+    if not isinstance(new, str):
+        return ""
+    parent, _, leaf = new.rpartition(".")
+    under = ".".join(part for part in (key or "model", "init_args", parent) if part)
+    return f"; it moved: write it under {under} ({leaf}: ...)"
 
-    if m.group(1) not in FIELDS:
-        return ""
-    return f"; it moved: write it under model.init_args.architecture ({m.group(1)}: ...)"
+
+def _loaded_class(class_path: str) -> type | None:
+    """The class a config's ``class_path`` names (its module is already imported by the
+    parser that reports on it), or None."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except Exception:  # a class_path the parser could not resolve either
+        return None
 
 
 class OneLineArgumentParser(LightningArgumentParser):

@@ -29,9 +29,14 @@ def test_unknown_constraint_is_one_line():
 @pytest.mark.parametrize("name", list(CONSTRAINTS))
 def test_each_constraint_builds_both_critics(name):
     c = CONSTRAINTS[name]
-    mlp = c.mlp(6, (8, 8))
+    mlp = c.build({"widths": (8, 8)}, (6,))
     assert mlp(torch.randn(5, 6)).shape == (5, 1)
-    conv = c.convnet(1, 16, channels=(4, 8), head_width=8, base_channels=4)
+    sizes = (
+        {"channels": (4, 8), "widths": (8,)}
+        if c.image_kind == "convnet"
+        else {"channels": (4, 8, 16)}
+    )
+    conv = c.build(sizes, (1, 16, 16))
     assert conv(torch.randn(3, 1, 16, 16)).shape == (3, 1)
     if c.certified:  # 1-Lipschitz by construction, whatever the weights
         for net in (mlp, conv):
@@ -41,7 +46,7 @@ def test_each_constraint_builds_both_critics(name):
 @pytest.mark.parametrize("name", list(CONSTRAINTS))
 def test_penalty_hook_and_optimizer_follow_the_paper(name):
     c = CONSTRAINTS[name]
-    net = c.mlp(2, (8,))
+    net = c.build({"widths": (8,)}, (2,))
     real, fake = torch.randn(16, 2), torch.randn(16, 2) + 2
     penalty = c.penalty(lambda x: net(x).reshape(-1), real, fake, 10.0)
     assert (penalty is not None) == (name in ("gp", "lp"))
@@ -61,7 +66,7 @@ def test_penalty_hook_and_optimizer_follow_the_paper(name):
 def test_one_spectral_norm_for_vectors_and_images():
     """``sn`` normalizes with the library's own power iteration, never torch's hooks."""
     sn = CONSTRAINTS["sn"]
-    for net in (sn.mlp(4, (8,)), sn.convnet(1, 16, base_channels=4)):
+    for net in (sn.build({"widths": (8,)}, (4,)), sn.build({"channels": (4, 8, 16)}, (1, 16, 16))):
         layers = [m for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
         assert layers and all(hasattr(m, "parametrizations") for m in layers)
         assert not any(m._forward_pre_hooks for m in layers)
@@ -89,7 +94,7 @@ def test_a_new_constraint_is_one_registered_object(monkeypatch):
                     p.mul_(0.5)
 
     monkeypatch.setitem(CONSTRAINTS, "half", HalfWeights())
-    critic = build_gan_critic("half", (2,), widths=(8,))
+    critic = build_gan_critic("half", (2,), {"widths": (8,)})
     assert critic(torch.randn(4, 2)).shape == (4,)
     module = WGAN(
         constraint="half",
@@ -97,3 +102,15 @@ def test_a_new_constraint_is_one_registered_object(monkeypatch):
         architecture={"generator_widths": (8,), "critic_widths": (8,)},
     )
     assert module.settings.n_critic == 2 and module.settings.lr == 1e-3
+
+
+def test_hard_refuses_layers_that_are_not_certified_by_name():
+    """A constraint that certifies never assumes: an uncertified layer is refused by name."""
+    hard = CONSTRAINTS["hard"]
+    for spec, name in (({"linear": "plain"}, "plain"), ({"linear": "spectral"}, "spectral")):
+        with pytest.raises(InputError, match=f"{name} is not"):
+            hard.build(spec, (4,))
+    with pytest.raises(InputError, match="plain is not"):
+        hard.build({"conv": "plain"}, (1, 8, 8))
+    with pytest.raises(InputError, match="plain layers are not"):
+        CONSTRAINTS["sn"].build({"linear": "plain"}, (4,))

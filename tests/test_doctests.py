@@ -22,6 +22,8 @@ MODULES = [
     "wgan_lip.layers.conv",
     "wgan_lip.layers.spectral",
     "wgan_lip.layers.cayley",
+    "wgan_lip.layers.registry",
+    "wgan_lip.networks",
     "wgan_lip.critic",
     "wgan_lip.data.precision",
     "wgan_lip.data.synthetic",

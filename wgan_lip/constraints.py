@@ -1,9 +1,10 @@
 """How a critic is held to (about) 1-Lipschitz: one registry for W1 estimation, the WGAN and
 the benchmarks.
 
-A :class:`Constraint` knows whether its critics are certified, how to build its critic for
-vectors (an MLP) and for images (a convnet), the extra loss term or post-step hook that
-enforces it, and the optimizer settings of its paper. :data:`CONSTRAINTS` maps names to
+A :class:`Constraint` knows whether its critics are certified, which layers it admits and
+which it puts in a critic spec that leaves them unset (its critics are built by the one
+:func:`wgan_lip.networks.build`), the extra loss term or post-step hook that enforces it,
+and the optimizer settings of its paper. :data:`CONSTRAINTS` maps names to
 them; the W1 module and the WGAN only call these methods, never branch on names.
 
 - ``hard``: Björck dense / BCOP convolutions with GroupSort, 1-Lipschitz by construction
@@ -24,14 +25,20 @@ Torch is imported inside the methods, so that the names (``wgan-lip --help``) lo
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from .errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import torch
     from torch import nn
+
+    from .networks import NetworkSpec
+
+    NetworkSizes = Mapping[str, NetworkSpec] | None
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ class Constraint:
         >>> import torch
         >>> from wgan_lip.constraints import Constraint
         >>> c = Constraint()
-        >>> critic = c.mlp(3, [8])
+        >>> critic = c.build({"widths": [8]}, (3,))
         >>> critic(torch.randn(4, 3)).shape
         torch.Size([4, 1])
         >>> c.penalty(critic, torch.randn(4, 3), torch.randn(4, 3), 10.0) is None
@@ -92,23 +99,74 @@ class Constraint:
 
     # ----- networks -----
 
-    def mlp(self, in_features: int, widths: Sequence[int], *, group_size: int = 2) -> nn.Module:
-        """The critic for vectors: ``in_features -> widths -> 1``."""
-        return _relu_mlp(in_features, widths)
+    image_kind: str = "dcgan"  # the network kind of its image critics
 
-    def convnet(
+    def network(self, kind: str) -> NetworkSpec:
+        """The layers (and the paper's sizes, where they are the constraint's) of a ``kind``
+        network: what a critic spec leaves unset. Unconstrained baselines: ``plain`` layers,
+        ReLU for vectors, LeakyReLU(0.2) in the DCGAN-style image critic of 64, 128 and 256
+        channels (Gulrajani et al.)."""
+        from .networks import NetworkSpec
+
+        if kind == "mlp":
+            return NetworkSpec(linear="plain", activation="relu")
+        return NetworkSpec(channels=(64, 128, 256) if kind == "dcgan" else None, widths=(),
+                           conv="plain", linear="plain", activation="leaky_relu",
+                           negative_slope=0.2)  # fmt: skip
+
+    def admits(self, spec: NetworkSpec) -> None:
+        """Raise :class:`~wgan_lip.errors.InputError` when a layer of the complete ``spec`` is
+        not one this constraint can train (the base class admits every layer)."""
+
+    def critic_network(
+        self, spec: NetworkSpec | None, input_shape: Sequence[int], sizes: NetworkSizes = None
+    ) -> NetworkSpec:
+        """The complete spec of this constraint's critic for samples of ``input_shape``.
+
+        Each field of ``spec`` that is unset comes from the job's ``sizes`` for the kind,
+        then this constraint's :meth:`network`, then
+        :data:`~wgan_lip.networks.LIBRARY_DEFAULTS`; the kind itself defaults to ``mlp``
+        for vectors and to :attr:`image_kind` for images ``(C, H, W)``.
+
+        Args:
+            spec: the user's spec (or None: every field a default).
+            input_shape: one sample's shape.
+            sizes: the job's default sizes per kind (``{"mlp": NetworkSpec(widths=...)}``).
+
+        Returns:
+            The complete :class:`~wgan_lip.networks.NetworkSpec`.
+
+        Raises:
+            InputError: a layer this constraint does not admit (see :meth:`admits`).
+
+        Example:
+            >>> from wgan_lip.constraints import get_constraint
+            >>> get_constraint("hard").critic_network(None, (1, 8, 8)).conv
+            'bcop'
+            >>> get_constraint("gp").critic_network({"linear": "aol"}, (3,)).activation
+            'relu'
+        """
+        from .networks import LIBRARY_DEFAULTS, NetworkSpec
+
+        spec = NetworkSpec.of(spec)
+        kind = spec.kind or ("mlp" if len(input_shape) != 3 else self.image_kind)
+        job = (sizes or {}).get(kind)
+        full = replace(spec, kind=kind).over(job, self.network(kind), LIBRARY_DEFAULTS)
+        self.admits(full)
+        return full
+
+    def build(
         self,
-        in_channels: int,
-        image_size: int,
-        *,
-        channels: Sequence[int] = (16, 32),
-        head_width: int = 128,
-        base_channels: int = 64,
-        group_size: int = 2,
+        spec: NetworkSpec | None,
+        input_shape: Sequence[int],
+        sizes: NetworkSizes = None,
+        out_features: int = 1,
     ) -> nn.Module:
-        """The critic for ``(in_channels, image_size, image_size)`` images, scores ``(n, 1)``.
-        ``channels``/``head_width`` shape the hard critic, ``base_channels`` the baselines'."""
-        return _dcgan_critic(in_channels, image_size, base_channels, slope=0.2)
+        """This constraint's critic network: :meth:`critic_network`, then
+        :func:`~wgan_lip.networks.build` (``(n, *input_shape)`` to ``(n, out_features)``)."""
+        from .networks import build
+
+        return build(self.critic_network(spec, input_shape, sizes), input_shape, out_features)
 
     # ----- training -----
 
@@ -140,25 +198,23 @@ class Constraint:
 class Hard(Constraint):
     """Björck / BCOP + GroupSort: 1-Lipschitz by construction, nothing else to enforce.
 
-    Registered as ``"hard"``; the only certified constraint. Its :meth:`mlp` is
-    :func:`~wgan_lip.models.lipschitz_mlp` (widths multiples of ``group_size``) and its
-    :meth:`convnet` is :func:`~wgan_lip.models.lipschitz_convnet` with one hidden layer of
-    ``head_width`` (``base_channels`` is not used); :meth:`convnet` raises
-    :class:`~wgan_lip.errors.InputError` when ``image_size`` is not divisible by
-    ``2 ** len(channels)``.
+    Registered as ``"hard"``; the only certified constraint. Its critics default to Björck
+    dense layers, BCOP convolutions (a ``convnet`` for images) and GroupSort; it admits
+    every registered layer that is 1-Lipschitz by construction (``certified``) and refuses
+    the others by name.
 
     Example:
         >>> import torch
         >>> from wgan_lip.constraints import get_constraint
         >>> from wgan_lip.layers import lipschitz_bound
         >>> hard = get_constraint("hard")
-        >>> hard.certified, round(lipschitz_bound(hard.mlp(4, [8, 8])), 4)
+        >>> hard.certified, round(lipschitz_bound(hard.build({"widths": [8, 8]}, (4,))), 4)
         (True, 1.0)
-        >>> hard.convnet(1, 6, channels=(4, 8))
+        >>> hard.build({"linear": "plain"}, (4,))
         Traceback (most recent call last):
             ...
-        wgan_lip.errors.InputError: the hard image critic downsamples 2 times; image side 6
-        is not divisible by 4
+        wgan_lip.errors.InputError: the hard constraint certifies only layers that are
+        1-Lipschitz by construction; plain is not: use one of aol, bcop, bjorck, cayley, sll
     """
 
     name, certified = "hard", True
@@ -167,22 +223,24 @@ class Hard(Constraint):
     # seed) over 1e-4 and 1e-3 and 1, 2 or 5 critic steps.
     defaults = ConstraintDefaults("adam", 5e-4, (0.0, 0.9), 5)
 
-    def mlp(self, in_features, widths, *, group_size=2):
-        from .models import lipschitz_mlp
+    image_kind = "convnet"
 
-        return lipschitz_mlp(in_features, widths, 1, group_size=group_size)
+    def network(self, kind):
+        from .networks import NetworkSpec
 
-    def convnet(self, in_channels, image_size, *, channels=(16, 32), head_width=128,
-                base_channels=64, group_size=2):  # fmt: skip
-        from .models import lipschitz_convnet
+        return NetworkSpec(linear="bjorck", conv="bcop", activation="groupsort")
 
-        if image_size % 2 ** len(channels):
+    def admits(self, spec):
+        from .layers.registry import LAYERS
+
+        used = [spec.linear] + ([spec.conv] if spec.kind != "mlp" else [])
+        bad = sorted({n for n in used if n in LAYERS and not LAYERS[n].certified})
+        if bad:
+            certified = ", ".join(sorted(n for n, k in LAYERS.items() if k.certified))
             raise InputError(
-                f"the hard image critic downsamples {len(channels)} times; image side "
-                f"{image_size} is not divisible by {2 ** len(channels)}"
+                f"the hard constraint certifies only layers that are 1-Lipschitz by "
+                f"construction; {', '.join(bad)} is not: use one of {certified}"
             )
-        return lipschitz_convnet(in_channels, image_size, channels, 1,
-                                 head_widths=(head_width,), group_size=group_size)  # fmt: skip
 
 
 class GradientPenalty(Constraint):
@@ -237,7 +295,7 @@ class SpectralNorm(Constraint):
         >>> sn = get_constraint("sn")
         >>> sn.certified, sn.defaults.betas
         (False, (0.5, 0.9))
-        >>> sn.convnet(1, 16, base_channels=4)(torch.rand(2, 1, 16, 16)).shape
+        >>> sn.build({"channels": [4, 8, 16]}, (1, 16, 16))(torch.rand(2, 1, 16, 16)).shape
         torch.Size([2, 1])
     """
 
@@ -245,12 +303,21 @@ class SpectralNorm(Constraint):
     # Miyato et al. setting "A" (the WGAN-GP-like one): lr 1e-4, betas (0.5, 0.9), 5 steps.
     defaults = ConstraintDefaults("adam", 1e-4, (0.5, 0.9), 5)
 
-    def mlp(self, in_features, widths, *, group_size=2):
-        return _relu_mlp(in_features, widths, spectral=True)
+    def network(self, kind):
+        from .networks import NetworkSpec
 
-    def convnet(self, in_channels, image_size, *, channels=(16, 32), head_width=128,
-                base_channels=64, group_size=2):  # fmt: skip
-        return _dcgan_critic(in_channels, image_size, base_channels, slope=0.1, spectral=True)
+        if kind == "mlp":
+            return NetworkSpec(linear="spectral", activation="relu")
+        return NetworkSpec(channels=(64, 128, 256) if kind == "dcgan" else None, widths=(),
+                           conv="sn_kernel" if kind == "dcgan" else "spectral",
+                           linear="spectral", activation="leaky_relu",
+                           negative_slope=0.1)  # fmt: skip
+
+    def admits(self, spec):
+        used = [spec.linear] + ([spec.conv] if spec.kind != "mlp" else [])
+        if "plain" in used:
+            raise InputError("the sn constraint normalizes its layers; plain layers are not: "
+                             "use spectral (or sn_kernel for dcgan convolutions)")  # fmt: skip
 
 
 class Clip(Constraint):
@@ -263,7 +330,7 @@ class Clip(Constraint):
         >>> import torch
         >>> from wgan_lip.constraints import get_constraint
         >>> clip = get_constraint("clip")
-        >>> critic = clip.mlp(2, [8])
+        >>> critic = clip.build({"widths": [8]}, (2,))
         >>> clip.after_step(critic, 0.01)
         >>> max(float(p.detach().abs().max()) for p in critic.parameters()) <= 0.01
         True
@@ -324,35 +391,3 @@ def get_constraint(name: str) -> Constraint:
         raise InputError(
             f"unknown constraint {name!r}; choose one of {', '.join(CONSTRAINTS)}"
         ) from None
-
-
-# ----- the baselines' networks -----
-
-
-def _relu_mlp(d: int, widths: Sequence[int], spectral: bool = False) -> nn.Sequential:
-    from torch import nn
-
-    from .layers import SpectralLinear
-    from .models import mlp
-
-    return mlp(d, widths, 1, linear=SpectralLinear if spectral else nn.Linear,
-               activation=lambda _: nn.ReLU())  # fmt: skip
-
-
-def _dcgan_critic(c: int, size: int, base: int, slope: float, spectral: bool = False):
-    """Three stride-2 convolutions (base, 2 base, 4 base channels), then a linear score."""
-    from torch import nn
-
-    from .layers.spectral import SpectralLinear, spectral_normalize_kernel
-
-    wrap = spectral_normalize_kernel if spectral else (lambda m: m)
-    layers: list[nn.Module] = []
-    prev = c
-    for i in range(3):
-        out, k = base * 2**i, (4 if i < 2 else 3)
-        layers += [wrap(nn.Conv2d(prev, out, k, 2, 1)), nn.LeakyReLU(slope)]
-        prev = out
-        size = (size + 2 - k) // 2 + 1
-    head = SpectralLinear(prev * size * size, 1) if spectral else nn.Linear(prev * size * size, 1)
-    layers += [nn.Flatten(), head]
-    return nn.Sequential(*layers)

@@ -101,11 +101,21 @@ class GANArchitecture:
 
     def build_critic(self, constraint: str, data_shape: Sequence[int]) -> nn.Module:
         """The critic of ``constraint`` for samples of ``data_shape``; scores ``(n,)``."""
-        return build_gan_critic(
-            constraint, data_shape, widths=self.critic_widths, channels=self.critic_channels,
-            head_width=self.critic_head_width, base_channels=self.critic_base_channels,
-            group_size=self.group_size, image_net=self.image_critic,
-        )  # fmt: skip
+        from ..constraints import get_constraint
+        from ..networks import NetworkSpec
+
+        image = len(data_shape) == 3 and self.image_critic == "conv"
+        kind = get_constraint(constraint).image_kind if image else "mlp"
+        if kind == "mlp":
+            spec = NetworkSpec("mlp", widths=self.critic_widths)
+        elif kind == "convnet":
+            spec = NetworkSpec(
+                kind, channels=self.critic_channels, widths=(self.critic_head_width,)
+            )
+        else:
+            b = self.critic_base_channels
+            spec = NetworkSpec(kind, channels=(b, 2 * b, 4 * b))
+        return build_gan_critic(constraint, data_shape, replace(spec, group_size=self.group_size))
 
     def build_generator(self, data_shape: Sequence[int]) -> nn.Module:
         """The generator of samples of ``data_shape`` from ``latent_dim`` Gaussian inputs."""

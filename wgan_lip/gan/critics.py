@@ -8,19 +8,25 @@ image network for a data shape and returns scores of shape ``(n,)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
 
 from ..constraints import CONSTRAINTS as _REGISTRY
 from ..constraints import ConstraintDefaults, get_constraint
 from ..critic import RawInputCritic
 from ..errors import InputError
+from ..networks import NetworkSpec, build
 
 CONSTRAINTS = tuple(_REGISTRY)
 CONSTRAINT_DEFAULTS: dict[str, ConstraintDefaults] = {n: c.defaults for n, c in _REGISTRY.items()}
 
-__all__ = ["CONSTRAINTS", "CONSTRAINT_DEFAULTS", "ConstraintDefaults", "build_gan_critic",
-           "check_constraint"]  # fmt: skip
+__all__ = [
+    "CONSTRAINTS",
+    "CONSTRAINT_DEFAULTS",
+    "GAN_SIZES",
+    "ConstraintDefaults",
+    "build_gan_critic",
+    "check_constraint",
+]
 
 
 def check_constraint(constraint: str) -> str:
@@ -47,38 +53,32 @@ def check_constraint(constraint: str) -> str:
     return get_constraint(constraint).name
 
 
+GAN_SIZES: dict[str, NetworkSpec] = {
+    "mlp": NetworkSpec(widths=(256, 256, 256)),
+    "convnet": NetworkSpec(channels=(16, 32), widths=(128,)),
+}
+"""The WGAN critics' default sizes per network kind (the ``dcgan`` sizes are the
+baselines' own, from :meth:`~wgan_lip.constraints.Constraint.network`)."""
+
+
 def build_gan_critic(
-    constraint: str,
-    data_shape: Sequence[int],
-    *,
-    widths: Sequence[int] = (256, 256, 256),
-    channels: Sequence[int] = (16, 32),
-    head_width: int = 128,
-    base_channels: int = 64,
-    group_size: int = 2,
-    image_net: Literal["conv", "mlp"] = "conv",
+    constraint: str, data_shape: Sequence[int], network: NetworkSpec | Mapping | None = None
 ) -> RawInputCritic:
     """The critic for ``constraint`` on samples of ``data_shape``, returning scores ``(n,)``.
 
-    Vectors (``data_shape = (d,)``) get the constraint's MLP of ``widths``; square images
-    ``(C, H, H)`` its convnet (BCOP of ``channels`` + a Björck layer of ``head_width`` for
-    ``hard``, DCGAN-style of ``base_channels`` for the baselines), or with
-    ``image_net="mlp"`` the vector MLP on the flattened pixels. The wrapper is the one W1
-    critics use, :class:`~wgan_lip.critic.RawInputCritic`, with its normalization left at
-    the identity (the WGAN's data are already scaled).
+    The network is ``network`` with its unset fields from :data:`GAN_SIZES` and the
+    constraint's layers: a ``hard`` critic is a Björck MLP for vectors and a BCOP convnet for
+    images, a baseline's a ReLU MLP or its paper's DCGAN-style convnet. An ``mlp`` on images
+    scores the flattened pixels. The wrapper is the one W1 critics use,
+    :class:`~wgan_lip.critic.RawInputCritic`, with its normalization left at the identity
+    (the WGAN's data are already scaled).
 
     Args:
         constraint: a name of :data:`CONSTRAINTS` (``hard``, ``gp``, ``lp``, ``sn``,
             ``clip``).
-        data_shape: shape of one sample: ``(d,)`` or ``(C, H, H)``.
-        widths: hidden widths of the vector MLP.
-        channels: ``hard`` images: channels of the BCOP stages (each followed by a 2x
-            invertible downsampling, so ``H`` must be divisible by ``2 ** len(channels)``).
-        head_width: ``hard`` images: width of the Björck layer before the score.
-        base_channels: baseline images: channels of the first DCGAN-style convolution.
-        group_size: GroupSort group size of the ``hard`` critic.
-        image_net: ``"conv"`` (the convnets above) or ``"mlp"`` (the vector MLP on the
-            flattened pixels); any other value is taken as ``"conv"``.
+        data_shape: shape of one sample: ``(d,)`` or ``(C, H, W)``.
+        network: the critic's :class:`~wgan_lip.networks.NetworkSpec` (or a mapping of its
+            fields); None: the defaults.
 
     Returns:
         A :class:`~wgan_lip.critic.RawInputCritic` mapping ``(n, *data_shape)`` samples to
@@ -86,28 +86,24 @@ def build_gan_critic(
         constraint's name.
 
     Raises:
-        InputError: an unknown constraint, a ``data_shape`` that is neither ``(d,)`` nor a
-            square image (with ``image_net="conv"``), or a ``hard`` image side not divisible
-            by ``2 ** len(channels)``.
+        InputError: an unknown constraint, a layer the constraint does not admit, or a
+            network that does not fit ``data_shape`` (from :func:`~wgan_lip.networks.build`).
 
     Example:
         >>> import torch
         >>> from wgan_lip.gan import build_gan_critic
-        >>> critic = build_gan_critic("hard", (2,), widths=(16, 16))
+        >>> critic = build_gan_critic("hard", (2,), {"widths": [16, 16]})
         >>> critic(torch.randn(4, 2)).shape, critic.certified, critic.kind
         (torch.Size([4]), True, 'hard')
-        >>> build_gan_critic("gp", (1, 8, 8), base_channels=4)(torch.rand(3, 1, 8, 8)).shape
+        >>> gp = build_gan_critic("gp", (1, 8, 8), {"channels": [4, 8, 16]})
+        >>> gp(torch.rand(3, 1, 8, 8)).shape
         torch.Size([3])
     """
     c = get_constraint(constraint)
-    if image_net not in ("conv", "mlp"):
-        raise InputError(f"image_net must be conv or mlp, got {image_net!r}")
     shape = tuple(int(s) for s in data_shape)
-    if len(shape) == 1 or image_net == "mlp":
-        net = c.mlp(math.prod(shape), widths, group_size=group_size)
-        return RawInputCritic(net, shape, flatten=True, kind=c.name, certified=c.certified)
-    if len(shape) != 3 or shape[1] != shape[2]:
-        raise InputError(f"WGAN data must be vectors (d,) or square images (C, H, H), got {shape}")
-    net = c.convnet(shape[0], shape[1], channels=channels, head_width=head_width,
-                    base_channels=base_channels, group_size=group_size)  # fmt: skip
-    return RawInputCritic(net, shape, flatten=False, kind=c.name, certified=c.certified)
+    if len(shape) not in (1, 3):
+        raise InputError(f"WGAN data must be vectors (d,) or images (C, H, W), got {shape}")
+    spec = c.critic_network(network, shape, GAN_SIZES)
+    flatten = spec.kind == "mlp"
+    net = build(spec, (math.prod(shape),) if flatten else shape, 1)
+    return RawInputCritic(net, shape, flatten=flatten, kind=c.name, certified=c.certified)

@@ -30,6 +30,7 @@ from torch.nn.utils import parametrize
 from ._checks import check_float_input, check_positive_int
 from ._gram import abs_row_sums, conv_gram, dense_gram, schur_bound
 from ._linear import ConstrainedLinear
+from .registry import LayerKind, register_layer
 
 # a zero column would divide by zero; a larger sum only shrinks the column (still sound)
 _EPS = 1e-12
@@ -220,3 +221,11 @@ class AOLConv2d(nn.Conv2d):
         from .export import plain_conv2d
 
         return plain_conv2d(self)
+
+
+register_layer(LayerKind(
+    "aol",
+    linear=lambda i, o, opts: AOLLinear(i, o, bias=opts.bias),
+    conv=lambda i, o, opts: AOLConv2d(i, o, opts.kernel_size, bias=opts.bias),
+    summary="almost-orthogonal layers (AOL): rescaled, 1-Lipschitz without iterations",
+))

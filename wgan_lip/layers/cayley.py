@@ -24,6 +24,7 @@ from torch import nn
 
 from ..errors import InputError
 from ._checks import check_float_input, check_positive_int, same_tensor
+from .registry import LayerKind, register_layer
 
 
 def cayley_frequency_matrices(
@@ -311,3 +312,10 @@ class FourierConv2d(nn.Module):
 
     def export_plain(self) -> nn.Module:
         return self
+
+
+register_layer(LayerKind(
+    "cayley",
+    conv=lambda i, o, opts: CayleyConv2d(i, o, opts.kernel_size, bias=opts.bias),
+    summary="orthogonal circular convolution by the Cayley transform per frequency",
+))

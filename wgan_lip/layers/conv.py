@@ -33,6 +33,7 @@ from torch.nn.utils import parametrize
 
 from ._checks import check_float_input, check_nonnegative_float, check_positive_int
 from .orthogonal import BjorckConfig, Orthonormal
+from .registry import LayerKind, register_layer
 
 
 def compose_kernels(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
@@ -459,3 +460,11 @@ class L2NormPool2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+register_layer(LayerKind(
+    "bcop",
+    conv=lambda i, o, opts: BCOPConv2d(i, o, opts.kernel_size, bias=opts.bias,
+                                       padding=opts.padding, config=opts.bjorck),
+    summary="orthogonal convolution by block convolutions of orthogonal parts (BCOP)",
+))

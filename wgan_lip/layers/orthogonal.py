@@ -30,6 +30,7 @@ from torch.nn.utils import parametrize
 
 from ._checks import check_positive_int, same_tensor
 from ._linear import ConstrainedLinear
+from .registry import LayerKind, register_layer
 
 # Taylor coefficients of (1 - x)^(-1/2): 1, 1/2, 3/8, 5/16, 35/128, ...
 _SERIES = [1.0]
@@ -447,3 +448,10 @@ class BjorckLinear(ConstrainedLinear):
             if self.bias is not None:
                 self.bias.zero_()
         parametrize.register_parametrization(self, "weight", Orthonormal(config))
+
+
+register_layer(LayerKind(
+    "bjorck",
+    linear=lambda i, o, opts: BjorckLinear(i, o, bias=opts.bias, config=opts.bjorck),
+    summary="orthonormal dense layer (Björck), gradient-norm preserving",
+))

@@ -31,6 +31,8 @@ from torch import nn
 from ..errors import InputError
 from ._checks import check_float_input, check_positive_int
 from ._gram import conv_gram, perron_schur_bound, schur_bound
+from .aol import AOLConv2d, AOLLinear
+from .registry import LayerKind, LayerOptions, register_layer
 
 _EPS = 1e-12  # a larger T only shrinks the update (still sound)
 
@@ -395,3 +397,20 @@ class SLLConv2d(_SLLBase):
             f"channels={self.channels}, hidden_channels={self.hidden_channels}, "
             f"kernel_size={self.kernel_size}"
         )
+
+
+def _sll_linear(i: int, o: int, opts: LayerOptions) -> nn.Module:
+    # a residual SLL layer keeps the width; a width change is an AOL layer
+    return SLLLinear(i) if i == o else AOLLinear(i, o, bias=opts.bias)
+
+
+def _sll_conv(i: int, o: int, opts: LayerOptions) -> nn.Module:
+    if i == o:
+        return SLLConv2d(o, kernel_size=opts.kernel_size)
+    return AOLConv2d(i, o, opts.kernel_size, bias=opts.bias)
+
+
+register_layer(LayerKind(
+    "sll", linear=_sll_linear, conv=_sll_conv,
+    summary="residual SDP-based Lipschitz layers (SLL); AOL where the width changes",
+))

@@ -20,6 +20,7 @@ from torch.nn.utils import parametrize
 from ..errors import InputError
 from ._checks import check_float_input, check_positive_int
 from ._linear import ConstrainedLinear
+from .registry import LayerKind, LayerOptions, register_layer
 
 
 def _check_power_iterations(n: object, layer: str) -> None:
@@ -262,3 +263,24 @@ def spectral_normalize_kernel(conv: nn.Conv2d, n_power_iterations: int = 1) -> n
         conv, "weight", _KernelSpectralNorm(conv.weight.flatten(1), n_power_iterations)
     )
     return conv
+
+
+register_layer(LayerKind(
+    "spectral",
+    linear=lambda i, o, opts: SpectralLinear(i, o, bias=opts.bias),
+    conv=lambda i, o, opts: SpectralConv2d(i, o, opts.kernel_size, bias=opts.bias),
+    certified=False,
+    summary="divided by a power-iteration estimate of the spectral norm (not a certificate)",
+))
+
+
+def _sn_kernel_conv(i: int, o: int, opts: LayerOptions) -> nn.Module:
+    k = opts.kernel_size
+    padding = (k - 1) // 2 if opts.stride > 1 else "same"
+    return spectral_normalize_kernel(nn.Conv2d(i, o, k, opts.stride, padding, bias=opts.bias))
+
+
+register_layer(LayerKind(
+    "sn_kernel", conv=_sn_kernel_conv, certified=False, strided=True,
+    summary="SN-GAN: the reshaped kernel divided by its estimated norm (not a certificate)",
+))

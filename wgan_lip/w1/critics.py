@@ -11,11 +11,13 @@ from the stored ``mu`` and ``s`` rather than assumed.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from ..constraints import get_constraint
 from ..critic import RawInputCritic, fit_shift_scale
 from ..errors import InputError
+from ..networks import NetworkSpec, build
 from .names import CERTIFIED, CRITICS, SINGLE_CRITICS
 
 __all__ = ["CRITICS", "DEFAULT_WIDTHS", "RawInputCritic", "build_critic", "fit_shift_scale"]
@@ -30,6 +32,7 @@ def build_critic(
     widths: Sequence[int] | None = None,
     group_size: int = 2,
     channels: Sequence[int] = (8, 16),
+    network: NetworkSpec | Mapping | None = None,
 ) -> RawInputCritic:
     """A critic of type ``kind`` (one of :data:`CRITICS`) for samples of ``input_shape``.
 
@@ -47,6 +50,9 @@ def build_critic(
         group_size: GroupSort group size of the certified critics.
         channels: ``bcop`` only: channels of the BCOP stages, each followed by a 2x
             invertible downsampling.
+        network: a :class:`~wgan_lip.networks.NetworkSpec` (or mapping) whose set fields
+            win over the above: another registered layer (``{"linear": "aol"}``), kind or
+            activation. The constraint of ``kind`` must admit its layers.
 
     Returns:
         A :class:`~wgan_lip.critic.RawInputCritic` mapping ``(n, *input_shape)`` float32
@@ -55,7 +61,8 @@ def build_critic(
 
     Raises:
         InputError: an unknown ``kind`` (or ``"family"``); ``bcop`` for samples that are not
-            square ``(C, H, H)`` images with ``H`` divisible by ``2 ** len(channels)``.
+            ``(C, H, W)`` images with sides divisible by ``2 ** len(channels)``; a layer the
+            critic's constraint does not admit.
 
     Example:
         >>> import torch
@@ -80,17 +87,12 @@ def build_critic(
                 f"the {kind} critic needs images (C, H, W); these samples have shape "
                 f"{input_shape}: use --critic groupsort"
             )
-        c, h, w = input_shape
-        stages = len(channels)
-        if h != w or h % (2**stages):
-            raise InputError(
-                f"the {kind} critic needs square images with a side divisible by {2**stages}, "
-                f"got {h}x{w}: use --critic groupsort"
-            )
-        net = get_constraint(constraint).convnet(c, h, channels=channels, head_width=widths[0],
-                                                 group_size=group_size)  # fmt: skip
-        return RawInputCritic(
-            net, input_shape, flatten=False, kind=kind, certified=kind in CERTIFIED
-        )
-    net = get_constraint(constraint).mlp(math.prod(input_shape), widths, group_size=group_size)
-    return RawInputCritic(net, input_shape, flatten=True, kind=kind, certified=kind in CERTIFIED)
+        base = NetworkSpec("convnet", channels=tuple(channels), widths=widths[:1])
+    else:
+        base = NetworkSpec("mlp", widths=widths)
+    spec = get_constraint(constraint).critic_network(
+        NetworkSpec.of(network).over(replace(base, group_size=group_size)), input_shape
+    )
+    flatten = spec.kind == "mlp"
+    net = build(spec, (math.prod(input_shape),) if flatten else input_shape, 1)
+    return RawInputCritic(net, input_shape, flatten=flatten, kind=kind, certified=kind in CERTIFIED)

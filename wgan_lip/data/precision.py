@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, short_reason
 
 FLOAT32_EXACT = (
     torch.bool, torch.uint8, torch.int8, torch.int16, torch.float16, torch.bfloat16,
@@ -155,7 +155,6 @@ def exact_samples(x, name: str) -> torch.Tensor:
     try:
         arr = np.asarray(x)
     except Exception as e:  # ragged nested lists and the like
-        from .rows import short_reason
 
         raise InputError(f"{name}: cannot make an array of the samples ({short_reason(e)}); "
                          "give every sample the same shape") from None  # fmt: skip

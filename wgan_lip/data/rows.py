@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, short_reason
 
 MANIFEST = "manifest.json"
 NPY_MAGIC = b"\x93NUMPY"
@@ -201,39 +201,6 @@ class CentredRows(Rows):
         return CentredRows(self.inner.with_event_shape(shape), off)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def short_reason(e: BaseException, limit: int = 120) -> str:
-    """The first sentence of an exception's message, on one line and at most ``limit`` long.
-
-    Library errors can run to paragraphs (torch's ``weights_only`` advice); a user needs
-    the gist, inside a one-line error. ANSI colour codes are removed, and so is torch's
-    general advice before ``WeightsUnpickler error:``.
-
-    Args:
-        e: the exception.
-        limit: the longest result, in characters; longer lines are cut and end in ``...``.
-
-    Returns:
-        The first non-blank line of the message, up to its first ``". "``, without a final
-        period; the exception's class name when the message is empty.
-
-    Example:
-        >>> from wgan_lip.data.rows import short_reason
-        >>> short_reason(ValueError("bad header. Try again.\\nmore detail"))
-        'bad header'
-        >>> short_reason(KeyError())
-        'KeyError'
-        >>> short_reason(OSError("x" * 50), limit=10)
-        'xxxxxxx...'
-    """
-    text = _ANSI.sub("", str(e))
-    if "WeightsUnpickler error:" in text:  # torch: the reason follows its general advice
-        text = text.split("WeightsUnpickler error:", 1)[1]
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "") or type(e).__name__
-    line = line.split(". ", 1)[0].rstrip(".")
-    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
 
 
 def read_npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:

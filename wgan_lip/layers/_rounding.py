@@ -37,6 +37,8 @@ import math
 
 import torch
 
+from ._gram import matrix_norm2
+
 # Extra output roundings allowed when two float evaluations are compared (see the module
 # docstring): 32 covers the attacks of the soundness suite with a margin of about 2.
 ALLOWANCE = 32
@@ -174,7 +176,6 @@ def conv_abs_norm(kernel: torch.Tensor, groups: int = 1) -> float:
         >>> conv_abs_norm(torch.tensor([1.0, -1.0]).reshape(1, 1, 1, 2))
         2.0
     """
-    from .lipschitz import matrix_norm2
 
     k = kernel.detach().to(torch.float64).abs().sum((-2, -1))  # (out, in / groups)
     per_group = k.shape[0] // groups

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ._checks import check_float_input, check_nonnegative_float, check_positive_int
+from ._gram import matrix_norm2
 from .orthogonal import BjorckConfig, Orthonormal
 from .registry import LayerKind, register_layer
 
@@ -71,7 +72,6 @@ def compose_kernels(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
 
 def _two_tap_bound(a: torch.Tensor, b: torch.Tensor) -> float:
     """``sup_{|z|=1} ||A + z B||_2`` bound: ``sqrt(||A^T A + B^T B|| + 2 ||A^T B||)``."""
-    from .lipschitz import matrix_norm2
 
     return math.sqrt(matrix_norm2(a.mT @ a + b.mT @ b) + 2.0 * matrix_norm2(a.mT @ b))
 

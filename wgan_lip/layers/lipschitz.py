@@ -28,6 +28,9 @@ from contextvars import ContextVar
 import torch
 from torch import nn
 
+from ._gram import matrix_norm2
+from ._rounding import conv_abs_norm, linear_rounding
+
 _RULES: dict[type, Callable[[nn.Module], float]] = {}
 # id(module) -> the spatial sizes (H, W) of its 4-D inputs, while lipschitz_bound runs with
 # an input_shape; None otherwise (bounds then hold for every input size)
@@ -478,33 +481,10 @@ def _avg_pool_axis_bound(k: int, s: int, p: int, ceil: bool, include_pad: bool,
     return worst
 
 
-def matrix_norm2(w: torch.Tensor) -> float:
-    """Exact spectral norm (largest singular value) of a matrix, in float64.
-
-    Computed by an SVD of a detached float64 copy (no autograd). For a batch of matrices,
-    the largest over the batch.
-
-    Args:
-        w: a matrix ``(m, n)`` (or a batch ``(..., m, n)``), any float dtype and device.
-
-    Returns:
-        The largest singular value, a Python float.
-
-    Example:
-        >>> import torch
-        >>> from wgan_lip.layers.lipschitz import matrix_norm2
-        >>> matrix_norm2(torch.tensor([[3.0, 0.0], [0.0, 4.0]]))
-        4.0
-    """
-    return float(torch.linalg.svdvals(w.detach().to(torch.float64)).max())
-
-
 @register_lipschitz_bound(nn.Linear)
 def _linear(m: nn.Linear) -> float:
     """The exact norm of the weight plus the rounding of the forward pass in its dtype
     (:func:`~wgan_lip.layers._rounding.linear_rounding`)."""
-    from ._rounding import linear_rounding
-
     w = m.weight.detach()
     return linear_rounding(matrix_norm2(w), matrix_norm2(w.abs()), w.shape[1], w.dtype, w.device)
 
@@ -640,7 +620,6 @@ def round_conv(m: nn.Conv2d, bound: float, copies: int = 1) -> float:
         >>> 1.0 < round_conv(conv, 1.0) < 1.0 + 1e-4  # float32: a few n u
         True
     """
-    from ._rounding import conv_abs_norm, linear_rounding
 
     w = m.weight.detach()
     abs_norm = math.sqrt(copies) * conv_abs_norm(w, m.groups)

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 
 if TYPE_CHECKING:
     from torch import nn
-
-    from .orthogonal import BjorckConfig
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class LayerOptions:
     stride: int = 1
     group_size: int = 2
     negative_slope: float = 0.2
-    bjorck: BjorckConfig | None = None
+    bjorck: Any = None  # a BjorckConfig (not imported: the layer modules import this one)
 
 
 LayerFactory = Callable[[int, int, LayerOptions], "nn.Module"]

@@ -7,26 +7,21 @@ from collections.abc import Callable, Sequence
 from torch import nn
 
 from .layers import (
-    AOLConv2d,
-    AOLLinear,
     BCOPConv2d,
     BjorckConfig,
     BjorckLinear,
-    FullSort,
     GroupSort,
     InvertibleDownsample,
-    MaxMin,
-    SLLConv2d,
-    SLLLinear,
     SpectralLinear,
 )
 
 
 def make_activation(name: str, group_size: int = 2) -> nn.Module:
-    """The activation named ``"groupsort"``, ``"maxmin"``, ``"fullsort"`` or ``"relu"``.
+    """The registered activation ``name``: ``"groupsort"``, ``"maxmin"``, ``"fullsort"``,
+    ``"relu"``, ``"leaky_relu"`` or one a layer module registered.
 
-    The first three are 1-Lipschitz and gradient-norm preserving (sorts); ReLU is 1-Lipschitz
-    but not gradient-norm preserving.
+    The sorts are 1-Lipschitz and gradient-norm preserving; ReLU is 1-Lipschitz but not
+    gradient-norm preserving. See :data:`wgan_lip.layers.registry.ACTIVATIONS`.
 
     Args:
         name: the activation's name.
@@ -47,15 +42,9 @@ def make_activation(name: str, group_size: int = 2) -> nn.Module:
         >>> make_activation("maxmin")(torch.tensor([[3.0, 1.0]]))  # each pair as (min, max)
         tensor([[1., 3.]])
     """
-    if name == "groupsort":
-        return GroupSort(group_size)
-    if name == "maxmin":
-        return MaxMin()
-    if name == "fullsort":
-        return FullSort()
-    if name == "relu":
-        return nn.ReLU()
-    raise ValueError(f"unknown activation {name!r}; use groupsort, maxmin, fullsort or relu")
+    from .layers.registry import LayerOptions, activation_kind
+
+    return activation_kind(name).make(0, LayerOptions(group_size=group_size))
 
 
 LayerFactory = Callable[[int, int], nn.Module]  # (in, out) -> a layer
@@ -281,10 +270,11 @@ def aol_convnet(
     head_widths: Sequence[int] = (),
     group_size: int = 2,
 ) -> nn.Sequential:
-    """:func:`lipschitz_convnet` with AOL layers (Prach & Lampert 2022) and GroupSort.
+    """A convnet of AOL layers (Prach & Lampert 2022) and GroupSort.
 
     ``AOLConv2d`` (zero padding) and ``AOLLinear`` + GroupSort: 1-Lipschitz, no iteration in
-    the forward.
+    the forward. The ``convnet`` of :func:`wgan_lip.networks.build` with the registered
+    ``aol`` layers (``NetworkSpec("convnet", conv="aol", linear="aol")``).
 
     Args:
         in_channels: channels of the input images.
@@ -302,7 +292,9 @@ def aol_convnet(
         ``(n, out_features)``.
 
     Raises:
-        ValueError: ``image_size`` not divisible by ``2 ** len(channels)``.
+        InputError: (a ``ValueError``) ``image_size`` not divisible by
+            ``2 ** len(channels)``, or a channel count or width not a multiple of
+            ``group_size``.
 
     Example:
         >>> import torch
@@ -312,11 +304,9 @@ def aol_convnet(
         >>> net(torch.rand(2, 1, 8, 8)).shape, lipschitz_bound(net) <= 1 + 1e-4  # + rounding
         (torch.Size([2, 3]), True)
     """
-    return lipschitz_convnet(
-        in_channels, image_size, channels, out_features,
-        blocks_per_stage=blocks_per_stage, head_widths=head_widths, group_size=group_size,
-        conv=lambda i, o: AOLConv2d(i, o, kernel_size), linear=AOLLinear,
-    )  # fmt: skip
+    shape = (in_channels, image_size, image_size)
+    sizes = dict(channels=channels, widths=head_widths, blocks_per_stage=blocks_per_stage)
+    return _registry_convnet("aol", shape, out_features, kernel_size, group_size, **sizes)
 
 
 def sll_convnet(
@@ -332,7 +322,9 @@ def sll_convnet(
 ) -> nn.Sequential:
     """A residual 1-Lipschitz convnet of SLL layers (Araujo et al. 2023), GroupSort after each.
 
-    Built through :func:`lipschitz_convnet`'s factories. A convolution that changes the
+    The ``convnet`` of :func:`wgan_lip.networks.build` with the registered ``sll`` layers
+    (``NetworkSpec("convnet", conv="sll", linear="sll")``), whose registration in
+    :mod:`wgan_lip.layers.sll` holds the width rule: a convolution that changes the
     channel count (normally the first of each stage) is an ``AOLConv2d``; one that keeps it
     (the other ``blocks_per_stage - 1`` of the stage) is an ``SLLConv2d`` residual layer. In
     the head, a width change is an ``AOLLinear`` and a repeated width an ``SLLLinear``:
@@ -355,7 +347,9 @@ def sll_convnet(
         ``(n, out_features)``.
 
     Raises:
-        ValueError: ``image_size`` not divisible by ``2 ** len(channels)``.
+        InputError: (a ``ValueError``) ``image_size`` not divisible by
+            ``2 ** len(channels)``, or a channel count or width not a multiple of
+            ``group_size``.
 
     Example:
         >>> import torch
@@ -365,18 +359,26 @@ def sll_convnet(
         >>> net(torch.rand(2, 1, 8, 8)).shape, lipschitz_bound(net) <= 1 + 1e-4  # + rounding
         (torch.Size([2, 3]), True)
     """
+    shape = (in_channels, image_size, image_size)
+    sizes = dict(channels=channels, widths=head_widths, blocks_per_stage=blocks_per_stage)
+    return _registry_convnet("sll", shape, out_features, kernel_size, group_size, **sizes)
 
-    def conv(i: int, o: int) -> nn.Module:
-        return SLLConv2d(o, kernel_size=kernel_size) if i == o else AOLConv2d(i, o, kernel_size)
 
-    def linear(i: int, o: int) -> nn.Module:
-        return SLLLinear(i) if i == o else AOLLinear(i, o)
+def _registry_convnet(
+    layer: str,
+    input_shape: tuple[int, int, int],
+    out_features: int,
+    kernel_size: int,
+    group_size: int,
+    **sizes: object,
+) -> nn.Sequential:
+    """The ``convnet`` of :func:`wgan_lip.networks.build` with the registered ``layer`` as
+    its convolutions and dense layers, GroupSort of ``group_size``, and the ``sizes``."""
+    from .networks import NetworkSpec, build
 
-    return lipschitz_convnet(
-        in_channels, image_size, channels, out_features,
-        blocks_per_stage=blocks_per_stage, head_widths=head_widths, group_size=group_size,
-        conv=conv, linear=linear,
-    )  # fmt: skip
+    layers = dict(linear=layer, conv=layer, activation="groupsort", group_size=group_size)
+    spec = NetworkSpec("convnet", kernel_size=kernel_size, **layers, **sizes)
+    return build(spec, input_shape, out_features)
 
 
 # ----- generators (unconstrained: only the critic needs a Lipschitz bound) -----

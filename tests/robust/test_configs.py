@@ -39,7 +39,7 @@ def test_cpu_config_trains_and_certifies(tmp_path, monkeypatch, data_root, capsy
     args = ["fit", "--config", str(REPO / "configs/robust/mnist_fc3_cpu.yaml"),
             "--data.data_root", str(data_root), "--trainer.enable_progress_bar=false",
             "--trainer.max_steps=30", "--trainer.limit_val_batches=1",
-            "--model.widths=[64, 64]"]  # fmt: skip
+            "--model.network.widths=[64, 64]"]  # fmt: skip
     assert main(args) == 0
     ckpt = tmp_path / "runs/robust/mnist_fc3_cpu/checkpoints/last.ckpt"
     capsys.readouterr()

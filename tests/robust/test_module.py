@@ -22,7 +22,8 @@ def trained_digits(data_root, tmp_path_factory):
     folder = tmp_path_factory.mktemp("robust")
     dm = ClassificationDataModule("uci-digits", data_root=str(data_root), batch_size=64,
                                   n_val=None)  # fmt: skip
-    model = LipschitzClassifier("fc3", widths=(64, 64), eps_train=0.3, lr=3e-3)
+    model = LipschitzClassifier("fc3", network={"widths": [64, 64]},
+                                objective={"eps_train": 0.3}, lr=3e-3)
     ckpt = ModelCheckpoint(dirpath=folder, save_last=True)
     trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, callbacks=[ckpt],
                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
@@ -92,9 +93,11 @@ def test_bad_settings_are_clear_errors():
     with pytest.raises(InputError, match="unknown architecture"):
         LipschitzClassifier("resnet")
     with pytest.raises(InputError, match="unknown loss"):
-        LipschitzClassifier(loss="mse")
+        LipschitzClassifier(objective={"loss": "mse"})
     with pytest.raises(InputError, match="non-negative"):
-        LipschitzClassifier(eval_eps=(-1.0,))
+        LipschitzClassifier(eval_radii={"l2": (-1.0,)})
+    with pytest.raises(InputError, match="objective: unknown key"):
+        LipschitzClassifier(objective={"eps": 1.0})
 
 
 def test_two_process_validation_certifies_the_whole_set(trained_digits):

@@ -14,12 +14,15 @@ from .margins import (
     prediction_margin,
     tempered_cross_entropy,
 )
-from .module import LipschitzClassifier
+from .module import PRESETS, EvalRadii, LipschitzClassifier, Objective
 
 __all__ = [
+    "PRESETS",
     "CertificationReport",
     "ClassificationDataModule",
+    "EvalRadii",
     "LipschitzClassifier",
+    "Objective",
     "RadiusResult",
     "certified_radius",
     "certify",

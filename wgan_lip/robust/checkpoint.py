@@ -10,7 +10,7 @@ import torch
 
 from ..checkpoints import verify_checkpoint_file
 from ..errors import InputError
-from .module import LipschitzClassifier
+from .module import LipschitzClassifier, migrate_hparams
 
 
 def load_classifier(path: str | os.PathLike) -> LipschitzClassifier:
@@ -19,7 +19,10 @@ def load_classifier(path: str | os.PathLike) -> LipschitzClassifier:
     The file's zip CRCs are checked first (:func:`~wgan_lip.checkpoints.verify_checkpoint_file`),
     then it is loaded with ``torch.load(..., weights_only=True)``: tensors and plain
     containers only, so a file cannot run pickled code. The model is rebuilt from the saved
-    hyperparameters (keys starting with ``_`` are dropped) and its state dict loaded.
+    hyperparameters (keys starting with ``_`` are dropped; the flat options of older
+    versions are moved into their sections by
+    :func:`~wgan_lip.robust.module.migrate_hparams`, to the network they were trained as)
+    and its state dict loaded.
 
     Args:
         path: a Lightning checkpoint of a :class:`~wgan_lip.robust.LipschitzClassifier`
@@ -39,7 +42,8 @@ def load_classifier(path: str | os.PathLike) -> LipschitzClassifier:
         >>> import os, tempfile, torch
         >>> from wgan_lip.robust import LipschitzClassifier
         >>> from wgan_lip.robust.checkpoint import load_classifier
-        >>> clf = LipschitzClassifier("fc3", input_shape=(1, 8, 8), num_classes=3, widths=(32,))
+        >>> clf = LipschitzClassifier("fc3", input_shape=(1, 8, 8), num_classes=3,
+        ...                           network={"widths": [32]})
         >>> with tempfile.TemporaryDirectory() as d:
         ...     path = os.path.join(d, "clf.ckpt")
         ...     torch.save({"state_dict": clf.state_dict(),
@@ -79,7 +83,7 @@ def load_classifier(path: str | os.PathLike) -> LipschitzClassifier:
         hp = {}
     if "state_dict" not in ckpt or "architecture" not in hp or not hp.get("input_shape"):
         raise InputError(f"{str(path)!r} is not a LipschitzClassifier checkpoint")
-    kwargs = {k: v for k, v in hp.items() if not k.startswith("_")}
+    kwargs = migrate_hparams({k: v for k, v in hp.items() if not k.startswith("_")})
     try:
         model = LipschitzClassifier(**kwargs)
     except InputError as e:

@@ -27,7 +27,7 @@ Models (CPU-sized, as configs/robust/*_cpu.yaml; two stages of 16 and 32 channel
 - deel-bcop: the same with SpectralConv2d, GroupSort2, InvertibleDownSampling, SpectralLinear
 - ours-aol:  the same with AOLConv2d and AOLLinear
 - ours-sll:  per stage AOLConv2d then an SLLConv2d residual layer, each + MaxMin; head
-             AOLLinear 256, SLLLinear 256, AOLLinear 10 (models.sll_convnet)
+             AOLLinear 256, SLLLinear 256, AOLLinear 10 (the sll preset)
 - orth-aoc / orth-aol / orth-sll: orthogonium's AdaptiveOrthoConv2d / AOLConv2D / AOC stem +
              SDPBasedLipschitzResBlock per stage, a 2x2 stride-2 AOC downsampling, OrthoLinear
              256 + MaxMin, OrthoLinear head
@@ -57,9 +57,10 @@ from bench_layers import machine
 from wgan_lip.jsonio import write_json_strict
 from wgan_lip.layers import known_input_sizes, lipschitz_bound, register_lipschitz_bound
 from wgan_lip.layers.sll import sll_block_bound
-from wgan_lip.models import aol_convnet, lipschitz_convnet, lipschitz_mlp, sll_convnet
+from wgan_lip.networks import build as build_network
 from wgan_lip.robust import certify, hkr_loss, multiclass_hinge
 from wgan_lip.robust.data import load_split
+from wgan_lip.robust.module import classifier_network
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "robust.json"
@@ -128,14 +129,13 @@ def orth_model(kind: str, c: int, size: int, classes: int) -> nn.Module:
 
 
 def our_model(kind: str, c: int, size: int, classes: int) -> nn.Module:
-    if kind == "fc3":
-        mlp = lipschitz_mlp(c * size * size, (1024, 1024, 1024), classes, activation="maxmin")
-        return nn.Sequential(nn.Flatten(), *mlp)
-    if kind == "aol":
-        return aol_convnet(c, size, CHANNELS, classes, head_widths=(HEAD,))
+    """The classifier's preset ``kind`` (wgan_lip.robust.PRESETS), as LipschitzClassifier
+    builds it: fc3 as published; the convnets at the CPU sizes (two stages of CHANNELS, a
+    HEAD-wide head; SLL's head: AOL to HEAD, then an SLL residual layer)."""
+    sizes = {} if kind == "fc3" else {"channels": CHANNELS, "widths": (HEAD,)}
     if kind == "sll":
-        return sll_convnet(c, size, CHANNELS, classes, blocks_per_stage=2, head_widths=(HEAD, HEAD))
-    return lipschitz_convnet(c, size, CHANNELS, classes, head_widths=(HEAD,))
+        sizes["widths"] = (HEAD, HEAD)
+    return build_network(classifier_network(kind, sizes), (c, size, size), classes)
 
 
 def build(name: str, shape: tuple[int, ...], classes: int) -> nn.Module:

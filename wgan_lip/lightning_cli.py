@@ -98,17 +98,23 @@ def condense_parser_error(message: str) -> str:
 
 def _moved_option_hint(class_path: str, reason: str, key: str) -> str:
     """Where an option of an older config went, or nothing: a module may declare
-    ``MOVED_OPTIONS`` (old option name -> its new dotted place under ``init_args``, e.g.
-    ``{"critic_widths": "architecture.critic_widths"}``)."""
+    ``MOVED_OPTIONS`` (old option -> its new dotted place under ``init_args``, e.g.
+    ``{"lr_critic": "optimizer.lr"}``); an old option inside a section is keyed by its dotted
+    path (``{"architecture.critic_widths": "architecture.critic.widths"}``)."""
     m = re.search(r"option '(\w+)' is not accepted", reason)
     if not m:
         return ""
     moved = getattr(_loaded_class(class_path), "MOVED_OPTIONS", None)
-    new = moved.get(m.group(1)) if isinstance(moved, dict) else None
+    if not isinstance(moved, dict):
+        return ""
+    head, _, section = (key or "model").partition(".")
+    section = ".".join(p for p in section.split(".") if p != "init_args")
+    old = f"{section}.{m.group(1)}" if section else m.group(1)
+    new = moved.get(old)
     if not isinstance(new, str):
         return ""
     parent, _, leaf = new.rpartition(".")
-    under = ".".join(part for part in (key or "model", "init_args", parent) if part)
+    under = ".".join(part for part in (head, "init_args", parent) if part)
     return f"; it moved: write it under {under} ({leaf}: ...)"
 
 

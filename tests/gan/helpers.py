@@ -7,14 +7,18 @@ import numpy as np
 import torch
 
 from wgan_lip.gan import WGAN, ImageDataModule, ToyDataModule
-from wgan_lip.gan.architecture import FIELDS
+from wgan_lip.gan.architecture import SECTIONS
 
 
 def _wgan(constraint: str, args: dict, kw: dict) -> WGAN:
-    """A WGAN of ``args`` updated by ``kw``; architecture keys go to ``architecture``."""
+    """A WGAN of ``args`` updated by ``kw``; each section's fields (``n_critic``,
+    ``ema_decay``, ``samples``, ``critic``...) go to their section."""
     merged = {**args, **kw}
-    arch = {k: merged.pop(k) for k in FIELDS if k in merged}
-    return WGAN(constraint, architecture=arch, **merged)
+    sections = {
+        name: {f: merged.pop(f) for f in cls.__dataclass_fields__ if f in merged}
+        for name, cls in SECTIONS.items()
+    }
+    return WGAN(constraint, **sections, **merged)
 
 
 def toy_data(**kw) -> ToyDataModule:
@@ -23,8 +27,8 @@ def toy_data(**kw) -> ToyDataModule:
 
 
 def small_toy_wgan(constraint: str, **kw) -> WGAN:
-    args = dict(data_shape=(2,), critic_widths=(32, 32), generator_widths=(32, 32),
-                eval_samples=300, check_finite_every=5)  # fmt: skip
+    args = dict(data_shape=(2,), critic={"widths": [32, 32]}, generator_widths=(32, 32),
+                samples=300, check_finite_every=5)  # fmt: skip
     return _wgan(constraint, args, kw)
 
 
@@ -42,9 +46,11 @@ def image_data(path, **kw) -> ImageDataModule:
 
 
 def small_image_wgan(constraint: str, **kw) -> WGAN:
-    args = dict(data_shape=(1, 8, 8), latent_dim=8, critic_channels=(4, 8),
-                critic_head_width=16, critic_base_channels=8, generator_base_channels=8,
-                eval_samples=64, check_finite_every=5)  # fmt: skip
+    args = dict(data_shape=(1, 8, 8), latent_dim=8, generator_base_channels=8, samples=64,
+                check_finite_every=5)  # fmt: skip
+    if "critic" not in kw:  # the sizes of the older flat test critics
+        hard = constraint == "hard"
+        args["critic"] = {"channels": [4, 8], "widths": [16]} if hard else {"channels": [8, 16, 32]}
     return _wgan(constraint, args, kw)
 
 

@@ -38,7 +38,7 @@ def _toy(*extra):
     return ["--config", str(REPO / "configs/gan/toy_25gaussians_hard.yaml"),
             "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
             "--trainer.enable_progress_bar=false", "--data.n_train=2000", "--data.n_val=400",
-            "--model.eval_samples=400", "--model.estimate_steps=20",
+            "--model.evaluation.samples=400", "--model.evaluation.estimate_steps=20",
             "--trainer.val_check_interval=60", *extra]  # fmt: skip
 
 
@@ -80,8 +80,8 @@ def test_mnist_config_runs_with_classifier_fid(tmp_path, monkeypatch, data_root)
     args = _mnist_run(tmp_path, monkeypatch, data_root, "mnist_hard.yaml",
                       "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
                       "--trainer.max_steps=24", "--trainer.val_check_interval=20",
-                      "--model.eval_samples=200", "--model.estimate_steps=0",
-                      "--model.architecture.critic_channels=[4, 8]")  # fmt: skip
+                      "--model.evaluation.samples=200", "--model.evaluation.estimate_steps=0",
+                      "--model.architecture.critic.channels=[4, 8]")  # fmt: skip
     assert main(args) == 0
     ckpt = torch.load(tmp_path / "runs/gan/mnist_hard/checkpoints/last.ckpt", weights_only=False)
     assert ckpt["hyper_parameters"]["data_shape"] == [1, 28, 28]
@@ -94,12 +94,12 @@ def test_cpu_mnist_config_logs_the_curve_and_plots_it(tmp_path, monkeypatch, dat
 
     args = _mnist_run(tmp_path, monkeypatch, data_root, "mnist_cpu_hard.yaml",
                       "--trainer.max_steps=40", "--trainer.val_check_interval=10",
-                      "--model.eval_samples=100", "--model.estimate_steps=20",
-                      "--model.architecture.critic_widths=[32, 32]")  # fmt: skip
+                      "--model.evaluation.samples=100", "--model.evaluation.estimate_steps=20",
+                      "--model.architecture.critic.widths=[32, 32]")  # fmt: skip
     assert main(args) == 0
     run = tmp_path / "runs/gan/mnist_cpu_hard"
     ckpt = torch.load(run / "checkpoints/last.ckpt", weights_only=False)
-    assert ckpt["hyper_parameters"]["architecture"]["image_critic"] == "mlp"
+    assert ckpt["hyper_parameters"]["architecture"]["critic"]["kind"] == "mlp"
     assert not any(k.startswith("_feature_net") for k in ckpt["state_dict"])
     out = tmp_path / "curve.png"
     done = subprocess.run([sys.executable, str(REPO / "scripts/plot_gan_curve.py"), str(run),
@@ -113,7 +113,7 @@ def test_cpu_mnist_config_logs_the_curve_and_plots_it(tmp_path, monkeypatch, dat
     assert out.stat().st_size > 1000
 
     # the config samples with critic-guided refinement; the eval script scores both kinds
-    assert ckpt["hyper_parameters"]["refine_steps"] == 15
+    assert ckpt["hyper_parameters"]["sampling"]["refine_steps"] == 15
     script = [sys.executable, str(REPO / "scripts/eval_gan_samples.py"),
               str(run / "checkpoints/last.ckpt"), "--data-root", str(data_root),
               "--feature-net", str(tmp_path / "features.pt"), "--n", "60"]  # fmt: skip
@@ -150,7 +150,7 @@ def test_diverged_run_through_the_cli_is_one_line_and_exit_1(tmp_path, monkeypat
     args = ["fit", "--config", str(REPO / "configs/gan/toy_25gaussians_gp.yaml"),
             "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
             "--trainer.enable_progress_bar=false", "--data.n_train=2000",
-            "--model.lr_critic=1e30", "--model.check_finite_every=10"]  # fmt: skip
+            "--model.optimizer.lr=1e30", "--model.check_finite_every=10"]  # fmt: skip
     assert main(args) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("wgan-lip: training failed: WGAN (gp): critic loss is nan at critic")

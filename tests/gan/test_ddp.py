@@ -16,7 +16,7 @@ def test_two_process_wgan_trains_and_evaluates_all_held_out_samples(
     constraint, reuse_fakes, refine_steps
 ):
     torch.manual_seed(0)
-    module = small_toy_wgan(constraint, eval_samples=300, estimate_steps=0,
+    module = small_toy_wgan(constraint, samples=300, estimate_steps=0,
                             reuse_fakes=reuse_fakes, refine_steps=refine_steps)  # fmt: skip
     dm = toy_data(n_train=640, n_val=300)  # 10 batches of 32 per process: 2 epochs
     before = params(module.generator)

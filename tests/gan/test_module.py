@@ -139,7 +139,7 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
 
 
 def test_linear_schedule_decays_both_learning_rates_to_zero():
-    module = small_toy_wgan("gp", lr_schedule="linear")
+    module = small_toy_wgan("gp", schedule="linear")
     trainer = make_trainer(24)
     trainer.fit(module, datamodule=toy_data())
     opt_c, opt_g = trainer.optimizers
@@ -152,18 +152,18 @@ def test_checkpoint_of_another_config_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match=r"constraint=hard \(config: gp\)"):
         make_trainer(24).fit(small_toy_wgan("gp"), datamodule=toy_data(),
                              ckpt_path=tmp_path / "last.ckpt")  # fmt: skip
-    with pytest.raises(InputError, match=r"critic_widths=\[32, 32\] \(config: \[16, 16\]\)"):
-        make_trainer(24).fit(small_toy_wgan("hard", critic_widths=(16, 16)), datamodule=toy_data(),
-                             ckpt_path=tmp_path / "last.ckpt")  # fmt: skip
+    with pytest.raises(InputError, match=r"critic.widths=\[32, 32\] \(config: \[16, 16\]\)"):
+        narrower = small_toy_wgan("hard", critic={"widths": [16, 16]})
+        make_trainer(24).fit(narrower, datamodule=toy_data(), ckpt_path=tmp_path / "last.ckpt")
 
 
 def test_bad_settings_are_clear_errors():
     with pytest.raises(InputError, match="unknown constraint"):
         WGAN("wgan")
     with pytest.raises(InputError, match="lr_schedule"):
-        WGAN("hard", lr_schedule="cosine")
+        WGAN("hard", optimizer={"schedule": "cosine"})
     with pytest.raises(InputError, match="n_critic"):
-        WGAN("hard", n_critic=0)
+        WGAN("hard", optimizer={"n_critic": 0})
 
 
 def test_generator_ema_averages_the_raw_generator_and_samples():
@@ -180,7 +180,7 @@ def test_generator_ema_averages_the_raw_generator_and_samples():
     module.eval()
     assert torch.equal(module(z), module.generator_ema(z))
     with pytest.raises(InputError, match="ema_decay"):
-        WGAN("hard", ema_decay=1.0)
+        WGAN("hard", sampling={"ema_decay": 1.0})
 
 
 def test_ema_setting_is_part_of_the_checkpoint_match(tmp_path):

@@ -107,15 +107,15 @@ def test_module_generate_refines_deterministically_and_raises_the_critic():
 
 def test_refinement_settings_are_checked_and_not_part_of_the_checkpoint_match(tmp_path):
     with pytest.raises(InputError, match="refine_steps"):
-        WGAN("hard", refine_steps=-2)
+        WGAN("hard", sampling={"refine_steps": -2})
     with pytest.raises(InputError, match="refine_lr"):
-        WGAN("hard", refine_lr=0.0)
+        WGAN("hard", sampling={"refine_lr": 0.0})
     module = small_image_wgan("hard")
     trainer = make_trainer(4, default_root_dir=tmp_path)
     trainer.fit(module, datamodule=image_data(tiny_images(tmp_path / "x.npy")))
     trainer.save_checkpoint(tmp_path / "plain.ckpt")
-    loaded = WGAN.load_from_checkpoint(tmp_path / "plain.ckpt", refine_steps=3)
-    assert loaded.hparams.refine_steps == 3
+    loaded = WGAN.load_from_checkpoint(tmp_path / "plain.ckpt", sampling={"refine_steps": 3})
+    assert loaded.hparams.sampling["refine_steps"] == 3
     assert not torch.equal(loaded.generate(6), loaded.generate(6, refine_steps=0))
     assert torch.equal(loaded.generate(6, refine_steps=0), module.generate(6))
 

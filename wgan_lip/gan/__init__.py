@@ -1,6 +1,6 @@
 """Wasserstein GANs with a hard-constrained (certified) critic and the usual baselines."""
 
-from .architecture import GANArchitecture
+from .architecture import GANArchitecture, GANEvaluation, GANOptimizer, GANSampling
 from .critics import CONSTRAINT_DEFAULTS, CONSTRAINTS, build_gan_critic
 from .data import ImageDataModule, ToyDataModule
 from .features import FeatureNet, load_feature_net, save_feature_net, train_feature_net
@@ -21,6 +21,9 @@ __all__ = [
     "WGAN",
     "FeatureNet",
     "GANArchitecture",
+    "GANEvaluation",
+    "GANOptimizer",
+    "GANSampling",
     "ImageDataModule",
     "ToyDataModule",
     "build_gan_critic",

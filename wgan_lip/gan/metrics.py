@@ -176,7 +176,7 @@ def certified_w1_metric(
         r = subsample(real, max_samples, seed + 1).flatten(1).clone()
         f = subsample(fake, max_samples, seed).flatten(1).clone()
         return estimate_w1(r, f, critic="groupsort", steps=steps, seed=seed, progress=False,
-                           accelerator="cpu", devices=1)  # fmt: skip
+                           trainer={"accelerator": "cpu", "devices": 1})  # fmt: skip
 
 
 @torch.no_grad()

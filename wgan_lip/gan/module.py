@@ -16,10 +16,9 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import ClassVar, Literal
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -29,8 +28,15 @@ from ..constraints import Constraint, ConstraintDefaults, ConstraintName, get_co
 from ..errors import InputError
 from ..layers import lipschitz_bound
 from ..w1 import global_kr_dual, kr_dual
-from .architecture import FIELDS as ARCHITECTURE_FIELDS
-from .architecture import GANArchitecture, migrate_hparams
+from .architecture import (
+    MOVED_OPTIONS,
+    SECTIONS,
+    GANArchitecture,
+    GANEvaluation,
+    GANOptimizer,
+    GANSampling,
+    migrate_hparams,
+)
 from .features import load_feature_net
 from .images import log_image, sample_grid, toy_scatter
 from .metrics import (
@@ -40,11 +46,10 @@ from .metrics import (
     exact_w1_metric,
     generate,
 )
-from .refine import DEFAULT_REFINE_LR, latent_lipschitz, refine_latents
+from .refine import latent_lipschitz, refine_latents
 
-# Hyperparameters that fix the networks and the step schedule: a checkpoint must match them
-# (``architecture`` compared key by key).
-SCHEDULE_KEYS = ("constraint", "data_shape", "n_critic")
+# What ``load_from_checkpoint`` takes for itself; its other keyword arguments go to the WGAN.
+_LOADER_ARGS = ("map_location", "hparams_file", "strict", "weights_only")
 
 
 class WGAN(L.LightningModule):
@@ -53,102 +58,65 @@ class WGAN(L.LightningModule):
     Args:
         constraint: ``hard`` (Björck/BCOP + GroupSort, 1-Lipschitz by construction),
             ``gp`` (gradient penalty), ``lp`` (one-sided penalty), ``sn`` (spectral norm),
-            ``clip`` (weight clipping). Unset optimizer settings take the paper defaults
-            of :data:`wgan_lip.constraints.CONSTRAINTS`.
+            ``clip`` (weight clipping).
         data_shape: shape of one sample, ``(2,)`` or ``(C, H, H)``; from the datamodule when
             None.
-        architecture: the generator and the critic (:class:`GANArchitecture`: widths,
-            channels, ``latent_dim``, ``group_size``); YAML ``architecture:`` with those keys.
-        n_critic, lr_critic, lr_generator, betas, penalty_weight, clip_value: override the
-            constraint's defaults (Adam betas; RMSprop for ``clip``). ``lr_generator``
-            defaults to the critic's learning rate.
-        lr_schedule: ``constant`` or ``linear`` (decay to 0 at ``trainer.max_steps``).
-        eval_samples: at most this many held-out real and generated samples in the metrics.
-        eval_seed: latent seed of the generated samples (the same ones at every evaluation).
-        estimate_steps: steps of the fresh certified critic of ``val/estimate_w1`` (0: off).
-        feature_net: path of a ``scripts/train_feature_net.py`` checkpoint; enables
-            ``val/classifier_fid``, ``val/kid``, ``val/confident`` (share of samples it
-            classifies with probability > 0.9) and ``val/min_class_share`` (images only).
-        kid_subset_size: images per KID subset (see
-            :func:`~wgan_lip.gan.metrics.classifier_fid_kid`).
+        architecture: the generator and the critic (:class:`GANArchitecture`; the critic a
+            :class:`~wgan_lip.networks.NetworkSpec`); YAML ``architecture:`` with its keys,
+            e.g. ``{critic: {kind: convnet, conv: cayley, activation: maxmin}}``.
+        optimizer: learning rates, betas, ``n_critic``, penalty weight, clip value and
+            schedule (:class:`GANOptimizer`); every unset one is the constraint's paper
+            default (:attr:`wgan_lip.constraints.Constraint.defaults`).
+        sampling: the generator's moving average, reused fakes and critic-guided refinement
+            of the samples (:class:`GANSampling`).
+        evaluation: the validation metrics: sample count, latent seed, certified estimate,
+            feature net (:class:`GANEvaluation`).
         check_finite_every: critic steps between checks that the losses are finite.
-        ema_decay: keep an exponential moving average of the generator's weights with this
-            decay (0: off; 0.999 is usual) and sample from it (``generate``, ``forward``,
-            every metric). Training still steps the raw generator.
-        reuse_fakes: the generator step scores the fakes of the critic step just before it
-            (generated once, with gradient, and detached for the critic) instead of drawing
-            new ones, as the DCGAN reference loop does. It saves one generator forward per
-            generator step, a large share of a step when the critic is a small MLP
-            (``configs/gan/mnist_cpu_hard.yaml``). The critic still sees fresh fakes at every
-            critic step.
-        refine_steps: critic-guided sampling: move each latent by this many Adam steps of
-            latent discriminator optimal transport (:mod:`wgan_lip.gan.refine`) before it is
-            decoded, in ``generate`` and so in every metric and picture (0: off). Training is
-            unchanged, so it may be switched for a trained checkpoint
-            (``WGAN.load_from_checkpoint(path, refine_steps=10)``).
-        refine_lr: Adam's learning rate of those steps.
 
     Raises:
-        InputError: an unknown constraint or ``lr_schedule``, a bad ``architecture``, a
-            non-positive ``n_critic`` or critic learning rate, ``ema_decay`` outside
-            ``[0, 1)``, a negative ``refine_steps`` or non-positive ``refine_lr``, or a
-            ``data_shape`` the networks cannot take.
+        InputError: an unknown constraint, a bad section (an unknown or moved key, a
+            ``schedule`` other than constant or linear, ``ema_decay`` outside ``[0, 1)``, a
+            negative ``refine_steps`` or non-positive ``refine_lr``), a non-positive
+            ``n_critic`` or learning rate, or a ``data_shape`` the networks cannot take.
 
     Example:
         >>> import torch
-        >>> from wgan_lip.gan import WGAN, GANArchitecture
-        >>> arch = GANArchitecture(generator_widths=(16,), critic_widths=(16,))
+        >>> from wgan_lip.gan import WGAN
+        >>> arch = {"generator_widths": [16], "critic": {"widths": [16]}}
         >>> gan = WGAN("hard", data_shape=(2,), architecture=arch)
         >>> gan.settings.n_critic, gan.settings.lr, gan.critic.certified, gan.latent_dim
         (5, 0.0005, True, 2)
         >>> gan(torch.randn(3, 2)).shape  # latents to samples
         torch.Size([3, 2])
+        >>> WGAN("hard", optimizer={"n_critic": 1, "lr": 1e-3}).settings.n_critic
+        1
     """
 
     # Options of older configs that moved, each to its new dotted place under init_args: the
     # CLI names the new place when one is written the old way.
-    MOVED_OPTIONS: ClassVar[dict[str, str]] = {
-        name: f"architecture.{name}" for name in ARCHITECTURE_FIELDS
-    }
+    MOVED_OPTIONS: ClassVar[dict[str, str]] = MOVED_OPTIONS
 
     def __init__(
         self,
         constraint: ConstraintName = "hard",
         data_shape: Sequence[int] | None = None,
         architecture: GANArchitecture | None = None,
-        n_critic: int | None = None,
-        lr_critic: float | None = None,
-        lr_generator: float | None = None,
-        betas: tuple[float, float] | None = None,
-        penalty_weight: float | None = None,
-        clip_value: float | None = None,
-        lr_schedule: Literal["constant", "linear"] = "constant",
-        eval_samples: int = 5000,
-        eval_seed: int = 0,
-        estimate_steps: int = 0,
-        feature_net: str | None = None,
-        kid_subset_size: int = 500,
+        optimizer: GANOptimizer | None = None,
+        sampling: GANSampling | None = None,
+        evaluation: GANEvaluation | None = None,
         check_finite_every: int = 50,
-        ema_decay: float = 0.0,
-        reuse_fakes: bool = False,
-        refine_steps: int = 0,
-        refine_lr: float = DEFAULT_REFINE_LR,
     ) -> None:
         super().__init__()
         self.constraint: Constraint = get_constraint(constraint)
-        if lr_schedule not in ("constant", "linear"):
-            raise InputError(f"lr_schedule must be constant or linear, got {lr_schedule!r}")
         self.architecture = GANArchitecture.of(architecture)
+        self.optimization = GANOptimizer.of(optimizer)
+        self.sampling = GANSampling.of(sampling)
+        self.evaluation = GANEvaluation.of(evaluation)
         self.save_hyperparameters()
-        self.hparams.architecture = self.architecture.as_dict()  # plain values in checkpoints
+        for name in SECTIONS:  # plain values in checkpoints
+            self.hparams[name] = self._section(name).as_dict()
         self.automatic_optimization = False
         self.settings = self._settings()
-        if not 0.0 <= ema_decay < 1.0:
-            raise InputError(f"ema_decay must be in [0, 1), got {ema_decay}")
-        if refine_steps < 0 or not refine_lr > 0:
-            raise InputError(
-                f"refine_steps must be >= 0 and refine_lr > 0, got {refine_steps} and {refine_lr}"
-            )
         self.critic: torch.nn.Module | None = None
         self.generator: torch.nn.Module | None = None
         self.generator_ema: torch.nn.Module | None = None
@@ -162,35 +130,31 @@ class WGAN(L.LightningModule):
 
     # ----- construction -----
 
+    def _section(self, name: str):
+        return self.optimization if name == "optimizer" else getattr(self, name)
+
     def _settings(self) -> ConstraintDefaults:
-        h, d = self.hparams, self.constraint.defaults
-        s = replace(
-            d,
-            lr=h.lr_critic if h.lr_critic is not None else d.lr,
-            betas=tuple(h.betas) if h.betas is not None else d.betas,
-            n_critic=h.n_critic if h.n_critic is not None else d.n_critic,
-            penalty_weight=h.penalty_weight if h.penalty_weight is not None
-            else d.penalty_weight,
-            clip_value=h.clip_value if h.clip_value is not None else d.clip_value,
-        )  # fmt: skip
+        s = self.optimization.settings(self.constraint)
         if s.n_critic < 1 or not s.lr > 0:
             raise InputError(f"n_critic and the learning rate must be positive, got {s}")
         if self.constraint.name == "clip" and not s.clip_value > 0:
             raise InputError(f"clip_value must be positive for the clip critic, got {s.clip_value}")
-        if h.lr_generator is not None and not h.lr_generator > 0:
+        lr_g = self.optimization.generator_lr
+        if lr_g is not None and not lr_g > 0:
             raise InputError(
-                f"lr_generator must be positive (or None for the critic's), got {h.lr_generator}"
+                f"optimizer.generator_lr must be positive (or None for the critic's), got {lr_g}"
             )
         return s
 
     def _build(self, data_shape: Sequence[int]) -> None:
         shape = tuple(int(s) for s in data_shape)
         self.hparams.data_shape = list(shape)
-        self.architecture = self.architecture.for_shape(shape)
+        # the critic's complete spec, so that a checkpoint says which network it holds
+        self.architecture = self.architecture.for_shape(shape, self.constraint.name)
         self.hparams.architecture = self.architecture.as_dict()
         self.critic = self.architecture.build_critic(self.constraint.name, shape)
         self.generator = self.architecture.build_generator(shape)
-        if self.hparams.ema_decay > 0:
+        if self.sampling.ema_decay > 0:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
 
     def setup(self, stage: str) -> None:
@@ -202,7 +166,7 @@ class WGAN(L.LightningModule):
         ddp_kwargs = getattr(self.trainer.strategy, "_ddp_kwargs", None)
         if isinstance(ddp_kwargs, dict):
             ddp_kwargs.setdefault("find_unused_parameters", True)
-        path = self.hparams.feature_net
+        path = self.evaluation.feature_net
         if path and self._feature_net is None:
             if not os.path.isfile(os.path.expanduser(path)):
                 # Training is still useful without it; say once how to get the metric.
@@ -221,7 +185,7 @@ class WGAN(L.LightningModule):
 
     @property
     def sampler(self) -> torch.nn.Module:
-        """The generator that samples: the moving average when ``ema_decay`` is on."""
+        """The generator that samples: the moving average when ``sampling.ema_decay`` is on."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -236,10 +200,11 @@ class WGAN(L.LightningModule):
 
     def configure_optimizers(self):
         s = self.settings
-        lr_g = self.hparams.lr_generator if self.hparams.lr_generator is not None else s.lr
+        lr_g = self.optimization.generator_lr
+        lr_g = lr_g if lr_g is not None else s.lr
         opt_c = self.constraint.optimizer(self.critic.parameters(), s.lr, s.betas)
         opt_g = self.constraint.optimizer(self.generator.parameters(), lr_g, s.betas)
-        if self.hparams.lr_schedule == "constant":
+        if self.optimization.schedule == "constant":
             return [opt_c, opt_g]
         max_steps = self.trainer.max_steps if self.trainer is not None else -1
         if max_steps is None or max_steps < 1:
@@ -263,7 +228,7 @@ class WGAN(L.LightningModule):
         n = len(real)
 
         generator_turn = (self.critic_step + 1) % self.settings.n_critic == 0
-        keep = generator_turn and self.hparams.reuse_fakes
+        keep = generator_turn and self.sampling.reuse_fakes
         # Generated before the critic's optimizer is toggled, which would freeze the
         # generator's parameters; without gradient unless the generator step reuses them.
         with torch.set_grad_enabled(keep):
@@ -314,7 +279,7 @@ class WGAN(L.LightningModule):
             return
         # a shorter memory early on, so the average does not drag the initial weights along
         step = self.generator_step
-        decay = min(self.hparams.ema_decay, (1 + step) / (10 + step))
+        decay = min(self.sampling.ema_decay, (1 + step) / (10 + step))
         ema = list(self.generator_ema.parameters())
         torch._foreach_lerp_(ema, list(self.generator.parameters()), 1.0 - decay)
         for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
@@ -359,7 +324,7 @@ class WGAN(L.LightningModule):
         distributed = self.trainer.world_size > 1
         if distributed:  # each process validated a share: evaluate on all of them, once
             real = self.all_gather(real).reshape(-1, *real.shape[1:])
-        real = real[: self.hparams.eval_samples].cpu()
+        real = real[: self.evaluation.samples].cpu()
         fake = metrics = None
         if self.trainer.is_global_zero:  # the others would only throw their samples away
             fake = self.generate(len(real))
@@ -378,17 +343,16 @@ class WGAN(L.LightningModule):
         """All metrics of the current generator against the held-out ``real`` samples.
 
         ``fake`` defaults to as many generated samples as ``real``, from the fixed latent
-        seed ``eval_seed`` (refined when ``refine_steps`` says so). The training critic's own
+        seed ``evaluation.seed`` (refined when ``refine_steps`` says so). The training critic's own
         dual value (``critic_dual``, ``critic_w1_certified``) scores the plain generator's
         samples of the same latents when ``refine_steps`` is on: refined samples were pushed
         up that very critic, which would say more about the refinement than the training.
         """
-        h = self.hparams
+        h = self.evaluation
         fake = self.generate(len(real)) if fake is None else fake
-        out = {"exact_w1": exact_w1_metric(fake, real, max_samples=h.eval_samples,
-                                           seed=h.eval_seed)}  # fmt: skip
+        out = {"exact_w1": exact_w1_metric(fake, real, max_samples=h.samples, seed=h.seed)}
         # The training critic's own dual value on held-out real vs generated samples.
-        scored = self.generate(len(fake), refine_steps=0) if h.refine_steps else fake
+        scored = self.generate(len(fake), refine_steps=0) if self.sampling.refine_steps else fake
         was_training = self.critic.training
         self.critic.eval()
         scores_r = torch.cat([self.critic(c.to(self.device)).cpu() for c in real.split(1000)])
@@ -402,7 +366,7 @@ class WGAN(L.LightningModule):
         if h.estimate_steps > 0 and (self.trainer is None or self.trainer.world_size == 1):
             with torch.enable_grad():
                 est = certified_w1_metric(fake, real, steps=h.estimate_steps,
-                                          max_samples=h.eval_samples, seed=h.eval_seed)  # fmt: skip
+                                          max_samples=h.samples, seed=h.seed)  # fmt: skip
             out.update(estimate_w1=est.value, estimate_w1_ci_low=est.ci_low,
                        estimate_w1_ci_high=est.ci_high)  # fmt: skip
         if self._feature_net is not None and self.is_image:
@@ -416,26 +380,26 @@ class WGAN(L.LightningModule):
         return out
 
     def generate(self, n: int, *, refine_steps: int | None = None) -> torch.Tensor:
-        """``n`` samples for the fixed latent seed ``eval_seed`` (eval mode, on CPU).
+        """``n`` samples for the fixed latent seed ``evaluation.seed`` (eval mode, on CPU).
 
-        With ``refine_steps`` (default: the hyperparameter) above 0 the latents first take
+        With ``refine_steps`` (default: ``sampling.refine_steps``) above 0 the latents first take
         that many latent-DOT steps up the critic (:mod:`wgan_lip.gan.refine`; ``k_eff``
-        from 1,000 latent pairs of seed ``eval_seed + 1``).
+        from 1,000 latent pairs of seed ``evaluation.seed + 1``).
         """
-        h = self.hparams
+        h, seed = self.sampling, self.evaluation.seed
         steps = h.refine_steps if refine_steps is None else refine_steps
         if steps < 0:
             raise InputError(f"refine_steps must be >= 0, got {steps}")
         if steps == 0:
-            return generate(self.sampler, n, self.latent_dim, seed=h.eval_seed)
+            return generate(self.sampler, n, self.latent_dim, seed=seed)
         sampler, critic = self.sampler, self.critic
         flags = sampler.training, critic.training
         sampler.eval(), critic.eval()
         try:
-            k_eff = latent_lipschitz(sampler, critic, self.latent_dim, seed=h.eval_seed + 1)
+            k_eff = latent_lipschitz(sampler, critic, self.latent_dim, seed=seed + 1)
             move = partial(refine_latents, sampler, critic, steps=steps,
                            lr=h.refine_lr, k_eff=k_eff)  # fmt: skip
-            return generate(sampler, n, self.latent_dim, seed=h.eval_seed, move_latents=move)
+            return generate(sampler, n, self.latent_dim, seed=seed, move_latents=move)
         finally:
             sampler.train(flags[0]), critic.train(flags[1])
 
@@ -476,23 +440,33 @@ class WGAN(L.LightningModule):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):  # type: ignore[override]
-        """Lightning's loader, after moving the flat architecture keys of older checkpoints
-        under ``architecture`` (see :func:`~wgan_lip.gan.architecture.migrate_hparams`)."""
-        import io
+        """Lightning's loader, for checkpoints of every layout, with section overrides merged.
 
+        Older checkpoints' flat options are moved into their sections (see
+        :func:`~wgan_lip.gan.architecture.migrate_hparams`). A keyword argument overrides the
+        saved hyperparameters: a section's mapping only the keys it names
+        (``sampling={"refine_steps": 10}`` keeps the saved ``ema_decay``), and an older flat
+        name (``refine_steps=10``) its new place."""
+        saved: dict[str, Any] = {}
         if not hasattr(checkpoint_path, "read"):
             try:  # as safely as Lightning would read it; mmap: only the hparams are read here
                 checkpoint = torch.load(checkpoint_path, map_location="cpu", mmap=True,
                                         weights_only=kwargs.get("weights_only"))  # fmt: skip
+                saved = dict(checkpoint.get("hyper_parameters", {}))
             except Exception:  # Lightning reads it again and says what is wrong
-                checkpoint = {}
-            hparams = checkpoint.get("hyper_parameters", {})
-            if any(k in hparams for k in ARCHITECTURE_FIELDS):
-                checkpoint["hyper_parameters"] = migrate_hparams(hparams)
-                checkpoint_path = io.BytesIO()
-                torch.save(checkpoint, checkpoint_path)
-                checkpoint_path.seek(0)
-        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+                saved = {}
+        loader = {k: kwargs.pop(k) for k in _LOADER_ARGS if k in kwargs}
+        saved = migrate_hparams(saved)
+        given = {k: v.as_dict() if hasattr(v, "as_dict") else v for k, v in kwargs.items()}
+        given = migrate_hparams({**{k: saved[k] for k in ("constraint", "data_shape")
+                                    if k in saved}, **given})  # fmt: skip
+        for name in SECTIONS:
+            base, over = saved.get(name), given.get(name)
+            if isinstance(base, Mapping) and isinstance(over, Mapping):
+                given[name] = {**base, **over}
+            elif name in saved and name not in given:
+                given[name] = saved[name]  # older layouts: the flat keys are not read
+        return super().load_from_checkpoint(checkpoint_path, *args, **loader, **given)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         # Checkpoints from before the critic's wrapper was shared have no (identity)
@@ -512,8 +486,21 @@ class WGAN(L.LightningModule):
 
 def _comparable(hparams: dict) -> dict:
     """The hyperparameters that fix the networks and the schedule, flat and as plain values
-    (YAML lists vs tuples), for comparing a checkpoint with a config."""
-    out = {k: hparams.get(k) for k in SCHEDULE_KEYS}
-    out["ema_decay"] = hparams.get("ema_decay") or 0.0  # checkpoints before it had none
-    out.update(GANArchitecture.of(hparams.get("architecture")).as_dict())
+    (YAML lists vs tuples), for comparing a checkpoint with a config: the critic's complete
+    spec and the constraint's defaults filled in, so that an unset option and its default
+    compare equal."""
+    out: dict[str, Any] = {k: hparams.get(k) for k in ("constraint", "data_shape")}
+    shape = hparams.get("data_shape")
+    constraint = hparams.get("constraint") or "hard"
+    optimizer = GANOptimizer.of(hparams.get("optimizer"))
+    out["n_critic"] = optimizer.settings(constraint).n_critic
+    out["ema_decay"] = GANSampling.of(hparams.get("sampling")).ema_decay
+    arch = GANArchitecture.of(hparams.get("architecture"))
+    if shape is not None:
+        arch = arch.for_shape(shape, constraint)
+    for k, v in arch.as_dict().items():
+        if k == "critic":
+            out.update({f"critic.{f}": x for f, x in (v or {}).items()})
+        else:
+            out[k] = v
     return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in out.items()}

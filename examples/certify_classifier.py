@@ -45,9 +45,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.manual_seed(0)
     x, y = bands(args.n, seed=0)
-    model = LipschitzClassifier("sll", input_shape=(1, 16, 16), num_classes=3,
-                                channels=(8, 16), blocks_per_stage=2, widths=(64, 64),
-                                loss="hkr", eps_train=0.5, kr_weight=0.05, lr=3e-3)  # fmt: skip
+    model = LipschitzClassifier(
+        "sll",  # the preset; network's fields override it (any certified registered layer)
+        input_shape=(1, 16, 16),
+        num_classes=3,
+        network={"channels": [8, 16], "blocks_per_stage": 2, "widths": [64, 64]},
+        objective={"loss": "hkr", "eps_train": 0.5, "kr_weight": 0.05},
+        lr=3e-3,
+    )
     opt = torch.optim.Adam(model.parameters(), lr=model.hparams.lr)
     for _ in range(args.epochs):
         for idx in torch.randperm(len(y)).split(64):

@@ -371,7 +371,8 @@ def part_robust(ctx: Context) -> dict:
     seconds = ctx.allot(3)
     model_kw, data_kw = recipe("configs/robust/mnist_fc3.yaml")
     if s.robust_widths is not None:
-        model_kw["widths"] = list(s.robust_widths)
+        model_kw["network"] = {**model_kw["network"], "widths": list(s.robust_widths)}
+    net_kw, objective = model_kw["network"], model_kw["objective"]
     dm = ClassificationDataModule(**{**data_kw, "data_root": root})
     dm.load()
     if s.robust_train is not None:
@@ -394,9 +395,9 @@ def part_robust(ctx: Context) -> dict:
     att = certify(net, x[: s.attack_n], y[: s.attack_n], EPS, attack="pgd",
                   attack_steps=s.attack_steps, attack_restarts=s.attack_restarts)  # fmt: skip
     return {
-        "recipe": "configs/robust/mnist_fc3.yaml", "widths": list(model_kw["widths"]),
-        "activation": model_kw["activation"], "loss": model_kw["loss"],
-        "eps_train": model_kw["eps_train"], "batch_size": dm.batch_size,
+        "recipe": "configs/robust/mnist_fc3.yaml", "widths": list(net_kw["widths"]),
+        "activation": net_kw["activation"], "loss": objective["loss"],
+        "eps_train": objective["eps_train"], "batch_size": dm.batch_size,
         "train_images": len(dm.train.labels), "budget_seconds": seconds,
         "train_seconds": train_s, "steps": steps,
         "epochs": steps * dm.batch_size / len(dm.train.labels),

@@ -327,7 +327,7 @@ def _module_configs(data_root) -> dict[str, list[str]]:
            "--trainer.max_steps=6", "--trainer.val_check_interval=5"]  # fmt: skip
     clf = ["--config", str(REPO / "configs/robust/mnist_fc3_cpu.yaml"),
            "--data.init_args.dataset=uci-digits", f"--data.init_args.data_root={data_root}",
-           "--data.init_args.n_val=200", "--model.init_args.widths=[32]",
+           "--data.init_args.n_val=200", "--model.init_args.network.widths=[32]",
            "--trainer.max_steps=3", "--trainer.limit_train_batches=3"]  # fmt: skip
     return {"w1": TINY_W1, "wgan": gan, "classifier": clf}
 

@@ -25,7 +25,6 @@ import logging
 import math
 import os
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -33,9 +32,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_layers import machine
+from _bench import ROOT, critic_certified, machine, merged_json, train_one
 
 from wgan_lip.gan import (
     CONSTRAINTS,
@@ -51,11 +48,8 @@ from wgan_lip.gan import (
     train_feature_net,
 )
 from wgan_lip.gan.images import sample_grid, toy_scatter
-from wgan_lip.jsonio import dumps_strict, write_json_strict
-from wgan_lip.layers import lipschitz_bound
-from wgan_lip.w1 import kr_dual
+from wgan_lip.jsonio import dumps_strict
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "gan.json"
 PNG = ROOT / "benchmarks" / "gan"
 
@@ -83,53 +77,6 @@ STAGE1 = [{"n_critic": n, "lr_critic": lr} for n in (5, 2, 1) for lr in (1e-4, 5
 STAGE2 = [{"architecture": {"critic_widths": [128, 128, 128]}},
           {"architecture": {"critic_widths": [512, 512]}},
           {"architecture": {"group_size": 4}}]  # fmt: skip
-
-
-class TimeBudget(L.Callback):
-    """Stop after ``seconds`` of training time; call ``snapshot`` at evenly spaced times.
-
-    The clock runs only inside training batches, so evaluation does not eat the budget.
-    """
-
-    def __init__(self, seconds: float, snapshots: int, snapshot) -> None:
-        self.seconds, self.snapshot = seconds, snapshot
-        self.marks = [seconds * (i + 1) / snapshots for i in range(snapshots)]
-        self.elapsed = 0.0
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        self._t0 = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.elapsed += time.perf_counter() - self._t0
-        while self.marks and self.elapsed >= self.marks[0]:
-            self.marks.pop(0)
-            if module.critic_step % module.settings.n_critic == 0 or not self.marks:
-                self.snapshot(module, self.elapsed)
-            else:  # wait for the end of a generator round
-                self.marks.insert(0, self.elapsed)
-                break
-        if self.elapsed >= self.seconds and not self.marks:
-            trainer.should_stop = True
-
-
-@torch.no_grad()
-def critic_certified(module: WGAN, real: torch.Tensor, fake: torch.Tensor) -> float:
-    critic = module.critic.eval()
-    value = float(kr_dual(critic(real).double(), critic(fake).double())) / lipschitz_bound(critic)
-    critic.train()
-    return value
-
-
-def train_one(module: WGAN, dm, seconds: float, snapshots: int, snapshot) -> dict:
-    budget = TimeBudget(seconds, snapshots, snapshot)
-    trainer = L.Trainer(
-        max_steps=-1, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        limit_val_batches=0, num_sanity_val_steps=0, callbacks=[budget],
-    )  # fmt: skip
-    trainer.fit(module, datamodule=dm)
-    return {"train_seconds": budget.elapsed, "critic_steps": module.critic_step,
-            "generator_steps": module.generator_step}  # fmt: skip
 
 
 class StepTimer(L.Callback):
@@ -603,8 +550,16 @@ def main() -> None:
     if "mnist" in args.sections:
         results["mnist"] = bench_mnist(args.mnist_seconds, args.data_root, args.mnist_eval,
                                        mnist_seeds)  # fmt: skip
-    # Re-read --out only now: another process may have written its sections meanwhile.
-    merged = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    # Read --out only now, under its lock: another process may have written its sections
+    # meanwhile.
+    with merged_json(args.out) as merged:
+        merge(merged, results, args, mnist_seeds)
+    print(tables(merged))
+
+
+def merge(merged: dict, results: dict, args: argparse.Namespace, mnist_seeds: list[int]) -> None:
+    """This run's sections into the JSON's (``merged``, changed in place): the MNIST rows of
+    other seeds of the same protocol stay; the summary and the machine are redone."""
     config = merged.setdefault("config", {})
     if {"toys", "toys_ema", "sweep", "sweep_ema"} & set(results):
         config.update(seeds=args.seeds, toy_seconds=args.toy_seconds, snapshots=args.snapshots)
@@ -618,12 +573,8 @@ def main() -> None:
                       mnist_seeds=sorted({r.get("seed", 0) for r in results["mnist"]}))  # fmt: skip
     config["threads"] = args.threads
     merged.update(results)
-    results = merged
-    results["summary"] = summarize(results)
-    results["machine"] = machine()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_strict(args.out, results)
-    print(tables(results))
+    merged["summary"] = summarize(merged)
+    merged["machine"] = machine()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 
 One trial per call: ``wgan_lip.gan.WGAN`` with the settings of ``--config`` (default
 configs/gan/mnist_cpu_hard.yaml), changed by the options given, trains for ``--minutes`` of
-training time (``bench_gan.py``'s time budget: evaluations pause the clock). At ``--evals``
+training time (``_bench.train_one``: evaluations pause the clock). At ``--evals``
 evenly spaced times it reports the share of 10,000 samples (from the moving average when the
 config keeps one) that the feature net classifies with probability above 0.9
 (``confident_classes``) and the smallest class's share. Run trials one per core
@@ -16,7 +16,6 @@ config keeps one) that the feature net classifies with probability above 0.9
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import sys
@@ -24,17 +23,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_gan import train_one
-from gpu_check import recipe
+from _bench import ROOT, merged_json, recipe, train_one
 
 from wgan_lip.errors import InputError
 from wgan_lip.gan import WGAN, ImageDataModule, confident_classes, generate
 from wgan_lip.gan.features import load_feature_net
-from wgan_lip.jsonio import dumps_strict, write_json_strict
+from wgan_lip.jsonio import dumps_strict
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "gan" / "mnist_sweep.json"
 CONFIG = ROOT / "configs" / "gan" / "mnist_cpu_hard.yaml"
 # the options that change the config's model keywords, and its architecture's; an option not
@@ -177,12 +172,9 @@ def main(argv: list[str] | None = None) -> int:
                           "seed": args.seed},
              "feature_net": str(net.relative_to(ROOT) if net.is_relative_to(ROOT) else net),
              "threads": torch.get_num_threads(), **info, "rows": rows}  # fmt: skip
-    lock_path = Path(tempfile.gettempdir()) / "wgan_lip_mnist_sweep.lock"
-    with open(lock_path, "w") as lock:  # trials run side by side: one writer at a time
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    lock = Path(tempfile.gettempdir()) / "wgan_lip_mnist_sweep.lock"
+    with merged_json(OUT, lock=lock) as results:  # trials run side by side
         results[args.tag] = entry
-        write_json_strict(OUT, results)
     return 0
 
 

@@ -12,86 +12,14 @@ Needs the bench extra (pip install -e '.[bench]') for the peers; a missing peer 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from _bench import alternate, conv_svals, machine, peer_conv, peer_linear, step_fn, sval_error
 from torch import nn
 
 from wgan_lip.jsonio import write_json_strict
 from wgan_lip.layers import AOLConv2d, BCOPConv2d, BjorckLinear, CayleyConv2d, SLLConv2d
-
-
-def machine() -> dict:
-    return {
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "device": "cpu",
-        "cpu": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "date": dt.date.today().isoformat(),
-    }
-
-
-def step_fn(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
-    opt = torch.optim.Adam(layer.parameters(), lr=1e-3)
-    target = torch.randn_like(layer(x)).detach()
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        F.mse_loss(layer(x), target).backward()
-        opt.step()
-
-    return step
-
-
-def alternate(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 3) -> dict:
-    """Median seconds per call of each fn, timed in alternation (A, B, C, A, B, C, ...)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
-def sval_error(w: torch.Tensor) -> float:
-    s = torch.linalg.svdvals(w.detach().double())
-    return float((s - 1).abs().max())
-
-
-def conv_svals(kernel: torch.Tensor, size: int) -> torch.Tensor:
-    """All singular values of the circular convolution by ``kernel`` on size x size inputs."""
-    k = kernel.detach().double()
-    spec = torch.fft.fft2(k, s=(size, size)).permute(2, 3, 0, 1)
-    return torch.linalg.svdvals(spec)
-
-
-def peer_linear():
-    try:
-        from deel import torchlip
-    except ImportError:
-        return None
-    return lambda i, o: torchlip.SpectralLinear(i, o)
-
-
-def peer_conv():
-    try:
-        from orthogonium.layers.conv.AOC.ortho_conv import AdaptiveOrthoConv2d
-    except ImportError:
-        return None
-    return lambda c: AdaptiveOrthoConv2d(c, c, 3, padding="same", padding_mode="circular")
 
 
 def bench_linear(repeats: int) -> dict:

@@ -44,15 +44,12 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
+from _bench import MNIST_RADII, PUBLISHED, ROOT, machine
 from torch import nn
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_layers import machine
 
 from wgan_lip.jsonio import write_json_strict
 from wgan_lip.layers import known_input_sizes, lipschitz_bound, register_lipschitz_bound
@@ -62,21 +59,14 @@ from wgan_lip.robust import certify, hkr_loss, multiclass_hinge
 from wgan_lip.robust.data import load_split
 from wgan_lip.robust.module import classifier_network
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "robust.json"
 PARTS = ROOT / "benchmarks" / "robust"
 MODELS = ("ours-fc3", "deel-fc3", "ours-bcop", "deel-bcop", "ours-aol", "ours-sll",
           "orth-aoc", "orth-aol", "orth-sll")  # fmt: skip
 # Certified radii per dataset (L2): MNIST as Li et al.; CIFAR-10 at 36/255 and multiples.
 DATASETS = {
-    "mnist": {"eps": [0.3, 1.0, 1.58], "eps_train": 1.0},
+    "mnist": {"eps": list(MNIST_RADII), "eps_train": 1.0},
     "cifar10-subset": {"eps": [36 / 255, 72 / 255, 108 / 255], "eps_train": 36 / 255},
-}
-EPS = DATASETS["mnist"]["eps"]  # the MNIST radii (scripts/gpu_check.py reads them)
-# Published 200-epoch GPU results (Li et al. 2019, Table 2): clean, certified at 0.3 / 1.58.
-PUBLISHED = {
-    "FC-3 (Anil et al.)": (98.71, 97.06, 54.46),
-    "BCOP-Large (Li et al.)": (98.77, None, 56.66),
 }
 CHANNELS = (16, 32)  # two stages: 28 -> 14 -> 7 (MNIST), 32 -> 16 -> 8 (CIFAR)
 HEAD = 256

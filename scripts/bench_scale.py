@@ -30,13 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from _bench import ROOT, machine
+from make_large_problem import make_problem  # this folder's script
 
-from bench_layers import machine  # noqa: E402
-from make_large_problem import make_problem  # noqa: E402
-
-from wgan_lip.jsonio import dumps_strict, write_json_strict  # noqa: E402
+from wgan_lip.jsonio import dumps_strict, write_json_strict
 
 OUT = ROOT / "benchmarks" / "scale.json"
 GOALS = {"n": 1_000_000, "minutes": 15, "rss_gib": 2.0, "rel_error": 0.03}

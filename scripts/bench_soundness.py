@@ -18,24 +18,20 @@ Run: .venv/bin/python scripts/bench_soundness.py [--sections null insample offse
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _bench import ROOT, load_module, machine, merged_json
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_layers import machine  # noqa: E402
+from wgan_lip import estimate_w1
 
-from tests.soundness.data_classes import CLASSES, data_scale, reference_w1  # noqa: E402
-from wgan_lip import estimate_w1  # noqa: E402
-from wgan_lip.jsonio import dumps_strict  # noqa: E402
-
+# the data classes of the soundness tests (a file of the test suite, not of a package)
+_data_classes = load_module("tests/soundness/data_classes.py", "soundness_data_classes")
+CLASSES = _data_classes.CLASSES
+data_scale = _data_classes.data_scale
+reference_w1 = _data_classes.reference_w1
 OUT = ROOT / "benchmarks" / "soundness.json"
 ALPHA = 0.05
 REL = 1e-9
@@ -64,13 +60,9 @@ NULLS = {"binary {0,1}^6": binary, "categorical (5 levels)": categorical,
 
 def save(section: str, key: str, row: dict) -> None:
     """Merge one row into the JSON (sections may run in parallel processes)."""
-    OUT.parent.mkdir(exist_ok=True)
-    with open(OUT.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    with merged_json(OUT) as results:
         results.setdefault(section, {})[key] = row
         results["machine"] = machine()
-        OUT.write_text(dumps_strict(results, indent=1))
 
 
 def run_null(seeds: int, steps: int, only: list[str] | None = None, key: str = "null") -> None:

@@ -21,17 +21,13 @@ Run: .venv/bin/python scripts/bench_w1.py [--sections known insample ...] [--tab
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_layers import machine
+from _bench import alternated_times, machine, merged_json
 
 from wgan_lip import estimate_w1, exact_w1
 from wgan_lip.data import (
@@ -42,7 +38,6 @@ from wgan_lip.data import (
     eight_gaussians,
     two_moons,
 )
-from wgan_lip.jsonio import write_json_strict
 
 OUT = Path(__file__).resolve().parent.parent / "benchmarks" / "w1.json"
 ESTIMATORS = {"previous": {"critic": "groupsort"}, "family": {}}
@@ -64,13 +59,9 @@ KNOWN = [
 
 def save(section: str, rows) -> None:
     """Merge one section into the JSON (other sections may be written by other processes)."""
-    OUT.parent.mkdir(exist_ok=True)
-    with open(OUT.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    with merged_json(OUT) as results:
         results[section] = rows
         results["machine"] = machine()
-        write_json_strict(OUT, results)
 
 
 def _row(name, prob, n, est, pop, label) -> dict:
@@ -174,15 +165,12 @@ def run_mnist(data_root: str | None) -> None:
 def run_speed(repeats: int) -> None:
     prob = Translation(784, 2.0)
     p, q = prob.sample_p(10_000, 0), prob.sample_q(10_000, 0)
-    times: dict[str, list[float]] = {"estimate_w1": [], "pot_exact": []}
     values: dict[str, list[float]] = {"estimate_w1": [], "pot_exact": []}
-    for _ in range(repeats):  # alternated: A, B, A, B, ...
-        t0 = time.perf_counter()
-        values["estimate_w1"].append(estimate_w1(p, q, progress=False).value)
-        times["estimate_w1"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        values["pot_exact"].append(exact_w1(p, q))
-        times["pot_exact"].append(time.perf_counter() - t0)
+    runs = {"estimate_w1": lambda: estimate_w1(p, q, progress=False).value,
+            "pot_exact": lambda: exact_w1(p, q)}  # fmt: skip
+    # alternated: A, B, A, B, ...; no warm-up (every call takes seconds)
+    times = alternated_times({k: lambda k=k: values[k].append(runs[k]()) for k in runs},
+                             repeats, warmup=0)  # fmt: skip
     med = {k: statistics.median(v) for k, v in times.items()}
     save("speed", {"problem": "translation d=784 |s|=2, 10,000 per side", "w1": prob.w1,
                    "repeats": repeats, "median_seconds": med, "values": values, "times": times,

@@ -75,8 +75,7 @@ def main() -> None:
         wheel = next(dist.glob("wgan_lip-*.whl"))
         sdist = next(dist.glob("wgan_lip-*.tar.gz"))
         version = wheel.name.split("-")[1]
-        sys.path.insert(0, str(ROOT))
-        import wgan_lip
+        import wgan_lip  # this checkout's (installed editable)
 
         if version != wgan_lip.__version__:
             sys.exit(f"the wheel says {version}, wgan_lip.__version__ {wgan_lip.__version__}")

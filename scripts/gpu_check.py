@@ -54,20 +54,20 @@ from pathlib import Path
 START = time.perf_counter()  # the wall-clock budget counts from here, imports included
 
 import torch  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).parent))
-if str(ROOT) not in sys.path:  # runs from a bare checkout too (no `pip install -e .`)
-    sys.path.insert(1, str(ROOT))
-
-from bench_layers import (  # noqa: E402
+from _bench import (  # noqa: E402
+    MNIST_RADII,
+    PUBLISHED,
+    ROOT,
     alternate,
     conv_svals,
+    critic_certified,
     machine,
     peer_conv,
     peer_linear,
+    recipe,
     step_fn,
     sval_error,
+    train_one,
 )
 
 from wgan_lip.jsonio import dumps_strict, write_json_strict  # noqa: E402
@@ -230,14 +230,6 @@ def lightning_time(seconds: float) -> str:
     return f"00:{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-def recipe(path: str) -> tuple[dict, dict]:
-    """``(model init_args, data init_args)`` of a LightningCLI config of configs/."""
-    import yaml
-
-    cfg = yaml.safe_load((ROOT / path).read_text())
-    return dict(cfg["model"]["init_args"]), dict(cfg["data"]["init_args"])
-
-
 def quiet_trainer(ctx: Context, **kw):
     import lightning as L
 
@@ -362,11 +354,10 @@ def part_w1(ctx: Context) -> dict:
 
 
 def part_robust(ctx: Context) -> dict:
-    from bench_robust import EPS, PUBLISHED
-
     from wgan_lip.robust import ClassificationDataModule, LipschitzClassifier, certify
 
     s, dev = ctx.sizes, ctx.device
+    eps = list(MNIST_RADII)
     root = ctx.mnist_root()
     seconds = ctx.allot(3)
     model_kw, data_kw = recipe("configs/robust/mnist_fc3.yaml")
@@ -391,8 +382,8 @@ def part_robust(ctx: Context) -> dict:
         x, y = x[: s.robust_test], y[: s.robust_test]
     x, y = x.to(dev), y.to(dev)
     t0 = time.perf_counter()
-    full = certify(net, x, y, EPS, attack=None, batch_size=1000)
-    att = certify(net, x[: s.attack_n], y[: s.attack_n], EPS, attack="pgd",
+    full = certify(net, x, y, eps, attack=None, batch_size=1000)
+    att = certify(net, x[: s.attack_n], y[: s.attack_n], eps, attack="pgd",
                   attack_steps=s.attack_steps, attack_restarts=s.attack_restarts)  # fmt: skip
     return {
         "recipe": "configs/robust/mnist_fc3.yaml", "widths": list(net_kw["widths"]),
@@ -462,8 +453,6 @@ def feature_net(ctx: Context, root: str):
 
 
 def part_gan(ctx: Context) -> dict:
-    from bench_gan import TimeBudget, critic_certified
-
     from wgan_lip.gan import WGAN, ImageDataModule, classifier_fid_kid, exact_w1_metric
 
     s, dev = ctx.sizes, ctx.device
@@ -484,15 +473,13 @@ def part_gan(ctx: Context) -> dict:
         model_kw["architecture"] = {**model_kw.get("architecture", {}), **dict(s.gan_overrides)}
         torch.manual_seed(0)
         module = WGAN(data_shape=dm.data_shape, **model_kw)
-        budget = TimeBudget(seconds, 1, lambda m, t: None)
-        trainer = quiet_trainer(ctx, max_steps=-1, max_epochs=-1, callbacks=[budget])
-        trainer.fit(module, datamodule=dm)
+        info = train_one(module, dm, seconds, 1, lambda m, t: None,
+                         accelerator=ctx.accelerator, precision="32-true")  # fmt: skip
         module.to(dev)
         t0 = time.perf_counter()
         fake = module.generate(len(real))
         row = {"constraint": constraint, "recipe": f"configs/gan/mnist_{constraint}.yaml",
-               "budget_seconds": seconds, "train_seconds": budget.elapsed,
-               "critic_steps": module.critic_step, "generator_steps": module.generator_step,
+               "budget_seconds": seconds, **info,
                **classifier_fid_kid(fake, real, fnet),
                "exact_w1": exact_w1_metric(fake, real, max_samples=len(real))}  # fmt: skip
         if constraint == "hard":

@@ -18,10 +18,11 @@ SMOKE_LIMIT_S = 150  # the smoke run must finish well inside 2.5 minutes on 2 co
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
+    for name, path in (("_bench", SCRIPT.with_name("_bench.py")), ("gpu_check", SCRIPT)):
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # gpu_check imports _bench; its dataclasses look it up
+        spec.loader.exec_module(module)
     return module
 
 

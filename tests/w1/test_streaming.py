@@ -1,5 +1,6 @@
 """W1 between on-disk datasets: streamed like arrays, bounded reads, Ctrl-C, large problems."""
 
+import importlib.util
 import json
 import os
 import re
@@ -21,9 +22,12 @@ from wgan_lip.w1 import data as w1_data
 from wgan_lip.w1.data import shuffled_batches
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-from make_large_problem import main as make_main  # noqa: E402
-from make_large_problem import make_problem  # noqa: E402
+_spec = importlib.util.spec_from_file_location(
+    "make_large_problem", ROOT / "scripts" / "make_large_problem.py"
+)
+_make_large_problem = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_make_large_problem)
+make_main, make_problem = _make_large_problem.main, _make_large_problem.make_problem
 
 
 @pytest.fixture(scope="module")

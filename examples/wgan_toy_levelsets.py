@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import lightning as L
 
-    from wgan_lip.gan import WGAN, GANArchitecture, ToyDataModule
+    from wgan_lip.gan import WGAN, GANArchitecture, GANSampling, ToyDataModule
     from wgan_lip.gan.metrics import certified_w1_metric, exact_w1_metric
     from wgan_lip.layers import lipschitz_bound
     from wgan_lip.plotting import critic_figure
@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.manual_seed(0)
     data = ToyDataModule(args.toy, n_train=20_000, n_val=2_000)
-    model = WGAN("hard", data_shape=(2,), ema_decay=0.999,
-                 architecture=GANArchitecture(critic_widths=[128, 128, 128]))  # fmt: skip
+    model = WGAN("hard", data_shape=(2,), sampling=GANSampling(ema_decay=0.999),
+                 architecture=GANArchitecture(critic={"widths": [128, 128, 128]}))  # fmt: skip
     trainer = L.Trainer(max_steps=args.steps * 6 // 5, accelerator="cpu", devices=1,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0)  # fmt: skip

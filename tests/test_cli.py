@@ -283,7 +283,7 @@ def test_w1_output_to_a_full_disk_is_one_line_exit_2(pair_files, json_flag):
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 TINY_W1 = ["--config", str(REPO / "configs/w1/sphere_d8.yaml"), "--data.init_args.n=200",
-           "--model.init_args.widths=[16]", "--trainer.max_steps=5"]  # fmt: skip
+           "--model.init_args.network.widths=[16]", "--trainer.max_steps=5"]  # fmt: skip
 
 
 def _one_line(capsys) -> str:
@@ -320,9 +320,10 @@ def test_fit_into_an_unwritable_folder_is_refused_before_training(tmp_path, monk
 def _module_configs(data_root) -> dict[str, list[str]]:
     """One tiny config of each module kind: W1 critic, WGAN, classifier."""
     gan = ["--config", str(REPO / "configs/gan/toy_25gaussians_hard.yaml"),
-           "--model.init_args.architecture.critic_widths=[16]",
+           "--model.init_args.architecture.critic.widths=[16]",
            "--model.init_args.architecture.generator_widths=[16]",
-           "--model.init_args.eval_samples=200", "--model.init_args.estimate_steps=5",
+           "--model.init_args.evaluation.samples=200",
+           "--model.init_args.evaluation.estimate_steps=5",
            "--data.init_args.n_train=512", "--data.init_args.n_val=200",
            "--trainer.max_steps=6", "--trainer.val_check_interval=5"]  # fmt: skip
     clf = ["--config", str(REPO / "configs/robust/mnist_fc3_cpu.yaml"),

@@ -99,7 +99,7 @@ def test_a_new_constraint_is_one_registered_object(monkeypatch):
     module = WGAN(
         constraint="half",
         data_shape=(2,),
-        architecture={"generator_widths": (8,), "critic_widths": (8,)},
+        architecture={"generator_widths": (8,), "critic": {"widths": (8,)}},
     )
     assert module.settings.n_critic == 2 and module.settings.lr == 1e-3
 

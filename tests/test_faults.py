@@ -21,7 +21,7 @@ W1_CONFIG = ["--config", str(REPO / "configs/w1/translation_d32.yaml"),
 GAN_CONFIG = ["--config", str(REPO / "configs/gan/toy_25gaussians_hard.yaml"),
               "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
               "--trainer.enable_progress_bar=false", "--data.n_train=2000", "--data.n_val=300",
-              "--model.eval_samples=300", "--model.estimate_steps=0",
+              "--model.evaluation.samples=300", "--model.evaluation.estimate_steps=0",
               "--trainer.val_check_interval=30", "--trainer.logger=false"]  # fmt: skip
 W1_LAST = "runs/w1/translation_d32/checkpoints/last.ckpt"
 GAN_LAST = "runs/gan/toy_25gaussians_hard/checkpoints/last.ckpt"

@@ -74,7 +74,7 @@ def test_wandb_config_follows_default_root_dir(tmp_path, monkeypatch):
                  "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
                  "--trainer.enable_progress_bar=false", "--trainer.max_steps=12",
                  "--trainer.val_check_interval=6", "--data.n_train=500", "--data.n_val=200",
-                 "--model.eval_samples=200", "--model.estimate_steps=0",
+                 "--model.evaluation.samples=200", "--model.evaluation.estimate_steps=0",
                  "--trainer.default_root_dir", "mine"])  # fmt: skip
     assert code == 0
     assert sorted(os.listdir(tmp_path)) == ["mine"]
@@ -259,7 +259,7 @@ def test_gan_checkpoint_under_a_w1_config_is_one_line(tmp_path, monkeypatch, cap
                  "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
                  "--trainer.enable_progress_bar=false", "--trainer.max_steps=12",
                  "--trainer.val_check_interval=6", "--data.n_train=500", "--data.n_val=200",
-                 "--model.eval_samples=200", "--model.estimate_steps=0",
+                 "--model.evaluation.samples=200", "--model.evaluation.estimate_steps=0",
                  "--trainer.logger=false", "--trainer.default_root_dir", "gan"])  # fmt: skip
     assert code == 0
     before = _files(tmp_path)

@@ -72,8 +72,8 @@ def _mnist_run(tmp_path, monkeypatch, data_root, config: str, *extra: str) -> li
     save_feature_net(FeatureNet(1, 28, 10), tmp_path / "features.pt")
     return ["fit", "--config", str(REPO / "configs/gan" / config), *extra,
             "--data.data_root", str(data_root), "--trainer.enable_progress_bar=false",
-            "--trainer.limit_val_batches=1", "--model.kid_subset_size=50",
-            "--model.feature_net", str(tmp_path / "features.pt")]  # fmt: skip
+            "--trainer.limit_val_batches=1", "--model.evaluation.kid_subset_size=50",
+            "--model.evaluation.feature_net", str(tmp_path / "features.pt")]  # fmt: skip
 
 
 def test_mnist_config_runs_with_classifier_fid(tmp_path, monkeypatch, data_root):

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from wgan_lip.constraints import get_constraint
 from wgan_lip.errors import InputError
 from wgan_lip.gan import CONSTRAINT_DEFAULTS, CONSTRAINTS, build_gan_critic
 from wgan_lip.layers import BCOPConv2d, BjorckLinear, lipschitz_bound
@@ -14,8 +15,10 @@ SHAPES = [(2,), (1, 28, 28), (3, 32, 32)]
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("constraint", CONSTRAINTS)
 def test_every_critic_scores_each_sample(constraint, shape):
-    critic = build_gan_critic(constraint, shape, widths=(16, 16), channels=(4, 8),
-                              head_width=16, base_channels=8)  # fmt: skip
+    kind = "mlp" if len(shape) == 1 else get_constraint(constraint).image_kind
+    sizes = {"mlp": {"widths": [16, 16]}, "convnet": {"channels": [4, 8], "widths": [16]},
+             "dcgan": {"channels": [8, 16, 32]}}  # fmt: skip
+    critic = build_gan_critic(constraint, shape, sizes[kind])
     critic.eval()  # spectral norm's power iteration moves in train mode
     x = torch.rand(5, *shape)
     out = critic(x)
@@ -27,7 +30,8 @@ def test_every_critic_scores_each_sample(constraint, shape):
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_hard_critic_is_built_from_certified_layers_only(shape):
-    critic = build_gan_critic("hard", shape, widths=(16, 16), channels=(4, 8), head_width=16)
+    sizes = {"widths": [16, 16]} if len(shape) == 1 else {"channels": [4, 8], "widths": [16]}
+    critic = build_gan_critic("hard", shape, sizes)
     weighted = [m for m in critic.net if any(True for _ in m.parameters())]
     assert weighted and all(isinstance(m, (BjorckLinear, BCOPConv2d)) for m in weighted)
     assert lipschitz_bound(critic) <= 1 + 1e-3  # 1, plus float32 rounding terms
@@ -39,7 +43,7 @@ def test_hard_critic_is_built_from_certified_layers_only(shape):
 
 
 def test_spectral_norm_critic_normalizes_every_layer():
-    critic = build_gan_critic("sn", (1, 28, 28), base_channels=8)
+    critic = build_gan_critic("sn", (1, 28, 28), {"channels": [8, 16, 32]})
     layers = [m for m in critic.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert layers and all(hasattr(m, "parametrizations") for m in layers)
     assert any(isinstance(m, nn.LeakyReLU) and m.negative_slope == 0.1 for m in critic.modules())
@@ -58,7 +62,7 @@ def test_paper_defaults():
 def test_bad_constraint_and_shape_are_clear_errors():
     with pytest.raises(InputError, match="unknown constraint 'wc'"):
         build_gan_critic("wc", (2,))
-    with pytest.raises(InputError, match="square images"):
-        build_gan_critic("gp", (1, 28, 20))
+    with pytest.raises(InputError, match=r"vectors \(d,\) or images"):
+        build_gan_critic("gp", (28, 20))
     with pytest.raises(InputError, match="not divisible"):
-        build_gan_critic("hard", (1, 10, 10), channels=(4, 8))
+        build_gan_critic("hard", (1, 10, 10), {"channels": [4, 8]})

@@ -31,7 +31,7 @@ class BoardLogger:
 def test_grid_and_scatter_shapes():
     grid = sample_grid(torch.rand(100, 1, 8, 8))
     assert grid.shape == (3, 8 * 8 + 9 * 2, 8 * 8 + 9 * 2)  # 8x8 images, 2-pixel padding
-    critic = build_gan_critic("hard", (2,), widths=(8, 8))
+    critic = build_gan_critic("hard", (2,), {"widths": [8, 8]})
     pic = toy_scatter(critic, torch.randn(50, 2), torch.randn(50, 2), "t")
     assert pic.shape[0] == 3 and 0 <= float(pic.min()) and float(pic.max()) <= 1
 

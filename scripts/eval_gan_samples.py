@@ -115,14 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"eval_gan_samples: error: {e}", file=sys.stderr)
         return 2
-    refine = int(module.hparams.refine_steps)
+    refine = int(module.sampling.refine_steps)
     samples = {"generated": module.generate(args.n)}
     if refine:
         samples["generated_plain"] = module.generate(args.n, refine_steps=0)
     result = {
         "checkpoint": Path(args.checkpoint).as_posix(),
         "generator_steps": int(module.generator_step), "n": args.n,
-        "refine_steps": refine, "refine_lr": float(module.hparams.refine_lr),
+        "refine_steps": refine, "refine_lr": float(module.sampling.refine_lr),
     }  # fmt: skip
     for key, fake in samples.items():
         # refined: does it cost diversity? the distances to the real images say

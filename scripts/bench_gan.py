@@ -47,6 +47,7 @@ from wgan_lip.gan import (
     save_feature_net,
     train_feature_net,
 )
+from wgan_lip.gan.architecture import migrate_hparams
 from wgan_lip.gan.images import sample_grid, toy_scatter
 from wgan_lip.jsonio import dumps_strict
 
@@ -77,6 +78,14 @@ STAGE1 = [{"n_critic": n, "lr_critic": lr} for n in (5, 2, 1) for lr in (1e-4, 5
 STAGE2 = [{"architecture": {"critic_widths": [128, 128, 128]}},
           {"architecture": {"critic_widths": [512, 512]}},
           {"architecture": {"group_size": 4}}]  # fmt: skip
+
+
+def sections(constraint: str, shape: Sequence[int], settings: dict) -> dict:
+    """WGAN keywords for ``settings`` written in the flat vocabulary of the benchmark's rows
+    (``lr_critic``, ``ema_decay``, ``architecture.critic_widths``...), moved to their sections
+    as an older checkpoint's are."""
+    flat = {"constraint": constraint, "data_shape": list(shape), **settings}
+    return migrate_hparams(flat)
 
 
 class StepTimer(L.Callback):
@@ -121,7 +130,7 @@ def bench_steps(kind: str, rounds: int, generator_rounds: int, data_root: str | 
     modules, timers = {}, {}
     for label, constraint, kw in cases:
         torch.manual_seed(0)
-        modules[label] = WGAN(constraint, data_shape=shape, **kw)
+        modules[label] = WGAN(**sections(constraint, shape, kw))
         timers[label] = StepTimer()
     labels = [c[0] for c in cases]
     for r in range(rounds + 1):
@@ -194,8 +203,8 @@ def bench_toys(
                 dm = ToyDataModule(name, seed=seed)
                 dm.setup()
                 real = dm.val_set
-                module = WGAN(constraint, data_shape=(2,), eval_seed=seed,
-                              **settings.get(constraint, {}))  # fmt: skip
+                kw = {"eval_seed": seed, **settings.get(constraint, {})}
+                module = WGAN(**sections(constraint, (2,), kw))
                 trace: list[dict] = []
 
                 def snapshot(m: WGAN, elapsed: float, real=real, trace=trace, seed=seed) -> None:
@@ -235,7 +244,7 @@ def toy_run(name: str, seed: int, constraint: str, kw: dict, seconds: float) -> 
     torch.manual_seed(seed)
     dm = ToyDataModule(name, seed=seed)
     dm.setup()
-    module = WGAN(constraint, data_shape=(2,), eval_seed=seed, **kw)
+    module = WGAN(**sections(constraint, (2,), {"eval_seed": seed, **kw}))
     train_one(module, dm, seconds, 1, lambda m, t: None)
     return exact_w1_metric(module.generate(len(dm.val_set)), dm.val_set, max_samples=5000,
                            seed=seed)  # fmt: skip
@@ -319,7 +328,7 @@ def bench_mnist(seconds: float, data_root: str | None, eval_n: int, seeds: list[
         for constraint in order_for(seed):
             torch.manual_seed(seed)
             kw = MNIST_SETTINGS.get(constraint, {"architecture": {"latent_dim": 128}})
-            module = WGAN(constraint, data_shape=real.shape[1:], eval_seed=seed, **kw)
+            module = WGAN(**sections(constraint, real.shape[1:], {"eval_seed": seed, **kw}))
             info = train_one(module, dm, seconds, 1, lambda m, t: None)
             fake = module.generate(len(real))
             scores = classifier_fid_kid(fake, real, feature_net)

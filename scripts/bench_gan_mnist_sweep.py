@@ -27,6 +27,7 @@ from _bench import ROOT, merged_json, recipe, train_one
 
 from wgan_lip.errors import InputError
 from wgan_lip.gan import WGAN, ImageDataModule, confident_classes, generate
+from wgan_lip.gan.architecture import MOVED_OPTIONS, migrate_hparams
 from wgan_lip.gan.features import load_feature_net
 from wgan_lip.jsonio import dumps_strict
 
@@ -45,16 +46,22 @@ def settings_from(args: argparse.Namespace) -> tuple[dict, int]:
     if not path.is_file():
         raise InputError(f"--config: no file at {args.config}")
     model, data = recipe(str(path))  # fresh dicts on every call: safe to change
-    model.pop("feature_net", None)  # the sweep's own --feature-net scores the samples
-    arch = model.setdefault("architecture", {})
-    for name in MODEL_OPTIONS:
-        if getattr(args, name) is not None:
-            model[name] = getattr(args, name)
-    for name in ARCH_OPTIONS:
-        if getattr(args, name) is not None:
-            arch[name] = getattr(args, name)
+    model.get("evaluation", {}).pop("feature_net", None)  # the sweep's own --feature-net
+    critic = model.setdefault("architecture", {}).setdefault("critic", {})
+    for name in MODEL_OPTIONS + ARCH_OPTIONS:  # each to its section (MOVED_OPTIONS)
+        value = getattr(args, name)
+        if value is None:
+            continue
+        section, _, key = MOVED_OPTIONS[name].partition(".")
+        if name == "image_critic":
+            critic.pop("kind", None) if value == "conv" else critic.update(kind=value)
+        elif key.startswith("critic."):
+            critic[key[7:]] = [value] if name == "critic_head_width" else value
+        else:
+            model.setdefault(section, {})[key] = value
     if args.beta1 is not None:
-        model["betas"] = [args.beta1, model.get("betas", [0.5, 0.9])[1]]
+        optimizer = model.setdefault("optimizer", {})
+        optimizer["betas"] = [args.beta1, optimizer.get("betas", [0.5, 0.9])[1]]
     batch = args.batch or data.get("batch_size", 64)
     return model, int(batch)
 
@@ -88,12 +95,14 @@ def _setting(entry: dict) -> dict:
         return {"critic": a["widths"], "gen": a["gen"], "n_critic": a["n_critic"],
                 "lr": (a["lr_critic"], a["lr_generator"]), "batch": a["batch"],
                 "reuse": False, "schedule": a["schedule"]}  # fmt: skip
-    arch = a.get("architecture", {})
-    lr_c = a.get("lr_critic")
-    return {"critic": arch.get("critic_widths"), "gen": arch.get("generator_base_channels"),
-            "n_critic": a.get("n_critic"), "lr": (lr_c, a.get("lr_generator") or lr_c),
-            "batch": a["batch_size"], "reuse": bool(a.get("reuse_fakes")),
-            "schedule": a.get("lr_schedule", "constant")}  # fmt: skip
+    a = migrate_hparams({"data_shape": [1, 28, 28], **a})  # entries of the flat layout too
+    arch, opt, sampling = (a.get(k) or {} for k in ("architecture", "optimizer", "sampling"))
+    lr_c = opt.get("lr")
+    return {"critic": (arch.get("critic") or {}).get("widths"),
+            "gen": arch.get("generator_base_channels"), "n_critic": opt.get("n_critic"),
+            "lr": (lr_c, opt.get("generator_lr") or lr_c), "batch": a["batch_size"],
+            "reuse": bool(sampling.get("reuse_fakes")),
+            "schedule": opt.get("schedule", "constant")}  # fmt: skip
 
 
 def _last(row: dict, key: str) -> float:

@@ -112,8 +112,9 @@ SMOKE = Sizes(
     linear=128, batch=32, channels=16, image=8, repeats=5, warmup=2,
     w1_n=2000, w1_dim=8, w1_steps=300, robust_widths=(128, 128, 128), robust_train=6000,
     robust_test=1000, attack_n=64, attack_steps=10, attack_restarts=1,
-    gan_overrides=(("generator_base_channels", 16), ("critic_channels", [8, 16]),
-                   ("critic_head_width", 32), ("critic_base_channels", 16)),
+    gan_overrides=(("generator_base_channels", 16),
+                   ("critic", {"hard": {"channels": [8, 16], "widths": [32]},
+                               "gp": {"channels": [16, 32, 64]}})),
     gan_train=6000, gan_eval=300, feature_train=3000, ddp_n=2000,
 )  # fmt: skip
 
@@ -469,8 +470,10 @@ def part_gan(ctx: Context) -> dict:
     for i, constraint in enumerate(("hard", "gp")):
         seconds = ctx.allot(4, runs=2, left=2 - i)
         model_kw, _ = recipe(f"configs/gan/mnist_{constraint}.yaml")
-        model_kw.update(feature_net=None)
-        model_kw["architecture"] = {**model_kw.get("architecture", {}), **dict(s.gan_overrides)}
+        model_kw["evaluation"] = {**model_kw.get("evaluation", {}), "feature_net": None}
+        arch, over = model_kw.get("architecture", {}), dict(s.gan_overrides)
+        critic = {**arch.get("critic", {}), **over.pop("critic", {}).get(constraint, {})}
+        model_kw["architecture"] = {**arch, **over, "critic": critic}
         torch.manual_seed(0)
         module = WGAN(data_shape=dm.data_shape, **model_kw)
         info = train_one(module, dm, seconds, 1, lambda m, t: None,

@@ -17,18 +17,17 @@ from .layers import (
 
 
 def make_activation(name: str, group_size: int = 2) -> nn.Module:
-    """The registered activation ``name``: ``"groupsort"``, ``"maxmin"``, ``"fullsort"``,
-    ``"relu"``, ``"leaky_relu"`` or one a layer module registered.
+    """The registered activation called ``name`` (groupsort, maxmin, fullsort, relu...).
 
-    The sorts are 1-Lipschitz and gradient-norm preserving; ReLU is 1-Lipschitz but not
-    gradient-norm preserving. See :data:`wgan_lip.layers.registry.ACTIVATIONS`.
+    Any name of :data:`wgan_lip.layers.registry.ACTIVATIONS`. The sorts are 1-Lipschitz and
+    gradient-norm preserving; ReLU is 1-Lipschitz but not gradient-norm preserving.
 
     Args:
         name: the activation's name.
         group_size: GroupSort's group size (ignored by the other activations).
 
     Returns:
-        A new module: ``GroupSort(group_size)``, ``MaxMin()``, ``FullSort()`` or ``nn.ReLU()``.
+        A new module, e.g. ``GroupSort(group_size)``, ``MaxMin()`` or ``nn.ReLU()``.
 
     Raises:
         ValueError: an unknown ``name``, or (from ``GroupSort``) a ``group_size`` that is not a

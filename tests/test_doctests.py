@@ -21,6 +21,7 @@ MODULES = [
     "wgan_lip.layers.activations",
     "wgan_lip.layers.conv",
     "wgan_lip.layers.spectral",
+    "wgan_lip.layers.stacked",
     "wgan_lip.layers.cayley",
     "wgan_lip.layers.registry",
     "wgan_lip.networks",

@@ -88,13 +88,14 @@ def test_every_json_writer_goes_through_the_strict_helper():
 
 
 def test_an_estimates_dict_is_strict_json():
-    from wgan_lip.w1.estimate import W1Estimate
+    from wgan_lip.w1.estimate import W1Estimate, W1Run
 
+    run = W1Run(critic_type="family", critic_name="linear", holdout=0.2, n_holdout_p=1,
+                n_holdout_q=1, stopped="max_steps", steps=0, train_seconds=math.nan,
+                monitor_values={"linear": -math.inf})  # fmt: skip
     est = W1Estimate(
         value=1.0, ci_low=math.nan, ci_high=math.inf, train_value=1.0, lipschitz_bound=1.0,
-        n_p=2, n_q=2, dim=1, steps=0, train_seconds=math.nan, seconds=0.0, certified=True,
-        critic_type="family", holdout=0.2, n_holdout_p=1, n_holdout_q=1, stopped="max_steps",
-        critic=torch.nn.Identity(), monitor_values={"linear": -math.inf},
+        n_p=2, n_q=2, dim=1, seconds=0.0, certified=True, critic=torch.nn.Identity(), run=run,
     )  # fmt: skip
     out = strict_loads(dumps_strict(est.to_dict()))
     assert out["monitor_values"] == {"linear": None} and out["ci_high"] is None

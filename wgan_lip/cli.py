@@ -127,6 +127,29 @@ def build_parser() -> argparse.ArgumentParser:
         "reported; groupsort and bcop are single certified networks; gp, lp, sn, clip "
         "are uncertified baselines)",
     )
+    w1.add_argument(
+        "--network",
+        metavar="JSON",
+        help='a single critic\'s network as JSON, e.g. \'{"linear": "aol", "widths": [64, 64]}\' '
+        "(keys: kind, widths, channels, linear, conv, activation, group_size, ...); a "
+        "certified critic refuses a layer that is not 1-Lipschitz by construction. A family "
+        "member names its layer instead: mlp:128x3:maxmin:aol",
+    )
+    w1.add_argument(
+        "--linear",
+        metavar="LAYER",
+        help="the single critic's dense layer (bjorck, aol, sll, ...; --network)",
+    )
+    w1.add_argument(
+        "--conv",
+        metavar="LAYER",
+        help="the single critic's convolution (bcop, cayley, aol, ...; --network)",
+    )
+    w1.add_argument(
+        "--activation",
+        metavar="NAME",
+        help="the single critic's activation (groupsort, maxmin, fullsort, ...)",
+    )
     w1.add_argument("--folds", type=_positive_int, default=1,
                     help="cross-fitting: K folds, every sample held out once (default 1: "
                          "one split, --holdout)")  # fmt: skip
@@ -225,6 +248,39 @@ def _ctrl_c_after_imports():
         raise KeyboardInterrupt
 
 
+def _network_option(args: argparse.Namespace, critic: str) -> dict | None:
+    """``--network`` JSON with ``--linear``, ``--conv``, ``--activation`` merged in, checked
+    (against the critic's constraint too) before any data is read; None when none is given."""
+    import json
+
+    network = {}
+    if args.network:
+        try:
+            network = json.loads(args.network)
+        except ValueError as e:
+            raise InputError(f"--network: not JSON ({e})") from None
+        if not isinstance(network, dict):
+            raise InputError('--network must be a JSON object, e.g. \'{"linear": "aol"}\'')
+    for key in ("linear", "conv", "activation"):
+        if getattr(args, key):
+            network[key] = getattr(args, key)
+    if not network:
+        return None
+    if critic == "family":
+        raise InputError(
+            "--network, --linear, --conv and --activation choose a single "
+            "critic's layers: add --critic groupsort (or bcop, gp, ...)"
+        )
+    from .constraints import get_constraint
+    from .networks import NetworkSpec
+    from .w1.names import SINGLE_CRITICS
+
+    constraint, architecture = SINGLE_CRITICS[critic]
+    spec = NetworkSpec.of(network)
+    get_constraint(constraint).critic_network(spec, (1, 8, 8) if architecture == "conv" else (2,))
+    return network
+
+
 def run_w1(args: argparse.Namespace) -> int:
     with _ctrl_c_after_imports():
         from .data.sources import load_pair
@@ -232,8 +288,9 @@ def run_w1(args: argparse.Namespace) -> int:
         from .w1.estimate import estimate_w1
         from .w1.plot import check_plot_path, plot_critic_2d
 
-    p, q = load_pair(args.p, args.q, data_root=args.data_root)
     critic = args.critic or "family"
+    network = _network_option(args, critic)
+    p, q = load_pair(args.p, args.q, data_root=args.data_root)
     max_bytes = int(args.max_exact_gib * 2**30)
     # Everything that can be refused is refused before training starts.
     if args.exact and p.dim > 1 and exact_w1_bytes(p.n, q.n) > max_bytes:
@@ -248,8 +305,9 @@ def run_w1(args: argparse.Namespace) -> int:
             raise InputError(f"--plot draws 2-D data; these samples have {p.dim} dimensions")
 
     est = estimate_w1(
-        p, q, critic=critic, holdout=args.holdout, steps=args.steps, folds=args.folds,
-        batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress,
+        p, q, critic=critic, network=network, holdout=args.holdout, steps=args.steps,
+        folds=args.folds, batch_size=args.batch_size, seed=args.seed,
+        progress=not args.no_progress,
     )  # fmt: skip
     # float64 rows, centred in the data's own precision: the offset cancels in W1
     sliced = sliced_w1(p.exact_flat(SLICED_ROWS, args.seed),

@@ -51,6 +51,41 @@ def fit_shift_scale(shift: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) -
     scale.fill_(s if s > 0 and math.isfinite(s) else 1.0)
 
 
+def normalize_input(
+    x: torch.Tensor,
+    shift: torch.Tensor,
+    scale: torch.Tensor,
+    input_shape: Sequence[int],
+    flatten: bool,
+) -> torch.Tensor:
+    """``(x - shift) / scale`` of samples reshaped to ``input_shape``: what a network sees.
+
+    ``x`` is reshaped to ``(n, *input_shape)`` first and the result flattened to
+    ``(n, prod(input_shape))`` with ``flatten``.
+
+    Args:
+        x: samples ``(n, ...)`` with ``prod(input_shape)`` entries each.
+        shift: a point of the shape of one sample.
+        scale: a positive scalar tensor.
+        input_shape: the shape of one sample.
+        flatten: flatten each normalized sample.
+
+    Returns:
+        The normalized samples.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.critic import normalize_input
+        >>> normalize_input(torch.ones(2, 4), torch.zeros(2, 2), torch.tensor(2.0), (2, 2),
+        ...                 True).shape
+        torch.Size([2, 4])
+    """
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        x = x.reshape(x.shape[0], *input_shape)
+    z = (x - shift) / scale
+    return z.flatten(1) if flatten else z
+
+
 class RawInputCritic(nn.Module):
     """``f(x) = scale * net((x - shift) / scale)`` with ``x`` flattened first if asked.
 
@@ -112,11 +147,7 @@ class RawInputCritic(nn.Module):
         """``net((x - shift) / scale)``: the scores in normalized units, which training
         optimizes (so the loss, Adam's steps and its epsilon do not depend on the data's
         units)."""
-        if tuple(x.shape[1:]) != self.input_shape:
-            x = x.reshape(x.shape[0], *self.input_shape)
-        z = (x - self.shift) / self.scale
-        if self.flatten:
-            z = z.flatten(1)
+        z = normalize_input(x, self.shift, self.scale, self.input_shape, self.flatten)
         return self.net(z).reshape(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -58,6 +58,7 @@ ROWS: dict[type, Row] = {
         lambda: layers.InvertibleDownsample(2), (2, 4, 4), True, (3, 2, 5, 5)
     ),
     layers.L2NormPool2d: Row(lambda: layers.L2NormPool2d(2), (2, 4, 4), False, (3, 4, 4)),
+    layers.StackedLinear: Row(lambda: layers.StackedLinear(3, 6, 4), (3, 6), True, (3, 2, 6)),
 }
 # Exported modules that are not layers on activations (the Björck parametrization maps a
 # weight to a weight): checked by tests/layers/test_orthogonal.py.

@@ -22,7 +22,7 @@ from wgan_lip.cli import main
 from .data_classes import CLASSES, as_array, data_scale, reference_w1
 
 SMALL = ("linear", "transport", "peaks", "mlp:16x2:maxmin")
-FAST = {"progress": False, "eval_every": 10, "steps": 20, "accelerator": "cpu"}
+FAST = {"progress": False, "steps": 20}
 NULL_FAMILY = ("linear", "peaks", "mlp:16x2:maxmin")  # trained members: they learn the noise
 REL = 1e-9  # in-sample value <= exact * (1 + REL) + REL * data scale
 
@@ -38,7 +38,15 @@ def test_in_sample_value_never_exceeds_exact_w1_of_the_original_data(name, seed)
     rng = np.random.default_rng(seed)
     p, q = CLASSES[name](rng, int(rng.integers(40, 120)))
     exact = reference_w1(p, q)
-    est = estimate_w1(p, q, holdout=0, family=SMALL, seed=seed % 1000, **FAST)
+    est = estimate_w1(
+        p,
+        q,
+        critic={"family": SMALL, "eval_every": 10},
+        trainer={"accelerator": "cpu"},
+        holdout=0,
+        seed=seed % 1000,
+        **FAST,
+    )
     assert est.certified
     assert _in_sample_ok(est.value, exact, data_scale(p, q)), (name, est.value, exact)
 
@@ -63,7 +71,14 @@ def test_the_probe_cases_give_the_exact_answer():
     for p, q in ((x, x + 0.2), (utm, utm[::-1] + np.array([0.1, 0.0])), (ts, ts + 29)):
         exact = reference_w1(p, q)
         assert exact_w1(p, q) == pytest.approx(exact, rel=1e-9)
-        est = estimate_w1(p, q, holdout=0, family=SMALL, **FAST)
+        est = estimate_w1(
+            p,
+            q,
+            critic={"family": SMALL, "eval_every": 10},
+            trainer={"accelerator": "cpu"},
+            holdout=0,
+            **FAST,
+        )
         assert _in_sample_ok(est.value, exact, data_scale(p, q))
         assert est.value >= 0.9 * exact  # and the answer is the right one, not a small bound
 
@@ -71,8 +86,16 @@ def test_the_probe_cases_give_the_exact_answer():
 def test_an_offset_does_not_move_the_held_out_value():
     rng = np.random.default_rng(0)
     p, q = rng.normal(size=(400, 2)), rng.normal(size=(400, 2)) + np.array([0.5, 0.0])
-    a = estimate_w1(p, q, family=SMALL, **FAST)
-    b = estimate_w1(p + 1e8, q + 1e8, family=SMALL, **FAST)
+    a = estimate_w1(
+        p, q, critic={"family": SMALL, "eval_every": 10}, trainer={"accelerator": "cpu"}, **FAST
+    )
+    b = estimate_w1(
+        p + 1e8,
+        q + 1e8,
+        critic={"family": SMALL, "eval_every": 10},
+        trainer={"accelerator": "cpu"},
+        **FAST,
+    )
     assert b.value == pytest.approx(a.value, abs=1e-4)
     assert b.ci_low == pytest.approx(a.ci_low, abs=1e-4)
     # the returned critic takes the user's coordinates
@@ -89,8 +112,7 @@ def test_discrete_nulls_are_not_significant():
         r = np.random.default_rng(1001 + s)
         p = r.integers(0, 2, (1000, 6)).astype("f4")
         q = r.integers(0, 2, (1000, 6)).astype("f4")
-        est = estimate_w1(p, q, seed=1, family=NULL_FAMILY, progress=False, steps=50,
-                          eval_every=25)  # fmt: skip
+        est = estimate_w1(p, q, critic={"family": NULL_FAMILY, "eval_every": 25}, seed=1, progress=False, steps=50)  # fmt: skip
         bad += est.p_value < 0.05 or est.ci_low > 0
     assert bad <= 1
 
@@ -112,7 +134,9 @@ def test_the_cli_reports_exact_values_of_float64_files(tmp_path, capsys):
 
 def test_the_same_rows_twice_are_never_significant():
     x = as_array(np.random.default_rng(5).normal(size=(500, 3)))
-    est = estimate_w1(x, x, family=NULL_FAMILY, progress=False, steps=50, eval_every=25)
+    est = estimate_w1(
+        x, x, critic={"family": NULL_FAMILY, "eval_every": 25}, progress=False, steps=50
+    )
     assert est.value <= 0 and est.p_value > 0.05
 
 
@@ -152,7 +176,14 @@ def test_every_file_format_keeps_the_data_precision(tmp_path, fmt, dtype):
         _save(tmp_path / "q", q.astype(dtype), fmt),
     )
     exact = reference_w1(p.astype(dtype), q.astype(dtype))
-    est = estimate_w1(str(fp), str(fq), holdout=0, family=SMALL, **FAST)
+    est = estimate_w1(
+        str(fp),
+        str(fq),
+        critic={"family": SMALL, "eval_every": 10},
+        trainer={"accelerator": "cpu"},
+        holdout=0,
+        **FAST,
+    )
     assert _in_sample_ok(est.value, exact, data_scale(p, q)) and est.value >= 0.9 * exact
     assert exact_w1(p.astype(dtype), q.astype(dtype)) == pytest.approx(exact, rel=1e-9)
 
@@ -166,5 +197,11 @@ def test_a_float64_sampler_far_from_the_origin_keeps_its_resolution():
     def draw_q(k):
         return 1e8 + 0.3 + rng.normal(size=(k, 1)) * 0.1
 
-    est = estimate_w1(draw_p, draw_q, family=SMALL, **FAST)  # W1 = 0.3 exactly
+    est = estimate_w1(
+        draw_p,
+        draw_q,
+        critic={"family": SMALL, "eval_every": 10},
+        trainer={"accelerator": "cpu"},
+        **FAST,
+    )  # W1 = 0.3 exactly
     assert est.ci_low <= 0.3 and est.value > 0.25

@@ -15,7 +15,7 @@ from wgan_lip.errors import InputError
 from wgan_lip.w1.data import TwoSampleDataModule, split_indices, split_pair
 from wgan_lip.w1.two_sample import combine_fold_p_values, permutation_p_value
 
-FAST = {"progress": False, "eval_every": 50}
+FAST = {"progress": False}
 SMALL = ("linear", "peaks", "mlp:16x2:maxmin")
 
 
@@ -52,7 +52,7 @@ def test_discrete_data_shared_values_still_give_a_representative_held_out_sample
 
 def test_constant_data_on_both_sides_is_split_and_gives_zero():
     x = np.ones((50, 3), dtype=np.float32)
-    est = estimate_w1(x, x, steps=20, family=SMALL, **FAST)
+    est = estimate_w1(x, x, critic={"family": SMALL, "eval_every": 50}, steps=20, **FAST)
     assert est.value == 0 and est.ci_low <= 0 <= est.ci_high and est.n_holdout_p >= 2
 
 
@@ -87,7 +87,7 @@ def test_cross_fitting_holds_out_every_sample_once_and_stays_below_exact():
         assert not set(ip.tolist()) & set(fit_p.tolist())
         seen_p += ip.tolist()
     assert sorted(seen_p) == list(range(450))
-    est = estimate_w1(p, q, folds=3, steps=100, family=SMALL, **FAST)
+    est = estimate_w1(p, q, critic={"family": SMALL, "eval_every": 50}, folds=3, steps=100, **FAST)
     assert est.folds == 3 and est.n_holdout_p == 450 and est.n_holdout_q == 400
     assert est.ci_low <= est.value <= est.ci_high
     assert est.value <= exact_w1(p, q) and est.value > 0.7
@@ -98,10 +98,12 @@ def test_folds_are_validated():
     x = np.zeros((10, 2))
     for bad in (0, -1, 1.5, True):
         with pytest.raises(InputError, match="folds"):
-            estimate_w1(x, x + 1, folds=bad, **FAST)
+            estimate_w1(x, x + 1, critic={"eval_every": 50}, folds=bad, **FAST)
     with pytest.raises(InputError, match="6 folds of 5 samples"):
         rng = np.random.default_rng(0)
-        estimate_w1(rng.random((5, 2)), rng.random((5, 2)), folds=6, **FAST)
+        estimate_w1(
+            rng.random((5, 2)), rng.random((5, 2)), critic={"eval_every": 50}, folds=6, **FAST
+        )
 
 
 def test_permutation_p_value_is_uniform_under_the_null_and_small_under_a_shift():

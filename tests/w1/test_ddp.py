@@ -74,8 +74,8 @@ def test_estimator_with_two_processes_matches_one_process():
     """Same seed: same split, same global batches; only float summation order differs."""
     p, q = _problem()
     kw = dict(steps=120, batch_size=101, progress=False, seed=2, accelerator="cpu")
-    one = estimate_w1(p, q, devices=1, **kw)
-    two = estimate_w1(p, q, devices=2, **kw)  # ddp_fork: 2 CPU processes, gloo
+    one = estimate_w1(p, q, trainer={"devices": 1}, **kw)
+    two = estimate_w1(p, q, trainer={"devices": 2}, **kw)  # ddp_fork: 2 CPU processes, gloo
     assert two.steps == one.steps == 120
     assert (two.n_holdout_p, two.n_holdout_q) == (one.n_holdout_p, one.n_holdout_q)
     assert two.lipschitz_bound <= 1 + 1e-4
@@ -86,8 +86,7 @@ def test_estimator_with_two_processes_matches_one_process():
 def test_estimator_with_three_processes_on_a_small_split():
     """More processes than evaluation chunks: a process without rows scores an empty chunk."""
     p, q = _problem(300)
-    est = estimate_w1(p, q, devices=3, accelerator="cpu", steps=40, eval_every=20,
-                      progress=False, family=("linear", "peaks"))  # fmt: skip
+    est = estimate_w1(p, q, critic={"eval_every": 20, "family": ("linear", "peaks")}, trainer={"devices": 3, "accelerator": "cpu"}, steps=40, progress=False)  # fmt: skip
     assert est.steps == 40 and est.n_holdout_p == est.n_holdout_q == 60
     assert 0.5 < est.value <= 1.5 and est.lipschitz_bound <= 1 + 1e-6
 
@@ -99,7 +98,7 @@ def test_held_out_scoring_is_reduced_across_processes():
     p, q = _problem(900)
     dm = TwoSampleDataModule(p, q, holdout=0.3, eval_batch_size=50, seed=0)
     torch.manual_seed(0)
-    module = W1Critic("groupsort", input_shape=(3,), widths=(16,))
+    module = W1Critic("groupsort", input_shape=(3,), network={"widths": [16]})
     module.critic.fit_normalization(torch.cat(dm.part("fit")))
     results = {}
     for devices in (1, 2):

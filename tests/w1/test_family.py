@@ -13,7 +13,7 @@ from wgan_lip.errors import InputError
 from wgan_lip.layers import lipschitz_bound
 from wgan_lip.w1.family import DEFAULT_FAMILY, CriticFamily, parse_member
 
-FAST = {"progress": False, "eval_every": 50}
+FAST = {"progress": False}
 ALL = ("linear", "transport", "peaks", "pits", "mlp:16x2:maxmin", "mlp:16x2:gs4",
        "mlp:8x3:fullsort")  # fmt: skip
 
@@ -105,7 +105,12 @@ def test_bad_member_names_are_refused(name):
     with pytest.raises(InputError, match="family member"):
         parse_member(name)
     with pytest.raises(InputError, match="family member"):
-        estimate_w1(np.zeros((20, 2)), np.ones((20, 2)), family=("linear", name), **FAST)
+        estimate_w1(
+            np.zeros((20, 2)),
+            np.ones((20, 2)),
+            critic={"family": ("linear", name), "eval_every": 50},
+            **FAST,
+        )
 
 
 def test_default_family_members_parse():
@@ -115,13 +120,13 @@ def test_default_family_members_parse():
 def test_family_estimate_reports_winner_and_monitor_values_and_beats_one_network():
     prob = PointVsSphere(8, 1.5)  # radial: a cone is exact, a GroupSort MLP is not
     p, q = prob.sample_p(1500, 0), prob.sample_q(1500, 0)
-    est = estimate_w1(p, q, steps=400, **FAST)
+    est = estimate_w1(p, q, critic={"eval_every": 50}, steps=400, **FAST)
     assert est.certified and est.critic_name in DEFAULT_FAMILY
     assert set(est.monitor_values) == set(DEFAULT_FAMILY)
     # the one-standard-error rule: the winner is within reach of the best monitor value
     assert est.monitor_values[est.critic_name] >= 0.9 * max(est.monitor_values.values())
     assert est.value <= prob.w1 * 1.01 and est.value >= 0.97 * prob.w1
-    single = estimate_w1(p, q, critic="groupsort", steps=400, **FAST)
+    single = estimate_w1(p, q, critic={"name": "groupsort", "eval_every": 50}, steps=400, **FAST)
     assert est.value >= single.value - 1e-6
 
 
@@ -130,7 +135,7 @@ def test_in_sample_family_reaches_exact_and_never_exceeds_it():
     p = torch.distributions.Exponential(1.0).sample((200, 8))
     q = torch.randn(200, 8, generator=g)
     exact = exact_w1(p, q)
-    est = estimate_w1(p, q, holdout=0, steps=100, **FAST)
+    est = estimate_w1(p, q, critic={"eval_every": 50}, holdout=0, steps=100, **FAST)
     assert est.value <= exact * (1 + 1e-5)
     assert est.value >= 0.99 * exact  # the transport member is exact on the samples
 
@@ -139,7 +144,11 @@ def test_in_sample_family_reaches_exact_and_never_exceeds_it():
 def test_result_does_not_depend_on_the_units(factor):
     prob = Translation(3, 1.0)
     p, q = prob.sample_p(600, 0), prob.sample_q(600, 0)
-    kw = dict(steps=150, family=("linear", "peaks", "mlp:16x2:maxmin"), **FAST)
+    kw = dict(
+        steps=150,
+        critic={"family": ("linear", "peaks", "mlp:16x2:maxmin"), "eval_every": 50},
+        **FAST,
+    )
     base = estimate_w1(p, q, **kw)
     scaled = estimate_w1(p * factor, q * factor, **kw)
     assert base.value > 0.5 and scaled.certified
@@ -157,14 +166,18 @@ def test_kinked_problem_w1_is_half_the_mean_distance_and_peaks_find_it():
     xp = prob.sample_p(50_000, 2)
     value = float(-prob._nearest(xp.double())[1].mean() + dist.mean())
     assert value == pytest.approx(prob.w1, rel=0.02)
-    est = estimate_w1(prob.sample_p(1500, 0), prob.sample_q(1500, 0), steps=400, **FAST)
+    est = estimate_w1(
+        prob.sample_p(1500, 0), prob.sample_q(1500, 0), critic={"eval_every": 50}, steps=400, **FAST
+    )
     pop = est.score(prob.sample_p(20_000, 9), prob.sample_q(20_000, 9))[0]
     assert pop <= prob.w1 * 1.01 and pop >= 0.85 * prob.w1
 
 
 def test_gaussian_scale_radial_critic():
     prob = GaussianScale(6, 2.0, 1.0)  # P wider than Q: the potential |x| is a pit
-    est = estimate_w1(prob.sample_p(1500, 0), prob.sample_q(1500, 0), steps=300, **FAST)
+    est = estimate_w1(
+        prob.sample_p(1500, 0), prob.sample_q(1500, 0), critic={"eval_every": 50}, steps=300, **FAST
+    )
     pop = est.score(prob.sample_p(20_000, 4), prob.sample_q(20_000, 4))[0]
     assert 0.95 * prob.w1 <= pop <= 1.01 * prob.w1
     assert math.isfinite(est.p_value) and est.p_value < 0.01
@@ -185,7 +198,9 @@ def test_fewer_steps_than_one_evaluation_interval_still_compares_the_members():
     """One final monitor check ends every run, so ``steps < eval_every`` compares the members
     (finite monitor values) instead of reporting ``linear`` by default with -inf values."""
     p, q = Translation(dim=2, shift=1.0).sample_p(200, 0), Translation(2, 1.0).sample_q(200, 0)
-    est = estimate_w1(p, q, steps=5, progress=False, accelerator="cpu", family=ALL[:5])
+    est = estimate_w1(
+        p, q, critic={"family": ALL[:5]}, trainer={"accelerator": "cpu"}, steps=5, progress=False
+    )
     assert est.steps == 5
     assert set(est.monitor_values) == set(ALL[:5])
     assert all(math.isfinite(v) for v in est.monitor_values.values()), est.monitor_values
@@ -195,8 +210,48 @@ def test_fewer_steps_than_one_evaluation_interval_still_compares_the_members():
 def test_a_family_of_closed_form_members_alone_needs_no_optimizer_step(members):
     problem = Translation(dim=2, shift=1.0)
     p, q = problem.sample_p(300, seed=0), problem.sample_q(300, seed=1)
-    est = estimate_w1(p, q, family=members, steps=5, progress=False, accelerator="cpu")
+    est = estimate_w1(
+        p, q, critic={"family": members}, trainer={"accelerator": "cpu"}, steps=5, progress=False
+    )
     assert est.steps == 0 and est.critic_name in members
     assert set(est.monitor_values) == set(members)
     assert all(math.isfinite(v) for v in est.monitor_values.values())
     assert est.certified and 0.5 < est.value < 1.5
+
+
+def test_a_single_critic_is_a_family_of_one_with_the_same_function_and_weights():
+    from wgan_lip.w1.critics import build_critic
+
+    torch.manual_seed(0)
+    critic = build_critic("groupsort", (3,), network={"widths": [8, 8]})
+    x = torch.randn(50, 3) * 4 + 1
+    critic.fit_normalization(x)
+    fam = CriticFamily.of_one(critic)
+    before = {k: v.clone() for k, v in critic.state_dict().items()}
+    fam.record([1.0])
+    with torch.no_grad():  # the trainer's early stopping keeps a single critic's best
+        for p in fam.parameters():
+            p.add_(0.1)
+    fam.record([0.5])
+    fam.load_best()
+    moved = critic.state_dict()
+    assert any(not torch.equal(before[k], moved[k]) for k in before if "net" in k)
+    assert torch.equal(fam.member(0)(x), critic(x))
+    assert torch.equal(fam.user_scores(x)[:, 0], critic(x))
+    assert fam.names == ["groupsort"] and fam.select() == 0
+
+
+def test_a_member_may_name_any_certified_layer_and_an_uncertified_one_is_refused():
+    fam = CriticFamily((3,), ("linear", "mlp:8x2:maxmin:aol"))
+    from wgan_lip.layers import AOLLinear
+
+    assert any(isinstance(m, AOLLinear) for m in fam.member(1).net.modules())
+    with pytest.raises(InputError, match="plain is not"):
+        CriticFamily((3,), ("mlp:8x2:maxmin:plain",))
+
+
+def test_old_keywords_name_their_new_place():
+    with pytest.raises(TypeError, match=r"accelerator= moved into trainer"):
+        estimate_w1(np.zeros((10, 2)), np.ones((10, 2)), accelerator="cpu")
+    with pytest.raises(TypeError, match=r"widths= moved into network"):
+        estimate_w1(np.zeros((10, 2)), np.ones((10, 2)), widths=(8,))

@@ -111,7 +111,7 @@ class _InterruptAt(Callback):
 def test_ctrl_c_stops_training_and_reports_the_estimate_so_far(pair):
     _, p, q = pair
     before = signal.getsignal(signal.SIGINT)
-    est = estimate_w1(p, q, steps=5000, progress=False, callbacks=[_InterruptAt(40)])
+    est = estimate_w1(p, q, steps=5000, progress=False, trainer={"callbacks": [_InterruptAt(40)]})
     assert est.stopped == "interrupted" and 40 <= est.steps <= 41
     assert est.certified and np.isfinite(est.value) and est.ci_low <= est.value <= est.ci_high
     assert signal.getsignal(signal.SIGINT) is before  # handler restored

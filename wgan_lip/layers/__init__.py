@@ -21,6 +21,7 @@ from .lipschitz import (
 from .orthogonal import BjorckConfig, BjorckLinear, Orthonormal, bjorck
 from .sll import SLLConv2d, SLLLinear
 from .spectral import SpectralConv2d, SpectralLinear
+from .stacked import StackedLinear
 
 __all__ = [
     "AOLConv2d",
@@ -41,6 +42,7 @@ __all__ = [
     "SLLLinear",
     "SpectralConv2d",
     "SpectralLinear",
+    "StackedLinear",
     "bjorck",
     "compose_kernels",
     "conv_grid_bound",

@@ -10,12 +10,15 @@ training samples, and the 95% interval quantifies its sampling error.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
 import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 
 import lightning as L
 import torch
@@ -24,8 +27,9 @@ from torch import nn
 from ..critic import OffsetCritic, certifying_copy
 from ..errors import InputError
 from ..layers import lipschitz_bound
+from ..networks import NetworkSpec
 from .callbacks import PlateauSchedule, StepProgress, StopOnInterrupt, TrainTimer
-from .critics import CRITICS, RawInputCritic
+from .critics import CRITICS
 from .data import SideChunks, TwoSampleDataModule
 from .family import DEFAULT_FAMILY, GPU_FAMILY
 from .loss import DualStats
@@ -36,6 +40,72 @@ DEFAULT_MAX_STEPS = 10_000
 FULL_BATCH_ROWS = 1024  # per side: up to this many fit rows, every step uses all of them
 TRAIN_VALUE_ROWS = 100_000  # per side: the in-sample diagnostic is computed on at most this
 PROGRESS_ROWS = 200_000  # score with a progress bar when a part has more rows than this
+
+
+@dataclass(frozen=True)
+class W1Run:
+    """How an estimate was made: the run's record inside :class:`W1Estimate` (``run``).
+
+    Args:
+        critic_type: the ``critic`` option (``"family"``, ``"groupsort"``, ...).
+        critic_name: the reported member of a family (else the critic type).
+        holdout: the held-out fraction (``1 / folds`` with cross-fitting).
+        n_holdout_p: held-out rows of P scored (0 in-sample).
+        n_holdout_q: held-out rows of Q scored (0 in-sample).
+        stopped: why training ended (see :class:`W1Estimate`).
+        steps: training steps, summed over folds.
+        train_seconds: seconds of the training loops, summed over folds.
+        monitor_values: certified monitor value of each family member (empty for a single
+            critic).
+        p_value: permutation p-value of H0: P = Q (NaN in-sample).
+        folds: folds trained.
+        batch_size: samples per side per step of the last fold.
+
+    Example:
+        >>> from wgan_lip.w1.estimate import W1Run
+        >>> W1Run("groupsort", "groupsort", 0.2, 40, 40, "max_steps", 5, 0.1).folds
+        1
+    """
+
+    critic_type: str
+    critic_name: str
+    holdout: float
+    n_holdout_p: int
+    n_holdout_q: int
+    stopped: str
+    steps: int
+    train_seconds: float
+    monitor_values: dict = field(default_factory=dict)
+    p_value: float = float("nan")
+    folds: int = 1
+    batch_size: int = 0
+
+
+# the keys of W1Estimate.to_dict(), in their order (the JSON of ``wgan-lip w1 --json``)
+JSON_KEYS = (
+    "value",
+    "ci_low",
+    "ci_high",
+    "train_value",
+    "lipschitz_bound",
+    "n_p",
+    "n_q",
+    "dim",
+    "steps",
+    "train_seconds",
+    "seconds",
+    "certified",
+    "critic_type",
+    "holdout",
+    "n_holdout_p",
+    "n_holdout_q",
+    "stopped",
+    "critic_name",
+    "monitor_values",
+    "p_value",
+    "folds",
+    "batch_size",
+)
 
 
 @dataclass
@@ -60,6 +130,9 @@ class W1Estimate:
     (:mod:`wgan_lip.w1.two_sample`; NaN with ``holdout=0``). With ``folds > 1`` every
     sample is held out once; ``lipschitz_bound`` is then the largest of the folds' bounds.
 
+    The run's own record (``steps`` ... ``batch_size`` below) is the sub-record ``run``
+    (:class:`W1Run`); its fields read as attributes of the estimate too.
+
     Args:
         value: the reported (held-out) dual value, in the data's units.
         ci_low: lower end of its 95% interval.
@@ -75,13 +148,18 @@ class W1Estimate:
         seconds: seconds of the whole :func:`estimate_w1` call.
         certified: whether the critic is 1-Lipschitz by construction (values divided by
             ``lipschitz_bound``).
+        critic: the trained critic (last fold's), raw samples to scores ``(n,)``.
+        run: the :class:`W1Run` (``critic_type``, ``critic_name``, ``holdout``,
+            ``n_holdout_p``, ``n_holdout_q``, ``stopped``, ``steps``, ``train_seconds``,
+            ``monitor_values``, ``p_value``, ``folds``, ``batch_size``).
+
+    The run's fields:
         critic_type: the ``critic`` option (``"family"``, ``"groupsort"``, ...).
         holdout: the held-out fraction (``1 / folds`` with cross-fitting).
         n_holdout_p: held-out rows of P scored (0 in-sample).
         n_holdout_q: held-out rows of Q scored (0 in-sample).
         stopped: ``"plateau"``, ``"max_steps"``, ``"max_time"``, ``"closed_form"`` or
             ``"interrupted"``.
-        critic: the trained critic (last fold's), raw samples to scores ``(n,)``.
         critic_name: the reported member of a family (else the critic type).
         monitor_values: certified monitor value of each family member (empty for a single
             critic).
@@ -94,8 +172,8 @@ class W1Estimate:
         >>> from wgan_lip import estimate_w1
         >>> _ = torch.manual_seed(0)
         >>> p, q = torch.randn(200, 2), torch.randn(200, 2) + 1
-        >>> est = estimate_w1(p, q, critic="groupsort", widths=(16,), steps=5, progress=False,
-        ...                   accelerator="cpu")
+        >>> est = estimate_w1(p, q, critic="groupsort", network={"widths": [16]}, steps=5,
+        ...                   progress=False, trainer={"accelerator": "cpu"})
         >>> est.n_holdout_p, est.certified, est.ci_low <= est.value <= est.ci_high
         (40, True, True)
         >>> sorted(est.to_dict())[:4]
@@ -110,30 +188,26 @@ class W1Estimate:
     n_p: int
     n_q: int
     dim: int
-    steps: int
-    train_seconds: float
     seconds: float
     certified: bool
-    critic_type: str
-    holdout: float
-    n_holdout_p: int
-    n_holdout_q: int
-    stopped: str
     critic: nn.Module = field(repr=False, compare=False)
-    critic_name: str = ""
-    monitor_values: dict = field(default_factory=dict)
-    p_value: float = float("nan")
-    folds: int = 1
-    batch_size: int = 0
+    run: W1Run
+
+    def __getattr__(self, name: str):
+        # the run's fields read as the estimate's (est.steps, est.stopped, ...)
+        if name != "run" and name in W1Run.__dataclass_fields__:
+            return getattr(self.run, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def to_dict(self) -> dict:
-        """All fields but the critic module, as JSON-ready Python scalars (a value that does
-        not apply, such as the p-value of an in-sample run, is None, not NaN)."""
+        """All fields but the critic module (the run's flattened in), as JSON-ready Python
+        scalars (a value that does not apply, such as the p-value of an in-sample run, is
+        None, not NaN)."""
 
         def clean(v):
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
-        return {k: clean(v) for k, v in self.__dict__.items() if k != "critic"}
+        return {k: clean(getattr(self, k)) for k in JSON_KEYS}
 
     def score(self, p, q) -> tuple[float, float, float]:
         """Certified ``(value, ci_low, ci_high)`` of the trained critic on fresh samples
@@ -249,8 +323,15 @@ def chunk_scores(
         from tqdm.auto import tqdm
 
         total = len(chunks.p_index) + len(chunks.q_index)
-        bar = tqdm(total=total, desc=label, unit="row", unit_scale=True, file=sys.stderr,
-                   dynamic_ncols=True, leave=False)  # fmt: skip
+        bar = tqdm(
+            total=total,
+            desc=label,
+            unit="row",
+            unit_scale=True,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+        )
     try:
         for x, side in chunks:
             out[int(side)].append(critic(x.to(device)).detach().double().cpu().reshape(-1))
@@ -308,50 +389,129 @@ def _quiet_lightning():
                 logging.getLogger(n).setLevel(lvl)
 
 
+# ----- options -----
+
+# Lightning Trainer options the estimate sets itself (what to use instead)
+TRAINER_SET = {
+    "max_steps": "steps=",
+    "max_epochs": "steps=",
+    "enable_checkpointing": None,
+    "enable_progress_bar": "progress=",
+    "enable_model_summary": None,
+    "num_sanity_val_steps": None,
+    "val_check_interval": "critic={'eval_every': ...}",
+}
+# estimate_w1 keywords of older versions -> where they went
+MOVED_KEYWORDS = {
+    **{
+        k: "trainer={...}"
+        for k in ("accelerator", "devices", "strategy", "logger", "callbacks", "max_time")
+    },
+    **{k: "critic={'name': ..., ...}" for k in ("family", "lr", "eval_every", "patience")},
+    "widths": "network={'widths': ...}",
+}
+
+
+@dataclass(frozen=True)
+class CriticSpec:
+    """Which critic :func:`estimate_w1` trains, and how: its ``critic`` option.
+
+    Args:
+        name: the critic's name (``"family"``, ``"groupsort"``, ...: see
+            :data:`~wgan_lip.w1.names.CRITICS`).
+        family: the family's member names (None: the default family of the device).
+        lr: the learning rate (None: the critic's default).
+        eval_every: steps between plateau checks.
+        patience: plateau checks without improvement before a learning-rate decay.
+
+    Example:
+        >>> from wgan_lip.w1.estimate import CriticSpec
+        >>> CriticSpec.of({"name": "family", "family": ["linear", "peaks"]}).family
+        ('linear', 'peaks')
+        >>> CriticSpec.of("groupsort").patience
+        5
+    """
+
+    name: str = "family"
+    family: tuple[str, ...] | None = None
+    lr: float | None = None
+    eval_every: int = 100
+    patience: int = 5
+
+    @classmethod
+    def of(cls, value) -> CriticSpec:
+        """``value`` as a spec: itself, a critic name, or a mapping of the fields.
+
+        Args:
+            value: a :class:`CriticSpec`, a name or a mapping.
+
+        Returns:
+            The :class:`CriticSpec`, its values checked (one-line :class:`InputError`).
+
+        Example:
+            >>> from wgan_lip.w1.estimate import CriticSpec
+            >>> CriticSpec.of({"name": "clip", "lr": 1e-4}).lr
+            0.0001
+        """
+        from .. import options
+
+        if isinstance(value, str):
+            value = {"name": value}
+        elif isinstance(value, CriticSpec):
+            value = asdict(value)
+        elif not isinstance(value, Mapping):
+            raise InputError(f"critic must be a name, a mapping or a CriticSpec, got {value!r}")
+        unknown = sorted(set(value) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InputError(
+                f"critic: unknown key(s) {', '.join(unknown)}; the keys are "
+                f"{', '.join(cls.__dataclass_fields__)}"
+            )
+        spec = cls(**value)
+        if not isinstance(spec.name, str) or spec.name not in CRITICS:
+            raise InputError(f"unknown critic {spec.name!r}; choose one of {', '.join(CRITICS)}")
+        lr = spec.lr
+        if lr is not None:
+            lr = options.check_real("lr", lr, 0.0, math.inf, low_open=True, high_open=True)
+        family = options.check_names(
+            "family", spec.family, "('linear', 'peaks', 'mlp:128x3:maxmin')"
+        )
+        return cls(
+            spec.name,
+            family,
+            lr,
+            options.check_int("eval_every", spec.eval_every),
+            options.check_int("patience", spec.patience),
+        )
+
+
 @dataclass(frozen=True)
 class TrainOptions:
-    """How each fold's critic is trained: :func:`estimate_w1`'s Trainer and critic options.
+    """How each fold's critic is trained: :func:`estimate_w1`'s checked options, grouped.
 
-    The options of :func:`estimate_w1` that reach the Lightning ``Trainer`` and the
-    ``W1Critic``, grouped (checked by :func:`estimate_w1` before any data is read; nothing
-    is checked here). ``max_steps`` is ``steps``, or ``DEFAULT_MAX_STEPS`` when it is None.
+    ``max_steps`` is ``steps``, or ``DEFAULT_MAX_STEPS`` when it is None; ``members`` the
+    family's member names (the device's default family when the spec names none).
 
     Attributes:
-        critic: the critic's name (``"family"``, ``"groupsort"``, ...).
-        members: the family's member names (used when ``critic == "family"``).
-        widths: hidden widths of a single-network critic (None: its default).
-        lr: the learning rate (None: the critic's default).
-        patience: plateau checks without improvement before a learning-rate decay.
+        critic: the :class:`CriticSpec`.
+        network: a single critic's :class:`~wgan_lip.networks.NetworkSpec`.
         steps: maximum training steps per fold (None: ``DEFAULT_MAX_STEPS``).
-        max_time: wall-clock cap per fold, ``"DD:HH:MM:SS"``, or None.
-        accelerator: the Trainer's accelerator.
-        devices: the Trainer's devices.
-        strategy: the Trainer's strategy (None: Lightning's default).
-        logger: a Lightning logger, or None.
-        callbacks: extra Lightning callbacks, or None.
+        trainer: the Lightning ``Trainer``'s options (checked; ``accelerator``,
+            ``devices`` and ``strategy`` always present).
         progress: show progress bars.
         seed: seed of the initialization and the batch order.
 
     Example:
-        >>> from wgan_lip.w1.estimate import TrainOptions
-        >>> opts = TrainOptions("groupsort", (), (16,), None, 5, None, None, "cpu", 1, None,
-        ...                     None, None, False, 0)
+        >>> from wgan_lip.w1.estimate import CriticSpec, TrainOptions
+        >>> opts = TrainOptions(CriticSpec("groupsort"), None, None, {}, False, 0)
         >>> opts.max_steps
         10000
     """
 
-    critic: str
-    members: tuple[str, ...]
-    widths: tuple[int, ...] | None
-    lr: float | None
-    patience: int
+    critic: CriticSpec
+    network: object
     steps: int | None
-    max_time: str | None
-    accelerator: str
-    devices: object
-    strategy: str | None
-    logger: object
-    callbacks: list | None
+    trainer: dict
     progress: bool
     seed: int
 
@@ -359,30 +519,57 @@ class TrainOptions:
     def max_steps(self) -> int:
         return self.steps if self.steps is not None else DEFAULT_MAX_STEPS
 
+    @property
+    def members(self) -> tuple[str, ...]:
+        if self.critic.family is not None:
+            return self.critic.family
+        accelerator = self.trainer.get("accelerator", "auto")
+        # the wider family where a GPU trains the stacked networks in parallel
+        gpu = accelerator in ("gpu", "cuda") or (
+            accelerator == "auto" and torch.cuda.is_available()
+        )
+        return GPU_FAMILY if gpu else DEFAULT_FAMILY
 
+
+def _refuse_moved_keywords(fn):
+    """Old keywords of :func:`estimate_w1` fail in one line that says where they went."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        moved = [k for k in kwargs if k in MOVED_KEYWORDS]
+        if moved:
+            k = moved[0]
+            raise TypeError(
+                f"estimate_w1: {k}= moved into {MOVED_KEYWORDS[k]} (e.g. {_example(k)})"
+            )
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _example(key: str) -> str:
+    if key == "widths":
+        return "network={'widths': [64, 64]}"
+    if MOVED_KEYWORDS[key].startswith("trainer"):
+        return f"trainer={{'{key}': ...}}"
+    return f"critic={{'name': 'family', '{key}': ...}}"
+
+
+@_refuse_moved_keywords
 def estimate_w1(
     p,
     q,
     *,
-    critic: str = "family",
+    critic: str | Mapping | CriticSpec = "family",
+    network: NetworkSpec | Mapping | None = None,
     holdout: float = 0.2,
     folds: int = 1,
     steps: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
     progress: bool = True,
-    logger=None,
     data_root: str | None = None,
-    widths: tuple[int, ...] | None = None,
-    family: tuple[str, ...] | None = None,
-    lr: float | None = None,
-    eval_every: int = 100,
-    patience: int = 5,
-    max_time: str | None = None,
-    accelerator: str = "auto",
-    devices="auto",
-    strategy: str | None = None,
-    callbacks: list | None = None,
+    trainer: dict | None = None,
 ) -> W1Estimate:
     """Estimate W1(P, Q) with a critic trained on the Kantorovich-Rubinstein dual.
 
@@ -394,7 +581,15 @@ def estimate_w1(
             :mod:`wgan_lip.w1.family` trained together, the best on the monitor split
             reported), ``"groupsort"`` (one Björck MLP + GroupSort), ``"bcop"`` (BCOP
             convnet for images), all certified, or the baselines ``"gp"``, ``"lp"``,
-            ``"sn"``, ``"clip"`` (``certified=False``, raw dual values).
+            ``"sn"``, ``"clip"`` (``certified=False``, raw dual values). Or a
+            :class:`CriticSpec` (or a mapping of its fields): the name and how it trains
+            (``family`` members, ``lr``, ``eval_every``, ``patience``).
+        network: a single critic's network, a :class:`~wgan_lip.networks.NetworkSpec` or
+            mapping (``{"widths": [64, 64]}``, ``{"linear": "aol"}``,
+            ``{"activation": "maxmin"}``, ``{"kind": "convnet", "conv": "cayley"}``...);
+            unset fields are the critic's defaults. A certified critic refuses a layer that
+            is not 1-Lipschitz by construction. A family names its members' layers in
+            their names (``mlp:128x3:maxmin:aol``).
         holdout: fraction of each side held out for the reported value; 0 trains and
             evaluates on all samples (then ``value == train_value``, an in-sample number).
         folds: cross-fitting. With ``folds=K > 1`` the samples are dealt into K parts; K
@@ -413,19 +608,16 @@ def estimate_w1(
             1,024 per side, else 512; 128 for ``bcop``).
         seed: fixes the split, the initialization and the batch order.
         progress: show a progress bar on stderr.
-        logger: a Lightning logger (None: no logging).
         data_root: where named datasets live (default ``$WGAN_LIP_DATA``).
-        widths: hidden widths of the single-network critics.
-        family: member names of the ``family`` critic (default
-            :data:`~wgan_lip.w1.family.DEFAULT_FAMILY` on a CPU,
-            :data:`~wgan_lip.w1.family.GPU_FAMILY` on a GPU).
-        lr, eval_every, patience: learning rate, steps between plateau checks, checks
-            without improvement before a decay.
-        max_time: optional wall-clock cap per fold, Lightning format ``"DD:HH:MM:SS"``.
-        accelerator, devices, strategy: passed to the Lightning ``Trainer`` (a GPU is used
-            if present). Several devices train with DDP (``ddp_fork`` by default from
-            Python) on the same global batches; the held-out scoring runs once, here.
-        callbacks: extra Lightning callbacks.
+        trainer: options of the Lightning ``Trainer`` (checked by name): ``accelerator``,
+            ``devices``, ``strategy`` (a GPU is used if present; several devices train with
+            DDP, ``ddp_fork`` by default from Python, on the same global batches; the
+            held-out scoring runs once, here), ``logger`` (default: no logging),
+            ``callbacks`` (extra Lightning callbacks), ``max_time`` (a wall-clock cap per
+            fold, ``"DD:HH:MM:SS"``), and the Trainer's other options except those the
+            estimate sets (``max_steps`` is ``steps``). The family's members default to
+            :data:`~wgan_lip.w1.family.DEFAULT_FAMILY` on a CPU and
+            :data:`~wgan_lip.w1.family.GPU_FAMILY` on a GPU.
 
     Training runs in normalized units (inputs centred and divided by their pooled standard
     deviation, loss in those units) and the result is reported in the user's units, so
@@ -447,7 +639,10 @@ def estimate_w1(
         :class:`W1Estimate`.
 
     Raises:
-        InputError: an unknown ``critic`` or family member, ``steps``, ``folds`` or
+        TypeError: a keyword of older versions (``accelerator=``, ``widths=``...), naming
+            where it moved.
+        InputError: an unknown ``critic``, family member, layer or ``trainer`` key, a layer
+            the critic's constraint does not admit, ``steps``, ``folds`` or
             ``batch_size`` below 1, a source that cannot be read, samples of P and Q of
             different sizes, or a split that leaves a part too small (see
             :func:`~wgan_lip.w1.data.split_indices`).
@@ -458,24 +653,38 @@ def estimate_w1(
         >>> from wgan_lip.data import Translation
         >>> problem = Translation(dim=2, shift=1.0)  # W1 = 1 exactly
         >>> p, q = problem.sample_p(200, seed=0), problem.sample_q(200, seed=0)
-        >>> est = estimate_w1(p, q, critic="groupsort", widths=(16,), steps=5, progress=False,
-        ...                   accelerator="cpu")
+        >>> est = estimate_w1(p, q, critic="groupsort", network={"widths": [16]}, steps=5,
+        ...                   progress=False, trainer={"accelerator": "cpu"})
         >>> est.certified, est.stopped, est.steps
         (True, 'max_steps', 5)
         >>> est.value <= 1.0 + 3 * (est.ci_high - est.value)  # a lower bound, up to noise
         True
     """
     start = time.perf_counter()
-    opts = _train_options(critic, folds, steps, batch_size, widths, family, lr, patience,
-                          max_time, accelerator, devices, strategy, logger, callbacks,
-                          progress, seed, holdout=holdout, eval_every=eval_every)  # fmt: skip
+    opts = _train_options(
+        critic,
+        network,
+        steps,
+        trainer,
+        progress,
+        seed,
+        folds=folds,
+        batch_size=batch_size,
+        holdout=holdout,
+    )
     dm = TwoSampleDataModule(
-        p, q, data_root=data_root, holdout=holdout, batch_size=batch_size or 512,
-        eval_every=eval_every, seed=seed, folds=folds,
-    )  # fmt: skip
+        p,
+        q,
+        data_root=data_root,
+        holdout=holdout,
+        batch_size=batch_size or 512,
+        eval_every=opts.critic.eval_every,
+        seed=opts.seed,
+        folds=folds,
+    )
     dm.load()
     # 1. fit a critic per fold and 2. score the rows it did not see
-    parts = []
+    parts: list[FoldResult] = []
     for fold in range(folds):
         if fold:
             dm.use_fold(fold)
@@ -483,134 +692,206 @@ def estimate_w1(
             fit_p, fit_q = dm.indices("fit")
             n_fit = max(len(fit_p), len(fit_q))
             dm.batch_size = (
-                128 if critic == "bcop" else (n_fit if n_fit <= FULL_BATCH_ROWS else 512)
+                128 if opts.critic.name == "bcop" else (n_fit if n_fit <= FULL_BATCH_ROWS else 512)
             )
         parts.append(_fit_fold(dm, opts))
-        if parts[-1]["stopped"] == "interrupted":
+        if parts[-1].stopped == "interrupted":
             break
     # 3. report
-    return _report(dm, parts, opts, holdout, folds, time.perf_counter() - start)
+    return _report(dm, parts, opts, holdout, time.perf_counter() - start)
 
 
-def _train_options(critic, folds, steps, batch_size, widths, family, lr, patience, max_time,
-                   accelerator, devices, strategy, logger, callbacks, progress, seed, *,
-                   holdout=0.2, eval_every=100) -> TrainOptions:  # fmt: skip
+def _train_options(
+    critic, network, steps, trainer, progress, seed, *, folds=1, batch_size=None, holdout=0.2
+) -> TrainOptions:
     """Check :func:`estimate_w1`'s options (one-line :class:`InputError`\\ s naming the
     option, before any data is read) and group the training ones.
 
     Integers must be integers (``steps=2.5``, ``folds=True`` are refused; numpy integers are
     fine), numbers finite and in range (``lr=nan``, ``holdout=nan`` are refused), the seed in
-    ``[0, 2**32 - 1]``, ``max_time`` a Lightning duration, ``widths`` positive. ``holdout``
-    and ``eval_every`` are checked only (the datamodule takes them).
+    ``[0, 2**32 - 1]``, ``max_time`` a Lightning duration, widths positive, a layer one the
+    critic's constraint admits. ``folds``, ``batch_size`` and ``holdout`` are checked only
+    (the datamodule takes them).
     """
     from .. import options
     from ..limits import MAX_SEED
 
-    if not isinstance(critic, str) or critic not in CRITICS:
-        raise InputError(f"unknown critic {critic!r}; choose one of {', '.join(CRITICS)}")
-    folds = options.check_int("folds", folds)
+    spec = CriticSpec.of(critic)
+    options.check_int("folds", folds)
     steps = options.check_optional_int("steps", steps)
-    batch_size = options.check_optional_int("batch_size", batch_size)
+    options.check_optional_int("batch_size", batch_size)
     seed = options.check_int("seed", seed, 0, MAX_SEED)
-    patience = options.check_int("patience", patience)
-    options.check_int("eval_every", eval_every)
     options.check_real("holdout", holdout, 0.0, 1.0, high_open=True)
-    widths = options.check_widths("widths", widths)
-    family = options.check_names("family", family, "('linear', 'peaks', 'mlp:128x3:maxmin')")
-    if lr is not None:
-        lr = options.check_real("lr", lr, 0.0, math.inf, low_open=True, high_open=True)
-    max_time = options.check_duration("max_time", max_time)
-    accelerator = options.check_accelerator("accelerator", accelerator)
-    devices = options.check_devices("devices", devices)
     if not isinstance(progress, bool):
         raise InputError(f"progress must be True or False, got {progress!r}")
-    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
-        raise InputError(f"callbacks must be a list of Lightning callbacks, got {callbacks!r}")
-    if devices not in ("auto", 1, "1", [0]) and strategy is None:
-        strategy = "ddp_fork"  # several processes from Python (parametrized layers do not pickle)
-    if family is not None:
-        members = family
-    else:  # the wider family where a GPU trains the stacked networks in parallel
-        gpu = accelerator in ("gpu", "cuda") or (
-            accelerator == "auto" and torch.cuda.is_available()
-        )
-        members = GPU_FAMILY if gpu else DEFAULT_FAMILY
-    if critic == "family":
+    trainer = _trainer_options(trainer)
+    opts = TrainOptions(
+        spec, None if network is None else NetworkSpec.of(network), steps, trainer, progress, seed
+    )
+    if spec.name == "family":
+        if network is not None:
+            raise InputError(
+                "network applies to a single critic; name a family member's "
+                "layer in its name instead (e.g. mlp:128x3:maxmin:aol)"
+            )
         from .family import parse_member
 
-        for m in members:
+        for m in opts.members:
             parse_member(m)  # a bad name is refused before any data is read
-    return TrainOptions(critic, members, widths, lr, patience, steps, max_time, accelerator,
-                        devices, strategy, logger, callbacks and list(callbacks), progress,
-                        seed)  # fmt: skip
+    else:  # a layer the critic's constraint refuses is refused before any data is read
+        from ..constraints import get_constraint
+        from .names import SINGLE_CRITICS
+
+        constraint, architecture = SINGLE_CRITICS[spec.name]
+        shape = (1, 8, 8) if architecture == "conv" else (2,)
+        get_constraint(constraint).critic_network(opts.network, shape)
+    return opts
 
 
-def _report(dm, parts: list[dict], opts: TrainOptions, holdout: float, folds: int,
-            seconds: float) -> W1Estimate:  # fmt: skip
-    """The pooled held-out value of every fold's ``f_k / L_k``, its interval and p-value."""
-    seed = opts.seed
-    scores_p, scores_q, p_values = [], [], []
-    if holdout > 0 or folds > 1:
-        for part in parts:
-            scale = part["bound"] if part["net"].certified else 1.0
-            scores_p.append(part["held_p"] / scale)
-            scores_q.append(part["held_q"] / scale)
-            finite = bool(
-                torch.isfinite(part["held_p"]).all() and torch.isfinite(part["held_q"]).all()
+def _trainer_options(trainer) -> dict:
+    """The checked Trainer options (``accelerator``, ``devices``, ``strategy`` filled)."""
+    from .. import options
+
+    if trainer is None:
+        trainer = {}
+    if not isinstance(trainer, Mapping):
+        raise InputError(f"trainer must be a dict of Lightning Trainer options, got {trainer!r}")
+    trainer = dict(trainer)
+    known = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+    for key in trainer:
+        if key in TRAINER_SET:
+            use = TRAINER_SET[key]
+            raise InputError(
+                f"trainer: {key} is set by estimate_w1" + (f"; use {use}" if use else "")
             )
-            # a diverged critic's NaN scores give a NaN estimate: its p-value is unknown too
-            p_values.append(
-                permutation_p_value(part["held_p"], part["held_q"], seed=seed)
-                if finite
-                else math.nan
-            )
-    last = parts[-1]
-    if scores_p:
-        held = _stats_of(torch.cat(scores_p), torch.cat(scores_q))
-        value, low, high = held.interval(1.0)
-        p_value = combine_fold_p_values(p_values) if len(p_values) > 1 else p_values[0]
-        n_hold_p, n_hold_q = held.n_p, held.n_q
-    else:  # in-sample
-        value, low, high = last["train_value"], last["train_low"], last["train_high"]
-        p_value, n_hold_p, n_hold_q = float("nan"), 0, 0
-    train_value = sum(pt["train_value"] for pt in parts) / len(parts)
-    return W1Estimate(
-        value=value, ci_low=low, ci_high=high, train_value=train_value,
-        lipschitz_bound=max(pt["bound"] for pt in parts), n_p=dm.p.n, n_q=dm.q.n,
-        dim=dm.p.dim, steps=sum(pt["steps"] for pt in parts),
-        train_seconds=sum(pt["train_seconds"] for pt in parts),
-        seconds=seconds, certified=last["net"].certified,
-        critic_type=opts.critic, holdout=holdout if folds == 1 else 1.0 / folds,
-        n_holdout_p=n_hold_p, n_holdout_q=n_hold_q, stopped=last["stopped"], critic=last["net"],
-        critic_name=last["name"], monitor_values=last["monitor_values"], p_value=p_value,
-        folds=len(parts), batch_size=dm.batch_size,
-    )  # fmt: skip
+        if key not in known:
+            raise InputError(f"trainer: unknown Lightning Trainer option {key!r}")
+    trainer["accelerator"] = options.check_accelerator(
+        "trainer.accelerator", trainer.get("accelerator", "auto")
+    )
+    trainer["devices"] = options.check_devices("trainer.devices", trainer.get("devices", "auto"))
+    if "max_time" in trainer:
+        trainer["max_time"] = options.check_duration("max_time", trainer["max_time"])
+    callbacks = trainer.get("callbacks")
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise InputError(f"callbacks must be a list of Lightning callbacks, got {callbacks!r}")
+    trainer["callbacks"] = list(callbacks or [])
+    if trainer["devices"] not in ("auto", 1, "1", [0]) and trainer.get("strategy") is None:
+        trainer["strategy"] = "ddp_fork"  # several processes from Python (no pickling)
+    trainer["strategy"] = trainer.get("strategy") or "auto"
+    trainer["logger"] = trainer.get("logger") or False
+    return trainer
 
 
-def _fit_fold(dm, opts: TrainOptions) -> dict:
-    """Train on the datamodule's current fold and score its parts: a dict of results."""
-    critic, seed, progress = opts.critic, opts.seed, opts.progress
+# ----- the steps of one fold, each a frozen record -----
+
+
+@dataclass(frozen=True)
+class TrainedFold:
+    """A fold's training: :func:`_train_fold`'s result.
+
+    Attributes:
+        module: the trained :class:`~wgan_lip.w1.module.W1Critic` (each member at its best).
+        steps: training steps taken.
+        train_seconds: seconds of the training loop.
+        plateaued: the plateau schedule stopped training.
+        interrupted: a Ctrl-C stopped training.
+
+    Example:
+        >>> from wgan_lip.w1.estimate import TrainedFold
+        >>> TrainedFold(None, 5, 0.1, False, False).steps
+        5
+    """
+
+    module: object
+    steps: int
+    train_seconds: float
+    plateaued: bool
+    interrupted: bool
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The member a fold reports: :func:`_select`'s result.
+
+    Attributes:
+        critic: the member as a :class:`~wgan_lip.critic.RawInputCritic` (eval mode).
+        name: its name.
+        monitor_values: certified monitor value of each family member (empty for a single
+            critic).
+
+    Example:
+        >>> from wgan_lip.w1.estimate import Selection
+        >>> Selection(None, "linear", {"linear": 1.0}).name
+        'linear'
+    """
+
+    critic: nn.Module
+    name: str
+    monitor_values: dict
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """A fold's scores and record: :func:`_fit_fold`'s result.
+
+    Attributes:
+        critic: the reported critic on the user's samples (float64, offset put back).
+        bound: its certified Lipschitz bound.
+        selection: the :class:`Selection` (name and monitor values).
+        held: float64 held-out scores ``(scores_p, scores_q)``, or None in-sample.
+        train: ``(value, ci_low, ci_high)`` on (at most ``TRAIN_VALUE_ROWS`` of) the fit rows.
+        trained: the :class:`TrainedFold`.
+        stopped: why training ended (:func:`_stop_reason`).
+
+    Example:
+        >>> from wgan_lip.w1.estimate import FoldResult
+        >>> FoldResult(None, 1.0, None, None, (1.0, 0.9, 1.1), None, "max_steps").stopped
+        'max_steps'
+    """
+
+    critic: nn.Module
+    bound: float
+    selection: Selection
+    held: tuple[torch.Tensor, torch.Tensor] | None
+    train: tuple[float, float, float]
+    trained: TrainedFold
+    stopped: str
+
+
+def _train_fold(dm, opts: TrainOptions) -> TrainedFold:
+    """Build the fold's critic, fit its normalization and closed-form members, train it."""
+    spec = opts.critic
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 7919 * dm.fold)
-        module = W1Critic(critic, input_shape=dm.input_shape, widths=opts.widths, lr=opts.lr,
-                          family=opts.members)  # fmt: skip
+        torch.manual_seed(opts.seed + 7919 * dm.fold)
+        module = W1Critic(
+            spec.name,
+            input_shape=dm.input_shape,
+            network=opts.network,
+            family=opts.members,
+            lr=spec.lr,
+        )
         module.prepare_critic(dm)
-        # a family keeps each member's best weights itself
-        plateau = PlateauSchedule(patience=opts.patience, restore_best=not module.is_family)
+        # members that keep their own best weights (the family's) need no restoring
+        keeps = all(g.keeps_best for g in module.critic.groups.values())
+        plateau = PlateauSchedule(patience=spec.patience, restore_best=not keeps)
         interrupt = StopOnInterrupt()
-        cbs = [plateau, interrupt, TrainTimer(), *(opts.callbacks or [])]
-        if progress:
+        kw = dict(opts.trainer)
+        cbs = [plateau, interrupt, TrainTimer(), *kw.pop("callbacks")]
+        if opts.progress:
             label = "W1 critic" if dm.folds == 1 else f"W1 critic, fold {dm.fold + 1}/{dm.folds}"
             cbs.append(StepProgress(label=label))
-        max_steps = opts.max_steps
         with _quiet_lightning():
             trainer = L.Trainer(
-                max_steps=max_steps, max_epochs=-1, max_time=opts.max_time,
-                accelerator=opts.accelerator, devices=opts.devices,
-                strategy=opts.strategy or "auto", logger=opts.logger if opts.logger else False,
-                enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, num_sanity_val_steps=0, callbacks=cbs,
-            )  # fmt: skip
+                max_steps=opts.max_steps,
+                max_epochs=-1,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                callbacks=cbs,
+                **kw,
+            )
             with _fork_safe_threads(trainer):
                 try:
                     trainer.fit(module, datamodule=dm)
@@ -620,52 +901,122 @@ def _fit_fold(dm, opts: TrainOptions) -> dict:
                     if interrupt.aborted:
                         raise KeyboardInterrupt from None
                     raise
+    metrics = trainer.callback_metrics  # what forked / spawned workers hand back
+    return TrainedFold(
+        module,
+        int(metrics.get("trainer/steps", trainer.global_step)),
+        float(metrics.get("trainer/train_seconds", float("nan"))),
+        bool(metrics.get("plateau/stopped", plateau.stopped)),
+        interrupt.interrupted,
+    )
+
+
+def _select(module: W1Critic, dm) -> Selection:
+    """The member the fold reports, and every member's certified monitor value."""
+    family = module.critic.eval()
+    fit_p, _ = dm.indices("fit")
+    mon_p, _ = dm.indices("monitor")
+    in_sample = dm.holdout == 0 and dm.folds == 1
+    monitor_is_fit = len(mon_p) == len(fit_p) and bool(torch.equal(mon_p, fit_p))
+    # in-sample: the largest value is the answer; otherwise the one-standard-error rule,
+    # and a monitor that is the fit split says nothing about the transport potential
+    best = family.select(
+        one_se=not in_sample,
+        exclude=("transport",) if monitor_is_fit and not in_sample else (),
+    )
     monitor_values: dict[str, float] = {}
-    if module.is_family:
-        family = module.critic.eval()
-        bounds = family.lipschitz_bounds()
+    if family.reports_members:
         scale = float(family.scale)
-        for k, name in enumerate(family.names):
-            monitor_values[name] = float(family.best_values[k]) * scale / bounds[k]
-        fit_p, _ = dm.indices("fit")
-        mon_p, _ = dm.indices("monitor")
-        in_sample = dm.holdout == 0 and dm.folds == 1
-        monitor_is_fit = len(mon_p) == len(fit_p) and bool(torch.equal(mon_p, fit_p))
-        # in-sample: the largest value is the answer; otherwise the one-standard-error rule,
-        # and a monitor that is the fit split says nothing about the transport potential
-        best = family.select(
-            one_se=not in_sample,
-            exclude=("transport",) if monitor_is_fit and not in_sample else (),
-        )
-        net: RawInputCritic = family.member(best).eval()
-        name = family.names[best]
-    else:
-        net = module.critic.eval()
-        name = critic
-    # certified numbers: a float64 copy of the critic on float64 rows (data.precision)
+        for k, (name, bound) in enumerate(
+            zip(family.names, family.lipschitz_bounds(), strict=True)
+        ):
+            monitor_values[name] = float(family.best_values[k]) * scale / bound
+    return Selection(family.member(best).eval(), family.names[best], monitor_values)
+
+
+def _score(selection: Selection, trained: TrainedFold, dm, opts: TrainOptions) -> FoldResult:
+    """Certified numbers of the selected critic: a float64 copy on float64 rows."""
+    net = selection.critic
     scorer = certifying_copy(net)
     bound = lipschitz_bound(scorer)
-    scale = bound if net.certified else 1.0
-    big = progress and dm.p.n + dm.q.n > PROGRESS_ROWS
-    offset = getattr(dm.p.rows, "offset", None)
-    out = {"net": OffsetCritic(scorer, offset), "bound": bound, "name": name,
-           "monitor_values": monitor_values}  # fmt: skip
+    big = opts.progress and dm.p.n + dm.q.n > PROGRESS_ROWS
+    held = None
     if dm.holdout > 0 or dm.folds > 1:
-        out["held_p"], out["held_q"] = chunk_scores(scorer, dm.chunks("holdout", exact=True),
-                                                    big, "scoring held-out")  # fmt: skip
-    fit = dm.chunks("fit", max_rows=TRAIN_VALUE_ROWS, seed=seed, exact=True)
-    train_stats = chunk_stats(scorer, fit, big, "scoring train")
-    out["train_value"], out["train_low"], out["train_high"] = train_stats.interval(scale)
-    metrics = trainer.callback_metrics  # what forked / spawned workers hand back
-    out["steps"] = int(metrics.get("trainer/steps", trainer.global_step))
-    out["train_seconds"] = float(metrics.get("trainer/train_seconds", float("nan")))
-    plateaued = bool(metrics.get("plateau/stopped", plateau.stopped))
-    stopped = "plateau" if plateaued else "max_steps"
-    if interrupt.interrupted:
-        stopped = "interrupted"
-    elif module.closed_form_only:  # nothing to train: fitted once, compared once
-        stopped = "closed_form"
-    elif not plateaued and out["steps"] < max_steps:
-        stopped = "max_time"
-    out["stopped"] = stopped
-    return out
+        held = chunk_scores(scorer, dm.chunks("holdout", exact=True), big, "scoring held-out")
+    fit = dm.chunks("fit", max_rows=TRAIN_VALUE_ROWS, seed=opts.seed, exact=True)
+    train = chunk_stats(scorer, fit, big, "scoring train").interval(bound if net.certified else 1.0)
+    critic = OffsetCritic(scorer, getattr(dm.p.rows, "offset", None))
+    stopped = _stop_reason(trained, opts.max_steps)
+    return FoldResult(critic, bound, selection, held, train, trained, stopped)
+
+
+def _stop_reason(trained: TrainedFold, max_steps: int) -> str:
+    """``interrupted``, ``closed_form`` (nothing to train), ``plateau``, ``max_time`` or
+    ``max_steps``."""
+    if trained.interrupted:
+        return "interrupted"
+    if trained.module.closed_form_only:  # nothing to train: fitted once, compared once
+        return "closed_form"
+    if trained.plateaued:
+        return "plateau"
+    return "max_time" if trained.steps < max_steps else "max_steps"
+
+
+def _fit_fold(dm, opts: TrainOptions) -> FoldResult:
+    """Train on the datamodule's current fold, select its member and score its parts."""
+    trained = _train_fold(dm, opts)
+    return _score(_select(trained.module, dm), trained, dm, opts)
+
+
+def _report(
+    dm, parts: list[FoldResult], opts: TrainOptions, holdout: float, seconds: float
+) -> W1Estimate:
+    """The pooled held-out value of every fold's ``f_k / L_k``, its interval and p-value."""
+    scores_p, scores_q, p_values = [], [], []
+    for part in parts:
+        if part.held is None:
+            continue
+        held_p, held_q = part.held
+        scale = part.bound if part.critic.certified else 1.0
+        scores_p.append(held_p / scale)
+        scores_q.append(held_q / scale)
+        finite = bool(torch.isfinite(held_p).all() and torch.isfinite(held_q).all())
+        # a diverged critic's NaN scores give a NaN estimate: its p-value is unknown too
+        p_values.append(permutation_p_value(held_p, held_q, seed=opts.seed) if finite else math.nan)
+    last = parts[-1]
+    if scores_p:
+        held = _stats_of(torch.cat(scores_p), torch.cat(scores_q))
+        value, low, high = held.interval(1.0)
+        p_value = combine_fold_p_values(p_values) if len(p_values) > 1 else p_values[0]
+        n_hold_p, n_hold_q = held.n_p, held.n_q
+    else:  # in-sample
+        value, low, high = last.train
+        p_value, n_hold_p, n_hold_q = float("nan"), 0, 0
+    run = W1Run(
+        critic_type=opts.critic.name,
+        critic_name=last.selection.name,
+        holdout=holdout if dm.folds == 1 else 1.0 / dm.folds,
+        n_holdout_p=n_hold_p,
+        n_holdout_q=n_hold_q,
+        stopped=last.stopped,
+        steps=sum(pt.trained.steps for pt in parts),
+        train_seconds=sum(pt.trained.train_seconds for pt in parts),
+        monitor_values=last.selection.monitor_values,
+        p_value=p_value,
+        folds=len(parts),
+        batch_size=dm.batch_size,
+    )
+    return W1Estimate(
+        value=value,
+        ci_low=low,
+        ci_high=high,
+        train_value=sum(pt.train[0] for pt in parts) / len(parts),
+        lipschitz_bound=max(pt.bound for pt in parts),
+        n_p=dm.p.n,
+        n_q=dm.q.n,
+        dim=dm.p.dim,
+        seconds=seconds,
+        certified=last.critic.certified,
+        critic=last.critic,
+        run=run,
+    )

@@ -28,7 +28,16 @@ Members (names used in ``W1Estimate.critic`` and ``monitor_values``):
 * ``mlp:WxD:ACT``: Björck/GroupSort networks of ``D`` hidden layers of width ``W`` with
   activation ``ACT`` (``maxmin``, ``gsK`` for GroupSort with groups of ``K``, ``fullsort``).
   Members with the same widths are one *stack*: their weights are ``(K, out, in)`` tensors,
-  orthonormalized together (batched Björck) and applied with batched matmuls.
+  orthonormalized together (batched Björck, :class:`~wgan_lip.layers.StackedLinear`) and
+  applied with batched matmuls.
+* ``mlp:WxD:ACT:LAYER``: the same network with another registered dense layer
+  (``aol``, ``sll``...; ``bjorck`` is the stacked network above), built by
+  :func:`~wgan_lip.networks.build` through the ``hard`` constraint, which refuses a layer
+  that is not 1-Lipschitz by construction.
+
+Every member kind is one :class:`MemberGroup` subclass: how it is fitted (closed form) or
+trained, its complexity rank, and how member ``i`` is extracted as a stand-alone network. A
+single critic is a family of one (:meth:`CriticFamily.of_one`).
 
 All members see inputs in normalized units (centred, divided by the pooled standard
 deviation) and train on the KR objective in those units, so nothing depends on the data's
@@ -38,20 +47,21 @@ user's units.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
+from ..critic import normalize_input
 from ..errors import InputError
-from ..layers import BjorckLinear, lipschitz_bound
+from ..layers import BjorckLinear, StackedLinear, lipschitz_bound
 from ..layers._rounding import output_factor, reduction_gamma
-from ..layers.orthogonal import Orthonormal
 from ..models import lipschitz_mlp, make_activation
 from .critics import RawInputCritic, fit_shift_scale
 
@@ -78,8 +88,7 @@ CONE_ANCHORS = 64
 TRANSPORT_MAX_ROWS = 2000  # per side: the exact OT of the fit rows stays about a second
 TRANSPORT_MAX_DIM = 32  # above, the plug-in potential overfits and scoring it costs too much
 CONE_LR_FACTOR = 10.0  # anchors move in data units: a larger step than the network weights
-CLOSED_FORM = ("linear", "transport")  # members fitted once, not trained
-_MLP = re.compile(r"mlp:(\d+)x(\d+):(maxmin|fullsort|gs(\d+))")
+_MLP = re.compile(r"mlp:(\d+)x(\d+):(maxmin|fullsort|gs(\d+))(?::(\w+))?")
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,7 @@ class MemberSpec:
         activation: an ``mlp`` member's activation name for
             :func:`~wgan_lip.models.make_activation` (``"groupsort"`` or ``"fullsort"``).
         group_size: GroupSort's group size (2 for ``maxmin``).
+        layer: an ``mlp`` member's dense layer, a registered name (``bjorck``: stacked).
 
     Example:
         >>> from wgan_lip.w1.family import MemberSpec
@@ -105,13 +115,14 @@ class MemberSpec:
     widths: tuple[int, ...] = ()
     activation: str = ""
     group_size: int = 2
+    layer: str = "bjorck"
 
 
 def parse_member(name: str) -> MemberSpec:
-    """``"linear"``, ``"transport"``, ``"peaks"``, ``"pits"`` or ``"mlp:WxD:ACT"`` to a spec.
+    """A member's name (``"linear"``, ``"peaks"``, ``"mlp:WxD:ACT[:LAYER]"``...) to a spec.
 
     ``ACT`` is ``maxmin`` (GroupSort with groups of 2), ``gsK`` (GroupSort with groups of
-    ``K``) or ``fullsort``.
+    ``K``) or ``fullsort``; ``LAYER`` a registered dense layer (default ``bjorck``).
 
     Args:
         name: the member's name.
@@ -120,15 +131,17 @@ def parse_member(name: str) -> MemberSpec:
         The :class:`MemberSpec`.
 
     Raises:
-        InputError: an unknown name, or an ``mlp`` member with a width or depth of 0, or
-            a width that is not a multiple of its group (``K`` for ``gsK``, 2 for
+        InputError: an unknown name or layer, or an ``mlp`` member with a width or depth
+            of 0, or a width that is not a multiple of its group (``K`` for ``gsK``, 2 for
             ``maxmin``), or a group of 0.
 
     Example:
         >>> from wgan_lip.w1.family import parse_member
         >>> parse_member("mlp:64x3:gs4")
         MemberSpec(name='mlp:64x3:gs4', kind='mlp', widths=(64, 64, 64), activation='groupsort',
-                   group_size=4)
+                   group_size=4, layer='bjorck')
+        >>> parse_member("mlp:64x3:maxmin:aol").layer
+        'aol'
         >>> parse_member("pits").kind
         'cones'
         >>> parse_member("mlp:30x2:gs4")
@@ -147,21 +160,77 @@ def parse_member(name: str) -> MemberSpec:
     if m is None:
         raise InputError(
             f"unknown family member {name!r}; use linear, transport, peaks, pits or "
-            "mlp:WIDTHxDEPTH:ACT with ACT maxmin, fullsort or gsK (e.g. mlp:128x3:gs4)"
+            "mlp:WIDTHxDEPTH:ACT[:LAYER] with ACT maxmin, fullsort or gsK and LAYER a "
+            "registered dense layer (e.g. mlp:128x3:gs4, mlp:128x3:maxmin:aol)"
         )
     width, depth, act = int(m.group(1)), int(m.group(2)), m.group(3)
+    layer = m.group(5) or "bjorck"
+    from ..layers.registry import LAYERS
+
+    if layer not in LAYERS:
+        raise InputError(
+            f"family member {name!r}: unknown layer {layer!r}; "
+            f"use one of {', '.join(sorted(LAYERS))}"
+        )
     group = int(m.group(4)) if m.group(4) else 2
     grouped = act.startswith("gs") or act == "maxmin"
     if width < 1 or depth < 1 or (grouped and (group < 1 or width % group)):
         raise InputError(f"family member {name!r}: width must be a positive multiple of the group")
     activation = "groupsort" if act.startswith("gs") or act == "maxmin" else "fullsort"
-    return MemberSpec(name, "mlp", (width,) * depth, activation, group)
+    return MemberSpec(name, "mlp", (width,) * depth, activation, group, layer)
+
+
+# ----- the member protocol -----
+
+
+class MemberGroup(nn.Module):
+    """Members of one kind, evaluated together: what a new member kind implements.
+
+    ``forward`` maps normalized inputs ``(B, d)`` to scores ``(K, B)`` (or ``(B,)`` for a
+    group of one member). The class attributes say how the family treats the group:
+
+    * ``closed_form``: fitted once by :meth:`fit_closed_form`, never trained.
+    * ``rank``: the complexity rank of :meth:`CriticFamily.select` (0 is the simplest).
+    * ``lr_factor``: its learning rate relative to the network weights'.
+    * ``fit_order``: groups draw from the shared generator of :meth:`fit_closed_form` in
+      this order (whatever the order of the members).
+    * ``stacked``: its tensors carry the member index first (``(K, ...)``); otherwise the
+      group has one member and every tensor is that member's.
+    * ``keeps_best``: the family keeps the member's weights at its best monitor check
+      (False: the trainer's early stopping does, as for a single critic).
+
+    Takes no arguments (subclasses take their own).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.w1.family import LinearCritic, MemberGroup
+        >>> isinstance(LinearCritic(2), MemberGroup), LinearCritic.closed_form
+        (True, True)
+    """
+
+    closed_form: ClassVar[bool] = False
+    rank: ClassVar[int] = 2
+    lr_factor: ClassVar[float] = 1.0
+    fit_order: ClassVar[int] = 0
+    stacked: ClassVar[bool] = True
+    keeps_best: bool = True
+
+    def fit_closed_form(self, zp: torch.Tensor, zq: torch.Tensor, gen: torch.Generator) -> None:
+        """Fit (or place) the group from float64 normalized fit rows (default: nothing)."""
+
+    def extract(self, i: int) -> nn.Module:
+        """Member ``i`` as a stand-alone network on normalized inputs (its own tensors)."""
+        raise NotImplementedError
+
+    def size(self, i: int) -> int:
+        """Parameters of member ``i`` (the second key of the complexity order)."""
+        return 0
 
 
 # ----- members -----
 
 
-class LinearCritic(nn.Module):
+class LinearCritic(MemberGroup):
     """``f(z) = <u, z>`` for a fixed vector ``u`` (a buffer); Lipschitz constant ``|u|``.
 
     ``u`` starts at 0; :meth:`fit` sets it to a unit vector. Inputs are ``(B, dim)``, scores
@@ -181,9 +250,19 @@ class LinearCritic(nn.Module):
         1.0
     """
 
+    closed_form, rank, stacked = True, 0, False
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.register_buffer("u", torch.zeros(dim))
+
+    def fit_closed_form(self, zp, zq, gen):
+        self.fit(zp.mean(0) - zq.mean(0))
+
+    def extract(self, i):
+        net = LinearCritic(self.u.numel())
+        net.u.copy_(self.u)
+        return net
 
     @torch.no_grad()
     def fit(self, mean_difference: torch.Tensor) -> None:
@@ -242,7 +321,7 @@ def _distances(z: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
     return torch.cdist(z.double(), anchors.double(), compute_mode="donot_use_mm_for_euclid_dist")
 
 
-class TransportCritic(nn.Module):
+class TransportCritic(MemberGroup):
     """``f(z) = min_j (|z - y_j| - psi_j)``: the c-transform of an OT potential over anchors.
 
     The anchors ``y_j`` are Q's fit rows and ``psi_j`` their optimal-transport potential
@@ -265,10 +344,22 @@ class TransportCritic(nn.Module):
         (3.0, 1.0)
     """
 
+    closed_form, rank, fit_order, stacked = True, 3, 2, False
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.register_buffer("anchors", torch.zeros(0, dim))
         self.register_buffer("psi", torch.zeros(0))
+
+    def fit_closed_form(self, zp, zq, gen):
+        # on at most TRANSPORT_MAX_ROWS per side (a random subset when there are more)
+        take = [z[torch.randperm(len(z), generator=gen)[:TRANSPORT_MAX_ROWS]] for z in (zp, zq)]
+        self.fit(*take)
+
+    def extract(self, i):
+        net = TransportCritic(self.anchors.shape[1])
+        net.anchors, net.psi = self.anchors.clone(), self.psi.clone()
+        return net
 
     @torch.no_grad()
     def fit(self, zp: torch.Tensor, zq: torch.Tensor) -> None:
@@ -288,8 +379,9 @@ class TransportCritic(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if len(self.anchors) == 0:
             return z.new_zeros(len(z))
-        out = [(_distances(c, self.anchors) - self.psi.to(c.device)).amin(dim=1)
-               for c in z.split(2048)]  # fmt: skip
+        out = [
+            (_distances(c, self.anchors) - self.psi.to(c.device)).amin(dim=1) for c in z.split(2048)
+        ]
         return torch.cat(out).to(z.dtype)
 
     def lipschitz_bound(self) -> float:
@@ -297,8 +389,9 @@ class TransportCritic(nn.Module):
         return distance_rounding(self.anchors.shape[1], self.anchors.dtype)
 
 
-def _cone_scores(z: torch.Tensor, anchors: torch.Tensor, offsets: torch.Tensor,
-                 sign: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def _cone_scores(
+    z: torch.Tensor, anchors: torch.Tensor, offsets: torch.Tensor, sign: torch.Tensor
+) -> torch.Tensor:
     """Scores of cone critics: ``z (B, d)``, ``anchors (K, J, d)``, ``offsets (K, J)``,
     ``sign (K,)`` (+1 peaks, -1 pits) to ``(K, B)``."""
     k, j, d = anchors.shape
@@ -349,7 +442,7 @@ class ConeCritic(nn.Module):
         return distance_rounding(self.anchors.shape[-1], self.anchors.dtype)
 
 
-class ConeStack(nn.Module):
+class ConeStack(MemberGroup):
     """Several cone critics evaluated together (one batched distance computation).
 
     Parameters ``anchors (K, J, d)`` and ``offsets (K, J)`` start at 0 (place the anchors
@@ -374,6 +467,8 @@ class ConeStack(nn.Module):
         (torch.Size([2, 5]), True)
     """
 
+    rank, lr_factor, fit_order = 1, CONE_LR_FACTOR, 1
+
     def __init__(self, signs: Sequence[float], dim: int, anchors: int) -> None:
         super().__init__()
         self.anchors = nn.Parameter(torch.zeros(len(signs), anchors, dim))
@@ -391,48 +486,18 @@ class ConeStack(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return _cone_scores(z, self.anchors, self.offsets, self.sign)
 
+    def fit_closed_form(self, zp, zq, gen):
+        self.init_anchors(torch.cat([zp, zq]).float(), gen)
+
     def member(self, k: int) -> ConeCritic:
+        """Critic ``k`` as a stand-alone :class:`ConeCritic` (copied parameters)."""
         return ConeCritic(self.anchors[k], self.offsets[k], float(self.sign[k]))
 
-
-class StackedLinear(nn.Module):
-    """``K`` independent dense layers ``(K, out, in)``, orthonormalized as a batch.
-
-    The weight is parametrized by Björck orthonormalization (each ``(out, in)`` slice has
-    orthonormal rows or columns); the bias ``(K, out)`` starts at 0. ``forward`` maps
-    ``(K, B, in)`` to ``(K, B, out)``.
-
-    Args:
-        k: the number of layers.
-        in_features: inputs of each layer.
-        out_features: outputs of each layer.
-
-    Example:
-        >>> import torch
-        >>> from wgan_lip.w1.family import StackedLinear
-        >>> layer = StackedLinear(3, 4, 2)
-        >>> layer(torch.randn(3, 5, 4)).shape
-        torch.Size([3, 5, 2])
-        >>> w = layer.weight.detach()
-        >>> torch.allclose(w @ w.mT, torch.eye(2).expand(3, 2, 2), atol=1e-4)
-        True
-    """
-
-    def __init__(self, k: int, in_features: int, out_features: int) -> None:
-        super().__init__()
-        w = torch.empty(k, out_features, in_features)
-        for i in range(k):
-            nn.init.orthogonal_(w[i])
-        self.weight = nn.Parameter(w)
-        self.bias = nn.Parameter(torch.zeros(k, out_features))
-        parametrize.register_parametrization(self, "weight", Orthonormal())
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        # h: (K, B, in) -> (K, B, out)
-        return torch.baddbmm(self.bias.unsqueeze(1), h, self.weight.mT)
+    def extract(self, i):
+        return self.member(i)
 
 
-class MLPStack(nn.Module):
+class MLPStack(MemberGroup):
     """Björck/GroupSort MLPs with the same widths, one per activation, trained as a batch.
 
     ``forward`` maps ``(B, dim)`` to ``(K, B)`` scores, one row per spec; ``member(k)`` is
@@ -476,16 +541,28 @@ class MLPStack(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = z.unsqueeze(0).expand(len(self.specs), -1, -1)
         for i, layer in enumerate(self.layers):
-            h = layer(h)
+            h = layer.stacked(h)
             if i < len(self.layers) - 1:
                 h = self._activate(h)
         return h.squeeze(-1)  # (K, B)
 
+    def extract(self, i):
+        return self.member(i)
+
+    def size(self, i):
+        return sum(p[i].numel() for p in self.parameters())
+
     @torch.no_grad()
     def member(self, k: int) -> nn.Sequential:
+        """Network ``k`` as a :func:`~wgan_lip.models.lipschitz_mlp` with copied weights."""
         s = self.specs[k]
-        net = lipschitz_mlp(self.layers[0].weight.shape[-1], self.widths, 1,
-                            activation=s.activation, group_size=s.group_size)  # fmt: skip
+        net = lipschitz_mlp(
+            self.layers[0].weight.shape[-1],
+            self.widths,
+            1,
+            activation=s.activation,
+            group_size=s.group_size,
+        )
         dense = [m for m in net if isinstance(m, BjorckLinear)]
         for src, dst in zip(self.layers, dense, strict=False):
             # the orthonormalized weight is its own polar factor: the copy computes the same map
@@ -494,18 +571,120 @@ class MLPStack(nn.Module):
         return net
 
 
+class NetworkMember(MemberGroup):
+    """One network as a member: any registered layer, or a single critic's network.
+
+    ``forward`` maps ``(B, d)`` (or images, for a convnet) to ``(1, B)``.
+
+    Args:
+        net: the network in normalized units, ``n`` scores per batch of ``n``.
+        keeps_best: whether the family keeps its weights at its best monitor check (a
+            single critic leaves that to the trainer's early stopping).
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.layers import BjorckLinear
+        >>> from wgan_lip.w1.family import NetworkMember
+        >>> member = NetworkMember(BjorckLinear(3, 1))
+        >>> member(torch.randn(5, 3)).shape, member.size(0)
+        (torch.Size([1, 5]), 4)
+    """
+
+    stacked = False
+
+    def __init__(self, net: nn.Module, keeps_best: bool = True) -> None:
+        super().__init__()
+        self.net = net
+        self.keeps_best = keeps_best
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).reshape(1, -1)
+
+    def extract(self, i):
+        return copy.deepcopy(self.net)
+
+    def size(self, i):
+        return sum(p.numel() for p in self.parameters())
+
+
+def member_groups(dim: int, specs: Sequence[MemberSpec], cone_anchors: int) -> dict[str, tuple]:
+    """The groups of parsed members: ``{key: (MemberGroup, [names])}`` in member order.
+
+    The cones share one :class:`ConeStack`, the Björck networks of one width and depth one
+    :class:`MLPStack`; a network of another layer is its own :class:`NetworkMember`, built
+    by the ``hard`` constraint (which refuses a layer that is not 1-Lipschitz by
+    construction).
+
+    Args:
+        dim: the (flattened) input dimension.
+        specs: the parsed members.
+        cone_anchors: cones per ``peaks`` / ``pits`` member.
+
+    Returns:
+        The groups and the names of their members, keyed by group name.
+
+    Raises:
+        InputError: a layer the ``hard`` constraint does not admit.
+
+    Example:
+        >>> from wgan_lip.w1.family import member_groups, parse_member
+        >>> specs = [parse_member(n) for n in ("peaks", "mlp:8x2:maxmin", "pits")]
+        >>> {k: names for k, (_, names) in member_groups(3, specs, 4).items()}
+        {'cones': ['peaks', 'pits'], 'mlp2x8': ['mlp:8x2:maxmin']}
+    """
+    from ..constraints import get_constraint
+    from ..networks import NetworkSpec
+
+    by_group: dict[str, list[MemberSpec]] = {}
+    for s in specs:
+        if s.kind in ("linear", "cones", "transport"):
+            key = s.kind
+        elif s.layer == "bjorck":
+            key = f"mlp{len(s.widths)}x{s.widths[0]}"
+        else:
+            key = s.name.replace(":", "_")
+        by_group.setdefault(key, []).append(s)
+    groups: dict[str, tuple] = {}
+    for key, group in by_group.items():
+        kind = group[0].kind
+        if kind == "linear":
+            g: MemberGroup = LinearCritic(dim)
+        elif kind == "transport":
+            g = TransportCritic(dim)
+        elif kind == "cones":
+            g = ConeStack([1.0 if s.name == "peaks" else -1.0 for s in group], dim, cone_anchors)
+        elif group[0].layer == "bjorck":
+            g = MLPStack(dim, group[0].widths, group)
+        else:
+            s = group[0]
+            spec = NetworkSpec(
+                "mlp",
+                widths=s.widths,
+                linear=s.layer,
+                activation=s.activation,
+                group_size=s.group_size,
+            )
+            try:
+                g = NetworkMember(get_constraint("hard").build(spec, (dim,)))
+            except InputError as e:
+                raise InputError(f"family member {s.name!r}: {e}") from None
+        groups[key] = (g, [s.name for s in group])
+    return groups
+
+
 # ----- the family -----
 
 
 class CriticFamily(nn.Module):
     """Certified critics trained together; ``forward`` gives ``(B, K)`` scores, normalized units.
 
-    See the module docstring for the members. Members of one kind share a group (the cones
-    one :class:`ConeStack`, the networks of one width and depth one :class:`MLPStack`);
-    ``names`` lists the members in group order. The ``transport`` member is dropped above
-    ``TRANSPORT_MAX_DIM`` input dimensions unless it is the only one. The workflow is
-    :meth:`fit_normalization`, :meth:`fit_closed_form`, training on ``forward``,
-    :meth:`record` of monitor values, :meth:`load_best`, :meth:`select`, :meth:`member`.
+    See the module docstring for the members. Members of one kind share a
+    :class:`MemberGroup` (:func:`member_groups`); ``names`` lists the members in group
+    order. The ``transport`` member is dropped above ``TRANSPORT_MAX_DIM`` input dimensions
+    unless it is the only one. A single critic is a family of one (:meth:`of_one`). The
+    workflow is :meth:`fit_normalization`, :meth:`fit_closed_form`, training on
+    ``forward``, :meth:`record` of monitor values, :meth:`load_best`, :meth:`select`,
+    :meth:`member`.
 
     Args:
         input_shape: the shape of one sample (inputs are flattened after normalization).
@@ -535,8 +714,12 @@ class CriticFamily(nn.Module):
         ('mlp:128x3:maxmin', torch.Size([40]), True)
     """
 
-    def __init__(self, input_shape: Sequence[int], members: Sequence[str] = DEFAULT_FAMILY,
-                 cone_anchors: int = CONE_ANCHORS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        members: Sequence[str] = DEFAULT_FAMILY,
+        cone_anchors: int = CONE_ANCHORS,
+    ) -> None:
         super().__init__()
         d = math.prod(int(s) for s in input_shape)
         specs = [parse_member(m) for m in members]
@@ -547,33 +730,61 @@ class CriticFamily(nn.Module):
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise InputError(f"family members repeat: {names}")
+        self._assemble(input_shape, member_groups(d, specs, cone_anchors), True, "family", True)
+
+    @classmethod
+    def of_one(cls, critic: RawInputCritic) -> CriticFamily:
+        """A single critic as a family of one member named ``critic.kind``.
+
+        Its network (not a copy) is the member; the family takes over its normalization
+        (the critic's current ``shift`` and ``scale``), its ``flatten``, ``kind`` and
+        ``certified``. Its best weights are left to the trainer's early stopping.
+
+        Args:
+            critic: the critic (e.g. from :func:`~wgan_lip.w1.critics.build_critic`).
+
+        Returns:
+            The family; ``member(0)`` is the critic again, with a copy of its network.
+
+        Example:
+            >>> import torch
+            >>> from wgan_lip.w1.critics import build_critic
+            >>> from wgan_lip.w1.family import CriticFamily
+            >>> critic = build_critic("groupsort", (3,), network={"widths": [8]})
+            >>> fam = CriticFamily.of_one(critic)
+            >>> x = torch.randn(4, 3)
+            >>> fam.names, torch.equal(fam.member(0)(x), critic(x))
+            (['groupsort'], True)
+        """
+        fam = cls.__new__(cls)
+        nn.Module.__init__(fam)
+        group = NetworkMember(critic.net, keeps_best=False)
+        fam._assemble(
+            critic.input_shape,
+            {"network": (group, [critic.kind])},
+            critic.flatten,
+            critic.kind,
+            critic.certified,
+        )
+        fam.shift.copy_(critic.shift)
+        fam.scale.copy_(critic.scale)
+        return fam
+
+    def _assemble(
+        self, input_shape, groups: dict[str, tuple], flatten: bool, kind: str, certified: bool
+    ) -> None:
         self.input_shape = tuple(int(s) for s in input_shape)
-        d = math.prod(self.input_shape)
+        self.flatten, self.kind, self.certified = flatten, kind, certified
         self.register_buffer("shift", torch.zeros(self.input_shape))
         self.register_buffer("scale", torch.ones(()))
-        self.groups = nn.ModuleDict()
+        self.groups = nn.ModuleDict({key: g for key, (g, _) in groups.items()})
         self.slots: list[tuple[str, int]] = []  # member k -> (group key, index in group)
-        by_group: dict[str, list[MemberSpec]] = {}
-        for s in specs:
-            key = {"linear": "linear", "cones": "cones", "transport": "transport"}.get(
-                s.kind) or f"mlp{len(s.widths)}x{s.widths[0]}"  # fmt: skip
-            by_group.setdefault(key, []).append(s)
-        for key, group in by_group.items():
-            if key == "linear":
-                self.groups[key] = LinearCritic(d)
-            elif key == "transport":
-                self.groups[key] = TransportCritic(d)
-            elif key == "cones":
-                signs = [1.0 if g.name == "peaks" else -1.0 for g in group]
-                self.groups[key] = ConeStack(signs, d, cone_anchors)
-            else:
-                self.groups[key] = MLPStack(d, group[0].widths, group)
         self.names: list[str] = []
-        for key, group in by_group.items():
-            for i, s in enumerate(group):
+        for key, (_, names) in groups.items():
+            for i, name in enumerate(names):
                 self.slots.append((key, i))
-                self.names.append(s.name)
-        self.trained = [key not in CLOSED_FORM for key, _ in self.slots]
+                self.names.append(name)
+        self.trained = [not self.groups[key].closed_form for key, _ in self.slots]
         # a buffer, so checkpoints and multi-process launchers carry the selection
         self.register_buffer(
             "best_values", torch.full((len(self.slots),), -math.inf, dtype=torch.float64)
@@ -582,38 +793,33 @@ class CriticFamily(nn.Module):
         self._best: dict[str, torch.Tensor] | None = None
 
     @property
-    def flatten(self) -> bool:
-        return True
+    def reports_members(self) -> bool:
+        """Whether the members' monitor values are a result (a family built from member
+        names; not a single critic)."""
+        return self.kind == "family"
 
     def fit_normalization(self, x: torch.Tensor) -> None:
         """Centre on the mean of ``x`` and scale by its pooled per-coordinate std."""
         fit_shift_scale(self.shift, self.scale, x)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[1:]) != self.input_shape:
-            x = x.reshape(x.shape[0], *self.input_shape)
-        return ((x - self.shift) / self.scale).flatten(1)
+        """``(x - shift) / scale`` (flattened for vector members): the members' inputs."""
+        return normalize_input(x, self.shift, self.scale, self.input_shape, self.flatten)
 
     @torch.no_grad()
     def fit_closed_form(self, xp: torch.Tensor, xq: torch.Tensor, seed: int = 0) -> None:
-        """Fit the linear member and place the cone anchors, from fit-split rows."""
+        """Fit the closed-form members and place the cone anchors, from fit-split rows."""
         zp, zq = self.normalize(xp).double(), self.normalize(xq).double()
-        if "linear" in self.groups:
-            self.groups["linear"].fit(zp.mean(0) - zq.mean(0))
         gen = torch.Generator().manual_seed(seed)
-        if "cones" in self.groups:
-            self.groups["cones"].init_anchors(torch.cat([zp, zq]).float(), gen)
-        if "transport" in self.groups:
-            # on at most TRANSPORT_MAX_ROWS per side (a random subset when there are more)
-            take = [z[torch.randperm(len(z), generator=gen)[:TRANSPORT_MAX_ROWS]] for z in (zp, zq)]
-            self.groups["transport"].fit(*take)
+        for g in sorted(self.groups.values(), key=lambda g: g.fit_order):
+            g.fit_closed_form(zp, zq, gen)
 
     def forward_normalized(self, z: torch.Tensor, trained_only: bool = False) -> torch.Tensor:
         """``(B, K)`` scores of normalized inputs ``z`` (only the trained members' columns,
         in member order, with ``trained_only``: the closed-form ones need no gradient)."""
         out: dict[str, torch.Tensor] = {}
         for key, g in self.groups.items():
-            if trained_only and key in CLOSED_FORM:
+            if trained_only and g.closed_form:
                 continue
             s = g(z)
             out[key] = s.unsqueeze(0) if s.dim() == 1 else s
@@ -626,15 +832,18 @@ class CriticFamily(nn.Module):
         """``(B, K)`` scores of raw samples, in normalized units (what training optimizes)."""
         return self.forward_normalized(self.normalize(x), trained_only)
 
+    def user_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` scores of raw samples in the user's units (what a gradient penalty
+        differentiates: the members' functions of the raw samples)."""
+        return self(x) * self.scale
+
     def param_groups(self, lr: float) -> list[dict]:
-        """Optimizer groups: cone anchors take larger steps than network weights."""
+        """Optimizer groups, one per member group at ``lr`` times its ``lr_factor``."""
         groups = []
-        for key, g in self.groups.items():
+        for g in self.groups.values():
             params = [p for p in g.parameters() if p.requires_grad]
             if params:
-                groups.append(
-                    {"params": params, "lr": lr * (CONE_LR_FACTOR if key == "cones" else 1)}
-                )
+                groups.append({"params": params, "lr": lr * g.lr_factor})
         return groups
 
     # ----- per-member early stopping -----
@@ -651,30 +860,39 @@ class CriticFamily(nn.Module):
                 self.best_values[k] = float(value)
                 self.best_stderr[k] = float(stderr[k]) if stderr is not None else 0.0
                 key, i = self.slots[k]
+                g = self.groups[key]
+                if g.closed_form or not g.keeps_best:
+                    continue
                 prefix = f"groups.{key}."
                 for name, t in self.state_dict().items():
-                    if name.startswith(prefix) and t.dim() > 0 and key not in CLOSED_FORM:
-                        self._best[name][i] = t[i]
+                    if name.startswith(prefix) and t.dim() > 0:
+                        if g.stacked:
+                            self._best[name][i] = t[i]
+                        else:
+                            self._best[name] = t.detach().clone()
         self._best["best_values"] = self.best_values.clone()
         self._best["best_stderr"] = self.best_stderr.clone()
 
     @torch.no_grad()
     def load_best(self) -> None:
-        """Put every member's best weights back (no-op before the first ``record``)."""
-        if self._best is not None:
-            self.load_state_dict(self._best)
+        """Put every member's best weights back (no-op before the first ``record``; the
+        weights of a member that does not keep its best are left as they are)."""
+        if self._best is None:
+            return
+        left = tuple(f"groups.{k}." for k, g in self.groups.items() if not g.keeps_best)
+        state = {k: v for k, v in self._best.items() if not k.startswith(left) or not left}
+        self.load_state_dict(state, strict=not left)
 
     def best_member(self) -> int:
         """Index of the member with the best monitor value (the first on ties)."""
         return int(torch.argmax(self.best_values))
 
     def complexity(self, k: int) -> tuple[int, int]:
-        """Order used by :meth:`select`: closed-form linear, cones, networks by size, and
-        the transport potential (as many anchors as fit rows) last."""
+        """Order used by :meth:`select`: each group's ``rank`` (closed-form linear, cones,
+        networks, the transport potential last), then the member's ``size``."""
         key, i = self.slots[k]
-        rank = {"linear": 0, "cones": 1, "transport": 3}.get(key, 2)
-        size = sum(p[i].numel() for p in self.groups[key].parameters()) if rank == 2 else 0
-        return rank, size
+        g = self.groups[key]
+        return g.rank, g.size(i)
 
     def select(self, one_se: bool = True, exclude: Sequence[str] = ()) -> int:
         """The reported member. With ``one_se``, the simplest member (:meth:`complexity`)
@@ -682,8 +900,11 @@ class CriticFamily(nn.Module):
         value is the best of many checks of one monitor split, so it is optimistic by about
         that much, while a closed-form member is checked once (Breiman's one-standard-error
         rule). Without it, the best value (in-sample runs, where optimism is the point)."""
-        ok = [k for k in range(len(self.names)) if self.names[k] not in exclude
-              and math.isfinite(float(self.best_values[k]))]  # fmt: skip
+        ok = [
+            k
+            for k in range(len(self.names))
+            if self.names[k] not in exclude and math.isfinite(float(self.best_values[k]))
+        ]
         if not ok:
             ok = list(range(len(self.names)))
         best = max(ok, key=lambda k: float(self.best_values[k]))
@@ -697,16 +918,13 @@ class CriticFamily(nn.Module):
     def member(self, k: int) -> RawInputCritic:
         """Member ``k`` as a stand-alone critic on raw inputs, in the user's units."""
         key, i = self.slots[k]
-        g = self.groups[key]
-        if key == "linear":
-            net = LinearCritic(g.u.numel())
-            net.u.copy_(g.u)
-        elif key == "transport":
-            net = TransportCritic(g.anchors.shape[1])
-            net.anchors, net.psi = g.anchors.clone(), g.psi.clone()
-        else:
-            net = g.member(i)
-        critic = RawInputCritic(net, self.input_shape, flatten=True, kind="family", certified=True)
+        critic = RawInputCritic(
+            self.groups[key].extract(i),
+            self.input_shape,
+            flatten=self.flatten,
+            kind=self.kind,
+            certified=self.certified,
+        )
         critic.member_name = self.names[k]
         critic.shift.copy_(self.shift)
         critic.scale.copy_(self.scale)

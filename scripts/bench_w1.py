@@ -111,8 +111,8 @@ def run_insample(n: int) -> None:
     for name, p, q in problems:
         exact = exact_w1(p, q)
         for label, kw in ESTIMATORS.items():
-            extra = ({"batch_size": len(p), "critic": {"name": "groupsort", "eval_every": 50}}
-                     if label == "previous" else {})  # fmt: skip
+            previous = {"name": "groupsort", "eval_every": 50}
+            extra = {"batch_size": len(p), "critic": previous} if label == "previous" else {}
             est = estimate_w1(p, q, holdout=0, progress=False, **{**kw, **extra})
             rows.append({"problem": name, "dim": p.shape[1], "n": len(p), "estimator": label,
                          "critic": est.critic_name, "value": est.value, "exact_sample_w1": exact,

@@ -51,7 +51,8 @@ def test_configs_write_only_under_default_root_dir(config):
         if key.endswith(("save_dir", "dirpath", "log_dir")):
             pytest.fail(f"{config.name}: {key} = {value!r} would not follow default_root_dir")
         if "runs/" in value:  # only the root itself, or an input (a trained feature net)
-            assert key in ("trainer.default_root_dir", "model.init_args.feature_net"), key
+            inputs = ("model.init_args.feature_net", "model.init_args.evaluation.feature_net")
+            assert key in ("trainer.default_root_dir", *inputs), key
 
 
 def test_default_root_dir_moves_logs_checkpoints_and_config(tmp_path, monkeypatch):

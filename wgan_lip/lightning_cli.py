@@ -451,13 +451,30 @@ def main(argv: list[str]) -> int:
         held.drop()
         _clean_up_after_failure(guard)
         raise InputError(f"{first_sentence(str(e), limit=300)} (Lightning)") from None
-    except BaseException:
+    except BaseException as e:
+        user_error = _input_error_inside(e)
+        if user_error is not None:  # e.g. a module's __init__ refusing an option, wrapped
+            held.drop()  # by jsonargparse in a multi-line "Union subtypes" report
+            _clean_up_after_failure(guard)
+            raise InputError(str(user_error)) from None
         held.let_out()  # a bug or a diverged run: keep every clue
         _clean_up_after_failure(guard)
         raise
     held.let_out()
     _finish_wandb_runs(guard, exit_code=0)
     return 0
+
+
+def _input_error_inside(e: BaseException) -> InputError | None:
+    """The :class:`InputError` among the causes of ``e`` (jsonargparse wraps the errors of
+    the classes it instantiates), or None."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, InputError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _finish_wandb_runs(guard: RunFolderGuard, exit_code: int) -> None:

@@ -41,3 +41,14 @@ def test_groupsort_bjorck_mlp_preserves_gradient_norm_relu_spectral_does_not():
         sn(x)
     sn.eval()
     assert float(_grad_norms(sn, x).median()) < 0.9
+
+
+def test_a_spectral_conv_loads_the_probe_of_the_size_it_was_trained_on():
+    """The power-iteration probe has the training inputs' size; a fresh layer (8x8 probe)
+    must load it, and then compute the very same map."""
+    trained = SpectralConv2d(1, 4, 3)
+    trained(torch.randn(2, 1, 28, 28))
+    fresh = SpectralConv2d(1, 4, 3)
+    fresh.load_state_dict(trained.state_dict())
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(trained.eval()(x), fresh.eval()(x))

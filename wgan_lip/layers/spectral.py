@@ -121,6 +121,14 @@ class _ConvSpectralNorm(nn.Module):
             for _ in range(20):  # converge the fresh vector once
                 self._power_step(like.detach())
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # the probe has the size of the inputs seen when it was saved (28x28 after training
+        # on MNIST), a fresh layer an 8x8 one: take the saved size, then load its values
+        saved = state_dict.get(prefix + "_v")
+        if saved is not None and (self._v is None or self._v.shape != saved.shape):
+            self._v = torch.empty_like(saved)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _power_step(self, k: torch.Tensor) -> None:
         with torch.no_grad():
             u = F.conv2d(self._v, k, padding=self.padding)

@@ -411,7 +411,7 @@ def critic_certified(module, real: torch.Tensor, fake: torch.Tensor) -> float:
 
     Example:
         >>> from wgan_lip.gan import WGAN, GANArchitecture
-        >>> arch = GANArchitecture(generator_widths=(8,), critic_widths=(8,))
+        >>> arch = GANArchitecture(generator_widths=(8,), critic={"widths": [8]})
         >>> gan = WGAN("hard", data_shape=(2,), architecture=arch)
         >>> x = torch.randn(16, 2)
         >>> critic_certified(gan, x, x)

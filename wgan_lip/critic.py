@@ -154,8 +154,11 @@ class RawInputCritic(nn.Module):
         return self.normalized_scores(x) * self.scale
 
     def lipschitz_bound(self) -> float:
+        # on the shape the network sees: a layer whose map depends on the input size (a
+        # Cayley convolution) is bounded on that size only
+        shape = (math.prod(self.input_shape),) if self.flatten else self.input_shape
         s = float(self.scale.double())
-        return (1.0 / s) * lipschitz_bound(self.net) * s
+        return (1.0 / s) * lipschitz_bound(self.net, shape) * s
 
 
 class OffsetCritic(nn.Module):

@@ -10,7 +10,8 @@ from wgan_lip.data.samplers import sampler_rows
 from wgan_lip.data.sources import load_samples
 from wgan_lip.errors import InputError
 
-FAST = {"progress": False, "steps": 100, "family": ("linear", "peaks", "mlp:16x2:maxmin")}  # fmt: skip
+SMALL = ("linear", "peaks", "mlp:16x2:maxmin")
+FAST = {"progress": False, "steps": 100}
 
 
 def test_callable_draws_fresh_rows_at_every_read():
@@ -34,7 +35,9 @@ def test_generator_style_sampler_estimates_w1_to_a_dataset():
         g.weight[:, :2] = torch.eye(2)
 
     q = np.random.default_rng(0).normal(size=(2000, 2))
-    est = estimate_w1(lambda n: g(torch.randn(n, 4)), q, critic={"eval_every": 50}, **FAST)
+    est = estimate_w1(
+        lambda n: g(torch.randn(n, 4)), q, critic={"eval_every": 50, "family": SMALL}, **FAST
+    )
     # P = N((3,4), I) (the generator's output, with grad: detached inside), Q = N(0, I): W1 = 5
     assert 4.6 <= est.value <= 5.05 and est.ci_low <= 5.0
     assert est.n_holdout_p == 10_000  # fresh held-out draws
@@ -47,7 +50,7 @@ def test_map_and_iterable_datasets():
                 yield torch.randn(2) + 2.0, 0
 
     labelled = TensorDataset(torch.randn(800, 2), torch.zeros(800))
-    est = estimate_w1(Stream(), labelled, critic={"eval_every": 50}, **FAST)
+    est = estimate_w1(Stream(), labelled, critic={"eval_every": 50, "family": SMALL}, **FAST)
     assert est.n_p == 300 and est.n_holdout_p == 60 and est.n_q == 800
     assert 2.3 <= est.value <= 2.9  # W1 = 2 sqrt(2)
 
@@ -68,7 +71,7 @@ def test_a_finite_stream_is_never_recycled():
     # were the training rows, and a significant W1 between a sample and itself
     x = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
     a, b = _Counted(x), _Counted(x)
-    est = estimate_w1(a, b, critic={"eval_every": 50}, **FAST)
+    est = estimate_w1(a, b, critic={"eval_every": 50, "family": SMALL}, **FAST)
     assert a.passes == 1 and b.passes == 1
     assert est.n_p == 200 and est.n_holdout_p == 40
     assert est.value <= 0.05 and est.p_value > 0.05

@@ -112,7 +112,8 @@ def test_discrete_nulls_are_not_significant():
         r = np.random.default_rng(1001 + s)
         p = r.integers(0, 2, (1000, 6)).astype("f4")
         q = r.integers(0, 2, (1000, 6)).astype("f4")
-        est = estimate_w1(p, q, critic={"family": NULL_FAMILY, "eval_every": 25}, seed=1, progress=False, steps=50)  # fmt: skip
+        spec = {"family": NULL_FAMILY, "eval_every": 25}
+        est = estimate_w1(p, q, critic=spec, seed=1, progress=False, steps=50)
         bad += est.p_value < 0.05 or est.ci_low > 0
     assert bad <= 1
 

@@ -73,9 +73,11 @@ def _problem(n=2000):
 def test_estimator_with_two_processes_matches_one_process():
     """Same seed: same split, same global batches; only float summation order differs."""
     p, q = _problem()
-    kw = dict(steps=120, batch_size=101, progress=False, seed=2, accelerator="cpu")
-    one = estimate_w1(p, q, trainer={"devices": 1}, **kw)
-    two = estimate_w1(p, q, trainer={"devices": 2}, **kw)  # ddp_fork: 2 CPU processes, gloo
+    kw = dict(steps=120, batch_size=101, progress=False, seed=2)
+    one = estimate_w1(p, q, trainer={"accelerator": "cpu", "devices": 1}, **kw)
+    two = estimate_w1(
+        p, q, trainer={"accelerator": "cpu", "devices": 2}, **kw
+    )  # ddp_fork: 2 CPU processes, gloo
     assert two.steps == one.steps == 120
     assert (two.n_holdout_p, two.n_holdout_q) == (one.n_holdout_p, one.n_holdout_q)
     assert two.lipschitz_bound <= 1 + 1e-4
@@ -86,7 +88,9 @@ def test_estimator_with_two_processes_matches_one_process():
 def test_estimator_with_three_processes_on_a_small_split():
     """More processes than evaluation chunks: a process without rows scores an empty chunk."""
     p, q = _problem(300)
-    est = estimate_w1(p, q, critic={"eval_every": 20, "family": ("linear", "peaks")}, trainer={"devices": 3, "accelerator": "cpu"}, steps=40, progress=False)  # fmt: skip
+    critic = {"eval_every": 20, "family": ("linear", "peaks")}
+    trainer = {"devices": 3, "accelerator": "cpu"}
+    est = estimate_w1(p, q, critic=critic, trainer=trainer, steps=40, progress=False)
     assert est.steps == 40 and est.n_holdout_p == est.n_holdout_q == 60
     assert 0.5 < est.value <= 1.5 and est.lipschitz_bound <= 1 + 1e-6
 
@@ -112,5 +116,6 @@ def test_held_out_scoring_is_reduced_across_processes():
     # and both equal the direct computation on the whole held-out part
     from wgan_lip.w1 import dual_stats
 
-    value, _, _ = dual_stats(module.critic, *dm.part("holdout")).interval(results[1]["test/lip"])
+    critic = module.critic.member(0)  # the family of one's critic, in the data's units
+    value, _, _ = dual_stats(critic, *dm.part("holdout")).interval(results[1]["test/lip"])
     assert results[2]["test/w1"] == pytest.approx(value, rel=1e-6)

@@ -80,7 +80,8 @@ def test_critic_works_in_the_users_units():
 @pytest.mark.parametrize("critic", ["gp", "lp", "sn", "clip"])
 def test_baselines_run_and_are_not_certified(critic):
     prob = Translation(2, 1.0)
-    est = estimate_w1(prob.sample_p(400, 0), prob.sample_q(400, 0), critic={"name": critic, "eval_every": 50}, steps=100, **FAST)  # fmt: skip
+    spec = {"name": critic, "eval_every": 50}
+    est = estimate_w1(prob.sample_p(400, 0), prob.sample_q(400, 0), critic=spec, steps=100, **FAST)
     assert not est.certified
     assert all(math.isfinite(v) for v in (est.value, est.ci_low, est.ci_high, est.train_value))
     assert est.lipschitz_bound > 0 and est.steps == 100

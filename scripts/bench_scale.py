@@ -133,8 +133,8 @@ def ddp_scaling(p: str, q: str, steps: int, repeats: int, batch_size: int) -> di
     from wgan_lip import estimate_w1
 
     def once(devices: int) -> float:
-        est = estimate_w1(p, q, steps=steps, progress=False, devices=devices,
-                          accelerator="cpu", batch_size=batch_size, holdout=0.01)  # fmt: skip
+        est = estimate_w1(p, q, steps=steps, progress=False, batch_size=batch_size,
+                          holdout=0.01, trainer={"devices": devices, "accelerator": "cpu"})  # fmt: skip
         return est.steps / est.train_seconds
 
     once(1)  # warm-up (imports, page cache)

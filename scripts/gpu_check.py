@@ -335,8 +335,9 @@ def part_w1(ctx: Context) -> dict:
     gen_s = time.perf_counter() - t0
     exact = float(shift.double().norm())
     t0 = time.perf_counter()
-    est = estimate_w1(p, q, steps=s.w1_steps, max_time=lightning_time(seconds), seed=0,
-                      progress=False, accelerator=ctx.accelerator, devices=1)  # fmt: skip
+    est = estimate_w1(p, q, steps=s.w1_steps, seed=0, progress=False,
+                      trainer={"max_time": lightning_time(seconds),
+                               "accelerator": ctx.accelerator, "devices": 1})  # fmt: skip
     wall = time.perf_counter() - t0
     out = {k: v for k, v in est.to_dict().items()
            if k in ("value", "ci_low", "ci_high", "train_value", "lipschitz_bound", "n_p", "n_q",
@@ -504,8 +505,8 @@ def ddp_child(accelerator: str, n: int) -> None:
     prob = Translation(32, 1.0)
     p, q = prob.sample_p(n, 0), prob.sample_q(n, 0)
     t0 = time.perf_counter()
-    est = estimate_w1(p, q, steps=300, seed=0, progress=False, accelerator=accelerator,
-                      devices=2)  # fmt: skip
+    est = estimate_w1(p, q, steps=300, seed=0, progress=False,
+                      trainer={"accelerator": accelerator, "devices": 2})  # fmt: skip
     d = est.to_dict()
     print(dumps_strict(finite({
         "problem": f"translation d=32, |s| = 1, {n} x {n}", "exact_w1": prob.w1,

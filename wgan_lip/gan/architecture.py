@@ -181,7 +181,7 @@ class GANOptimizer(_Section):
         True
         >>> GANOptimizer(lr=1e-3).settings("clip")
         ConstraintDefaults(optimizer='rmsprop', lr=0.001, betas=(0.0, 0.9), n_critic=5,
-        penalty_weight=0.0, clip_value=0.01)
+        penalty_weight=0.0, clip_value=0.01, estimate_lr=None)
     """
 
     SECTION = "optimizer"

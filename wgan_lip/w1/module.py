@@ -26,11 +26,6 @@ from .family import DEFAULT_FAMILY, CriticFamily
 from .loss import Z95, global_kr_dual
 from .names import CRITICS, SINGLE_CRITICS, CriticName
 
-# W1's own learning rate per optimizer kind (tuned for the KR objective in normalized units);
-# an optimizer kind without one (RMSprop: clip) takes its constraint's paper rate
-W1_LR = {"adam": 1e-3}
-
-
 class W1Critic(L.LightningModule):
     """Train a critic ``f`` to maximize ``E_P f - E_Q f`` on batches ``(x_p, x_q)``.
 
@@ -102,11 +97,39 @@ class W1Critic(L.LightningModule):
         d = self.constraint.defaults
         self.penalty_weight = d.penalty_weight if penalty_weight is None else penalty_weight
         self.clip_value = d.clip_value if clip_value is None else clip_value
-        self.lr = lr or W1_LR.get(d.optimizer, d.lr)
+        self.lr = lr or d.w1_lr
         self.critic: CriticFamily | None = None
         if input_shape is not None:
             self._build(input_shape)
         self._stats = _ScoreSums(1)
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):  # type: ignore[override]
+        """Lightning's loader, for checkpoints of every layout: older ones kept the network's
+        ``widths``, ``group_size`` and ``channels`` flat; they become the ``network`` spec of
+        the very network they were trained as (see :func:`migrate_hparams`)."""
+        if "network" not in kwargs and not hasattr(checkpoint_path, "read"):
+            try:  # as safely as Lightning reads it; mmap: only the hparams are read here
+                saved = torch.load(checkpoint_path, map_location="cpu", mmap=True,
+                                   weights_only=kwargs.get("weights_only"))  # fmt: skip
+                hparams = dict(saved.get("hyper_parameters", {}))
+            except Exception:  # Lightning reads it again and says what is wrong
+                hparams = {}
+            if "network" not in hparams and hparams.get("critic", "family") != "family":
+                kwargs["network"] = migrate_hparams(hparams)["network"]
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # a single critic sits in a family of one now: older checkpoints held its network at
+        # critic.net (no per-member bookkeeping): move it, keep the fresh bookkeeping
+        if self.critic is not None and any(k.startswith("critic.net.") for k in state_dict):
+            state_dict = {
+                (f"critic.groups.network.{k[len('critic.'):]}" if k.startswith("critic.net.")
+                 else k): v for k, v in state_dict.items()
+            }  # fmt: skip
+            for name, value in self.critic.state_dict().items():
+                state_dict.setdefault(f"critic.{name}", value)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _build(self, input_shape: Sequence[int]) -> None:
         h = self.hparams
@@ -274,3 +297,43 @@ class _ScoreSums:
         mean = total / n
         var = (sq / n - mean * mean).clamp_min(0) * n / (n - 1).clamp_min(1)
         return mean[0] - mean[1], (var[0] / n[0] + var[1] / n[1]).sqrt()
+
+
+def migrate_hparams(hparams: Mapping) -> dict:
+    """A W1 critic's saved hyperparameters with older flat network keys moved into ``network``.
+
+    Older checkpoints kept ``widths``, ``group_size`` and ``channels`` flat; they become the
+    ``network`` spec that builds the same network: for ``bcop`` the channels and the first
+    width as the head, for the MLP critics the widths. Hyperparameters that already have a
+    ``network`` come back unchanged (as a new dict).
+
+    Args:
+        hparams: the saved hyperparameters (not modified).
+
+    Returns:
+        A new dict, without the flat keys, with ``network`` (None when nothing was set).
+
+    Example:
+        >>> from wgan_lip.w1.module import migrate_hparams
+        >>> migrate_hparams({"critic": "bcop", "widths": (64, 64), "group_size": 2,
+        ...                  "channels": (4, 8)})["network"]
+        {'widths': [64], 'channels': [4, 8], 'group_size': 2}
+    """
+    out = dict(hparams)
+    flat = {k: out.pop(k) for k in ("widths", "group_size", "channels") if k in out}
+    if "network" in out or not flat:
+        out.setdefault("network", None)
+        return out
+    network: dict = {}
+    widths = flat.get("widths")
+    if out.get("critic") == "bcop":
+        if widths:
+            network["widths"] = [int(widths[0])]
+        if flat.get("channels") is not None:
+            network["channels"] = [int(c) for c in flat["channels"]]
+    elif widths is not None:
+        network["widths"] = [int(w) for w in widths]
+    if flat.get("group_size") is not None:
+        network["group_size"] = int(flat["group_size"])
+    out["network"] = network or None
+    return out

@@ -187,6 +187,127 @@ def test_the_hard_wgan_refuses_an_uncertified_layer_in_one_line(name, data_root,
     assert not run.exists()
 
 
+# ----- W1: estimate_w1, the command line and YAML -----
+
+
+def _w1_samples(image: bool, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    shape = (n, 1, 8, 8) if image else (n, 3)
+    p = rng.normal(size=shape).astype(np.float32)
+    return p, (rng.normal(size=shape) + 0.5).astype(np.float32)
+
+
+def _w1_critic(name: str, image: bool) -> str:
+    if LAYERS[name].certified:
+        return "bcop" if image else "groupsort"
+    return _baseline(name)
+
+
+def _w1_cases():
+    for name in _linear_layers():
+        yield pytest.param(name, False, id=f"mlp-{name}")
+    for name in _conv_layers():
+        yield pytest.param(name, True, id=f"convnet-{name}")
+
+
+def _check_estimate(est, image: bool) -> None:
+    p, _ = _w1_samples(image, 8)
+    x = torch.as_tensor(p, dtype=torch.float64)
+    _check_bound(est.critic, x, est.lipschitz_bound)
+    if est.certified:  # 1-Lipschitz by construction: the bound is 1 up to rounding
+        assert est.lipschitz_bound <= 1 + 1e-3
+
+
+@pytest.mark.parametrize(("name", "image"), list(_w1_cases()))
+def test_every_layer_reaches_estimate_w1(name, image):
+    from wgan_lip import estimate_w1
+
+    p, q = _w1_samples(image)
+    network = _convnet(name) if image else _mlp(name)
+    critic = _w1_critic(name, image)
+    est = estimate_w1(p, q, critic={"name": critic, "eval_every": 10}, network=network,
+                      steps=20, progress=False)  # fmt: skip
+    assert est.certified == LAYERS[name].certified
+    modules = {type(m).__name__.lower() for m in est.critic.modules()}
+    assert any(name.replace("_", "") in m for m in modules) or name in ("sll", "sn_kernel", "plain")
+    _check_estimate(est, image)
+
+
+@pytest.mark.parametrize("name", [n for n in _linear_layers() if LAYERS[n].certified])
+def test_every_certified_dense_layer_is_a_family_member(name):
+    from wgan_lip import estimate_w1
+
+    p, q = _w1_samples(False)
+    member = f"mlp:8x2:maxmin:{name}"
+    est = estimate_w1(p, q, critic={"name": "family", "family": ["linear", member],
+                                    "eval_every": 10}, steps=20, progress=False)  # fmt: skip
+    assert member in est.monitor_values
+    _check_estimate(est, False)
+
+
+@pytest.mark.parametrize(("name", "image"), list(_w1_cases()))
+def test_every_layer_reaches_the_w1_command(name, image, tmp_path, capsys):
+    p, q = _w1_samples(image)
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "q.npy", q)
+    network = _convnet(name) if image else _mlp(name)
+    args = ["w1", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"), "--steps", "20",
+            "--no-progress", "--json", "--critic", _w1_critic(name, image),
+            "--network", json.dumps(network)]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["certified"] == LAYERS[name].certified
+    assert report["lipschitz_bound"] > 0
+    if report["certified"]:
+        assert report["lipschitz_bound"] <= 1 + 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(n for n, k in LAYERS.items() if not k.certified))
+def test_a_certified_w1_critic_refuses_an_uncertified_layer(name, tmp_path, capsys):
+    image = LAYERS[name].linear is None
+    p, q = _w1_samples(image)
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "q.npy", q)
+    flag = ["--conv", name] if image else ["--linear", name]
+    critic = "bcop" if image else "groupsort"
+    code = main(["w1", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"), "--critic", critic,
+                 *flag, "--no-progress"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and name in err[0], err
+
+
+@pytest.mark.parametrize(("name", "image"), list(_w1_cases()))
+def test_every_layer_reaches_the_w1_module_from_yaml(name, image, tmp_path):
+    from wgan_lip.w1 import W1Critic
+
+    network = _convnet(name) if image else _mlp(name)
+    data = ({"class_path": "wgan_lip.w1.KnownW1DataModule",
+             "init_args": {"problem": "translation", "dim": 3, "n": 300, "batch_size": 64,
+                           "eval_every": 5}}
+            if not image else None)  # fmt: skip
+    if image:
+        p, q = _w1_samples(True)
+        np.save(tmp_path / "p.npy", p)
+        np.save(tmp_path / "q.npy", q)
+        data = {"class_path": "wgan_lip.w1.TwoSampleDataModule",
+                "init_args": {"p": str(tmp_path / "p.npy"), "q": str(tmp_path / "q.npy"),
+                              "batch_size": 64, "eval_every": 5}}  # fmt: skip
+    config = {
+        "seed_everything": 0,
+        "model": {"class_path": "wgan_lip.w1.W1Critic",
+                  "init_args": {"critic": _w1_critic(name, image), "network": network}},
+        "data": data,
+        "trainer": {**QUIET, "max_steps": 10, "max_epochs": -1, "num_sanity_val_steps": 0,
+                    "accelerator": "cpu"},
+    }  # fmt: skip
+    module = W1Critic.load_from_checkpoint(_fit(tmp_path, config), map_location="cpu")
+    assert module.critic.certified == LAYERS[name].certified
+    x = torch.as_tensor(_w1_samples(image, 8)[0], dtype=torch.float64)
+    net = module.critic.member(0).double().eval()  # a family of one
+    _check_bound(net, x, net.lipschitz_bound())
+
+
 # ----- a layer added at run time reaches every job -----
 
 
@@ -227,3 +348,22 @@ def test_a_new_layer_reaches_the_wgan(new_layer, data_root, tmp_path):
     assert any(isinstance(m, FrobeniusLinear) for m in critic.modules())
     net = critic.double().eval()
     _check_bound(net, torch.randn(4, 2, dtype=torch.float64), net.lipschitz_bound())
+
+
+def test_a_new_layer_reaches_w1(new_layer, tmp_path, capsys):
+    from wgan_lip import estimate_w1
+
+    p, q = _w1_samples(False)
+    est = estimate_w1(p, q, critic={"name": "groupsort", "eval_every": 10},
+                      network=_mlp(new_layer), steps=20, progress=False)  # fmt: skip
+    assert any(isinstance(m, FrobeniusLinear) for m in est.critic.modules())
+    _check_estimate(est, False)
+    family = estimate_w1(p, q, critic={"name": "family", "family": ["mlp:8x2:maxmin:frobenius"],
+                                       "eval_every": 10}, steps=20, progress=False)  # fmt: skip
+    assert "mlp:8x2:maxmin:frobenius" in family.monitor_values
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "q.npy", q)
+    args = ["w1", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"), "--steps", "20",
+            "--no-progress", "--json", "--critic", "groupsort", "--linear", new_layer]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["certified"] is True

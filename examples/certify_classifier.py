@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
             opt.step()
 
     xt, yt = bands(300, seed=1)
-    report = certify(model.net, xt, yt, args.eps, attack="pgd", attack_steps=20,
-                     attack_restarts=2)  # fmt: skip
+    report = certify(model.net, xt, yt, args.eps, attack="pgd", attack_steps=20, attack_restarts=2)
     print(f"clean accuracy {report.clean:.3f}, Lipschitz bound {report.lipschitz_bound:.4f}")
     print("  eps   certified  attacked  violations")
     for r in report.radii:

@@ -56,8 +56,10 @@ def main(argv: list[str] | None = None) -> dict:
         xp, xq = load_samples(p, name="P").data, load_samples(q, name="Q").data
 
     exact = exact_w1(xp.flatten(1)[:1000], xq.flatten(1)[:1000])
-    print(f"certified W1 >= {est.value:.3f}  (95% CI [{est.ci_low:.3f}, {est.ci_high:.3f}], "
-          f"critic {est.critic_name}, L = {est.lipschitz_bound:.4f})")  # fmt: skip
+    print(
+        f"certified W1 >= {est.value:.3f}  (95% CI [{est.ci_low:.3f}, {est.ci_high:.3f}], "
+        f"critic {est.critic_name}, L = {est.lipschitz_bound:.4f})"
+    )
     print(f"exact W1 of the two samples (POT, first 1,000 each): {exact:.3f}")
 
     with torch.no_grad():
@@ -65,8 +67,12 @@ def main(argv: list[str] | None = None) -> dict:
         sq = est.critic(xq).flatten()
     plot_extremes(xp, sp, xq, sq, args.out)
     print(f"most and least typical images: {args.out}")
-    return {"value": est.value, "ci": (est.ci_low, est.ci_high), "exact": exact,
-            "figure": str(args.out)}  # fmt: skip
+    return {
+        "value": est.value,
+        "ci": (est.ci_low, est.ci_high),
+        "exact": exact,
+        "figure": str(args.out),
+    }
 
 
 def plot_extremes(xp, sp, xq, sq, out: Path, k: int = 6) -> None:
@@ -76,10 +82,12 @@ def plot_extremes(xp, sp, xq, sq, out: Path, k: int = 6) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [("P, highest", xp[sp.argsort(descending=True)[:k]]),
-            ("P, lowest", xp[sp.argsort()[:k]]),
-            ("Q, highest", xq[sq.argsort(descending=True)[:k]]),
-            ("Q, lowest", xq[sq.argsort()[:k]])]  # fmt: skip
+    rows = [
+        ("P, highest", xp[sp.argsort(descending=True)[:k]]),
+        ("P, lowest", xp[sp.argsort()[:k]]),
+        ("Q, highest", xq[sq.argsort(descending=True)[:k]]),
+        ("Q, lowest", xq[sq.argsort()[:k]]),
+    ]
     fig, axes = plt.subplots(len(rows), k, figsize=(1.3 * k, 1.4 * len(rows)))
     for r, (title, imgs) in enumerate(rows):
         for c in range(k):

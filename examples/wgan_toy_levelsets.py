@@ -20,10 +20,12 @@ import torch
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--toy", default="8gaussians",
-                        choices=["8gaussians", "25gaussians", "swissroll"])  # fmt: skip
-    parser.add_argument("--steps", type=int, default=1500,
-                        help="critic steps (5 per generator step)")  # fmt: skip
+    parser.add_argument(
+        "--toy", default="8gaussians", choices=["8gaussians", "25gaussians", "swissroll"]
+    )
+    parser.add_argument(
+        "--steps", type=int, default=1500, help="critic steps (5 per generator step)"
+    )
     parser.add_argument("--out", type=Path, default=Path("wgan_toy_levelsets.png"))
     args = parser.parse_args(argv)
 
@@ -37,11 +39,22 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.manual_seed(0)
     data = ToyDataModule(args.toy, n_train=20_000, n_val=2_000)
-    model = WGAN("hard", data_shape=(2,), sampling=GANSampling(ema_decay=0.999),
-                 architecture=GANArchitecture(critic={"widths": [128, 128, 128]}))  # fmt: skip
-    trainer = L.Trainer(max_steps=args.steps * 6 // 5, accelerator="cpu", devices=1,
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    model = WGAN(
+        "hard",
+        data_shape=(2,),
+        sampling=GANSampling(ema_decay=0.999),
+        architecture=GANArchitecture(critic={"widths": [128, 128, 128]}),
+    )
+    trainer = L.Trainer(
+        max_steps=args.steps * 6 // 5,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(model, datamodule=data)
 
     real = data.val_set
@@ -53,12 +66,15 @@ def main(argv: list[str] | None = None) -> dict:
     exact = exact_w1_metric(fake, real, max_samples=2000)
     print(f"{args.toy}: {model.generator_step} generator steps")
     print(f"  training critic, certified dual value: {dual:.3f}")
-    print(f"  fresh certified estimate:              {fresh.value:.3f} "
-          f"[{fresh.ci_low:.3f}, {fresh.ci_high:.3f}]")  # fmt: skip
+    print(
+        f"  fresh certified estimate:              {fresh.value:.3f} "
+        f"[{fresh.ci_low:.3f}, {fresh.ci_high:.3f}]"
+    )
     print(f"  exact W1 (POT):                        {exact:.3f}")
 
-    fig = critic_figure(critic, real, fake, title=f"{args.toy}: exact W1 {exact:.3f}",
-                        labels=("real", "generated"))  # fmt: skip
+    fig = critic_figure(
+        critic, real, fake, title=f"{args.toy}: exact W1 {exact:.3f}", labels=("real", "generated")
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=100)
     print(f"level sets: {args.out}")

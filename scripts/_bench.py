@@ -386,14 +386,24 @@ def train_one(module, dm, seconds: float, snapshots: int, snapshot, **trainer_kw
 
     budget = _time_budget_class()(seconds, snapshots, snapshot)
     settings = dict(
-        max_steps=-1, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        limit_val_batches=0, num_sanity_val_steps=0,
-    )  # fmt: skip
+        max_steps=-1,
+        max_epochs=-1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
     trainer = L.Trainer(**{**settings, **trainer_kw}, callbacks=[budget])
     trainer.fit(module, datamodule=dm)
-    return {"train_seconds": budget.elapsed, "critic_steps": module.critic_step,
-            "generator_steps": module.generator_step}  # fmt: skip
+    return {
+        "train_seconds": budget.elapsed,
+        "critic_steps": module.critic_step,
+        "generator_steps": module.generator_step,
+    }
 
 
 @torch.no_grad()

@@ -66,18 +66,27 @@ HARD_TUNED_TOY: dict = {
 # (critic 256^3, generator 16 channels, n_critic 1, reused fakes, batch 128 at Adam 1e-3;
 # scripts/bench_gan_mnist_sweep.py); the rows keep the settings they ran with.
 HARD_MNIST_CPU: dict = {
-    "n_critic": 2, "lr_critic": 5e-4, "lr_generator": 5e-4, "betas": (0.5, 0.9),
+    "n_critic": 2,
+    "lr_critic": 5e-4,
+    "lr_generator": 5e-4,
+    "betas": (0.5, 0.9),
     "ema_decay": 0.999,
-    "architecture": {"latent_dim": 128, "image_critic": "mlp", "critic_widths": [512, 512, 512],
-                     "generator_base_channels": 32},
-}  # fmt: skip
+    "architecture": {
+        "latent_dim": 128,
+        "image_critic": "mlp",
+        "critic_widths": [512, 512, 512],
+        "generator_base_channels": 32,
+    },
+}
 TOY_SETTINGS = {"hard": HARD_TUNED_TOY}
 MNIST_SETTINGS = {"hard": HARD_MNIST_CPU}  # what the toy benchmark runs; others: paper defaults
 SWEEP_SEED = 100
 STAGE1 = [{"n_critic": n, "lr_critic": lr} for n in (5, 2, 1) for lr in (1e-4, 5e-4, 1e-3)]
-STAGE2 = [{"architecture": {"critic_widths": [128, 128, 128]}},
-          {"architecture": {"critic_widths": [512, 512]}},
-          {"architecture": {"group_size": 4}}]  # fmt: skip
+STAGE2 = [
+    {"architecture": {"critic_widths": [128, 128, 128]}},
+    {"architecture": {"critic_widths": [512, 512]}},
+    {"architecture": {"group_size": 4}},
+]
 
 
 def sections(constraint: str, shape: Sequence[int], settings: dict) -> dict:
@@ -140,24 +149,42 @@ def bench_steps(kind: str, rounds: int, generator_rounds: int, data_root: str | 
             timer.recording = r > 0
             n = module.settings.n_critic
             trainer = L.Trainer(
-                max_steps=generator_rounds * (n + 1), max_epochs=-1, accelerator="cpu",
-                devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+                max_steps=generator_rounds * (n + 1),
+                max_epochs=-1,
+                accelerator="cpu",
+                devices=1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                limit_val_batches=0,
+                num_sanity_val_steps=0,
                 callbacks=[timer],
-            )  # fmt: skip
+            )
             trainer.fit(module, datamodule=dm)
     rows = []
     for label, constraint, kw in cases:
         t, m = timers[label], modules[label]
         critic = statistics.median(t.critic)
-        rows.append({"data": kind, "case": label, "constraint": constraint, "settings": kw,
-                     "n_critic": m.settings.n_critic, "critic_step_ms": 1e3 * critic,
-                     "generator_step_ms": 1e3 * (statistics.median(t.with_generator) - critic),
-                     "round_ms": 1e3 * (critic * (m.settings.n_critic - 1)
-                                        + statistics.median(t.with_generator)),
-                     "samples": len(t.critic)})  # fmt: skip
-        print(f"steps {kind:5s} {label:13s} critic {rows[-1]['critic_step_ms']:.2f} ms, generator "
-              f"{rows[-1]['generator_step_ms']:.2f} ms", flush=True)  # fmt: skip
+        rows.append(
+            {
+                "data": kind,
+                "case": label,
+                "constraint": constraint,
+                "settings": kw,
+                "n_critic": m.settings.n_critic,
+                "critic_step_ms": 1e3 * critic,
+                "generator_step_ms": 1e3 * (statistics.median(t.with_generator) - critic),
+                "round_ms": 1e3
+                * (critic * (m.settings.n_critic - 1) + statistics.median(t.with_generator)),
+                "samples": len(t.critic),
+            }
+        )
+        print(
+            f"steps {kind:5s} {label:13s} critic {rows[-1]['critic_step_ms']:.2f} ms, generator "
+            f"{rows[-1]['generator_step_ms']:.2f} ms",
+            flush=True,
+        )
     gp = next(r for r in rows if r["case"] == "gp")
     for r in rows:
         r["critic_step_vs_gp"] = r["critic_step_ms"] / gp["critic_step_ms"]
@@ -209,33 +236,46 @@ def bench_toys(
 
                 def snapshot(m: WGAN, elapsed: float, real=real, trace=trace, seed=seed) -> None:
                     fake = m.generate(len(real))
-                    point = {"seconds": elapsed, "generator_steps": m.generator_step,
-                             "exact_w1": exact_w1_metric(fake, real, max_samples=2000,
-                                                         seed=seed)}  # fmt: skip
+                    point = {
+                        "seconds": elapsed,
+                        "generator_steps": m.generator_step,
+                        "exact_w1": exact_w1_metric(fake, real, max_samples=2000, seed=seed),
+                    }
                     if m.hparams.constraint == "hard":
                         point["critic_w1_certified"] = critic_certified(m, real, fake)
                         with torch.enable_grad():
-                            est = certified_w1_metric(fake, real, steps=300, max_samples=2000,
-                                                      seed=seed)  # fmt: skip
+                            est = certified_w1_metric(
+                                fake, real, steps=300, max_samples=2000, seed=seed
+                            )
                         point["estimate_w1"] = est.value
                     trace.append(point)
 
                 info = train_one(module, dm, seconds, snapshots, snapshot)
                 fake = module.generate(len(real))
-                row = {"dataset": name, "constraint": constraint, "seed": seed,
-                       "settings": settings.get(constraint, {}), **info,
-                       "exact_w1": exact_w1_metric(fake, real, max_samples=5000, seed=seed),
-                       "trace": trace}  # fmt: skip
+                row = {
+                    "dataset": name,
+                    "constraint": constraint,
+                    "seed": seed,
+                    "settings": settings.get(constraint, {}),
+                    **info,
+                    "exact_w1": exact_w1_metric(fake, real, max_samples=5000, seed=seed),
+                    "trace": trace,
+                }
                 if seed == 0 and settings is TOY_SETTINGS:
                     PNG.mkdir(parents=True, exist_ok=True)
                     from torchvision.utils import save_image
 
                     title = f"{name}, {constraint}: exact W1 {row['exact_w1']:.3f}"
-                    save_image(toy_scatter(module.critic, real, fake[:2000], title),
-                               PNG / f"{name}_{constraint}.png")  # fmt: skip
+                    save_image(
+                        toy_scatter(module.critic, real, fake[:2000], title),
+                        PNG / f"{name}_{constraint}.png",
+                    )
                 rows.append(row)
-                print(f"{name:12s} seed {seed} {constraint:5s} W1 {row['exact_w1']:.4f} "
-                      f"({info['generator_steps']} G steps)", flush=True)  # fmt: skip
+                print(
+                    f"{name:12s} seed {seed} {constraint:5s} W1 {row['exact_w1']:.4f} "
+                    f"({info['generator_steps']} G steps)",
+                    flush=True,
+                )
     return rows
 
 
@@ -246,8 +286,9 @@ def toy_run(name: str, seed: int, constraint: str, kw: dict, seconds: float) -> 
     dm.setup()
     module = WGAN(**sections(constraint, (2,), {"eval_seed": seed, **kw}))
     train_one(module, dm, seconds, 1, lambda m, t: None)
-    return exact_w1_metric(module.generate(len(dm.val_set)), dm.val_set, max_samples=5000,
-                           seed=seed)  # fmt: skip
+    return exact_w1_metric(
+        module.generate(len(dm.val_set)), dm.val_set, max_samples=5000, seed=seed
+    )
 
 
 EMA_DECAYS = (0.0, 0.99, 0.995, 0.999)
@@ -260,14 +301,21 @@ def bench_sweep_ema(names: list[str], seconds: float, base: dict) -> dict:
     rows = []
     for decay in EMA_DECAYS:
         kw = {**base, "ema_decay": decay}
-        w1 = {f"{n}/{seed}": toy_run(n, seed, "hard", kw, seconds)
-              for seed in EMA_SWEEP_SEEDS for n in names}  # fmt: skip
-        rows.append({"settings": kw, "exact_w1": w1,
-                     "mean": statistics.fmean(w1.values())})  # fmt: skip
+        w1 = {
+            f"{n}/{seed}": toy_run(n, seed, "hard", kw, seconds)
+            for seed in EMA_SWEEP_SEEDS
+            for n in names
+        }
+        rows.append({"settings": kw, "exact_w1": w1, "mean": statistics.fmean(w1.values())})
         print(f"sweep_ema {decay}: mean {rows[-1]['mean']:.4f}", flush=True)
     best = min(rows, key=lambda r: r["mean"])
-    return {"seeds": list(EMA_SWEEP_SEEDS), "seconds": seconds, "toys": names, "rows": rows,
-            "winner": best["settings"]}  # fmt: skip
+    return {
+        "seeds": list(EMA_SWEEP_SEEDS),
+        "seconds": seconds,
+        "toys": names,
+        "rows": rows,
+        "winner": best["settings"],
+    }
 
 
 def bench_sweep(names: list[str], seconds: float) -> dict:
@@ -280,12 +328,16 @@ def bench_sweep(names: list[str], seconds: float) -> dict:
         for change in stage:
             kw = {**base, **change}
             if "architecture" in base or "architecture" in change:
-                kw["architecture"] = {**base.get("architecture", {}),
-                                      **change.get("architecture", {})}  # fmt: skip
+                kw["architecture"] = {
+                    **base.get("architecture", {}),
+                    **change.get("architecture", {}),
+                }
             w1 = {n: toy_run(n, SWEEP_SEED, "hard", kw, seconds) for n in names}
             rows.append({"settings": kw, "exact_w1": w1})
-            print(f"sweep {dumps_strict(kw)}: " + ", ".join(f"{n} {v:.3f}" for n, v in w1.items()),
-                  flush=True)  # fmt: skip
+            print(
+                f"sweep {dumps_strict(kw)}: " + ", ".join(f"{n} {v:.3f}" for n, v in w1.items()),
+                flush=True,
+            )
         return rows
 
     def best(rows: list[dict]) -> dict:
@@ -303,8 +355,7 @@ def bench_sweep(names: list[str], seconds: float) -> dict:
     stage2 = run(STAGE2, winner1)
     rows = stage1 + [r for r in stage2]
     winner = best([next(r for r in stage1 if r["settings"] == winner1), *stage2])
-    return {"seed": SWEEP_SEED, "seconds": seconds, "toys": names, "rows": rows,
-            "winner": winner}  # fmt: skip
+    return {"seed": SWEEP_SEED, "seconds": seconds, "toys": names, "rows": rows, "winner": winner}
 
 
 def feature_net_for(dataset: str, data_root: str | None):
@@ -333,11 +384,18 @@ def bench_mnist(seconds: float, data_root: str | None, eval_n: int, seeds: list[
             fake = module.generate(len(real))
             scores = classifier_fid_kid(fake, real, feature_net)
             classes = confident_classes(module.generate(10_000), feature_net)
-            row = {"dataset": "mnist", "constraint": constraint, "seed": seed, "settings": kw,
-                   **info, **scores, "confident": classes["confident"],
-                   "min_class_share": classes["min_class_share"],
-                   "exact_w1": exact_w1_metric(fake, real, max_samples=eval_n, seed=seed),
-                   "feature_net": feature_path}  # fmt: skip
+            row = {
+                "dataset": "mnist",
+                "constraint": constraint,
+                "seed": seed,
+                "settings": kw,
+                **info,
+                **scores,
+                "confident": classes["confident"],
+                "min_class_share": classes["min_class_share"],
+                "exact_w1": exact_w1_metric(fake, real, max_samples=eval_n, seed=seed),
+                "feature_net": feature_path,
+            }
             if constraint == "hard":
                 row["critic_w1_certified"] = critic_certified(module, real, fake)
             if seed == 0:
@@ -346,9 +404,12 @@ def bench_mnist(seconds: float, data_root: str | None, eval_n: int, seeds: list[
 
                 save_image(sample_grid(fake[:64]), PNG / f"mnist_{constraint}.png")
             rows.append(row)
-            print(f"mnist seed {seed} {constraint:5s} classifier-FID {row['classifier_fid']:.2f} "
-                  f"W1 {row['exact_w1']:.3f} confident {row['confident']:.3f} "
-                  f"({info['generator_steps']} G steps)", flush=True)  # fmt: skip
+            print(
+                f"mnist seed {seed} {constraint:5s} classifier-FID {row['classifier_fid']:.2f} "
+                f"W1 {row['exact_w1']:.3f} confident {row['confident']:.3f} "
+                f"({info['generator_steps']} G steps)",
+                flush=True,
+            )
     return rows
 
 
@@ -387,9 +448,13 @@ def summarize(results: dict) -> dict:
             per_run.append(pearson(x, y))
         if xs:
             finite = [r for r in per_run if math.isfinite(r)]
-            corr[key] = {"pearson_pooled": pearson(xs, ys), "spearman_pooled": spearman(xs, ys),
-                         "pearson_per_run_median": statistics.median(finite) if finite else None,
-                         "points": len(xs), "runs": len(per_run)}  # fmt: skip
+            corr[key] = {
+                "pearson_pooled": pearson(xs, ys),
+                "spearman_pooled": spearman(xs, ys),
+                "pearson_per_run_median": statistics.median(finite) if finite else None,
+                "points": len(xs),
+                "runs": len(per_run),
+            }
     out = {"toys": summary, "correlation_with_exact_w1": corr}
     if results.get("toys_ema"):
         out["toys_ema"] = toy_medians(results["toys_ema"])
@@ -397,23 +462,30 @@ def summarize(results: dict) -> dict:
 
 
 def step_table(rows: list[dict]) -> list[str]:
-    lines = ["Per-step wall time (median over alternated rounds after a warm-up; one thread): a "
-             "critic step, the extra cost of a generator step, and critic step / gp's.", "",
-             "| data | case | n_critic | critic step (ms) | generator step (ms) "
-             "| critic step / gp |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "Per-step wall time (median over alternated rounds after a warm-up; one thread): a "
+        "critic step, the extra cost of a generator step, and critic step / gp's.",
+        "",
+        "| data | case | n_critic | critic step (ms) | generator step (ms) | critic step / gp |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['data']} | {r['case']} | {r['n_critic']} | {r['critic_step_ms']:.2f} | "
-                     f"{r['generator_step_ms']:.2f} | {r['critic_step_vs_gp']:.2f} |")  # fmt: skip
+        lines.append(
+            f"| {r['data']} | {r['case']} | {r['n_critic']} | {r['critic_step_ms']:.2f} | "
+            f"{r['generator_step_ms']:.2f} | {r['critic_step_vs_gp']:.2f} |"
+        )
     return lines
 
 
 def sweep_table(sweep: dict) -> list[str]:
     names = sweep["toys"]
-    lines = [f"Hard-critic sweep (tuning seed {sweep['seed']}, {sweep['seconds']:g} s each; exact "
-             "W1, lower is better; winner by mean rank over the toys):", "",
-             "| settings | " + " | ".join(names) + " | mean rank |",
-             "|---|" + "---|" * (len(names) + 1)]  # fmt: skip
+    lines = [
+        f"Hard-critic sweep (tuning seed {sweep['seed']}, {sweep['seconds']:g} s each; exact "
+        "W1, lower is better; winner by mean rank over the toys):",
+        "",
+        "| settings | " + " | ".join(names) + " | mean rank |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
     for r in sweep["rows"]:
         rank = f"{r['mean_rank']:.2f}" if "mean_rank" in r else ""
         cells = " | ".join(f"{r['exact_w1'][n]:.3f}" for n in names)
@@ -431,10 +503,13 @@ def tables(results: dict) -> str:
     if results.get("sweep_ema"):
         sw = results["sweep_ema"]
         cols = list(sw["rows"][0]["exact_w1"])
-        lines += [f"Stage 3, the generator's moving average on the stage-2 winner (tuning seeds "
-                  f"{', '.join(map(str, sw['seeds']))}; {sw['seconds']:g} s each; exact W1):", "",
-                  "| ema_decay | " + " | ".join(cols) + " | mean |",
-                  "|---|" + "---|" * (len(cols) + 1)]  # fmt: skip
+        lines += [
+            f"Stage 3, the generator's moving average on the stage-2 winner (tuning seeds "
+            f"{', '.join(map(str, sw['seeds']))}; {sw['seconds']:g} s each; exact W1):",
+            "",
+            "| ema_decay | " + " | ".join(cols) + " | mean |",
+            "|---|" + "---|" * (len(cols) + 1),
+        ]
         for r in sw["rows"]:
             cells = " | ".join(f"{r['exact_w1'][c]:.3f}" for c in cols)
             lines.append(f"| {r['settings']['ema_decay']} | {cells} | {r['mean']:.3f} |")
@@ -442,10 +517,13 @@ def tables(results: dict) -> str:
     s = results.get("summary", {}).get("toys", {})
     if s:
         secs = results["config"]["toy_seconds"]
-        lines += [f"Toys: exact W1 (generated vs held-out real, 5,000 each), median [min, max] "
-                  f"over {results['config']['seeds']} seeds, {secs:g} s of training each.", "",
-                  "| dataset | " + " | ".join(CONSTRAINTS) + " |",
-                  "|---|" + "---|" * len(CONSTRAINTS)]  # fmt: skip
+        lines += [
+            f"Toys: exact W1 (generated vs held-out real, 5,000 each), median [min, max] "
+            f"over {results['config']['seeds']} seeds, {secs:g} s of training each.",
+            "",
+            "| dataset | " + " | ".join(CONSTRAINTS) + " |",
+            "|---|" + "---|" * len(CONSTRAINTS),
+        ]
         for ds in sorted({k.split("/")[0] for k in s}):
             cells = []
             for c in CONSTRAINTS:
@@ -456,26 +534,41 @@ def tables(results: dict) -> str:
         lines.append("| dataset | " + " | ".join(f"G steps {c}" for c in CONSTRAINTS) + " |")
         lines.append("|---|" + "---|" * len(CONSTRAINTS))
         for ds in sorted({k.split("/")[0] for k in s}):
-            cells = [f"{s[f'{ds}/{c}']['median_generator_steps']:.0f}" if f"{ds}/{c}" in s
-                     else "" for c in CONSTRAINTS]  # fmt: skip
+            cells = [
+                f"{s[f'{ds}/{c}']['median_generator_steps']:.0f}" if f"{ds}/{c}" in s else ""
+                for c in CONSTRAINTS
+            ]
             lines.append(f"| {ds} | " + " | ".join(cells) + " |")
         corr = results["summary"]["correlation_with_exact_w1"]
         if corr:
-            lines += ["", "Hard critic vs exact W1 over training (toy snapshots):", "",
-                      "| certified quantity | Pearson (pooled) | Spearman (pooled) | "
-                      "Pearson per run (median) | points |", "|---|---|---|---|---|"]  # fmt: skip
+            lines += [
+                "",
+                "Hard critic vs exact W1 over training (toy snapshots):",
+                "",
+                "| certified quantity | Pearson (pooled) | Spearman (pooled) | "
+                "Pearson per run (median) | points |",
+                "|---|---|---|---|---|",
+            ]
             for k, v in corr.items():
                 per = v["pearson_per_run_median"]
-                lines.append(f"| {k} | {v['pearson_pooled']:.3f} | {v['spearman_pooled']:.3f} | "
-                             f"{per:.3f} | {v['points']} |" if per is not None else "")  # fmt: skip
+                lines.append(
+                    f"| {k} | {v['pearson_pooled']:.3f} | {v['spearman_pooled']:.3f} | "
+                    f"{per:.3f} | {v['points']} |"
+                    if per is not None
+                    else ""
+                )
     ema = results.get("summary", {}).get("toys_ema", {})
     if ema:
         decay = results["toys_ema"][0]["settings"].get("ema_decay")
         names = sorted({k.split("/")[1] for k in ema}, key=CONSTRAINTS.index)
-        lines += ["", f"The closest baselines given the hard recipe's moving-average generator "
-                  f"(ema_decay {decay}), same seeds and time: median [min, max] exact W1.", "",
-                  "| dataset | hard (above) | " + " | ".join(f"{c} + EMA" for c in names) + " |",
-                  "|---|---|" + "---|" * len(names)]  # fmt: skip
+        lines += [
+            "",
+            f"The closest baselines given the hard recipe's moving-average generator "
+            f"(ema_decay {decay}), same seeds and time: median [min, max] exact W1.",
+            "",
+            "| dataset | hard (above) | " + " | ".join(f"{c} + EMA" for c in names) + " |",
+            "|---|---|" + "---|" * len(names),
+        ]
         for ds in sorted({k.split("/")[0] for k in ema}):
             hard = s.get(f"{ds}/hard")
             cells = [f"{hard['median']:.3f}" if hard else ""]
@@ -486,33 +579,46 @@ def tables(results: dict) -> str:
     mn = results.get("mnist", [])
     if mn:
         secs = results["config"]["mnist_seconds"]
-        lines += ["", f"MNIST, {secs:g} s of training each: classifier-FID and KID "
-                  f"(feature net trained on MNIST, see scripts/train_feature_net.py), exact W1 on "
-                  f"{results['config']['mnist_eval']:,} generated vs held-out images; confident: "
-                  "share of 10,000 samples classified with probability > 0.9.", "",
-                  "| seed | constraint | classifier-FID | KID | exact W1 | confident | "
-                  "smallest class | generator steps |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"MNIST, {secs:g} s of training each: classifier-FID and KID "
+            f"(feature net trained on MNIST, see scripts/train_feature_net.py), exact W1 on "
+            f"{results['config']['mnist_eval']:,} generated vs held-out images; confident: "
+            "share of 10,000 samples classified with probability > 0.9.",
+            "",
+            "| seed | constraint | classifier-FID | KID | exact W1 | confident | "
+            "smallest class | generator steps |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in mn:
             conf = f"{r['confident']:.3f}" if "confident" in r else ""
             small = f"{r['min_class_share']:.3f}" if "min_class_share" in r else ""
-            lines.append(f"| {r.get('seed', 0)} | {r['constraint']} | {r['classifier_fid']:.2f} | "
-                         f"{r['kid']:.4f} | {r['exact_w1']:.3f} | {conf} | {small} | "
-                         f"{r['generator_steps']} |")  # fmt: skip
+            lines.append(
+                f"| {r.get('seed', 0)} | {r['constraint']} | {r['classifier_fid']:.2f} | "
+                f"{r['kid']:.4f} | {r['exact_w1']:.3f} | {conf} | {small} | "
+                f"{r['generator_steps']} |"
+            )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sections", nargs="+", default=["steps", "toys", "mnist"],
-                        choices=["steps", "sweep", "sweep_ema", "toys", "toys_ema",
-                                 "mnist"])  # fmt: skip
-    parser.add_argument("--ema-baselines", nargs="+", default=["lp", "sn"],
-                        help="section toys_ema: these baselines with the hard recipe's "
-                        "ema_decay")  # fmt: skip
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=["steps", "toys", "mnist"],
+        choices=["steps", "sweep", "sweep_ema", "toys", "toys_ema", "mnist"],
+    )
+    parser.add_argument(
+        "--ema-baselines",
+        nargs="+",
+        default=["lp", "sn"],
+        help="section toys_ema: these baselines with the hard recipe's ema_decay",
+    )
     parser.add_argument("--toys", nargs="+", default=["8gaussians", "25gaussians", "swissroll"])
-    parser.add_argument("--step-data", nargs="+", default=["toy", "mnist"],
-                        choices=["toy", "mnist"])  # fmt: skip
+    parser.add_argument(
+        "--step-data", nargs="+", default=["toy", "mnist"], choices=["toy", "mnist"]
+    )
     parser.add_argument(
         "--step-rounds", type=int, default=5, help="timed rounds per case (after one warm-up round)"
     )
@@ -521,14 +627,22 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=6)
     parser.add_argument("--mnist-seconds", type=float, default=1200.0)
     parser.add_argument("--mnist-seeds", type=int, default=2)
-    parser.add_argument("--mnist-first-seed", type=int, default=0,
-                        help="MNIST seeds are first..first+seeds-1; rows of other seeds already "
-                        "in --out are kept, so seeds can run in separate processes")  # fmt: skip
+    parser.add_argument(
+        "--mnist-first-seed",
+        type=int,
+        default=0,
+        help="MNIST seeds are first..first+seeds-1; rows of other seeds already "
+        "in --out are kept, so seeds can run in separate processes",
+    )
     parser.add_argument("--mnist-eval", type=int, default=2000)
     parser.add_argument("--data-root", default=os.environ.get("WGAN_LIP_DATA"))
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: the runs stay comparable when "
-                        "something else uses the other core)")  # fmt: skip
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: the runs stay comparable when "
+        "something else uses the other core)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--tables", action="store_true", help="print tables from --out")
     args = parser.parse_args()
@@ -540,9 +654,13 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     results: dict = {}
     if "steps" in args.sections:
-        results["steps"] = [row for kind in args.step_data
-                            for row in bench_steps(kind, args.step_rounds, 4 if kind == "toy"
-                                                   else 2, args.data_root)]  # fmt: skip
+        results["steps"] = [
+            row
+            for kind in args.step_data
+            for row in bench_steps(
+                kind, args.step_rounds, 4 if kind == "toy" else 2, args.data_root
+            )
+        ]
     if "sweep" in args.sections:
         results["sweep"] = bench_sweep(args.toys, args.toy_seconds)
     if "sweep_ema" in args.sections:
@@ -553,12 +671,14 @@ def main() -> None:
     if "toys_ema" in args.sections:
         decay = HARD_TUNED_TOY.get("ema_decay", 0.99)
         ema_settings = {c: {"ema_decay": decay} for c in args.ema_baselines}
-        results["toys_ema"] = bench_toys(args.toys, args.seeds, args.toy_seconds, 1,
-                                         args.ema_baselines, ema_settings)  # fmt: skip
+        results["toys_ema"] = bench_toys(
+            args.toys, args.seeds, args.toy_seconds, 1, args.ema_baselines, ema_settings
+        )
     mnist_seeds = list(range(args.mnist_first_seed, args.mnist_first_seed + args.mnist_seeds))
     if "mnist" in args.sections:
-        results["mnist"] = bench_mnist(args.mnist_seconds, args.data_root, args.mnist_eval,
-                                       mnist_seeds)  # fmt: skip
+        results["mnist"] = bench_mnist(
+            args.mnist_seconds, args.data_root, args.mnist_eval, mnist_seeds
+        )
     # Read --out only now, under its lock: another process may have written its sections
     # meanwhile.
     with merged_json(args.out) as merged:
@@ -574,12 +694,17 @@ def merge(merged: dict, results: dict, args: argparse.Namespace, mnist_seeds: li
         config.update(seeds=args.seeds, toy_seconds=args.toy_seconds, snapshots=args.snapshots)
     if "mnist" in results:
         kept = [r for r in merged.get("mnist", []) if r.get("seed", 0) not in mnist_seeds]
-        if any(config.get(k) != v for k, v in (("mnist_seconds", args.mnist_seconds),
-                                              ("mnist_eval", args.mnist_eval))):  # fmt: skip
+        if any(
+            config.get(k) != v
+            for k, v in (("mnist_seconds", args.mnist_seconds), ("mnist_eval", args.mnist_eval))
+        ):
             kept = []  # rows of another protocol do not mix with these
         results["mnist"] = sorted(kept + results["mnist"], key=lambda r: r.get("seed", 0))
-        config.update(mnist_seconds=args.mnist_seconds, mnist_eval=args.mnist_eval,
-                      mnist_seeds=sorted({r.get("seed", 0) for r in results["mnist"]}))  # fmt: skip
+        config.update(
+            mnist_seconds=args.mnist_seconds,
+            mnist_eval=args.mnist_eval,
+            mnist_seeds=sorted({r.get("seed", 0) for r in results["mnist"]}),
+        )
     config["threads"] = args.threads
     merged.update(results)
     merged["summary"] = summarize(merged)

@@ -36,8 +36,15 @@ CONFIG = ROOT / "configs" / "gan" / "mnist_cpu_hard.yaml"
 # the options that change the config's model keywords, and its architecture's; an option not
 # given keeps the config's value
 MODEL_OPTIONS = ("n_critic", "lr_critic", "lr_generator", "ema_decay", "reuse_fakes")
-ARCH_OPTIONS = ("critic_widths", "generator_base_channels", "group_size", "latent_dim",
-                "image_critic", "critic_channels", "critic_head_width")  # fmt: skip
+ARCH_OPTIONS = (
+    "critic_widths",
+    "generator_base_channels",
+    "group_size",
+    "latent_dim",
+    "image_critic",
+    "critic_channels",
+    "critic_head_width",
+)
 
 
 def settings_from(args: argparse.Namespace) -> tuple[dict, int]:
@@ -66,8 +73,9 @@ def settings_from(args: argparse.Namespace) -> tuple[dict, int]:
     return model, int(batch)
 
 
-def trial(model_kw: dict, batch: int, minutes: float, evals: int, seed: int, data_root,
-          feature_net) -> tuple[list[dict], dict]:  # fmt: skip
+def trial(
+    model_kw: dict, batch: int, minutes: float, evals: int, seed: int, data_root, feature_net
+) -> tuple[list[dict], dict]:
     """Train one setting for ``minutes`` of training time; the evaluation rows and counts."""
     torch.manual_seed(seed)
     dm = ImageDataModule("mnist", data_root=data_root, batch_size=batch, n_val=100)
@@ -77,9 +85,12 @@ def trial(model_kw: dict, batch: int, minutes: float, evals: int, seed: int, dat
     def snapshot(m: WGAN, elapsed: float) -> None:
         # The plain generator's samples (no refine_steps): the sweep compares training.
         classes = confident_classes(generate(m.sampler, 10_000, m.latent_dim, seed=0), feature_net)
-        row = {"minutes": round(elapsed / 60, 2), "generator_steps": m.generator_step,
-               "confident": round(classes["confident"], 4),
-               "min_class_share": round(classes["min_class_share"], 4)}  # fmt: skip
+        row = {
+            "minutes": round(elapsed / 60, 2),
+            "generator_steps": m.generator_step,
+            "confident": round(classes["confident"], 4),
+            "min_class_share": round(classes["min_class_share"], 4),
+        }
         rows.append(row)
         print(dumps_strict(row), flush=True)
 
@@ -92,17 +103,27 @@ def _setting(entry: dict) -> dict:
     module's keywords) or the earlier plain loop's (its own option names)."""
     a = entry["settings"]
     if "changes" not in entry:  # the earlier plain loop
-        return {"critic": a["widths"], "gen": a["gen"], "n_critic": a["n_critic"],
-                "lr": (a["lr_critic"], a["lr_generator"]), "batch": a["batch"],
-                "reuse": False, "schedule": a["schedule"]}  # fmt: skip
+        return {
+            "critic": a["widths"],
+            "gen": a["gen"],
+            "n_critic": a["n_critic"],
+            "lr": (a["lr_critic"], a["lr_generator"]),
+            "batch": a["batch"],
+            "reuse": False,
+            "schedule": a["schedule"],
+        }
     a = migrate_hparams({"data_shape": [1, 28, 28], **a})  # entries of the flat layout too
     arch, opt, sampling = (a.get(k) or {} for k in ("architecture", "optimizer", "sampling"))
     lr_c = opt.get("lr")
-    return {"critic": (arch.get("critic") or {}).get("widths"),
-            "gen": arch.get("generator_base_channels"), "n_critic": opt.get("n_critic"),
-            "lr": (lr_c, opt.get("generator_lr") or lr_c), "batch": a["batch_size"],
-            "reuse": bool(sampling.get("reuse_fakes")),
-            "schedule": opt.get("schedule", "constant")}  # fmt: skip
+    return {
+        "critic": (arch.get("critic") or {}).get("widths"),
+        "gen": arch.get("generator_base_channels"),
+        "n_critic": opt.get("n_critic"),
+        "lr": (lr_c, opt.get("generator_lr") or lr_c),
+        "batch": a["batch_size"],
+        "reuse": bool(sampling.get("reuse_fakes")),
+        "schedule": opt.get("schedule", "constant"),
+    }
 
 
 def _last(row: dict, key: str) -> float:
@@ -113,9 +134,11 @@ def _last(row: dict, key: str) -> float:
 def tables() -> str:
     """The README table: one row per trial, its last evaluation."""
     results = json.loads(OUT.read_text())
-    lines = ["| trial | critic | generator | n_critic | lr | batch | reuse fakes | schedule | "
-             "generator steps | confident | smallest class |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| trial | critic | generator | n_critic | lr | batch | reuse fakes | schedule | "
+        "generator steps | confident | smallest class |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for tag, r in results.items():
         last, a = r["rows"][-1], _setting(r)
         lines.append(
@@ -141,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse-fakes", dest="reuse_fakes", action=argparse.BooleanOptionalAction)
     p.add_argument("--batch", type=int)
     p.add_argument("--widths", dest="critic_widths", type=int, nargs="+")
-    p.add_argument("--gen", dest="generator_base_channels", type=int,
-                   help="generator base channels")  # fmt: skip
+    p.add_argument(
+        "--gen", dest="generator_base_channels", type=int, help="generator base channels"
+    )
     p.add_argument("--group", dest="group_size", type=int)
     p.add_argument("--latent", dest="latent_dim", type=int)
     p.add_argument("--image-critic", dest="image_critic", choices=["conv", "mlp"])
@@ -162,25 +186,32 @@ def main(argv: list[str] | None = None) -> int:
         if args.minutes <= 0 or args.evals < 1:
             raise InputError("need --minutes > 0 and --evals >= 1")
         if not Path(args.feature_net).is_file():
-            raise InputError(f"no feature net at {args.feature_net}: run "
-                             "scripts/train_feature_net.py --dataset mnist --out it")  # fmt: skip
+            raise InputError(
+                f"no feature net at {args.feature_net}: run "
+                "scripts/train_feature_net.py --dataset mnist --out it"
+            )
         model_kw, batch = settings_from(args)
         feature_net, _ = load_feature_net(args.feature_net)
-        rows, info = trial(model_kw, batch, args.minutes, args.evals, args.seed, args.data_root,
-                           feature_net)  # fmt: skip
+        rows, info = trial(
+            model_kw, batch, args.minutes, args.evals, args.seed, args.data_root, feature_net
+        )
     except InputError as e:
         print(f"bench_gan_mnist_sweep: error: {e}", file=sys.stderr)
         return 2
-    given = [a for a in (*MODEL_OPTIONS, *ARCH_OPTIONS, "beta1", "batch")
-             if getattr(args, a) is not None]  # fmt: skip
+    given = [
+        a for a in (*MODEL_OPTIONS, *ARCH_OPTIONS, "beta1", "batch") if getattr(args, a) is not None
+    ]
     changes = ", ".join(f"{a} {getattr(args, a)}" for a in given) or "none"
     net, config = Path(args.feature_net).resolve(), Path(args.config).resolve()
-    entry = {"config": str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config),
-             "changes": changes,
-             "settings": {**model_kw, "batch_size": batch, "minutes": args.minutes,
-                          "seed": args.seed},
-             "feature_net": str(net.relative_to(ROOT) if net.is_relative_to(ROOT) else net),
-             "threads": torch.get_num_threads(), **info, "rows": rows}  # fmt: skip
+    entry = {
+        "config": str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config),
+        "changes": changes,
+        "settings": {**model_kw, "batch_size": batch, "minutes": args.minutes, "seed": args.seed},
+        "feature_net": str(net.relative_to(ROOT) if net.is_relative_to(ROOT) else net),
+        "threads": torch.get_num_threads(),
+        **info,
+        "rows": rows,
+    }
     lock = Path(tempfile.gettempdir()) / "wgan_lip_mnist_sweep.lock"
     with merged_json(OUT, lock=lock) as results:  # trials run side by side
         results[args.tag] = entry

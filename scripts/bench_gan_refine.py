@@ -93,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         feature_net, _ = load_feature_net(args.feature_net)
         real = ImageDataModule(args.dataset, data_root=args.data_root, n_val=args.n)
         real.load()
-        modules = {path: load_checkpoint(path, eval_seed=args.seed, refine_lr=args.lr)
-                   for path in args.checkpoints}  # fmt: skip
+        modules = {
+            path: load_checkpoint(path, eval_seed=args.seed, refine_lr=args.lr)
+            for path in args.checkpoints
+        }
     except InputError as e:
         print(f"bench_gan_refine: error: {e}", file=sys.stderr)
         return 2
@@ -102,12 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     for path, module in modules.items():
         run = Path(path).parent.parent.name if Path(path).parent.name == "checkpoints" else path
         for steps in args.steps:
-            row = {"run": run, "generator_steps": int(module.generator_step),
-                   **score(module, steps, args.n, real.val_set, feature_net)}  # fmt: skip
+            row = {
+                "run": run,
+                "generator_steps": int(module.generator_step),
+                **score(module, steps, args.n, real.val_set, feature_net),
+            }
             rows.append(row)
             print(tables([row]).splitlines()[-1], flush=True)
-    result = {"n": args.n, "seed": args.seed, "lr": args.lr, "dataset": args.dataset,
-              "checkpoints": list(args.checkpoints), "rows": rows}  # fmt: skip
+    result = {
+        "n": args.n,
+        "seed": args.seed,
+        "lr": args.lr,
+        "dataset": args.dataset,
+        "checkpoints": list(args.checkpoints),
+        "rows": rows,
+    }
     text = dumps_strict(result, indent=1) + "\n"
     save_atomic(lambda tmp: Path(tmp).write_text(text), args.out)
     print(tables(rows))

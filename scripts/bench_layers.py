@@ -111,18 +111,27 @@ def bench_throughput(repeats: int) -> dict:
     layers = throughput_layers(c)
     med = alternate({k: step_fn(m, x) for k, m in layers.items()}, repeats)
     base = med["nn.Conv2d"]
-    rows = {k: {"step_s": v, "images_per_s": batch / v, "vs_plain_conv": base / v}
-            for k, v in med.items()}  # fmt: skip
-    return {"case": f"Conv {c}->{c}, 3x3, {size}x{size}, batch {batch}: training images/s",
-            "rows": rows}  # fmt: skip
+    rows = {
+        k: {"step_s": v, "images_per_s": batch / v, "vs_plain_conv": base / v}
+        for k, v in med.items()
+    }
+    return {
+        "case": f"Conv {c}->{c}, 3x3, {size}x{size}, batch {batch}: training images/s",
+        "rows": rows,
+    }
 
 
 def throughput_table(res: dict) -> str:
-    lines = [f"\n**{res['case']}**\n", "| layer | step (ms) | images/s | vs nn.Conv2d |",
-             "|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"\n**{res['case']}**\n",
+        "| layer | step (ms) | images/s | vs nn.Conv2d |",
+        "|---|---|---|---|",
+    ]
     for name, r in sorted(res["rows"].items(), key=lambda kv: kv[1]["step_s"]):
-        lines.append(f"| {name} | {1e3 * r['step_s']:.1f} | {r['images_per_s']:.0f} | "
-                     f"{r['vs_plain_conv']:.2f}x |")  # fmt: skip
+        lines.append(
+            f"| {name} | {1e3 * r['step_s']:.1f} | {r['images_per_s']:.0f} | "
+            f"{r['vs_plain_conv']:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -166,8 +175,12 @@ def main() -> None:
             if base:
                 r["step_ratio_to_peer"] = r["step_s"] / base["step_s"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine(), "repeats": args.repeats, "results": results,
-               "throughput": throughput}  # fmt: skip
+    payload = {
+        "machine": machine(),
+        "repeats": args.repeats,
+        "results": results,
+        "throughput": throughput,
+    }
     write_json_strict(args.out, payload, indent=2)
     print(table(results, ref))
     print(throughput_table(throughput))

@@ -61,8 +61,17 @@ from wgan_lip.robust.module import classifier_network
 
 OUT = ROOT / "benchmarks" / "robust.json"
 PARTS = ROOT / "benchmarks" / "robust"
-MODELS = ("ours-fc3", "deel-fc3", "ours-bcop", "deel-bcop", "ours-aol", "ours-sll",
-          "orth-aoc", "orth-aol", "orth-sll")  # fmt: skip
+MODELS = (
+    "ours-fc3",
+    "deel-fc3",
+    "ours-bcop",
+    "deel-bcop",
+    "ours-aol",
+    "ours-sll",
+    "orth-aoc",
+    "orth-aol",
+    "orth-sll",
+)
 # Certified radii per dataset (L2): MNIST as Li et al.; CIFAR-10 at 36/255 and multiples.
 DATASETS = {
     "mnist": {"eps": list(MNIST_RADII), "eps_train": 1.0},
@@ -78,18 +87,27 @@ def deel_model(kind: str, c: int, size: int, classes: int) -> nn.Module:
     if kind == "fc3":
         return tl.Sequential(
             nn.Flatten(),
-            tl.SpectralLinear(c * size * size, 1024), tl.GroupSort2(),
-            tl.SpectralLinear(1024, 1024), tl.GroupSort2(),
-            tl.SpectralLinear(1024, 1024), tl.GroupSort2(),
+            tl.SpectralLinear(c * size * size, 1024),
+            tl.GroupSort2(),
+            tl.SpectralLinear(1024, 1024),
+            tl.GroupSort2(),
+            tl.SpectralLinear(1024, 1024),
+            tl.GroupSort2(),
             tl.SpectralLinear(1024, classes),
-        )  # fmt: skip
+        )
     a, b = CHANNELS
     return tl.Sequential(
-        tl.SpectralConv2d(c, a, 3, padding=1), tl.GroupSort2(), tl.InvertibleDownSampling(2),
-        tl.SpectralConv2d(4 * a, b, 3, padding=1), tl.GroupSort2(), tl.InvertibleDownSampling(2),
-        nn.Flatten(), tl.SpectralLinear(4 * b * (size // 4) ** 2, HEAD), tl.GroupSort2(),
+        tl.SpectralConv2d(c, a, 3, padding=1),
+        tl.GroupSort2(),
+        tl.InvertibleDownSampling(2),
+        tl.SpectralConv2d(4 * a, b, 3, padding=1),
+        tl.GroupSort2(),
+        tl.InvertibleDownSampling(2),
+        nn.Flatten(),
+        tl.SpectralLinear(4 * b * (size // 4) ** 2, HEAD),
+        tl.GroupSort2(),
         tl.SpectralLinear(HEAD, classes),
-    )  # fmt: skip
+    )
 
 
 def orth_model(kind: str, c: int, size: int, classes: int) -> nn.Module:
@@ -145,8 +163,9 @@ def loss_for(name: str, args: argparse.Namespace, classes: int):
         if args.loss == "hkr":
             # deel-torchlip's HKR: alpha weighs the hinge against the KR term; alpha = 1 /
             # kr_weight makes its ratio of the two terms ours
-            loss = tl.HKRMulticlassLoss(alpha=1.0 / max(args.kr_weight, 1e-12),
-                                        min_margin=math.sqrt(2) * eps)  # fmt: skip
+            loss = tl.HKRMulticlassLoss(
+                alpha=1.0 / max(args.kr_weight, 1e-12), min_margin=math.sqrt(2) * eps
+            )
         else:
             loss = tl.HingeMulticlassLoss(min_margin=math.sqrt(2) * eps)
         return lambda logits, y: loss(logits, nn.functional.one_hot(y, classes).float())
@@ -197,9 +216,16 @@ def cosine(progress: float) -> float:
 
 def diverged(name: str, args: argparse.Namespace, elapsed: float, steps: int, cause: str) -> dict:
     """The row of a run whose ``cause`` (loss or weights) became NaN: no certificate."""
-    return {"model": name, "dataset": args.dataset, "settings": settings_of(args),
-            "train_seconds": elapsed, "steps": steps, "diverged_at_step": steps,
-            "diverged": cause, "machine": machine()}  # fmt: skip
+    return {
+        "model": name,
+        "dataset": args.dataset,
+        "settings": settings_of(args),
+        "train_seconds": elapsed,
+        "steps": steps,
+        "diverged_at_step": steps,
+        "diverged": cause,
+        "machine": machine(),
+    }
 
 
 def run(name: str, args: argparse.Namespace) -> dict:
@@ -240,37 +266,60 @@ def run(name: str, args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     with torch.no_grad():
         full = certify(plain, test.images, test.labels, eps_list, attack=None)
-    attacked = certify(plain, test.images[: args.attack_n], test.labels[: args.attack_n],
-                       eps_list, attack="pgd", attack_steps=50, attack_restarts=3)  # fmt: skip
+    attacked = certify(
+        plain,
+        test.images[: args.attack_n],
+        test.labels[: args.attack_n],
+        eps_list,
+        attack="pgd",
+        attack_steps=50,
+        attack_restarts=3,
+    )
     return {
-        "model": name, "dataset": args.dataset, "settings": settings_of(args),
-        "train_seconds": elapsed, "steps": steps, "epochs": images / len(train.labels),
+        "model": name,
+        "dataset": args.dataset,
+        "settings": settings_of(args),
+        "train_seconds": elapsed,
+        "steps": steps,
+        "epochs": images / len(train.labels),
         "images_per_second": images / max(elapsed, 1e-9),
-        "lipschitz_bound": full.lipschitz_bound, "clean": full.clean,
+        "lipschitz_bound": full.lipschitz_bound,
+        "clean": full.clean,
         "certified": {f"{r.eps:g}": r.certified for r in full.radii},
-        "attack_n": args.attack_n, "attack_clean": attacked.clean,
+        "attack_n": args.attack_n,
+        "attack_clean": attacked.clean,
         "attack_certified": {f"{r.eps:g}": r.certified for r in attacked.radii},
         "attacked": {f"{r.eps:g}": r.attacked for r in attacked.radii},
-        "violations": attacked.violations, "eval_seconds": time.perf_counter() - t0,
+        "violations": attacked.violations,
+        "eval_seconds": time.perf_counter() - t0,
         "bound_check": abs(full.lipschitz_bound - lipschitz_bound(plain, shape)) < 1e-9,
         # the bound for every input size (no input shape): the looser, size-free certificate
         "lipschitz_bound_any_size": lipschitz_bound(plain),
         "machine": machine(),
-    }  # fmt: skip
+    }
 
 
 def settings_of(args: argparse.Namespace) -> dict:
-    return {"loss": args.loss, "eps_train": args.eps_train, "kr_weight": args.kr_weight,
-            "schedule": args.schedule, "lr": args.lr, "minutes": args.minutes,
-            "seed": args.seed}  # fmt: skip
+    return {
+        "loss": args.loss,
+        "eps_train": args.eps_train,
+        "kr_weight": args.kr_weight,
+        "schedule": args.schedule,
+        "lr": args.lr,
+        "minutes": args.minutes,
+        "seed": args.seed,
+    }
 
 
 def part_path(name: str, args: argparse.Namespace) -> Path:
     """One JSON per run: the dataset, the model and every setting that differs from the
     defaults (``benchmarks/robust/mnist/ours-sll__loss-hkr.json``)."""
     defaults = settings_of(parse(["--dataset", args.dataset]))
-    tag = "".join(f"__{k}-{v:g}" if isinstance(v, float) else f"__{k}-{v}"
-                  for k, v in settings_of(args).items() if v != defaults[k])  # fmt: skip
+    tag = "".join(
+        f"__{k}-{v:g}" if isinstance(v, float) else f"__{k}-{v}"
+        for k, v in settings_of(args).items()
+        if v != defaults[k]
+    )
     folder = PARTS if args.dataset == "mnist" else PARTS / args.dataset
     return folder / f"{name}{tag}.json"
 
@@ -287,22 +336,40 @@ def tables(results: list[dict]) -> str:
         if not rows:
             continue
         eps = [f"{e:g}" for e in DATASETS[dataset]["eps"]]
-        head = ["model", "settings", "train time", "steps", "clean",
-                *[f"certified {e[:5]}" for e in eps], f"PGD {eps[-1][:5]} (first n)",
-                "violations", "L"]  # fmt: skip
-        lines += [f"{dataset} (settings: those that differ from the defaults, hinge loss at "
-                  f"eps_train {defaults_text(dataset)}, Adam 1e-3 constant):", "",
-                  "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]  # fmt: skip
+        head = [
+            "model",
+            "settings",
+            "train time",
+            "steps",
+            "clean",
+            *[f"certified {e[:5]}" for e in eps],
+            f"PGD {eps[-1][:5]} (first n)",
+            "violations",
+            "L",
+        ]
+        lines += [
+            f"{dataset} (settings: those that differ from the defaults, hinge loss at "
+            f"eps_train {defaults_text(dataset)}, Adam 1e-3 constant):",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|---" * len(head) + "|",
+        ]
         defaults = settings_of(parse(["--dataset", dataset]))
         for r in rows:
             st = r.get("settings", {})
-            tag = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in st.items()
-                            if k not in ("minutes", "seed") and v != defaults[k])  # fmt: skip
+            tag = ", ".join(
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in st.items()
+                if k not in ("minutes", "seed") and v != defaults[k]
+            )
             if "diverged_at_step" in r:
                 cause = r.get("diverged", "loss")  # rows before the cause was recorded: loss
-                cells = [r["model"], tag or "defaults", f"diverged (NaN {cause}) at step "
-                         f"{r['diverged_at_step']:,}", *["-"] * (len(head) - 3)]  # fmt: skip
+                cells = [
+                    r["model"],
+                    tag or "defaults",
+                    f"diverged (NaN {cause}) at step {r['diverged_at_step']:,}",
+                    *["-"] * (len(head) - 3),
+                ]
                 lines.append("| " + " | ".join(cells) + " |")
                 continue
             cert = " | ".join(f"{100 * r['certified'][e]:.2f}" for e in eps)
@@ -313,8 +380,9 @@ def tables(results: list[dict]) -> str:
                 f"{r['violations']} | {r['lipschitz_bound']:.6f} |"
             )
         lines.append("")
-    published = "; ".join(f"{k} {v[0]}% clean, {v[2]}% certified at 1.58"
-                          for k, v in PUBLISHED.items())  # fmt: skip
+    published = "; ".join(
+        f"{k} {v[0]}% clean, {v[2]}% certified at 1.58" for k, v in PUBLISHED.items()
+    )
     lines += [f"Published MNIST, 200 epochs on a GPU (Li et al. 2019): {published}."]
     return "\n".join(lines)
 
@@ -325,9 +393,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=list(DATASETS), default="mnist")
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--loss", choices=["hinge", "hkr"], default="hinge")
-    p.add_argument("--eps-train", type=float, default=None,
-                   help="target radius of the margin losses (default: 1.0 on MNIST, 36/255 on "
-                   "CIFAR)")  # fmt: skip
+    p.add_argument(
+        "--eps-train",
+        type=float,
+        default=None,
+        help="target radius of the margin losses (default: 1.0 on MNIST, 36/255 on CIFAR)",
+    )
     p.add_argument("--kr-weight", type=float, default=0.1)
     p.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
     p.add_argument("--lr", type=float, default=1e-3)

@@ -44,8 +44,9 @@ def run(cmd: list[str], timeout: float) -> tuple[int, str, str, float]:
     start = time.perf_counter()
     env = {**os.environ, "WANDB_MODE": "disabled"}
     with open(os.devnull, "w") as devnull:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                text=True, stdin=devnull)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, stdin=devnull
+        )
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -61,9 +62,14 @@ def measured(cmd: list[str], timeout: float) -> dict:
     code, out, err, wall = run(wrapper, timeout)
     lines = out.strip().splitlines()
     peak = json.loads(lines[-1]) if lines and lines[-1].startswith('{"peak_rss_kib"') else {}
-    return {"code": code, "stdout": "\n".join(lines[:-1]) if peak else out, "stderr": err,
-            "wall_seconds": wall, "peak_rss_gib": peak.get("peak_rss_kib", float("nan")) / 2**20,
-            "child_seconds": peak.get("seconds")}  # fmt: skip
+    return {
+        "code": code,
+        "stdout": "\n".join(lines[:-1]) if peak else out,
+        "stderr": err,
+        "wall_seconds": wall,
+        "peak_rss_gib": peak.get("peak_rss_kib", float("nan")) / 2**20,
+        "child_seconds": peak.get("seconds"),
+    }
 
 
 def _peak(cmd: list[str]) -> int:
@@ -81,22 +87,44 @@ def estimate_row(n: int, work: Path, seed: int, timeout: float) -> dict:
     t0 = time.perf_counter()
     rec = make_problem(folder, n=n, dim=784, shift=1.0, seed=seed)
     gen_seconds = time.perf_counter() - t0
-    cmd = [sys.executable, "-m", "wgan_lip", "w1", rec["p"], rec["q"], "--json", "--no-progress",
-           "--seed", str(seed)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "wgan_lip",
+        "w1",
+        rec["p"],
+        rec["q"],
+        "--json",
+        "--no-progress",
+        "--seed",
+        str(seed),
+    ]
     run = measured(cmd, timeout)
     if run["code"] != 0:
         raise SystemExit(f"wgan-lip w1 failed at n={n}: {run['stderr'][-2000:]}")
     est = json.loads(run["stdout"].strip().splitlines()[-1])
     return {
-        "n_per_side": n, "dim": 784, "w1": rec["w1"], "bytes_per_side": rec["bytes_per_side"],
-        "generate_seconds": gen_seconds, "value": est["value"], "ci_low": est["ci_low"],
-        "ci_high": est["ci_high"], "rel_error": abs(est["value"] - rec["w1"]) / rec["w1"],
-        "train_value": est["train_value"], "lipschitz_bound": est["lipschitz_bound"],
-        "steps": est["steps"], "stopped": est["stopped"], "train_seconds": est["train_seconds"],
-        "estimate_seconds": est["seconds"], "wall_seconds": run["wall_seconds"],
-        "peak_rss_gib": run["peak_rss_gib"], "n_holdout_per_side": est["n_holdout_p"],
-        "p": rec["p"], "q": rec["q"],
-    }  # fmt: skip
+        "n_per_side": n,
+        "dim": 784,
+        "w1": rec["w1"],
+        "bytes_per_side": rec["bytes_per_side"],
+        "generate_seconds": gen_seconds,
+        "value": est["value"],
+        "ci_low": est["ci_low"],
+        "ci_high": est["ci_high"],
+        "rel_error": abs(est["value"] - rec["w1"]) / rec["w1"],
+        "train_value": est["train_value"],
+        "lipschitz_bound": est["lipschitz_bound"],
+        "steps": est["steps"],
+        "stopped": est["stopped"],
+        "train_seconds": est["train_seconds"],
+        "estimate_seconds": est["seconds"],
+        "wall_seconds": run["wall_seconds"],
+        "peak_rss_gib": run["peak_rss_gib"],
+        "n_holdout_per_side": est["n_holdout_p"],
+        "p": rec["p"],
+        "q": rec["q"],
+    }
 
 
 def exact_row(row: dict, max_gib: float, timeout: float) -> dict:
@@ -133,8 +161,15 @@ def ddp_scaling(p: str, q: str, steps: int, repeats: int, batch_size: int) -> di
     from wgan_lip import estimate_w1
 
     def once(devices: int) -> float:
-        est = estimate_w1(p, q, steps=steps, progress=False, batch_size=batch_size,
-                          holdout=0.01, trainer={"devices": devices, "accelerator": "cpu"})  # fmt: skip
+        est = estimate_w1(
+            p,
+            q,
+            steps=steps,
+            progress=False,
+            batch_size=batch_size,
+            holdout=0.01,
+            trainer={"devices": devices, "accelerator": "cpu"},
+        )
         return est.steps / est.train_seconds
 
     once(1)  # warm-up (imports, page cache)
@@ -144,11 +179,15 @@ def ddp_scaling(p: str, q: str, steps: int, repeats: int, batch_size: int) -> di
         for devices in (1, 2) if r % 2 == 0 else (2, 1):
             rates[devices].append(once(devices))
     med = {d: statistics.median(v) for d, v in rates.items()}
-    return {"steps": steps, "global_batch_per_side": batch_size, "repeats": repeats,
-            "torch_threads_single": torch.get_num_threads(),
-            "steps_per_second": {str(d): v for d, v in rates.items()},
-            "median_steps_per_second": {str(d): v for d, v in med.items()},
-            "speedup_2_vs_1": med[2] / med[1]}  # fmt: skip
+    return {
+        "steps": steps,
+        "global_batch_per_side": batch_size,
+        "repeats": repeats,
+        "torch_threads_single": torch.get_num_threads(),
+        "steps_per_second": {str(d): v for d, v in rates.items()},
+        "median_steps_per_second": {str(d): v for d, v in med.items()},
+        "speedup_2_vs_1": med[2] / med[1],
+    }
 
 
 def tables(data: dict) -> str:
@@ -159,9 +198,11 @@ def tables(data: dict) -> str:
     ]
     for r in data["sizes"]:
         if "exact_sample_w1" in r:
-            pot = (f"{r['exact_sample_w1']:.2f} (empirical measures), "
-                   f"{r['exact_wall_seconds']:.0f} s, "
-                   f"{r['exact_peak_rss_gib']:.1f} GiB")  # fmt: skip
+            pot = (
+                f"{r['exact_sample_w1']:.2f} (empirical measures), "
+                f"{r['exact_wall_seconds']:.0f} s, "
+                f"{r['exact_peak_rss_gib']:.1f} GiB"
+            )
         elif r["exact"].startswith("not run"):
             pot = f"not feasible: needs {r['exact_needs_gib']:,.0f} GiB"
         else:
@@ -191,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         return _peak(argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--work-dir", default="/tmp/wgan_lip_scale",
-                    help="where the datasets are written (needs 2 x 3.1 GB for 10^6)")  # fmt: skip
+    ap.add_argument(
+        "--work-dir",
+        default="/tmp/wgan_lip_scale",
+        help="where the datasets are written (needs 2 x 3.1 GB for 10^6)",
+    )
     ap.add_argument("--max-exact-gib", type=float, default=4.0)
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     ap.add_argument("--ddp-steps", type=int, default=300)

@@ -54,8 +54,12 @@ def few_atoms(rng: np.random.Generator) -> np.ndarray:
     return atoms[rng.choice(3, size=500, p=[0.5, 0.3, 0.2])]
 
 
-NULLS = {"binary {0,1}^6": binary, "categorical (5 levels)": categorical,
-         "rounded reals (0.1)": rounded_reals, "3 atoms in 2-D": few_atoms}  # fmt: skip
+NULLS = {
+    "binary {0,1}^6": binary,
+    "categorical (5 levels)": categorical,
+    "rounded reals (0.1)": rounded_reals,
+    "3 atoms in 2-D": few_atoms,
+}
 
 
 def save(section: str, key: str, row: dict) -> None:
@@ -79,11 +83,21 @@ def run_null(seeds: int, steps: int, only: list[str] | None = None, key: str = "
             above += est.ci_low > 0
             either += est.p_value < ALPHA or est.ci_low > 0
             values.append(est.value)
-            print(f"  null {name} seed {s}: value {est.value:+.4f} [{est.ci_low:+.4f}, "
-                  f"{est.ci_high:+.4f}] p={est.p_value:.3f}", flush=True)  # fmt: skip
-        row = {"seeds": seeds, "steps": steps, "p_below_alpha": rejects, "ci_above_0": above,
-               "either": either, "rate": either / seeds, "mean_value": float(np.mean(values)),
-               "seconds": time.perf_counter() - start}  # fmt: skip
+            print(
+                f"  null {name} seed {s}: value {est.value:+.4f} [{est.ci_low:+.4f}, "
+                f"{est.ci_high:+.4f}] p={est.p_value:.3f}",
+                flush=True,
+            )
+        row = {
+            "seeds": seeds,
+            "steps": steps,
+            "p_below_alpha": rejects,
+            "ci_above_0": above,
+            "either": either,
+            "rate": either / seeds,
+            "mean_value": float(np.mean(values)),
+            "seconds": time.perf_counter() - start,
+        }
         save(key, name, row)
         print(name, row, flush=True)
 
@@ -121,9 +135,13 @@ def run_offset(seeds: int, steps: int) -> None:
         a = estimate_w1(p, q, seed=s, steps=steps, progress=False)
         b = estimate_w1(p + 1e8, q + 1e8, seed=s, steps=steps, progress=False)
         moves.append(abs(a.value - b.value) / max(abs(a.value), 1e-12))
-    row = {"seeds": seeds, "steps": steps, "max_relative_move": float(max(moves)),
-           "median_relative_move": float(np.median(moves)),
-           "seconds": time.perf_counter() - start}  # fmt: skip
+    row = {
+        "seeds": seeds,
+        "steps": steps,
+        "max_relative_move": float(max(moves)),
+        "median_relative_move": float(np.median(moves)),
+        "seconds": time.perf_counter() - start,
+    }
     save("offset", "float64 + 1e8", row)
     print(row, flush=True)
 
@@ -137,16 +155,20 @@ def print_tables(results: dict) -> None:
         print("|---|---:|---:|---:|---:|---:|")
     for _, rows in nulls:
         for name, r in rows.items():
-            print(f"| {name} | {r['seeds']} | {r['p_below_alpha']} | {r['ci_above_0']} | "
-                  f"{r['either']} ({100 * r['rate']:.1f}%) | {r['mean_value']:+.4f} |")  # fmt: skip
+            print(
+                f"| {name} | {r['seeds']} | {r['p_below_alpha']} | {r['ci_above_0']} | "
+                f"{r['either']} ({100 * r['rate']:.1f}%) | {r['mean_value']:+.4f} |"
+            )
     if nulls:
         print()
     if "insample" in results:
         print("| data class | seeds | in-sample value > exact W1 | worst (value - exact) / scale |")
         print("|---|---:|---:|---:|")
         for name, r in results["insample"].items():
-            print(f"| {name} | {r['seeds']} | {r['false_certificates']} | "
-                  f"{r['worst_excess_relative']:.2e} |")  # fmt: skip
+            print(
+                f"| {name} | {r['seeds']} | {r['false_certificates']} | "
+                f"{r['worst_excess_relative']:.2e} |"
+            )
         print()
     if "offset" in results:
         for name, r in results["offset"].items():
@@ -158,17 +180,28 @@ def print_tables(results: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sections", nargs="+", default=["null", "insample", "offset"],
-                    choices=["null", "insample", "offset"])  # fmt: skip
+    ap.add_argument(
+        "--sections",
+        nargs="+",
+        default=["null", "insample", "offset"],
+        choices=["null", "insample", "offset"],
+    )
     ap.add_argument("--seeds", type=int, default=40, help="seeds per null class")
     ap.add_argument("--insample-seeds", type=int, default=10)
     ap.add_argument("--only", nargs="+", help="null classes whose name contains one of these")
-    ap.add_argument("--key", default="null", help="JSON section of the null rows (a longer "
-                    "run can sit beside the 40-seed one)")  # fmt: skip
+    ap.add_argument(
+        "--key",
+        default="null",
+        help="JSON section of the null rows (a longer run can sit beside the 40-seed one)",
+    )
     ap.add_argument("--steps", type=int, default=300, help="training steps cap per estimate")
     ap.add_argument("--tables", action="store_true", help="print the tables of the JSON")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (small critics gain nothing from more)")  # fmt: skip
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (small critics gain nothing from more)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.tables:

@@ -63,8 +63,15 @@ def main() -> None:
     before = statistics.median(times["import torch, lightning, ot (before)"])
     for name, ts in times.items():
         med = statistics.median(ts)
-        rows.append({"command": name, "median_s": round(med, 3), "min_s": round(min(ts), 3),
-                     "max_s": round(max(ts), 3), "vs_before": round(med / before, 3)})  # fmt: skip
+        rows.append(
+            {
+                "command": name,
+                "median_s": round(med, 3),
+                "min_s": round(min(ts), 3),
+                "max_s": round(max(ts), 3),
+                "vs_before": round(med / before, 3),
+            }
+        )
         print(f"{name:40s} median {med:6.3f} s  (min {min(ts):.3f}, max {max(ts):.3f})")
     help_ok = all(r["median_s"] < GOAL_S for r in rows if r["command"].endswith("--help"))
     result = {

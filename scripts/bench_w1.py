@@ -66,14 +66,25 @@ def save(section: str, rows) -> None:
 
 def _row(name, prob, n, est, pop, label) -> dict:
     return {
-        "problem": name, "dim": prob.dim, "n": n, "w1": prob.w1, "estimator": label,
-        "critic": est.critic_name, "value": est.value, "ci_low": est.ci_low,
-        "ci_high": est.ci_high, "train_value": est.train_value, "population_value": pop,
+        "problem": name,
+        "dim": prob.dim,
+        "n": n,
+        "w1": prob.w1,
+        "estimator": label,
+        "critic": est.critic_name,
+        "value": est.value,
+        "ci_low": est.ci_low,
+        "ci_high": est.ci_high,
+        "train_value": est.train_value,
+        "population_value": pop,
         "population_gap": (prob.w1 - pop) / prob.w1,
         "ci_covers_population": est.ci_low <= pop <= est.ci_high,
-        "p_value": est.p_value, "lipschitz_bound": est.lipschitz_bound,
-        "steps": est.steps, "seconds": est.seconds, "monitor_values": est.monitor_values,
-    }  # fmt: skip
+        "p_value": est.p_value,
+        "lipschitz_bound": est.lipschitz_bound,
+        "steps": est.steps,
+        "seconds": est.seconds,
+        "monitor_values": est.monitor_values,
+    }
 
 
 def run_pairs(section: str, problems, pop_n: int) -> None:
@@ -88,10 +99,12 @@ def run_pairs(section: str, problems, pop_n: int) -> None:
             rows.append(_row(name, prob, n, est, pop, label))
             save(section, rows)
             gap = rows[-1]["population_gap"]
-            print(f"{name:15s} d={prob.dim:3d} n={n} {label:8s} W1={prob.w1:.4f} "
-                  f"est={est.value:.4f} pop={pop:.4f} gap={gap:+.2%} "
-                  f"p={est.p_value:.4f} {est.critic_name} {est.seconds:.0f}s",
-                  flush=True)  # fmt: skip
+            print(
+                f"{name:15s} d={prob.dim:3d} n={n} {label:8s} W1={prob.w1:.4f} "
+                f"est={est.value:.4f} pop={pop:.4f} gap={gap:+.2%} "
+                f"p={est.p_value:.4f} {est.critic_name} {est.seconds:.0f}s",
+                flush=True,
+            )
 
 
 def run_insample(n: int) -> None:
@@ -106,7 +119,7 @@ def run_insample(n: int) -> None:
         ("gaussian_scale_8d", GaussianScale(8).sample_p(n, 3), GaussianScale(8).sample_q(n, 3)),
         ("exponential_vs_gauss_8d", expo.sample((300, 8)), torch.randn(300, 8, generator=g)),
         ("voronoi_8d", VoronoiPush(8, 16).sample_p(n, 5), VoronoiPush(8, 16).sample_q(n, 5)),
-    ]  # fmt: skip
+    ]
     rows = []
     for name, p, q in problems:
         exact = exact_w1(p, q)
@@ -114,12 +127,25 @@ def run_insample(n: int) -> None:
             previous = {"name": "groupsort", "eval_every": 50}
             extra = {"batch_size": len(p), "critic": previous} if label == "previous" else {}
             est = estimate_w1(p, q, holdout=0, progress=False, **{**kw, **extra})
-            rows.append({"problem": name, "dim": p.shape[1], "n": len(p), "estimator": label,
-                         "critic": est.critic_name, "value": est.value, "exact_sample_w1": exact,
-                         "ratio": est.value / exact, "seconds": est.seconds})  # fmt: skip
+            rows.append(
+                {
+                    "problem": name,
+                    "dim": p.shape[1],
+                    "n": len(p),
+                    "estimator": label,
+                    "critic": est.critic_name,
+                    "value": est.value,
+                    "exact_sample_w1": exact,
+                    "ratio": est.value / exact,
+                    "seconds": est.seconds,
+                }
+            )
             save("insample", rows)
-            print(f"insample {name:24s} {label:8s} ratio={est.value / exact:.4f} "
-                  f"{est.critic_name} {est.seconds:.0f}s", flush=True)  # fmt: skip
+            print(
+                f"insample {name:24s} {label:8s} ratio={est.value / exact:.4f} "
+                f"{est.critic_name} {est.seconds:.0f}s",
+                flush=True,
+            )
 
 
 def run_seeds(section: str, seeds: int, n: int, null: bool, pop_n: int) -> None:
@@ -131,13 +157,28 @@ def run_seeds(section: str, seeds: int, n: int, null: bool, pop_n: int) -> None:
         p, q = prob.sample_p(n, 1000 * (s + 1)), prob.sample_q(n, 1000 * (s + 1) + 500)
         est = estimate_w1(p, q, seed=s, progress=False)
         pop = est.score(pop_p, pop_q)[0]
-        rows.append({"seed": s, "dim": 8, "n": n, "w1": prob.w1, "value": est.value,
-                     "ci_low": est.ci_low, "ci_high": est.ci_high, "population_value": pop,
-                     "covers": est.ci_low <= pop <= est.ci_high, "p_value": est.p_value,
-                     "critic": est.critic_name, "seconds": est.seconds})  # fmt: skip
+        rows.append(
+            {
+                "seed": s,
+                "dim": 8,
+                "n": n,
+                "w1": prob.w1,
+                "value": est.value,
+                "ci_low": est.ci_low,
+                "ci_high": est.ci_high,
+                "population_value": pop,
+                "covers": est.ci_low <= pop <= est.ci_high,
+                "p_value": est.p_value,
+                "critic": est.critic_name,
+                "seconds": est.seconds,
+            }
+        )
         save(section, rows)
-        print(f"{section} seed={s} est={est.value:.4f} [{est.ci_low:.4f},{est.ci_high:.4f}] "
-              f"pop={pop:.4f} p={est.p_value:.4f} {est.critic_name}", flush=True)  # fmt: skip
+        print(
+            f"{section} seed={s} est={est.value:.4f} [{est.ci_low:.4f},{est.ci_high:.4f}] "
+            f"pop={pop:.4f} p={est.p_value:.4f} {est.critic_name}",
+            flush=True,
+        )
 
 
 def run_mnist(data_root: str | None) -> None:
@@ -154,28 +195,55 @@ def run_mnist(data_root: str | None) -> None:
         exact = exact_w1(p.flat(), q.flat())
         t_exact = time.perf_counter() - t0
         est = estimate_w1(p, q, progress=False)
-        rows.append({"p": a, "q": b, "n_p": p.n, "n_q": q.n, "critic": est.critic_name,
-                     "value": est.value, "ci_low": est.ci_low, "ci_high": est.ci_high,
-                     "p_value": est.p_value, "seconds": est.seconds,
-                     "exact_sample_w1": exact, "exact_seconds": t_exact})  # fmt: skip
+        rows.append(
+            {
+                "p": a,
+                "q": b,
+                "n_p": p.n,
+                "n_q": q.n,
+                "critic": est.critic_name,
+                "value": est.value,
+                "ci_low": est.ci_low,
+                "ci_high": est.ci_high,
+                "p_value": est.p_value,
+                "seconds": est.seconds,
+                "exact_sample_w1": exact,
+                "exact_seconds": t_exact,
+            }
+        )
         save("mnist", rows)
-        print(f"{a} vs {b}: est={est.value:.4f} [{est.ci_low:.4f},{est.ci_high:.4f}] "
-              f"exact(sample)={exact:.4f} {est.seconds:.0f}s", flush=True)  # fmt: skip
+        print(
+            f"{a} vs {b}: est={est.value:.4f} [{est.ci_low:.4f},{est.ci_high:.4f}] "
+            f"exact(sample)={exact:.4f} {est.seconds:.0f}s",
+            flush=True,
+        )
 
 
 def run_speed(repeats: int) -> None:
     prob = Translation(784, 2.0)
     p, q = prob.sample_p(10_000, 0), prob.sample_q(10_000, 0)
     values: dict[str, list[float]] = {"estimate_w1": [], "pot_exact": []}
-    runs = {"estimate_w1": lambda: estimate_w1(p, q, progress=False).value,
-            "pot_exact": lambda: exact_w1(p, q)}  # fmt: skip
+    runs = {
+        "estimate_w1": lambda: estimate_w1(p, q, progress=False).value,
+        "pot_exact": lambda: exact_w1(p, q),
+    }
     # alternated: A, B, A, B, ...; no warm-up (every call takes seconds)
-    times = alternated_times({k: lambda k=k: values[k].append(runs[k]()) for k in runs},
-                             repeats, warmup=0)  # fmt: skip
+    times = alternated_times(
+        {k: lambda k=k: values[k].append(runs[k]()) for k in runs}, repeats, warmup=0
+    )
     med = {k: statistics.median(v) for k, v in times.items()}
-    save("speed", {"problem": "translation d=784 |s|=2, 10,000 per side", "w1": prob.w1,
-                   "repeats": repeats, "median_seconds": med, "values": values, "times": times,
-                   "ratio_estimate_over_exact": med["estimate_w1"] / med["pot_exact"]})  # fmt: skip
+    save(
+        "speed",
+        {
+            "problem": "translation d=784 |s|=2, 10,000 per side",
+            "w1": prob.w1,
+            "repeats": repeats,
+            "median_seconds": med,
+            "values": values,
+            "times": times,
+            "ratio_estimate_over_exact": med["estimate_w1"] / med["pot_exact"],
+        },
+    )
     print(f"speed: estimate {med['estimate_w1']:.1f}s vs POT exact {med['pot_exact']:.1f}s")
 
 
@@ -192,8 +260,10 @@ def print_tables(results: dict) -> None:
         rows = results.get(section, [])
         if not rows:
             continue
-        print("\n| problem | d | n per side | exact W1 | estimator (winner) | estimate [95% CI] | "
-              "population gap | p-value | time | time ratio |")  # fmt: skip
+        print(
+            "\n| problem | d | n per side | exact W1 | estimator (winner) | estimate [95% CI] | "
+            "population gap | p-value | time | time ratio |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for (name, d, n), pair in _pairs(rows).items():
             base = pair.get("previous")
@@ -204,30 +274,45 @@ def print_tables(results: dict) -> None:
                 ratio = (
                     f"{r['seconds'] / base['seconds']:.2f}x" if base and label == "family" else ""
                 )
-                print(f"| {name} | {d} | {n} | {r['w1']:.4f} | {label} ({r['critic']}) | "
-                      f"{r['value']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}] | "
-                      f"{r['population_gap'] * 100:+.2f}% | {r['p_value']:.4f} | "
-                      f"{r['seconds']:.0f} s | {ratio} |")  # fmt: skip
+                print(
+                    f"| {name} | {d} | {n} | {r['w1']:.4f} | {label} ({r['critic']}) | "
+                    f"{r['value']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}] | "
+                    f"{r['population_gap'] * 100:+.2f}% | {r['p_value']:.4f} | "
+                    f"{r['seconds']:.0f} s | {ratio} |"
+                )
         for label in ("previous", "family"):
             gaps = [abs(r["population_gap"]) for r in rows if r["estimator"] == label]
-            ratios = [pair["family"]["seconds"] / pair["previous"]["seconds"]
-                      for pair in _pairs(rows).values() if len(pair) == 2]  # fmt: skip
-            print(f"\n{section} {label}: population gap median {statistics.median(gaps):.2%}, "
-                  f"worst {max(gaps):.2%} over {len(gaps)} problems"
-                  + (f"; time ratio family/previous median {statistics.median(ratios):.2f}x, "
-                     f"worst {max(ratios):.2f}x" if label == "family" and ratios else "")
-                  )  # fmt: skip
+            ratios = [
+                pair["family"]["seconds"] / pair["previous"]["seconds"]
+                for pair in _pairs(rows).values()
+                if len(pair) == 2
+            ]
+            print(
+                f"\n{section} {label}: population gap median {statistics.median(gaps):.2%}, "
+                f"worst {max(gaps):.2%} over {len(gaps)} problems"
+                + (
+                    f"; time ratio family/previous median {statistics.median(ratios):.2f}x, "
+                    f"worst {max(ratios):.2f}x"
+                    if label == "family" and ratios
+                    else ""
+                )
+            )
     if results.get("insample"):
         print("\n| in-sample problem | d | n | estimator (winner) | value / exact POT |")
         print("|---|---|---|---|---|")
         for r in results["insample"]:
-            print(f"| {r['problem']} | {r['dim']} | {r['n']} | {r['estimator']} ({r['critic']}) | "
-                  f"{r['ratio']:.4f} |")  # fmt: skip
+            print(
+                f"| {r['problem']} | {r['dim']} | {r['n']} | {r['estimator']} ({r['critic']}) | "
+                f"{r['ratio']:.4f} |"
+            )
     for section, what in (("coverage", "CI covers the population value"), ("null", "p < 0.1")):
         rows = results.get(section)
         if rows:
-            hits = sum(r["covers"] for r in rows) if section == "coverage" else sum(
-                r["p_value"] < 0.1 for r in rows)  # fmt: skip
+            hits = (
+                sum(r["covers"] for r in rows)
+                if section == "coverage"
+                else sum(r["p_value"] < 0.1 for r in rows)
+            )
             print(
                 f"\n{section}: {what} on {hits} of {len(rows)} seeds "
                 f"(GaussianScale d=8, n={rows[0]['n']} per side, W1={rows[0]['w1']:.4f})"
@@ -236,9 +321,11 @@ def print_tables(results: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sections", nargs="+",
-                    default=["known", "insample", "highdim", "coverage", "null", "mnist",
-                             "speed"])  # fmt: skip
+    ap.add_argument(
+        "--sections",
+        nargs="+",
+        default=["known", "insample", "highdim", "coverage", "null", "mnist", "speed"],
+    )
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--repeats", type=int, default=3, help="speed section repeats")
     ap.add_argument("--population", type=int, default=100_000)
@@ -253,9 +340,14 @@ def main() -> None:
     if "insample" in args.sections:
         run_insample(500)
     if "highdim" in args.sections:
-        run_pairs("highdim", [("translation", Translation(128, 1.0), 20_000),
-                              ("translation", Translation(784, 1.0), 10_000)],
-                  args.population)  # fmt: skip
+        run_pairs(
+            "highdim",
+            [
+                ("translation", Translation(128, 1.0), 20_000),
+                ("translation", Translation(784, 1.0), 10_000),
+            ],
+            args.population,
+        )
     if "coverage" in args.sections:
         run_seeds("coverage", args.seeds, 1000, null=False, pop_n=args.population)
     if "null" in args.sections:

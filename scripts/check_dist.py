@@ -81,14 +81,28 @@ def main() -> None:
             sys.exit(f"the wheel says {version}, wgan_lip.__version__ {wgan_lip.__version__}")
         with tarfile.open(sdist) as tar:
             names = tar.getnames()
-            for needed in ("pyproject.toml", "README.md", "wgan_lip/__init__.py",
-                           "wgan_lip/layers/sll.py"):  # fmt: skip
+            for needed in (
+                "pyproject.toml",
+                "README.md",
+                "wgan_lip/__init__.py",
+                "wgan_lip/layers/sll.py",
+            ):
                 if not any(n.endswith(needed) for n in names):
                     sys.exit(f"{sdist.name} lacks {needed}")
             tar.extractall(work / "sdist", filter="data")
         tree = next((work / "sdist").iterdir())
-        run([sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir",
-             str(work / "from-sdist"), str(tree)])  # fmt: skip
+        run(
+            [
+                sys.executable,
+                "-m",
+                "build",
+                "--no-isolation",
+                "--wheel",
+                "--outdir",
+                str(work / "from-sdist"),
+                str(tree),
+            ]
+        )
         check_install(wheel, work / "w", version)
         check_install(next((work / "from-sdist").glob("*.whl")), work / "s", version)
     print("dist check ok")

@@ -41,10 +41,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
-    print("Certified W1 lower bounds (critic family, best on the monitor split; 20% held out, "
-          "95% CI)\n")  # fmt: skip
-    print("| problem | exact W1 | estimate | 95% CI | error | exact W1 of the samples (POT) "
-          "| winning critic | p-value (P = Q) | Lipschitz bound | time |")  # fmt: skip
+    print(
+        "Certified W1 lower bounds (critic family, best on the monitor split; 20% held out, "
+        "95% CI)\n"
+    )
+    print(
+        "| problem | exact W1 | estimate | 95% CI | error | exact W1 of the samples (POT) "
+        "| winning critic | p-value (P = Q) | Lipschitz bound | time |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, prob in PROBLEMS:
         p, q = prob.sample_p(args.n, 0), prob.sample_q(args.n, 0)

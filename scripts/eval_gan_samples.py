@@ -106,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise InputError(f"no such folder for {path}: create it first")
         if args.grid and Path(args.grid).suffix.lower() != ".png":
             raise InputError(f"--grid writes a PNG: name it *.png, got {args.grid}")
-        overrides = {k: v for k, v in (("refine_steps", args.refine_steps),
-                                       ("refine_lr", args.refine_lr)) if v is not None}  # fmt: skip
+        overrides = {
+            k: v
+            for k, v in (("refine_steps", args.refine_steps), ("refine_lr", args.refine_lr))
+            if v is not None
+        }
         module = load_checkpoint(args.checkpoint, **overrides)
         feature_net, _ = load_feature_net(args.feature_net)
         real = ImageDataModule(args.dataset, data_root=args.data_root, n_val=args.n)
@@ -121,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         samples["generated_plain"] = module.generate(args.n, refine_steps=0)
     result = {
         "checkpoint": Path(args.checkpoint).as_posix(),
-        "generator_steps": int(module.generator_step), "n": args.n,
-        "refine_steps": refine, "refine_lr": float(module.sampling.refine_lr),
-    }  # fmt: skip
+        "generator_steps": int(module.generator_step),
+        "n": args.n,
+        "refine_steps": refine,
+        "refine_lr": float(module.sampling.refine_lr),
+    }
     for key, fake in samples.items():
         # refined: does it cost diversity? the distances to the real images say
         result[key] = sample_scores(fake, real.val_set, feature_net, distances=bool(refine))
@@ -131,10 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     result["real_test"] = {"n": len(real.val_set), **ceiling}
     for key, scores in result.items():
         if key.startswith("generated"):
-            extra = "".join(f", {name} {scores[name]:.3f}" for name in ("classifier_fid",
-                            "exact_w1") if name in scores)  # fmt: skip
-            print(f"{key}: {100 * scores['confident']:.1f}% confident, smallest class "
-                  f"{100 * scores['min_class_share']:.1f}%{extra}")  # fmt: skip
+            extra = "".join(
+                f", {name} {scores[name]:.3f}"
+                for name in ("classifier_fid", "exact_w1")
+                if name in scores
+            )
+            print(
+                f"{key}: {100 * scores['confident']:.1f}% confident, smallest class "
+                f"{100 * scores['min_class_share']:.1f}%{extra}"
+            )
     print(f"real test images: {100 * ceiling['confident']:.1f}% confident")
     if args.grid:
         save_atomic(lambda tmp: save_image(sample_grid(samples["generated"][:64]), tmp), args.grid)

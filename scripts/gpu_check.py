@@ -108,15 +108,35 @@ class Sizes:
 
 FULL = Sizes(total=480.0, plan={1: (0, 25), 2: (50, 35), 3: (180, 25), 4: (120, 40), 5: (60, 30)})
 SMOKE = Sizes(
-    total=110.0, plan={1: (0, 5), 2: (8, 10), 3: (10, 12), 4: (10, 20), 5: (0, 0)},
-    linear=128, batch=32, channels=16, image=8, repeats=5, warmup=2,
-    w1_n=2000, w1_dim=8, w1_steps=300, robust_widths=(128, 128, 128), robust_train=6000,
-    robust_test=1000, attack_n=64, attack_steps=10, attack_restarts=1,
-    gan_overrides=(("generator_base_channels", 16),
-                   ("critic", {"hard": {"channels": [8, 16], "widths": [32]},
-                               "gp": {"channels": [16, 32, 64]}})),
-    gan_train=6000, gan_eval=300, feature_train=3000, ddp_n=2000,
-)  # fmt: skip
+    total=110.0,
+    plan={1: (0, 5), 2: (8, 10), 3: (10, 12), 4: (10, 20), 5: (0, 0)},
+    linear=128,
+    batch=32,
+    channels=16,
+    image=8,
+    repeats=5,
+    warmup=2,
+    w1_n=2000,
+    w1_dim=8,
+    w1_steps=300,
+    robust_widths=(128, 128, 128),
+    robust_train=6000,
+    robust_test=1000,
+    attack_n=64,
+    attack_steps=10,
+    attack_restarts=1,
+    gan_overrides=(
+        ("generator_base_channels", 16),
+        (
+            "critic",
+            {"hard": {"channels": [8, 16], "widths": [32]}, "gp": {"channels": [16, 32, 64]}},
+        ),
+    ),
+    gan_train=6000,
+    gan_eval=300,
+    feature_train=3000,
+    ddp_n=2000,
+)
 
 
 class Skip(Exception):
@@ -148,8 +168,10 @@ class Context:
         if avail < floor:  # late: take the floor from the later parts' reserve, if it is there
             avail = floor if self.left() - overhead >= floor else -1.0
         if avail < 0 or (nominal == 0 and self.left() < 0.5 * overhead):
-            raise Skip(f"skipped: out of time ({max(0.0, self.left()):.0f} s left of the "
-                       f"{self.sizes.total:.0f} s budget)")  # fmt: skip
+            raise Skip(
+                f"skipped: out of time ({max(0.0, self.left()):.0f} s left of the "
+                f"{self.sizes.total:.0f} s budget)"
+            )
         return min(nominal / runs, avail / left)
 
     def reserve(self, part: int) -> bool:
@@ -179,17 +201,24 @@ def now() -> str:
 
 
 def device_info(device: torch.device) -> dict:
-    info = {**machine(), "date": now()[:10], "time": now(), "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available()
-            else None, "gpus": torch.cuda.device_count(),
-            "float32_matmul_precision": torch.get_float32_matmul_precision()}  # fmt: skip
+    info = {
+        **machine(),
+        "date": now()[:10],
+        "time": now(),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "gpus": torch.cuda.device_count(),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update(device=torch.cuda.get_device_name(device),
-                    capability=".".join(map(str, torch.cuda.get_device_capability(device))),
-                    gpu_memory_gib=props.total_memory / 2**30,
-                    multiprocessors=props.multi_processor_count,
-                    cudnn_benchmark=torch.backends.cudnn.benchmark)  # fmt: skip
+        info.update(
+            device=torch.cuda.get_device_name(device),
+            capability=".".join(map(str, torch.cuda.get_device_capability(device))),
+            gpu_memory_gib=props.total_memory / 2**30,
+            multiprocessors=props.multi_processor_count,
+            cudnn_benchmark=torch.backends.cudnn.benchmark,
+        )
     return info
 
 
@@ -235,10 +264,17 @@ def quiet_trainer(ctx: Context, **kw):
     import lightning as L
 
     return L.Trainer(
-        accelerator=ctx.accelerator, devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-        num_sanity_val_steps=0, precision="32-true", **kw,
-    )  # fmt: skip
+        accelerator=ctx.accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        precision="32-true",
+        **kw,
+    )
 
 
 def peak_gib(ctx: Context) -> float | None:
@@ -271,8 +307,10 @@ def layer_case(ctx: Context, kind: str) -> dict:
     else:
         c = s.channels
         x = torch.randn(s.batch, c, s.image, s.image, device=dev)
-        layers = {"wgan_lip.BCOPConv2d": BCOPConv2d(c, c, 3),
-                  "nn.Conv2d": nn.Conv2d(c, c, 3, padding=1, padding_mode="circular")}  # fmt: skip
+        layers = {
+            "wgan_lip.BCOPConv2d": BCOPConv2d(c, c, 3),
+            "nn.Conv2d": nn.Conv2d(c, c, 3, padding=1, padding_mode="circular"),
+        }
         make, peer = peer_conv(), "orthogonium.AdaptiveOrthoConv2d"
         plain, ours = "nn.Conv2d", "wgan_lip.BCOPConv2d"
         case = f"Conv {c}->{c}, 3x3, {s.image}x{s.image}, batch {s.batch}, one Adam step"
@@ -293,16 +331,23 @@ def layer_case(ctx: Context, kind: str) -> dict:
         else:
             sv = conv_svals(w, s.image)
             lo, hi = float(sv.min()), float(sv.max())
-            row = {"step_s": med[name], "sval_min": lo, "sval_max": hi,
-                   "ortho_error": max(abs(lo - 1), abs(hi - 1))}  # fmt: skip
+            row = {
+                "step_s": med[name],
+                "sval_min": lo,
+                "sval_max": hi,
+                "ortho_error": max(abs(lo - 1), abs(hi - 1)),
+            }
         row["ratio_to_plain"] = med[name] / med[plain]
         if peer in med:
             row["ratio_to_peer"] = med[name] / med[peer]
         rows[name] = row
     if kind == "linear":  # eval mode: the cached orthonormal weight against a plain Linear
         with torch.no_grad():
-            fwd = alternate({k: synced(lambda m=layers[k]: m(x), ctx) for k in (ours, plain)},
-                            s.repeats * 2, warmup=s.warmup)  # fmt: skip
+            fwd = alternate(
+                {k: synced(lambda m=layers[k]: m(x), ctx) for k in (ours, plain)},
+                s.repeats * 2,
+                warmup=s.warmup,
+            )
         for k, v in fwd.items():
             rows[k]["eval_forward_s"] = v
     return {"case": case, "peer": peer if peer in med else None, "rows": rows, "notes": notes}
@@ -311,8 +356,12 @@ def layer_case(ctx: Context, kind: str) -> dict:
 def part_layers(ctx: Context) -> dict:
     ctx.allot(1)
     torch.manual_seed(0)
-    return {"repeats": ctx.sizes.repeats, "warmup": ctx.sizes.warmup,
-            "linear": layer_case(ctx, "linear"), "conv": layer_case(ctx, "conv")}  # fmt: skip
+    return {
+        "repeats": ctx.sizes.repeats,
+        "warmup": ctx.sizes.warmup,
+        "linear": layer_case(ctx, "linear"),
+        "conv": layer_case(ctx, "conv"),
+    }
 
 
 # ----- part 2: W1 -----
@@ -335,19 +384,52 @@ def part_w1(ctx: Context) -> dict:
     gen_s = time.perf_counter() - t0
     exact = float(shift.double().norm())
     t0 = time.perf_counter()
-    est = estimate_w1(p, q, steps=s.w1_steps, seed=0, progress=False,
-                      trainer={"max_time": lightning_time(seconds),
-                               "accelerator": ctx.accelerator, "devices": 1})  # fmt: skip
+    est = estimate_w1(
+        p,
+        q,
+        steps=s.w1_steps,
+        seed=0,
+        progress=False,
+        trainer={"max_time": lightning_time(seconds), "accelerator": ctx.accelerator, "devices": 1},
+    )
     wall = time.perf_counter() - t0
-    out = {k: v for k, v in est.to_dict().items()
-           if k in ("value", "ci_low", "ci_high", "train_value", "lipschitz_bound", "n_p", "n_q",
-                    "dim", "steps", "train_seconds", "seconds", "certified", "critic_name",
-                    "stopped", "batch_size", "p_value", "n_holdout_p", "n_holdout_q")}  # fmt: skip
-    out.update(problem=f"N(0, I_{d}) vs N(0, I_{d}) + s, |s| = 1 (translation)", exact_w1=exact,
-               rel_error=(exact - est.value) / exact, ci_low_below_exact=est.ci_low <= exact,
-               generate_seconds=gen_s, wall_seconds=wall, max_time=lightning_time(seconds),
-               data_on_device_gib=2 * n * d * 4 / 2**30, peak_gpu_memory_gib=peak_gib(ctx),
-               host_peak_rss_gib=host_rss_gib())  # fmt: skip
+    out = {
+        k: v
+        for k, v in est.to_dict().items()
+        if k
+        in (
+            "value",
+            "ci_low",
+            "ci_high",
+            "train_value",
+            "lipschitz_bound",
+            "n_p",
+            "n_q",
+            "dim",
+            "steps",
+            "train_seconds",
+            "seconds",
+            "certified",
+            "critic_name",
+            "stopped",
+            "batch_size",
+            "p_value",
+            "n_holdout_p",
+            "n_holdout_q",
+        )
+    }
+    out.update(
+        problem=f"N(0, I_{d}) vs N(0, I_{d}) + s, |s| = 1 (translation)",
+        exact_w1=exact,
+        rel_error=(exact - est.value) / exact,
+        ci_low_below_exact=est.ci_low <= exact,
+        generate_seconds=gen_s,
+        wall_seconds=wall,
+        max_time=lightning_time(seconds),
+        data_on_device_gib=2 * n * d * 4 / 2**30,
+        peak_gpu_memory_gib=peak_gib(ctx),
+        host_peak_rss_gib=host_rss_gib(),
+    )
     del p, q
     return out
 
@@ -369,8 +451,11 @@ def part_robust(ctx: Context) -> dict:
     dm = ClassificationDataModule(**{**data_kw, "data_root": root})
     dm.load()
     if s.robust_train is not None:
-        dm.train = replace(dm.train, images=dm.train.images[: s.robust_train],
-                           labels=dm.train.labels[: s.robust_train])  # fmt: skip
+        dm.train = replace(
+            dm.train,
+            images=dm.train.images[: s.robust_train],
+            labels=dm.train.labels[: s.robust_train],
+        )
     torch.manual_seed(0)
     module = LipschitzClassifier(**model_kw)
     trainer = quiet_trainer(ctx, max_epochs=-1, max_time=dt.timedelta(seconds=seconds))
@@ -385,27 +470,47 @@ def part_robust(ctx: Context) -> dict:
     x, y = x.to(dev), y.to(dev)
     t0 = time.perf_counter()
     full = certify(net, x, y, eps, attack=None, batch_size=1000)
-    att = certify(net, x[: s.attack_n], y[: s.attack_n], eps, attack="pgd",
-                  attack_steps=s.attack_steps, attack_restarts=s.attack_restarts)  # fmt: skip
+    att = certify(
+        net,
+        x[: s.attack_n],
+        y[: s.attack_n],
+        eps,
+        attack="pgd",
+        attack_steps=s.attack_steps,
+        attack_restarts=s.attack_restarts,
+    )
     return {
-        "recipe": "configs/robust/mnist_fc3.yaml", "widths": list(net_kw["widths"]),
-        "activation": net_kw["activation"], "loss": objective["loss"],
-        "eps_train": objective["eps_train"], "batch_size": dm.batch_size,
-        "train_images": len(dm.train.labels), "budget_seconds": seconds,
-        "train_seconds": train_s, "steps": steps,
+        "recipe": "configs/robust/mnist_fc3.yaml",
+        "widths": list(net_kw["widths"]),
+        "activation": net_kw["activation"],
+        "loss": objective["loss"],
+        "eps_train": objective["eps_train"],
+        "batch_size": dm.batch_size,
+        "train_images": len(dm.train.labels),
+        "budget_seconds": seconds,
+        "train_seconds": train_s,
+        "steps": steps,
         "epochs": steps * dm.batch_size / len(dm.train.labels),
         "steps_per_second": steps / train_s if train_s > 0 else None,
-        "test_images": len(y), "clean": full.clean, "lipschitz_bound": full.lipschitz_bound,
+        "test_images": len(y),
+        "clean": full.clean,
+        "lipschitz_bound": full.lipschitz_bound,
         "certified": {f"{r.eps:g}": r.certified for r in full.radii},
         "attack": f"PGD L2, {s.attack_steps} steps, {s.attack_restarts} restarts",
         "attack_n": min(s.attack_n, len(y)),
         "attack_clean": att.clean,
         "attack_certified": {f"{r.eps:g}": r.certified for r in att.radii},
         "attacked": {f"{r.eps:g}": r.attacked for r in att.radii},
-        "violations": att.violations, "eval_seconds": time.perf_counter() - t0,
-        "published_fc3_200_epochs": dict(zip(("clean", "certified_0.3", "certified_1.58"),
-                                             PUBLISHED["FC-3 (Anil et al.)"], strict=True)),
-    }  # fmt: skip
+        "violations": att.violations,
+        "eval_seconds": time.perf_counter() - t0,
+        "published_fc3_200_epochs": dict(
+            zip(
+                ("clean", "certified_0.3", "certified_1.58"),
+                PUBLISHED["FC-3 (Anil et al.)"],
+                strict=True,
+            )
+        ),
+    }
 
 
 # ----- part 4: WGAN -----
@@ -449,9 +554,12 @@ def feature_net(ctx: Context, root: str):
         opt.step()
     n_test = 2000 if ctx.smoke else len(test.labels)
     acc = accuracy(net, test.images[:n_test].to(ctx.device), test.labels[:n_test].to(ctx.device))
-    return net.cpu().eval(), {"feature_net": "trained here: FeatureNet, 1 epoch, seed 0",
-                              "train_images": len(xs), "test_accuracy": acc,
-                              "seconds": time.perf_counter() - t0}  # fmt: skip
+    return net.cpu().eval(), {
+        "feature_net": "trained here: FeatureNet, 1 epoch, seed 0",
+        "train_images": len(xs),
+        "test_accuracy": acc,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def part_gan(ctx: Context) -> dict:
@@ -477,15 +585,26 @@ def part_gan(ctx: Context) -> dict:
         model_kw["architecture"] = {**arch, **over, "critic": critic}
         torch.manual_seed(0)
         module = WGAN(data_shape=dm.data_shape, **model_kw)
-        info = train_one(module, dm, seconds, 1, lambda m, t: None,
-                         accelerator=ctx.accelerator, precision="32-true")  # fmt: skip
+        info = train_one(
+            module,
+            dm,
+            seconds,
+            1,
+            lambda m, t: None,
+            accelerator=ctx.accelerator,
+            precision="32-true",
+        )
         module.to(dev)
         t0 = time.perf_counter()
         fake = module.generate(len(real))
-        row = {"constraint": constraint, "recipe": f"configs/gan/mnist_{constraint}.yaml",
-               "budget_seconds": seconds, **info,
-               **classifier_fid_kid(fake, real, fnet),
-               "exact_w1": exact_w1_metric(fake, real, max_samples=len(real))}  # fmt: skip
+        row = {
+            "constraint": constraint,
+            "recipe": f"configs/gan/mnist_{constraint}.yaml",
+            "budget_seconds": seconds,
+            **info,
+            **classifier_fid_kid(fake, real, fnet),
+            "exact_w1": exact_w1_metric(fake, real, max_samples=len(real)),
+        }
         if constraint == "hard":
             row["critic_w1_certified"] = critic_certified(module, real.to(dev), fake.to(dev))
         row["eval_seconds"] = time.perf_counter() - t0
@@ -505,14 +624,35 @@ def ddp_child(accelerator: str, n: int) -> None:
     prob = Translation(32, 1.0)
     p, q = prob.sample_p(n, 0), prob.sample_q(n, 0)
     t0 = time.perf_counter()
-    est = estimate_w1(p, q, steps=300, seed=0, progress=False,
-                      trainer={"accelerator": accelerator, "devices": 2})  # fmt: skip
+    est = estimate_w1(
+        p, q, steps=300, seed=0, progress=False, trainer={"accelerator": accelerator, "devices": 2}
+    )
     d = est.to_dict()
-    print(dumps_strict(finite({
-        "problem": f"translation d=32, |s| = 1, {n} x {n}", "exact_w1": prob.w1,
-        **{k: d[k] for k in ("value", "ci_low", "ci_high", "steps", "train_seconds", "stopped",
-                             "critic_name", "lipschitz_bound")},
-        "processes": 2, "wall_seconds": time.perf_counter() - t0})))  # fmt: skip
+    print(
+        dumps_strict(
+            finite(
+                {
+                    "problem": f"translation d=32, |s| = 1, {n} x {n}",
+                    "exact_w1": prob.w1,
+                    **{
+                        k: d[k]
+                        for k in (
+                            "value",
+                            "ci_low",
+                            "ci_high",
+                            "steps",
+                            "train_seconds",
+                            "stopped",
+                            "critic_name",
+                            "lipschitz_bound",
+                        )
+                    },
+                    "processes": 2,
+                    "wall_seconds": time.perf_counter() - t0,
+                }
+            )
+        )
+    )
 
 
 def part_ddp(ctx: Context) -> dict:
@@ -522,8 +662,14 @@ def part_ddp(ctx: Context) -> dict:
     if gpus < 2:
         raise Skip(f"skipped: needs >= 2 CUDA devices, this machine has {gpus}")
     seconds = ctx.allot(5) + ctx.sizes.plan[5][1]
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--ddp-child", "gpu",
-           "--ddp-n", str(ctx.sizes.ddp_n)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--ddp-child",
+        "gpu",
+        "--ddp-n",
+        str(ctx.sizes.ddp_n),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds)
     if res.returncode != 0:
         tail = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -551,13 +697,17 @@ def run(args: argparse.Namespace, out: Path, device: torch.device) -> int:
     doc = {
         "check": "smoke" if args.smoke else "gpu",
         "machine": device_info(device),
-        "config": {"parts": args.parts, "budget_seconds": sizes.total,
-                   "data_root": args.data_root, "sizes": {k: v for k, v in
-                   sizes.__dict__.items() if k not in ("plan", "gan_overrides")},
-                   "plan": {str(k): {"train_s": v[0], "other_s": v[1]}
-                            for k, v in sizes.plan.items()}},
+        "config": {
+            "parts": args.parts,
+            "budget_seconds": sizes.total,
+            "data_root": args.data_root,
+            "sizes": {
+                k: v for k, v in sizes.__dict__.items() if k not in ("plan", "gan_overrides")
+            },
+            "plan": {str(k): {"train_s": v[0], "other_s": v[1]} for k, v in sizes.plan.items()},
+        },
         "parts": {},
-    }  # fmt: skip
+    }
     for k, name in PART_NAMES.items():
         key = str(k)
         if k in args.parts:
@@ -596,9 +746,12 @@ def run(args: argparse.Namespace, out: Path, device: torch.device) -> int:
         entry["finished"] = now()
         doc["wall_seconds"] = time.perf_counter() - ctx.start
         save(out, doc)
-        print(f"part {k} ({PART_NAMES[k]}): {entry['status']} in {entry['seconds']:.1f} s"
-              + (f" ({entry.get('note') or entry.get('error')})" if entry["status"] != "ok"
-                 else ""), file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"part {k} ({PART_NAMES[k]}): {entry['status']} in {entry['seconds']:.1f} s"
+            + (f" ({entry.get('note') or entry.get('error')})" if entry["status"] != "ok" else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -621,10 +774,11 @@ def _num(v, fmt: str) -> str:
 def table(doc: dict) -> str:
     """The results of a gpu_check JSON as markdown (skipped and failed parts say so)."""
     m = doc.get("machine", {})
-    lines = [f"{'Smoke check (toy sizes)' if doc.get('check') == 'smoke' else 'GPU check'} on "
-             f"{m.get('device', '?')}, torch {m.get('torch', '?')}, CUDA {m.get('cuda')}, "
-             f"{m.get('date', '?')}; wall time {_num(doc.get('wall_seconds'), '.0f')} s."
-             ]  # fmt: skip
+    lines = [
+        f"{'Smoke check (toy sizes)' if doc.get('check') == 'smoke' else 'GPU check'} on "
+        f"{m.get('device', '?')}, torch {m.get('torch', '?')}, CUDA {m.get('cuda')}, "
+        f"{m.get('date', '?')}; wall time {_num(doc.get('wall_seconds'), '.0f')} s."
+    ]
     for key, entry in sorted(doc.get("parts", {}).items()):
         title = f"**Part {key}: {entry.get('name', PART_NAMES.get(int(key), '?'))}**"
         status = entry.get("status")
@@ -648,9 +802,13 @@ def _render_layers(r: dict) -> list[str]:
     for kind in ("linear", "conv"):
         c = r[kind]
         peer = c.get("peer")
-        out += [f"{c['case']} (median of {r['repeats']}, alternated):", "",
-                f"| layer | step (ms) | vs plain | vs {peer or 'peer'} | max abs(s-1) "
-                "| eval forward (ms) |", "|---|---|---|---|---|---|"]  # fmt: skip
+        out += [
+            f"{c['case']} (median of {r['repeats']}, alternated):",
+            "",
+            f"| layer | step (ms) | vs plain | vs {peer or 'peer'} | max abs(s-1) "
+            "| eval forward (ms) |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, row in c["rows"].items():
             vs_peer = f"{row['ratio_to_peer']:.2f}x" if "ratio_to_peer" in row else ""
             fwd = f"{1e3 * row['eval_forward_s']:.3f}" if "eval_forward_s" in row else ""
@@ -688,16 +846,22 @@ def _render_robust(r: dict) -> list[str]:
 
 
 def _render_gan(r: dict) -> list[str]:
-    out = [f"Feature net: {r.get('feature_net')} (test accuracy "
-           f"{_num(r.get('test_accuracy'), '.4f')}); {r['eval_images']:,} generated vs held-out "
-           "test images.", "",
-           "| constraint | train (s) | generator steps | classifier-FID | KID | exact W1 "
-           "| certified critic W1 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    out = [
+        f"Feature net: {r.get('feature_net')} (test accuracy "
+        f"{_num(r.get('test_accuracy'), '.4f')}); {r['eval_images']:,} generated vs held-out "
+        "test images.",
+        "",
+        "| constraint | train (s) | generator steps | classifier-FID | KID | exact W1 "
+        "| certified critic W1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in r["runs"]:
-        out.append(f"| {row['constraint']} | {row['train_seconds']:.0f} | "
-                   f"{row['generator_steps']:,} | {row['classifier_fid']:.2f} | "
-                   f"{row['kid']:.4f} | {row['exact_w1']:.3f} | "
-                   f"{_num(row.get('critic_w1_certified'), '.3f')} |")  # fmt: skip
+        out.append(
+            f"| {row['constraint']} | {row['train_seconds']:.0f} | "
+            f"{row['generator_steps']:,} | {row['classifier_fid']:.2f} | "
+            f"{row['kid']:.4f} | {row['exact_w1']:.3f} | "
+            f"{_num(row.get('critic_w1_certified'), '.3f')} |"
+        )
     return out
 
 
@@ -718,26 +882,50 @@ _RENDER = {1: _render_layers, 2: _render_w1, 3: _render_robust, 4: _render_gan, 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="gpu_check", description=__doc__.split("\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
-    )  # fmt: skip
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"JSON to write (default {OUT.relative_to(ROOT)}; with --smoke "
-                        f"{SMOKE_OUT.relative_to(ROOT)})")  # fmt: skip
-    parser.add_argument("--data-root", default=os.environ.get("WGAN_LIP_DATA"),
-                        help="folder with MNIST/raw/*.gz (default $WGAN_LIP_DATA)")  # fmt: skip
-    parser.add_argument("--parts", type=int, nargs="+", choices=sorted(PARTS), default=None,
-                        help="parts to run (default all); the others' entries in --out "
-                        "stay")  # fmt: skip
-    parser.add_argument("--smoke", action="store_true",
-                        help="toy sizes on any device, under 2 minutes on 2 CPU cores")  # fmt: skip
+        prog="gpu_check",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"JSON to write (default {OUT.relative_to(ROOT)}; with --smoke "
+        f"{SMOKE_OUT.relative_to(ROOT)})",
+    )
+    parser.add_argument(
+        "--data-root",
+        default=os.environ.get("WGAN_LIP_DATA"),
+        help="folder with MNIST/raw/*.gz (default $WGAN_LIP_DATA)",
+    )
+    parser.add_argument(
+        "--parts",
+        type=int,
+        nargs="+",
+        choices=sorted(PARTS),
+        default=None,
+        help="parts to run (default all); the others' entries in --out stay",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="toy sizes on any device, under 2 minutes on 2 CPU cores",
+    )
     parser.add_argument("--table", action="store_true", help="print --out as markdown and exit")
-    parser.add_argument("--max-minutes", type=float, default=None,
-                        help="wall-clock budget of the run (default 8; smoke 110 s)")  # fmt: skip
-    parser.add_argument("--feature-net", default=None,
-                        help="feature-net checkpoint for classifier-FID (default: "
-                        "runs/feature_nets/mnist.pt if present, else one trained "
-                        "here)")  # fmt: skip
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="wall-clock budget of the run (default 8; smoke 110 s)",
+    )
+    parser.add_argument(
+        "--feature-net",
+        default=None,
+        help="feature-net checkpoint for classifier-FID (default: "
+        "runs/feature_nets/mnist.pt if present, else one trained "
+        "here)",
+    )
     parser.add_argument("--ddp-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--ddp-n", type=int, default=FULL.ddp_n, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -779,8 +967,11 @@ def main(argv: list[str] | None = None) -> int:
         probe.unlink()
     except OSError as e:
         return fail(f"cannot write --out {out}: {e.strerror or one_line(e)}")
-    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \
-        else torch.device("cpu")  # fmt: skip
+    device = (
+        torch.device("cuda", torch.cuda.current_device())
+        if torch.cuda.is_available()
+        else torch.device("cpu")
+    )
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes everywhere
     import lightning  # noqa: F401  (it sets its loggers' levels when imported: quiet them after)

@@ -50,9 +50,16 @@ def write_npy(path: Path, n: int, dim: int, fill, chunk: int) -> None:
 
 
 def write_side(
-    out: Path, name: str, n: int, dim: int, base: str, offset: np.ndarray | None,
-    seed: int, shards: int, chunk: int,
-) -> str:  # fmt: skip
+    out: Path,
+    name: str,
+    n: int,
+    dim: int,
+    base: str,
+    offset: np.ndarray | None,
+    seed: int,
+    shards: int,
+    chunk: int,
+) -> str:
     """Write one side (``p`` or ``q``) as a file or a shard folder; returns its path."""
     rng = np.random.default_rng(seed)
 
@@ -78,9 +85,16 @@ def write_side(
 
 
 def make_problem(
-    out: str | Path, n: int, dim: int = 784, shift: float = 1.0, base: str = "gaussian",
-    seed: int = 0, shards: int = 1, chunk: int = 65536, n_q: int | None = None,
-) -> dict:  # fmt: skip
+    out: str | Path,
+    n: int,
+    dim: int = 784,
+    shift: float = 1.0,
+    base: str = "gaussian",
+    seed: int = 0,
+    shards: int = 1,
+    chunk: int = 65536,
+    n_q: int | None = None,
+) -> dict:
     """Write P and Q under ``out`` and return the ``problem.json`` record."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,10 +105,19 @@ def make_problem(
     q = write_side(out, "q", n_q, dim, base, offset, seed + 1, shards, chunk)
     # |offset| in float32 is the exact W1 of the distributions the files are drawn from
     record = {
-        "problem": "translation", "w1": float(np.linalg.norm(offset.astype(np.float64))),
-        "n_p": n, "n_q": n_q, "dim": dim, "shift": shift, "base": base, "seed": seed,
-        "shards": shards, "p": p, "q": q, "bytes_per_side": 4 * n * dim,
-    }  # fmt: skip
+        "problem": "translation",
+        "w1": float(np.linalg.norm(offset.astype(np.float64))),
+        "n_p": n,
+        "n_q": n_q,
+        "dim": dim,
+        "shift": shift,
+        "base": base,
+        "seed": seed,
+        "shards": shards,
+        "p": p,
+        "q": q,
+        "bytes_per_side": 4 * n * dim,
+    }
     write_json_strict(out / "problem.json", record)
     return record
 
@@ -111,8 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", type=int, default=65536, help="rows generated at a time")
     ap.add_argument("--out", required=True, help="output folder")
     args = ap.parse_args(argv)
-    for flag, v in (("--n", args.n), ("--dim", args.dim), ("--shards", args.shards),
-                    ("--chunk", args.chunk), ("--n-q", args.n_q or 2)):  # fmt: skip
+    for flag, v in (
+        ("--n", args.n),
+        ("--dim", args.dim),
+        ("--shards", args.shards),
+        ("--chunk", args.chunk),
+        ("--n-q", args.n_q or 2),
+    ):
         if v < 1 or (flag in ("--n", "--n-q") and v < 2):
             ap.error(f"{flag} must be at least {2 if flag in ('--n', '--n-q') else 1}")
     need = 4 * args.dim * (args.n + (args.n_q or args.n))
@@ -122,8 +150,17 @@ def main(argv: list[str] | None = None) -> int:
             f"needs {need / 2**30:.1f} GiB on disk, {args.out} has {free / 2**30:.1f} GiB free"
         )
     start = time.perf_counter()
-    record = make_problem(args.out, args.n, args.dim, args.shift, args.base, args.seed,
-                          args.shards, args.chunk, args.n_q)  # fmt: skip
+    record = make_problem(
+        args.out,
+        args.n,
+        args.dim,
+        args.shift,
+        args.base,
+        args.seed,
+        args.shards,
+        args.chunk,
+        args.n_q,
+    )
     print(dumps_strict({**record, "seconds": round(time.perf_counter() - start, 1)}))
     return 0
 

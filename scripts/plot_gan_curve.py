@@ -66,23 +66,38 @@ def plot(curve: list[dict[str, float]], out: Path, title: str) -> None:
     est = [p for p in curve if "val/estimate_w1" in p]
     if est:
         xs = [p["generator_step"] for p in est]
-        ax.plot(xs, [p["val/estimate_w1"] for p in est], "o-", color="C0",
-                label="certified W1 (fresh critic, estimate_w1)")  # fmt: skip
+        ax.plot(
+            xs,
+            [p["val/estimate_w1"] for p in est],
+            "o-",
+            color="C0",
+            label="certified W1 (fresh critic, estimate_w1)",
+        )
         low = [p["val/estimate_w1_ci_low"] for p in est]
         high = [p["val/estimate_w1_ci_high"] for p in est]
         ax.fill_between(xs, low, high, color="C0", alpha=0.2)
     own = [p for p in curve if "val/critic_w1_certified" in p]
     if own:
-        ax.plot([p["generator_step"] for p in own], [p["val/critic_w1_certified"] for p in own],
-                "s--", color="C2", label="certified W1 (training critic / its bound)")  # fmt: skip
+        ax.plot(
+            [p["generator_step"] for p in own],
+            [p["val/critic_w1_certified"] for p in own],
+            "s--",
+            color="C2",
+            label="certified W1 (training critic / its bound)",
+        )
     ax.set_xlabel("generator step")
     ax.set_ylabel("W1 lower bound (pixels, L2)")
     ax.set_ylim(bottom=0)
     fid = [p for p in curve if "val/classifier_fid" in p]
     if fid:
         ax2 = ax.twinx()
-        ax2.plot([p["generator_step"] for p in fid], [p["val/classifier_fid"] for p in fid],
-                 "^-", color="C3", label="classifier-FID")  # fmt: skip
+        ax2.plot(
+            [p["generator_step"] for p in fid],
+            [p["val/classifier_fid"] for p in fid],
+            "^-",
+            color="C3",
+            label="classifier-FID",
+        )
         ax2.set_ylabel("classifier-FID", color="C3")
         ax2.set_yscale("log")
         lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
@@ -110,8 +125,10 @@ def main() -> int:
     metrics = find_metrics(args.run)
     curve = read_curve(metrics)
     if not curve:
-        print(f"plot_gan_curve: {metrics} has no validation points (val/generator_step)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"plot_gan_curve: {metrics} has no validation points (val/generator_step)",
+            file=sys.stderr,
+        )
         return 2
     plot(curve, args.out, args.title or args.run.name)
     write_json_strict(args.out.with_suffix(".json"), curve)

@@ -20,8 +20,9 @@ from wgan_lip.gan.features import accuracy, save_feature_net, train_feature_net
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="mnist",
-                        help="mnist, fashion-mnist or cifar10-subset (default mnist)")  # fmt: skip
+    parser.add_argument(
+        "--dataset", default="mnist", help="mnist, fashion-mnist or cifar10-subset (default mnist)"
+    )
     parser.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     parser.add_argument("--data-root", default=None, help="default $WGAN_LIP_DATA")
     parser.add_argument("--epochs", type=int, default=2)
@@ -40,12 +41,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train_feature_net: error: {e}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    net = train_feature_net(train.images, train.labels, epochs=args.epochs, seed=args.seed,
-                            log=lambda m: print(m, flush=True))  # fmt: skip
+    net = train_feature_net(
+        train.images,
+        train.labels,
+        epochs=args.epochs,
+        seed=args.seed,
+        log=lambda m: print(m, flush=True),
+    )
     acc = accuracy(net, test.images, test.labels)
     path = save_feature_net(net, args.out, dataset=name, test_accuracy=acc, epochs=args.epochs)
-    print(f"{name}: test accuracy {acc:.4f} after {args.epochs} epochs "
-          f"({time.perf_counter() - start:.0f} s); wrote {path}")  # fmt: skip
+    print(
+        f"{name}: test accuracy {acc:.4f} after {args.epochs} epochs "
+        f"({time.perf_counter() - start:.0f} s); wrote {path}"
+    )
     return 0
 
 

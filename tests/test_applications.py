@@ -47,8 +47,15 @@ def _mlp(name: str) -> dict:
 def _convnet(name: str) -> dict:
     kind = LAYERS[name]
     head = name if kind.linear is not None else ("bjorck" if kind.certified else "spectral")
-    return {"kind": "convnet", "conv": name, "linear": head, "channels": [4],
-            "blocks_per_stage": 2, "widths": [8], "activation": "maxmin"}  # fmt: skip
+    return {
+        "kind": "convnet",
+        "conv": name,
+        "linear": head,
+        "channels": [4],
+        "blocks_per_stage": 2,
+        "widths": [8],
+        "activation": "maxmin",
+    }
 
 
 def _baseline(name: str) -> str:
@@ -91,14 +98,24 @@ def _fit(tmp_path: Path, config: dict) -> Path:
 def _classifier_config(data_root: Path, network: dict) -> dict:
     return {
         "seed_everything": 0,
-        "model": {"class_path": "wgan_lip.robust.LipschitzClassifier",
-                  "init_args": {"architecture": "fc3" if network["kind"] == "mlp" else "bcop",
-                                "network": network}},
-        "data": {"class_path": "wgan_lip.robust.ClassificationDataModule",
-                 "init_args": {"dataset": "mnist", "data_root": str(data_root),
-                               "batch_size": 32, "n_val": 64}},
+        "model": {
+            "class_path": "wgan_lip.robust.LipschitzClassifier",
+            "init_args": {
+                "architecture": "fc3" if network["kind"] == "mlp" else "bcop",
+                "network": network,
+            },
+        },
+        "data": {
+            "class_path": "wgan_lip.robust.ClassificationDataModule",
+            "init_args": {
+                "dataset": "mnist",
+                "data_root": str(data_root),
+                "batch_size": 32,
+                "n_val": 64,
+            },
+        },
         "trainer": {**QUIET, "max_steps": 3, "limit_val_batches": 1, "accelerator": "cpu"},
-    }  # fmt: skip
+    }
 
 
 def _classifier_cases():
@@ -132,26 +149,44 @@ def test_every_layer_reaches_the_classifier_from_yaml(name, network, data_root, 
 
 def _gan_config(constraint: str, critic: dict, image: bool, data_root: Path) -> dict:
     if image:
-        data = {"class_path": "wgan_lip.gan.ImageDataModule",
-                "init_args": {"dataset": "mnist", "data_root": str(data_root),
-                              "batch_size": 16, "n_val": 64}}  # fmt: skip
+        data = {
+            "class_path": "wgan_lip.gan.ImageDataModule",
+            "init_args": {
+                "dataset": "mnist",
+                "data_root": str(data_root),
+                "batch_size": 16,
+                "n_val": 64,
+            },
+        }
         generator = {"generator_base_channels": 4, "latent_dim": 8}
     else:
-        data = {"class_path": "wgan_lip.gan.ToyDataModule",
-                "init_args": {"name": "8gaussians", "n_train": 256, "n_val": 64,
-                              "batch_size": 32}}  # fmt: skip
+        data = {
+            "class_path": "wgan_lip.gan.ToyDataModule",
+            "init_args": {"name": "8gaussians", "n_train": 256, "n_val": 64, "batch_size": 32},
+        }
         generator = {"generator_widths": [16]}
     return {
         "seed_everything": 0,
-        "model": {"class_path": "wgan_lip.gan.WGAN",
-                  "init_args": {"constraint": constraint,
-                                "architecture": {**generator, "critic": critic},
-                                "evaluation": {"samples": 64, "estimate_steps": 0}}},
+        "model": {
+            "class_path": "wgan_lip.gan.WGAN",
+            "init_args": {
+                "constraint": constraint,
+                "architecture": {**generator, "critic": critic},
+                "evaluation": {"samples": 64, "estimate_steps": 0},
+            },
+        },
         "data": data,
-        "trainer": {**QUIET, "max_steps": 4, "max_epochs": -1, "limit_val_batches": 1,
-                    "val_check_interval": 2, "check_val_every_n_epoch": None,
-                    "num_sanity_val_steps": 0, "accelerator": "cpu"},
-    }  # fmt: skip
+        "trainer": {
+            **QUIET,
+            "max_steps": 4,
+            "max_epochs": -1,
+            "limit_val_batches": 1,
+            "val_check_interval": 2,
+            "check_val_every_n_epoch": None,
+            "num_sanity_val_steps": 0,
+            "accelerator": "cpu",
+        },
+    }
 
 
 def _gan_cases():
@@ -225,8 +260,9 @@ def test_every_layer_reaches_estimate_w1(name, image):
     p, q = _w1_samples(image)
     network = _convnet(name) if image else _mlp(name)
     critic = _w1_critic(name, image)
-    est = estimate_w1(p, q, critic={"name": critic, "eval_every": 10}, network=network,
-                      steps=20, progress=False)  # fmt: skip
+    est = estimate_w1(
+        p, q, critic={"name": critic, "eval_every": 10}, network=network, steps=20, progress=False
+    )
     assert est.certified == LAYERS[name].certified
     modules = {type(m).__name__.lower() for m in est.critic.modules()}
     assert any(name.replace("_", "") in m for m in modules) or name in ("sll", "sn_kernel", "plain")
@@ -239,8 +275,13 @@ def test_every_certified_dense_layer_is_a_family_member(name):
 
     p, q = _w1_samples(False)
     member = f"mlp:8x2:maxmin:{name}"
-    est = estimate_w1(p, q, critic={"name": "family", "family": ["linear", member],
-                                    "eval_every": 10}, steps=20, progress=False)  # fmt: skip
+    est = estimate_w1(
+        p,
+        q,
+        critic={"name": "family", "family": ["linear", member], "eval_every": 10},
+        steps=20,
+        progress=False,
+    )
     assert member in est.monitor_values
     _check_estimate(est, False)
 
@@ -251,9 +292,19 @@ def test_every_layer_reaches_the_w1_command(name, image, tmp_path, capsys):
     np.save(tmp_path / "p.npy", p)
     np.save(tmp_path / "q.npy", q)
     network = _convnet(name) if image else _mlp(name)
-    args = ["w1", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"), "--steps", "20",
-            "--no-progress", "--json", "--critic", _w1_critic(name, image),
-            "--network", json.dumps(network)]  # fmt: skip
+    args = [
+        "w1",
+        str(tmp_path / "p.npy"),
+        str(tmp_path / "q.npy"),
+        "--steps",
+        "20",
+        "--no-progress",
+        "--json",
+        "--critic",
+        _w1_critic(name, image),
+        "--network",
+        json.dumps(network),
+    ]
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["certified"] == LAYERS[name].certified
@@ -270,8 +321,17 @@ def test_a_certified_w1_critic_refuses_an_uncertified_layer(name, tmp_path, caps
     np.save(tmp_path / "q.npy", q)
     flag = ["--conv", name] if image else ["--linear", name]
     critic = "bcop" if image else "groupsort"
-    code = main(["w1", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"), "--critic", critic,
-                 *flag, "--no-progress"])  # fmt: skip
+    code = main(
+        [
+            "w1",
+            str(tmp_path / "p.npy"),
+            str(tmp_path / "q.npy"),
+            "--critic",
+            critic,
+            *flag,
+            "--no-progress",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and name in err[0], err
@@ -282,25 +342,48 @@ def test_every_layer_reaches_the_w1_module_from_yaml(name, image, tmp_path):
     from wgan_lip.w1 import W1Critic
 
     network = _convnet(name) if image else _mlp(name)
-    data = ({"class_path": "wgan_lip.w1.KnownW1DataModule",
-             "init_args": {"problem": "translation", "dim": 3, "n": 300, "batch_size": 64,
-                           "eval_every": 5}}
-            if not image else None)  # fmt: skip
+    data = (
+        {
+            "class_path": "wgan_lip.w1.KnownW1DataModule",
+            "init_args": {
+                "problem": "translation",
+                "dim": 3,
+                "n": 300,
+                "batch_size": 64,
+                "eval_every": 5,
+            },
+        }
+        if not image
+        else None
+    )
     if image:
         p, q = _w1_samples(True)
         np.save(tmp_path / "p.npy", p)
         np.save(tmp_path / "q.npy", q)
-        data = {"class_path": "wgan_lip.w1.TwoSampleDataModule",
-                "init_args": {"p": str(tmp_path / "p.npy"), "q": str(tmp_path / "q.npy"),
-                              "batch_size": 64, "eval_every": 5}}  # fmt: skip
+        data = {
+            "class_path": "wgan_lip.w1.TwoSampleDataModule",
+            "init_args": {
+                "p": str(tmp_path / "p.npy"),
+                "q": str(tmp_path / "q.npy"),
+                "batch_size": 64,
+                "eval_every": 5,
+            },
+        }
     config = {
         "seed_everything": 0,
-        "model": {"class_path": "wgan_lip.w1.W1Critic",
-                  "init_args": {"critic": _w1_critic(name, image), "network": network}},
+        "model": {
+            "class_path": "wgan_lip.w1.W1Critic",
+            "init_args": {"critic": _w1_critic(name, image), "network": network},
+        },
         "data": data,
-        "trainer": {**QUIET, "max_steps": 10, "max_epochs": -1, "num_sanity_val_steps": 0,
-                    "accelerator": "cpu"},
-    }  # fmt: skip
+        "trainer": {
+            **QUIET,
+            "max_steps": 10,
+            "max_epochs": -1,
+            "num_sanity_val_steps": 0,
+            "accelerator": "cpu",
+        },
+    }
     module = W1Critic.load_from_checkpoint(_fit(tmp_path, config), map_location="cpu")
     assert module.critic.certified == LAYERS[name].certified
     x = torch.as_tensor(_w1_samples(image, 8)[0], dtype=torch.float64)
@@ -354,16 +437,38 @@ def test_a_new_layer_reaches_w1(new_layer, tmp_path, capsys):
     from wgan_lip import estimate_w1
 
     p, q = _w1_samples(False)
-    est = estimate_w1(p, q, critic={"name": "groupsort", "eval_every": 10},
-                      network=_mlp(new_layer), steps=20, progress=False)  # fmt: skip
+    est = estimate_w1(
+        p,
+        q,
+        critic={"name": "groupsort", "eval_every": 10},
+        network=_mlp(new_layer),
+        steps=20,
+        progress=False,
+    )
     assert any(isinstance(m, FrobeniusLinear) for m in est.critic.modules())
     _check_estimate(est, False)
-    family = estimate_w1(p, q, critic={"name": "family", "family": ["mlp:8x2:maxmin:frobenius"],
-                                       "eval_every": 10}, steps=20, progress=False)  # fmt: skip
+    family = estimate_w1(
+        p,
+        q,
+        critic={"name": "family", "family": ["mlp:8x2:maxmin:frobenius"], "eval_every": 10},
+        steps=20,
+        progress=False,
+    )
     assert "mlp:8x2:maxmin:frobenius" in family.monitor_values
     np.save(tmp_path / "p.npy", p)
     np.save(tmp_path / "q.npy", q)
-    args = ["w1", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"), "--steps", "20",
-            "--no-progress", "--json", "--critic", "groupsort", "--linear", new_layer]
+    args = [
+        "w1",
+        str(tmp_path / "p.npy"),
+        str(tmp_path / "q.npy"),
+        "--steps",
+        "20",
+        "--no-progress",
+        "--json",
+        "--critic",
+        "groupsort",
+        "--linear",
+        new_layer,
+    ]
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["certified"] is True

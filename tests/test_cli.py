@@ -44,14 +44,37 @@ def pair_files(tmp_path):
 
 
 def test_w1_json_output(pair_files, capsys):
-    code = main(["w1", str(pair_files / "p.npy"), str(pair_files / "q.npy"), "--json",
-                 "--steps", "200", "--exact", "--no-progress", "--plot",
-                 str(pair_files / "critic.png")])  # fmt: skip
+    code = main(
+        [
+            "w1",
+            str(pair_files / "p.npy"),
+            str(pair_files / "q.npy"),
+            "--json",
+            "--steps",
+            "200",
+            "--exact",
+            "--no-progress",
+            "--plot",
+            str(pair_files / "critic.png"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     result = json.loads(out)
-    for key in ("value", "ci_low", "ci_high", "train_value", "lipschitz_bound", "n_p", "n_q",
-                "dim", "seconds", "certified", "exact_w1", "sliced_w1"):  # fmt: skip
+    for key in (
+        "value",
+        "ci_low",
+        "ci_high",
+        "train_value",
+        "lipschitz_bound",
+        "n_p",
+        "n_q",
+        "dim",
+        "seconds",
+        "certified",
+        "exact_w1",
+        "sliced_w1",
+    ):
         assert key in result
     assert result["certified"] is True and result["n_p"] == 300 and result["dim"] == 2
     assert result["sliced_w1"] <= result["exact_w1"]
@@ -60,8 +83,18 @@ def test_w1_json_output(pair_files, capsys):
 
 
 def test_w1_table_output(pair_files, capsys):
-    code = main(["w1", str(pair_files / "p.npy"), str(pair_files / "q.npy"), "--steps", "50",
-                 "--no-progress", "--holdout", "0"])  # fmt: skip
+    code = main(
+        [
+            "w1",
+            str(pair_files / "p.npy"),
+            str(pair_files / "q.npy"),
+            "--steps",
+            "50",
+            "--no-progress",
+            "--holdout",
+            "0",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "W1 estimate" in out and "in-sample" in out and "Lipschitz bound" in out
@@ -121,8 +154,9 @@ def _exit_code(argv: list[str]) -> int:
 def test_w1_cli_process_exit_code(pair_files):
     proc = subprocess.run(
         [sys.executable, "-m", "wgan_lip.cli", "w1", str(pair_files / "p.npy"), "nope.npy"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "wgan-lip: error: Q: no such file 'nope.npy'"
 
@@ -145,8 +179,9 @@ def test_bad_seed_and_memory_limit_are_one_line_errors(pair_files, capsys, extra
 
 
 def test_plot_path_that_is_a_folder_is_refused_before_training(pair_files, tmp_path, capsys):
-    code = main(["w1", str(pair_files / "p.npy"), str(pair_files / "q.npy"), "--plot",
-                 str(tmp_path)])  # fmt: skip
+    code = main(
+        ["w1", str(pair_files / "p.npy"), str(pair_files / "q.npy"), "--plot", str(tmp_path)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "is a folder" in err[0]
 
@@ -219,8 +254,9 @@ def test_readme_lists_exactly_the_mistakes_that_are_tested():
 
     readme = Path(__file__).resolve().parents[1] / "README.md"
     text = " ".join(readme.read_text().split())
-    listed = re.search(r"Every user mistake \(([^)]*)\) is one line on stderr and exit code 2",
-                       text)  # fmt: skip
+    listed = re.search(
+        r"Every user mistake \(([^)]*)\) is one line on stderr and exit code 2", text
+    )
     assert listed, "the README's promise moved: update README_MISTAKES"
     items = {s.strip() for s in listed.group(1).replace(" or dataset", "").split(",")}
     if "or dataset" in listed.group(1):  # "unknown format or dataset" names two mistakes
@@ -256,10 +292,22 @@ def _unwritable_folder(tmp_path):
 def test_plot_into_an_unwritable_folder_is_refused_before_training(pair_files, tmp_path):
     folder = _unwritable_folder(tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "wgan_lip.cli", "w1", str(pair_files / "p.npy"),
-         str(pair_files / "q.npy"), "--steps", "5", "--plot", f"{folder}/critic.png"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "wgan_lip.cli",
+            "w1",
+            str(pair_files / "p.npy"),
+            str(pair_files / "q.npy"),
+            "--steps",
+            "5",
+            "--plot",
+            f"{folder}/critic.png",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stdout == "", proc.stderr
     assert proc.stderr.count("\n") == 1 and "--plot: cannot write to" in proc.stderr
     assert "W1 critic" not in proc.stderr  # no training started
@@ -270,10 +318,23 @@ def test_plot_into_an_unwritable_folder_is_refused_before_training(pair_files, t
 def test_w1_output_to_a_full_disk_is_one_line_exit_2(pair_files, json_flag):
     with open("/dev/full", "w") as full:
         proc = subprocess.run(
-            [sys.executable, "-m", "wgan_lip.cli", "w1", str(pair_files / "p.npy"),
-             str(pair_files / "q.npy"), "--steps", "5", "--no-progress", *json_flag],
-            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "wgan_lip.cli",
+                "w1",
+                str(pair_files / "p.npy"),
+                str(pair_files / "q.npy"),
+                "--steps",
+                "5",
+                "--no-progress",
+                *json_flag,
+            ],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "cannot write the result to standard output (No space left" in proc.stderr
@@ -282,8 +343,13 @@ def test_w1_output_to_a_full_disk_is_one_line_exit_2(pair_files, json_flag):
 # ----- wgan-lip fit | validate | test -----
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
-TINY_W1 = ["--config", str(REPO / "configs/w1/sphere_d8.yaml"), "--data.init_args.n=200",
-           "--model.init_args.network.widths=[16]", "--trainer.max_steps=5"]  # fmt: skip
+TINY_W1 = [
+    "--config",
+    str(REPO / "configs/w1/sphere_d8.yaml"),
+    "--data.init_args.n=200",
+    "--model.init_args.network.widths=[16]",
+    "--trainer.max_steps=5",
+]
 
 
 def _one_line(capsys) -> str:
@@ -319,17 +385,28 @@ def test_fit_into_an_unwritable_folder_is_refused_before_training(tmp_path, monk
 
 def _module_configs(data_root) -> dict[str, list[str]]:
     """One tiny config of each module kind: W1 critic, WGAN, classifier."""
-    gan = ["--config", str(REPO / "configs/gan/toy_25gaussians_hard.yaml"),
-           "--model.init_args.architecture.critic.widths=[16]",
-           "--model.init_args.architecture.generator_widths=[16]",
-           "--model.init_args.evaluation.samples=200",
-           "--model.init_args.evaluation.estimate_steps=5",
-           "--data.init_args.n_train=512", "--data.init_args.n_val=200",
-           "--trainer.max_steps=6", "--trainer.val_check_interval=5"]  # fmt: skip
-    clf = ["--config", str(REPO / "configs/robust/mnist_fc3_cpu.yaml"),
-           "--data.init_args.dataset=uci-digits", f"--data.init_args.data_root={data_root}",
-           "--data.init_args.n_val=200", "--model.init_args.network.widths=[32]",
-           "--trainer.max_steps=3", "--trainer.limit_train_batches=3"]  # fmt: skip
+    gan = [
+        "--config",
+        str(REPO / "configs/gan/toy_25gaussians_hard.yaml"),
+        "--model.init_args.architecture.critic.widths=[16]",
+        "--model.init_args.architecture.generator_widths=[16]",
+        "--model.init_args.evaluation.samples=200",
+        "--model.init_args.evaluation.estimate_steps=5",
+        "--data.init_args.n_train=512",
+        "--data.init_args.n_val=200",
+        "--trainer.max_steps=6",
+        "--trainer.val_check_interval=5",
+    ]
+    clf = [
+        "--config",
+        str(REPO / "configs/robust/mnist_fc3_cpu.yaml"),
+        "--data.init_args.dataset=uci-digits",
+        f"--data.init_args.data_root={data_root}",
+        "--data.init_args.n_val=200",
+        "--model.init_args.network.widths=[32]",
+        "--trainer.max_steps=3",
+        "--trainer.limit_train_batches=3",
+    ]
     return {"w1": TINY_W1, "wgan": gan, "classifier": clf}
 
 
@@ -338,8 +415,13 @@ def test_every_module_kind_validates_its_own_checkpoint(kind, data_root, tmp_pat
     """``validate`` runs under inference mode: the WGAN's certified W1 metric trains a fresh
     critic there, which crashed with 'Inference tensors do not track version counter'."""
     root = tmp_path / kind
-    args = [*_module_configs(data_root)[kind], "--trainer.default_root_dir", str(root),
-            "--trainer.logger=false", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    args = [
+        *_module_configs(data_root)[kind],
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+    ]
     assert main(["fit", *args]) == 0
     capsys.readouterr()
     code = main(["validate", *args, "--ckpt_path", str(root / "checkpoints/last.ckpt")])

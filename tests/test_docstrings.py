@@ -148,14 +148,23 @@ def problems(obj) -> list[str]:
 def test_public_names_are_found():
     objects = public_objects()
     assert len(objects) >= 170, sorted(objects)
-    for name in ("wgan_lip.w1.estimate.estimate_w1", "wgan_lip.layers.conv.BCOPConv2d",
-                 "wgan_lip.gan.module.WGAN", "wgan_lip.data.synthetic.Translation",
-                 # modules without __all__: what they define, not what they import
-                 "wgan_lip.models.mlp_generator", "wgan_lip.ot.as_samples",
-                 "wgan_lip.constraints.get_constraint", "wgan_lip.critic.fit_shift_scale",
-                 "wgan_lip.penalties.gradient_penalty", "wgan_lip.plotting.critic_figure",
-                 "wgan_lip.checkpoints.verify_checkpoint_file", "wgan_lip.errors.InputError",
-                 "wgan_lip.w1.family.parse_member", "wgan_lip.data.vision.read_mnist"):  # fmt: skip
+    for name in (
+        "wgan_lip.w1.estimate.estimate_w1",
+        "wgan_lip.layers.conv.BCOPConv2d",
+        "wgan_lip.gan.module.WGAN",
+        "wgan_lip.data.synthetic.Translation",
+        # modules without __all__: what they define, not what they import
+        "wgan_lip.models.mlp_generator",
+        "wgan_lip.ot.as_samples",
+        "wgan_lip.constraints.get_constraint",
+        "wgan_lip.critic.fit_shift_scale",
+        "wgan_lip.penalties.gradient_penalty",
+        "wgan_lip.plotting.critic_figure",
+        "wgan_lip.checkpoints.verify_checkpoint_file",
+        "wgan_lip.errors.InputError",
+        "wgan_lip.w1.family.parse_member",
+        "wgan_lip.data.vision.read_mnist",
+    ):
         assert name in objects, name
     modules = library_modules()
     assert not EXCLUDED & set(modules)

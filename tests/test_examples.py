@@ -57,3 +57,5 @@ def test_custom_layer():
     assert out["empirical"] <= out["bound"] * (1 + 1e-5)
     assert out["bound"] == pytest.approx(1.0, abs=1e-5)
     assert out["with_hardswish"] == pytest.approx(1.5, abs=1e-5)
+    assert out["by_name_bound"] <= 1 + 1e-4  # registered by name: built by every job
+    assert out["w1_certified"] and out["w1_value"] < 0.5 * 8**0.5  # below |shift|

@@ -15,14 +15,27 @@ import torch
 from wgan_lip.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-W1_CONFIG = ["--config", str(REPO / "configs/w1/translation_d32.yaml"),
-             "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
-             "--trainer.enable_progress_bar=false", "--data.n=600"]  # fmt: skip
-GAN_CONFIG = ["--config", str(REPO / "configs/gan/toy_25gaussians_hard.yaml"),
-              "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
-              "--trainer.enable_progress_bar=false", "--data.n_train=2000", "--data.n_val=300",
-              "--model.evaluation.samples=300", "--model.evaluation.estimate_steps=0",
-              "--trainer.val_check_interval=30", "--trainer.logger=false"]  # fmt: skip
+W1_CONFIG = [
+    "--config",
+    str(REPO / "configs/w1/translation_d32.yaml"),
+    "--config",
+    str(REPO / "configs/trainer/cpu_debug.yaml"),
+    "--trainer.enable_progress_bar=false",
+    "--data.n=600",
+]
+GAN_CONFIG = [
+    "--config",
+    str(REPO / "configs/gan/toy_25gaussians_hard.yaml"),
+    "--config",
+    str(REPO / "configs/trainer/cpu_debug.yaml"),
+    "--trainer.enable_progress_bar=false",
+    "--data.n_train=2000",
+    "--data.n_val=300",
+    "--model.evaluation.samples=300",
+    "--model.evaluation.estimate_steps=0",
+    "--trainer.val_check_interval=30",
+    "--trainer.logger=false",
+]
 W1_LAST = "runs/w1/translation_d32/checkpoints/last.ckpt"
 GAN_LAST = "runs/gan/toy_25gaussians_hard/checkpoints/last.ckpt"
 
@@ -58,8 +71,9 @@ def _kill_after_checkpoint(args, cwd, last: Path, min_step: int) -> int:
 
 def test_w1_run_killed_with_sigkill_resumes_from_last_and_completes(tmp_path, monkeypatch):
     last = tmp_path / W1_LAST
-    killed_at = _kill_after_checkpoint(["fit", *W1_CONFIG, "--trainer.max_steps=100000"],
-                                       tmp_path, last, min_step=200)  # fmt: skip
+    killed_at = _kill_after_checkpoint(
+        ["fit", *W1_CONFIG, "--trainer.max_steps=100000"], tmp_path, last, min_step=200
+    )
     target = killed_at + 100
     monkeypatch.chdir(tmp_path)
     assert main(["fit", *W1_CONFIG, f"--trainer.max_steps={target}", "--ckpt_path", "last"]) == 0
@@ -73,8 +87,9 @@ def test_w1_run_killed_with_sigkill_resumes_from_last_and_completes(tmp_path, mo
 
 def test_wgan_run_killed_with_sigkill_resumes_from_last_and_completes(tmp_path, monkeypatch):
     last = tmp_path / GAN_LAST
-    killed_at = _kill_after_checkpoint(["fit", *GAN_CONFIG, "--trainer.max_steps=60000"],
-                                       tmp_path, last, min_step=72)  # fmt: skip
+    killed_at = _kill_after_checkpoint(
+        ["fit", *GAN_CONFIG, "--trainer.max_steps=60000"], tmp_path, last, min_step=72
+    )
     steps = torch.load(last, weights_only=False)["wgan_steps"]
     assert steps["critic"] == 5 * steps["generator"] and killed_at == 6 * steps["generator"]
     monkeypatch.chdir(tmp_path)
@@ -82,8 +97,10 @@ def test_wgan_run_killed_with_sigkill_resumes_from_last_and_completes(tmp_path, 
     assert main(["fit", *GAN_CONFIG, f"--trainer.max_steps={target}", "--ckpt_path", "last"]) == 0
     done = torch.load(last, weights_only=False)
     assert done["global_step"] == target
-    assert done["wgan_steps"] == {"critic": steps["critic"] + 30,
-                                  "generator": steps["generator"] + 6}  # fmt: skip
+    assert done["wgan_steps"] == {
+        "critic": steps["critic"] + 30,
+        "generator": steps["generator"] + 6,
+    }
 
 
 def _flip_bytes_inside_the_largest_entry(path):
@@ -141,8 +158,13 @@ def test_missing_or_wrong_width_shard_is_refused_before_training(tmp_path):
 
 
 def test_ddp_cpu_trainer_config_runs_the_w1_config_with_two_processes(tmp_path):
-    args = ["fit", *W1_CONFIG, "--config", str(REPO / "configs/trainer/ddp_cpu.yaml"),
-            "--trainer.max_steps=100"]  # fmt: skip
+    args = [
+        "fit",
+        *W1_CONFIG,
+        "--config",
+        str(REPO / "configs/trainer/ddp_cpu.yaml"),
+        "--trainer.max_steps=100",
+    ]
     proc = _cli(args, tmp_path)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]

@@ -134,10 +134,24 @@ def test_smoke_without_mnist_skips_the_image_parts(tmp_path):
     env = _env()
     env.pop("WGAN_LIP_DATA", None)
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--parts", "3", "4", "5", "--out", str(out),
-         "--data-root", str(tmp_path / "empty")],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--smoke",
+            "--parts",
+            "3",
+            "4",
+            "5",
+            "--out",
+            str(out),
+            "--data-root",
+            str(tmp_path / "empty"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     parts = _load(out)["parts"]
     for key in ("3", "4"):
@@ -150,8 +164,11 @@ def test_without_cuda_and_without_smoke_exits_2_in_one_line(tmp_path):
     out = tmp_path / "gpu.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(out)],
-        capture_output=True, text=True, env=_env(CUDA_VISIBLE_DEVICES=""), timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=_env(CUDA_VISIBLE_DEVICES=""),
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
@@ -178,8 +195,13 @@ def test_runner_saves_after_every_part_and_records_failures(tmp_path, monkeypatc
     def part3(ctx):
         raise gc.Skip("skipped: no MNIST under nowhere")
 
-    fakes = {1: lambda ctx: {"x": 1.0}, 2: part2, 3: part3, 4: lambda ctx: {"y": float("nan")},
-             5: lambda ctx: {"z": 2}}  # fmt: skip
+    fakes = {
+        1: lambda ctx: {"x": 1.0},
+        2: part2,
+        3: part3,
+        4: lambda ctx: {"y": float("nan")},
+        5: lambda ctx: {"z": 2},
+    }
     for k, fn in fakes.items():
         monkeypatch.setitem(gc.PARTS, k, fn)
     monkeypatch.setattr(gc, "table", lambda doc: "")
@@ -210,11 +232,14 @@ def test_table_renders_results_skips_and_failures(smoke, tmp_path, capsys):
     for k in range(1, 6):
         assert f"**Part {k}: " in text
     assert "| wgan_lip.BjorckLinear |" in text and "W1 estimate [95% CI]" in text
-    doc = {"machine": {"device": "X"}, "parts": {
-        "1": {"name": "layers", "status": "failed", "error": "RuntimeError: boom"},
-        "2": {"name": "w1", "status": "running"},
-        "3": {"name": "robust", "status": "skipped", "note": "skipped: no MNIST under /d"},
-    }}  # fmt: skip
+    doc = {
+        "machine": {"device": "X"},
+        "parts": {
+            "1": {"name": "layers", "status": "failed", "error": "RuntimeError: boom"},
+            "2": {"name": "w1", "status": "running"},
+            "3": {"name": "robust", "status": "skipped", "note": "skipped: no MNIST under /d"},
+        },
+    }
     text = gc.table(doc)
     assert "**Part 1: layers**: failed: RuntimeError: boom" in text
     assert "**Part 2: w1**: running: killed while running: no result" in text

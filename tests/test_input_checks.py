@@ -50,8 +50,14 @@ def test_known_w1_problems_refuse_bad_parameters_at_construction(make, match):
 def test_pgd_without_steps_or_starts_is_refused(steps, restarts):
     model = nn.Linear(2, 2)
     with pytest.raises(ValueError, match="steps >= 1 and restarts >= 1"):
-        pgd_l2(model, torch.rand(3, 2), torch.zeros(3, dtype=torch.long), 0.1,
-               steps=steps, restarts=restarts)  # fmt: skip
+        pgd_l2(
+            model,
+            torch.rand(3, 2),
+            torch.zeros(3, dtype=torch.long),
+            0.1,
+            steps=steps,
+            restarts=restarts,
+        )
 
 
 @pytest.mark.parametrize("n", [0, -3, 2.5])
@@ -201,8 +207,11 @@ def test_an_image_folder_with_a_stray_npy_is_refused_naming_both(tmp_path):
     _image_folder(tmp_path / "imgs")
     assert _load(tmp_path / "imgs").event_shape == (1, 8, 8)
     np.save(tmp_path / "imgs" / "extra.npy", np.zeros((3, 2)))
-    with pytest.raises(InputError, match=r"holds both images \('\d\.png'\) and .npy shards "
-                                         r"\('extra\.npy'\); keep one kind") as e:  # fmt: skip
+    with pytest.raises(
+        InputError,
+        match=r"holds both images \('\d\.png'\) and .npy shards "
+        r"\('extra\.npy'\); keep one kind",
+    ) as e:
         _load(tmp_path / "imgs")
     assert "\n" not in str(e.value)
 
@@ -298,7 +307,8 @@ def test_good_options_pass_in_plain_python_types():
 
     critic = {"family": ["linear"], "lr": 1e-3, "patience": 3, "eval_every": np.int64(10)}
     trainer = {"max_time": "00:00:01:00", "accelerator": "cpu", "devices": 1}
-    opts = _train_options(critic, None, np.int32(7), trainer, True, np.uint32(5),
-                          folds=np.int64(2), holdout=0.0)  # fmt: skip
+    opts = _train_options(
+        critic, None, np.int32(7), trainer, True, np.uint32(5), folds=np.int64(2), holdout=0.0
+    )
     assert (opts.steps, opts.seed, opts.members) == (7, 5, ("linear",))
     assert type(opts.steps) is int and type(opts.seed) is int

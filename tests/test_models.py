@@ -26,16 +26,23 @@ def test_builders_take_layer_factories():
     from wgan_lip.layers import MaxMin, SpectralConv2d, SpectralLinear, lipschitz_bound
     from wgan_lip.models import lipschitz_convnet, lipschitz_mlp, mlp, mlp_generator
 
-    net = lipschitz_convnet(1, 8, (2,), 3, head_widths=(4,),
-                            conv=lambda i, o: SpectralConv2d(i, o, 3),
-                            linear=lambda i, o: SpectralLinear(i, o),
-                            activation=lambda _: MaxMin())  # fmt: skip
+    net = lipschitz_convnet(
+        1,
+        8,
+        (2,),
+        3,
+        head_widths=(4,),
+        conv=lambda i, o: SpectralConv2d(i, o, 3),
+        linear=lambda i, o: SpectralLinear(i, o),
+        activation=lambda _: MaxMin(),
+    )
     assert net(_torch.randn(2, 1, 8, 8)).shape == (2, 3)
     assert sum(isinstance(m, SpectralConv2d) for m in net.modules()) == 1
     assert sum(isinstance(m, SpectralLinear) for m in net.modules()) == 2
     assert lipschitz_bound(net) < 1.5  # power-iteration normalized, bounded exactly
-    custom = lipschitz_mlp(4, (6,), 2, linear=lambda i, o: SpectralLinear(i, o),
-                           activation=lambda w: MaxMin())  # fmt: skip
+    custom = lipschitz_mlp(
+        4, (6,), 2, linear=lambda i, o: SpectralLinear(i, o), activation=lambda w: MaxMin()
+    )
     assert isinstance(custom[0], SpectralLinear) and isinstance(custom[1], MaxMin)
     gen = mlp_generator(2, 3, (5,))
     same = mlp(2, (5,), 3, linear=_torch.nn.Linear, activation=lambda _: _torch.nn.ReLU())

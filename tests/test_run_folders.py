@@ -16,8 +16,12 @@ from wgan_lip.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
-SMALL_W1 = ["--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
-            "--trainer.enable_progress_bar=false", "--data.n=600"]  # fmt: skip
+SMALL_W1 = [
+    "--config",
+    str(REPO / "configs/trainer/cpu_debug.yaml"),
+    "--trainer.enable_progress_bar=false",
+    "--data.n=600",
+]
 TRANSLATION = ["--config", str(REPO / "configs/w1/translation_d32.yaml"), *SMALL_W1]
 SPHERE = ["--config", str(REPO / "configs/w1/sphere_d8.yaml"), *SMALL_W1]
 
@@ -64,19 +68,33 @@ def test_default_root_dir_moves_logs_checkpoints_and_config(tmp_path, monkeypatc
     for run in ("run1", "run2"):
         files = _files(tmp_path / "elsewhere" / run)
         assert {"checkpoints/best.ckpt", "checkpoints/last.ckpt"} <= files
-        assert {"lightning_logs/version_0/metrics.csv",
-                "lightning_logs/version_0/config.yaml"} <= files  # fmt: skip
+        assert {
+            "lightning_logs/version_0/metrics.csv",
+            "lightning_logs/version_0/config.yaml",
+        } <= files
 
 
 def test_wandb_config_follows_default_root_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    code = main(["fit", "--config", str(REPO / "configs/gan/toy_8gaussians_hard.yaml"),
-                 "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
-                 "--trainer.enable_progress_bar=false", "--trainer.max_steps=12",
-                 "--trainer.val_check_interval=6", "--data.n_train=500", "--data.n_val=200",
-                 "--model.evaluation.samples=200", "--model.evaluation.estimate_steps=0",
-                 "--trainer.default_root_dir", "mine"])  # fmt: skip
+    code = main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs/gan/toy_8gaussians_hard.yaml"),
+            "--config",
+            str(REPO / "configs/trainer/cpu_debug.yaml"),
+            "--trainer.enable_progress_bar=false",
+            "--trainer.max_steps=12",
+            "--trainer.val_check_interval=6",
+            "--data.n_train=500",
+            "--data.n_val=200",
+            "--model.evaluation.samples=200",
+            "--model.evaluation.estimate_steps=0",
+            "--trainer.default_root_dir",
+            "mine",
+        ]
+    )
     assert code == 0
     assert sorted(os.listdir(tmp_path)) == ["mine"]
     files = _files(tmp_path / "mine")
@@ -96,8 +114,18 @@ def test_second_fresh_run_into_one_folder_is_refused(tmp_path, monkeypatch, caps
 
 
 def _checkpoint(tmp_path: Path) -> Path:
-    assert main(["fit", *SPHERE, "--trainer.max_steps=100",
-                 "--trainer.default_root_dir", str(tmp_path / "sphere")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "fit",
+                *SPHERE,
+                "--trainer.max_steps=100",
+                "--trainer.default_root_dir",
+                str(tmp_path / "sphere"),
+            ]
+        )
+        == 0
+    )
     return tmp_path / "sphere/checkpoints/last.ckpt"
 
 
@@ -122,8 +150,9 @@ def _checkpoint(tmp_path: Path) -> Path:
         ),
     ],
 )
-def test_checkpoint_of_another_model_is_one_line(tmp_path, monkeypatch, capsys, command, config,
-                                                 match):  # fmt: skip
+def test_checkpoint_of_another_model_is_one_line(
+    tmp_path, monkeypatch, capsys, command, config, match
+):
     ckpt = _checkpoint(tmp_path)
     monkeypatch.chdir(tmp_path)
     before = _files(tmp_path)
@@ -169,8 +198,15 @@ def test_missing_data_is_refused_before_any_run_folder_exists(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_MODE", "offline")
     for config in ("gan/mnist_hard.yaml", "robust/mnist_fc3_cpu.yaml"):
-        code = main(["fit", "--config", str(REPO / "configs" / config),
-                     "--data.data_root", str(tmp_path / "nowhere")])  # fmt: skip
+        code = main(
+            [
+                "fit",
+                "--config",
+                str(REPO / "configs" / config),
+                "--data.data_root",
+                str(tmp_path / "nowhere"),
+            ]
+        )
         assert code == 2
         assert "is not a directory" in _one_error_line(capsys.readouterr().err)
     time.sleep(0.5)  # a W&B run, had one started, would still be writing
@@ -180,9 +216,15 @@ def test_missing_data_is_refused_before_any_run_folder_exists(tmp_path, monkeypa
 def _cli(args: list[str], cwd: Path, ctrl_c_default: bool = False) -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     reset = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if ctrl_c_default else None
-    return subprocess.Popen([sys.executable, "-m", "wgan_lip", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=reset)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "wgan_lip", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=reset,
+    )
 
 
 def _never_plateaus(tmp_path: Path) -> Path:
@@ -256,12 +298,25 @@ def test_two_ctrl_c_during_w1_exit_130_without_traceback(tmp_path):
 
 def test_gan_checkpoint_under_a_w1_config_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code = main(["fit", "--config", str(REPO / "configs/gan/toy_8gaussians_hard.yaml"),
-                 "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
-                 "--trainer.enable_progress_bar=false", "--trainer.max_steps=12",
-                 "--trainer.val_check_interval=6", "--data.n_train=500", "--data.n_val=200",
-                 "--model.evaluation.samples=200", "--model.evaluation.estimate_steps=0",
-                 "--trainer.logger=false", "--trainer.default_root_dir", "gan"])  # fmt: skip
+    code = main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs/gan/toy_8gaussians_hard.yaml"),
+            "--config",
+            str(REPO / "configs/trainer/cpu_debug.yaml"),
+            "--trainer.enable_progress_bar=false",
+            "--trainer.max_steps=12",
+            "--trainer.val_check_interval=6",
+            "--data.n_train=500",
+            "--data.n_val=200",
+            "--model.evaluation.samples=200",
+            "--model.evaluation.estimate_steps=0",
+            "--trainer.logger=false",
+            "--trainer.default_root_dir",
+            "gan",
+        ]
+    )
     assert code == 0
     before = _files(tmp_path)
     capsys.readouterr()

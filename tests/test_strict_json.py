@@ -61,8 +61,18 @@ def test_w1_json_is_strict_with_fewer_steps_than_one_evaluation(tmp_path, capsys
     np.save(tmp_path / "p.npy", rng.normal(size=(200, 2)))
     np.save(tmp_path / "q.npy", rng.normal(size=(200, 2)) + 1)
     for extra in ([], ["--holdout", "0"]):
-        code = main(["w1", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"), "--steps", "5",
-                     "--json", "--no-progress", *extra])  # fmt: skip
+        code = main(
+            [
+                "w1",
+                str(tmp_path / "p.npy"),
+                str(tmp_path / "q.npy"),
+                "--steps",
+                "5",
+                "--json",
+                "--no-progress",
+                *extra,
+            ]
+        )
         assert code == 0
         out = strict_loads(capsys.readouterr().out)
         assert all(v is not None for v in out["monitor_values"].values()), out
@@ -90,13 +100,31 @@ def test_every_json_writer_goes_through_the_strict_helper():
 def test_an_estimates_dict_is_strict_json():
     from wgan_lip.w1.estimate import W1Estimate, W1Run
 
-    run = W1Run(critic_type="family", critic_name="linear", holdout=0.2, n_holdout_p=1,
-                n_holdout_q=1, stopped="max_steps", steps=0, train_seconds=math.nan,
-                monitor_values={"linear": -math.inf})  # fmt: skip
+    run = W1Run(
+        critic_type="family",
+        critic_name="linear",
+        holdout=0.2,
+        n_holdout_p=1,
+        n_holdout_q=1,
+        stopped="max_steps",
+        steps=0,
+        train_seconds=math.nan,
+        monitor_values={"linear": -math.inf},
+    )
     est = W1Estimate(
-        value=1.0, ci_low=math.nan, ci_high=math.inf, train_value=1.0, lipschitz_bound=1.0,
-        n_p=2, n_q=2, dim=1, seconds=0.0, certified=True, critic=torch.nn.Identity(), run=run,
-    )  # fmt: skip
+        value=1.0,
+        ci_low=math.nan,
+        ci_high=math.inf,
+        train_value=1.0,
+        lipschitz_bound=1.0,
+        n_p=2,
+        n_q=2,
+        dim=1,
+        seconds=0.0,
+        certified=True,
+        critic=torch.nn.Identity(),
+        run=run,
+    )
     out = strict_loads(dumps_strict(est.to_dict()))
     assert out["monitor_values"] == {"linear": None} and out["ci_high"] is None
 

@@ -45,16 +45,22 @@ def verify_checkpoint_file(path: str | os.PathLike) -> None:
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as f:
             if f.read(4) == b"PK\x03\x04":  # a zip archive that lost its end (directory)
-                raise InputError(f"checkpoint {path!r} is truncated or corrupt (a zip archive "
-                                 "without its central directory: the file was cut short); "
-                                 "delete it or use an earlier checkpoint")  # fmt: skip
+                raise InputError(
+                    f"checkpoint {path!r} is truncated or corrupt (a zip archive "
+                    "without its central directory: the file was cut short); "
+                    "delete it or use an earlier checkpoint"
+                )
         return
     try:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise InputError(f"checkpoint {path!r} is truncated or corrupt ({e}); delete it or "
-                         "use an earlier checkpoint") from None  # fmt: skip
+        raise InputError(
+            f"checkpoint {path!r} is truncated or corrupt ({e}); delete it or "
+            "use an earlier checkpoint"
+        ) from None
     if bad is not None:
-        raise InputError(f"checkpoint {path!r} is truncated or corrupt (entry {bad!r} fails "
-                         "its CRC check); delete it or use an earlier checkpoint")  # fmt: skip
+        raise InputError(
+            f"checkpoint {path!r} is truncated or corrupt (entry {bad!r} fails "
+            "its CRC check); delete it or use an earlier checkpoint"
+        )

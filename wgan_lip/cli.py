@@ -150,24 +150,42 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="the single critic's activation (groupsort, maxmin, fullsort, ...)",
     )
-    w1.add_argument("--folds", type=_positive_int, default=1,
-                    help="cross-fitting: K folds, every sample held out once (default 1: "
-                         "one split, --holdout)")  # fmt: skip
-    w1.add_argument("--steps", type=_positive_int, default=None,
-                    help="maximum training steps (default 10000, stops on a plateau)")  # fmt: skip
-    w1.add_argument("--holdout", type=_fraction, default=0.2,
-                    help="fraction held out for the reported value (default 0.2)")  # fmt: skip
-    w1.add_argument("--batch-size", type=_positive_int, default=None,
-                    help="samples per side per step (default: all fit samples up to 1024 "
-                         "per side, else 512; 128 for bcop)")  # fmt: skip
-    w1.add_argument("--exact", action="store_true",
-                    help="also compute the exact W1 of the two samples (POT)")  # fmt: skip
-    w1.add_argument("--max-exact-gib", type=_gib, default=4.0,
-                    help="memory limit for --exact (default 4 GiB)")  # fmt: skip
+    w1.add_argument(
+        "--folds",
+        type=_positive_int,
+        default=1,
+        help="cross-fitting: K folds, every sample held out once (default 1: one split, --holdout)",
+    )
+    w1.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="maximum training steps (default 10000, stops on a plateau)",
+    )
+    w1.add_argument(
+        "--holdout",
+        type=_fraction,
+        default=0.2,
+        help="fraction held out for the reported value (default 0.2)",
+    )
+    w1.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="samples per side per step (default: all fit samples up to 1024 "
+        "per side, else 512; 128 for bcop)",
+    )
+    w1.add_argument(
+        "--exact", action="store_true", help="also compute the exact W1 of the two samples (POT)"
+    )
+    w1.add_argument(
+        "--max-exact-gib", type=_gib, default=4.0, help="memory limit for --exact (default 4 GiB)"
+    )
     w1.add_argument("--json", action="store_true", help="print one JSON object")
     w1.add_argument("--plot", metavar="FILE", help="2-D data: samples over critic level sets")
-    w1.add_argument("--data-root", metavar="DIR",
-                    help="folder with the named datasets (default $WGAN_LIP_DATA)")  # fmt: skip
+    w1.add_argument(
+        "--data-root", metavar="DIR", help="folder with the named datasets (default $WGAN_LIP_DATA)"
+    )
     w1.add_argument(
         "--seed",
         type=_seed,
@@ -186,8 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
             "broken by the attack: a bug, exit code 1)."
         ),
     )
-    cert.add_argument("--checkpoint", required=True, metavar="CKPT",
-                      help="LipschitzClassifier checkpoint (.ckpt of wgan-lip fit)")  # fmt: skip
+    cert.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="CKPT",
+        help="LipschitzClassifier checkpoint (.ckpt of wgan-lip fit)",
+    )
     cert.add_argument(
         "--data",
         required=True,
@@ -195,24 +217,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="mnist, fashion-mnist, cifar10-subset, uci-digits (test split)",
     )
     cert.add_argument("--data-root", metavar="DIR", help="default $WGAN_LIP_DATA")
-    cert.add_argument("--eps", type=_radius, nargs="+", default=[0.3, 1.0, 1.58],
-                      help="L2 radii (default 0.3 1.0 1.58)")  # fmt: skip
-    cert.add_argument("--attack", choices=("pgd", "none"), default="pgd",
-                      help="L2 PGD attack that checks every certificate (default pgd; none "
-                           "skips it)")  # fmt: skip
-    cert.add_argument("--attack-steps", type=_int_up_to(MAX_ATTACK_STEPS), default=50,
-                      help=f"PGD steps per restart (default 50, at most "
-                           f"{MAX_ATTACK_STEPS:,})")  # fmt: skip
-    cert.add_argument("--restarts", type=_int_up_to(MAX_RESTARTS), default=3,
-                      help=f"PGD random restarts (default 3, at most "
-                           f"{MAX_RESTARTS:,})")  # fmt: skip
-    cert.add_argument("--n", type=_positive_int, default=None,
-                      help="certify the first N test images (default all)")  # fmt: skip
+    cert.add_argument(
+        "--eps",
+        type=_radius,
+        nargs="+",
+        default=[0.3, 1.0, 1.58],
+        help="L2 radii (default 0.3 1.0 1.58)",
+    )
+    cert.add_argument(
+        "--attack",
+        choices=("pgd", "none"),
+        default="pgd",
+        help="L2 PGD attack that checks every certificate (default pgd; none skips it)",
+    )
+    cert.add_argument(
+        "--attack-steps",
+        type=_int_up_to(MAX_ATTACK_STEPS),
+        default=50,
+        help=f"PGD steps per restart (default 50, at most {MAX_ATTACK_STEPS:,})",
+    )
+    cert.add_argument(
+        "--restarts",
+        type=_int_up_to(MAX_RESTARTS),
+        default=3,
+        help=f"PGD random restarts (default 3, at most {MAX_RESTARTS:,})",
+    )
+    cert.add_argument(
+        "--n",
+        type=_positive_int,
+        default=None,
+        help="certify the first N test images (default all)",
+    )
     cert.add_argument("--json", action="store_true", help="print one JSON object")
 
     for name in LIGHTNING_COMMANDS:
-        sub.add_parser(name, help=f"LightningCLI {name} --config FILE (see configs/)",
-                       add_help=False)  # fmt: skip
+        sub.add_parser(
+            name, help=f"LightningCLI {name} --config FILE (see configs/)", add_help=False
+        )
     return parser
 
 
@@ -305,13 +346,23 @@ def run_w1(args: argparse.Namespace) -> int:
             raise InputError(f"--plot draws 2-D data; these samples have {p.dim} dimensions")
 
     est = estimate_w1(
-        p, q, critic=critic, network=network, holdout=args.holdout, steps=args.steps,
-        folds=args.folds, batch_size=args.batch_size, seed=args.seed,
+        p,
+        q,
+        critic=critic,
+        network=network,
+        holdout=args.holdout,
+        steps=args.steps,
+        folds=args.folds,
+        batch_size=args.batch_size,
+        seed=args.seed,
         progress=not args.no_progress,
-    )  # fmt: skip
+    )
     # float64 rows, centred in the data's own precision: the offset cancels in W1
-    sliced = sliced_w1(p.exact_flat(SLICED_ROWS, args.seed),
-                       q.exact_flat(SLICED_ROWS, args.seed + 1), seed=args.seed)  # fmt: skip
+    sliced = sliced_w1(
+        p.exact_flat(SLICED_ROWS, args.seed),
+        q.exact_flat(SLICED_ROWS, args.seed + 1),
+        seed=args.seed,
+    )
     sliced_note = "500 projections" + (
         f", {SLICED_ROWS:,} samples per side" if max(p.n, q.n) > SLICED_ROWS else ""
     )
@@ -319,8 +370,13 @@ def run_w1(args: argparse.Namespace) -> int:
     if args.plot:  # in the user's coordinates: est.critic puts the common offset back
         offset = getattr(p.rows, "offset", None)
         shift = 0.0 if offset is None else offset.reshape(1, -1)
-        plot_critic_2d(est.critic, p.exact_flat() + shift, q.exact_flat() + shift, args.plot,
-                       title=f"{critic} critic: W1 >= {est.value:.4g}")  # fmt: skip
+        plot_critic_2d(
+            est.critic,
+            p.exact_flat() + shift,
+            q.exact_flat() + shift,
+            args.plot,
+            title=f"{critic} critic: W1 >= {est.value:.4g}",
+        )
 
     result = {"p": p.description, "q": q.description, **est.to_dict(), "sliced_w1": sliced}
     if exact is not None:
@@ -331,21 +387,30 @@ def run_w1(args: argparse.Namespace) -> int:
     kind = "certified" if est.certified else "NOT certified (penalty/clipping critic)"
     if est.critic_name and est.critic_name != critic:
         kind += f"; {est.critic_name} won on the monitor split"
-    held = (f"held-out, {est.n_holdout_p:,} + {est.n_holdout_q:,} samples"
-            + (f", {est.folds} folds" if est.folds > 1 else ""))  # fmt: skip
+    held = f"held-out, {est.n_holdout_p:,} + {est.n_holdout_q:,} samples" + (
+        f", {est.folds} folds" if est.folds > 1 else ""
+    )
     rows = [
         ("P", f"{p.description}  ({p.n:,} samples, dim {p.dim})"),
         ("Q", f"{q.description}  ({q.n:,} samples, dim {q.dim})"),
         ("critic", f"{critic}, {kind}"),
-        ("W1 estimate", f"{est.value:.6g}  ({held})" if est.holdout else
-                        f"{est.value:.6g}  (in-sample, holdout=0)"),
+        (
+            "W1 estimate",
+            f"{est.value:.6g}  ({held})"
+            if est.holdout
+            else f"{est.value:.6g}  (in-sample, holdout=0)",
+        ),
         ("95% CI", f"[{est.ci_low:.6g}, {est.ci_high:.6g}]"),
-        ("p-value (P = Q)", f"{est.p_value:.4g}  (permutation test of the held-out scores)"
-                            if est.holdout else "n/a (in-sample, holdout=0)"),
+        (
+            "p-value (P = Q)",
+            f"{est.p_value:.4g}  (permutation test of the held-out scores)"
+            if est.holdout
+            else "n/a (in-sample, holdout=0)",
+        ),
         ("train value", f"{est.train_value:.6g}"),
         ("Lipschitz bound", f"{est.lipschitz_bound:.6f}"),
         ("sliced W1", f"{sliced:.6g}  (lower bound, {sliced_note})"),
-    ]  # fmt: skip
+    ]
     if exact is not None:
         rows.append(("exact W1 (POT)", f"{exact:.6g}  (of these two samples)"))
     rows.append(("steps / time", f"{est.steps} ({est.stopped}), {est.seconds:.1f} s"))
@@ -388,8 +453,11 @@ def _interrupted_exit(est) -> int:
     """Exit 130 (as after SIGINT) when Ctrl-C cut training short; the result is printed."""
     if est.stopped != "interrupted":
         return 0
-    print("wgan-lip: interrupted: the estimate above comes from a critic trained for "
-          f"{est.steps} steps only (still a certified lower bound)", file=sys.stderr)  # fmt: skip
+    print(
+        "wgan-lip: interrupted: the estimate above comes from a critic trained for "
+        f"{est.steps} steps only (still a certified lower bound)",
+        file=sys.stderr,
+    )
     return 130
 
 
@@ -410,12 +478,19 @@ def run_certify(args: argparse.Namespace) -> int:
             f"--data {args.data}: images of shape {tuple(images.shape[1:])}, but the checkpoint "
             f"was trained on {expected}"
         )
-    report = certify(model.net, images, labels, args.eps,
-                     attack=None if args.attack == "none" else "pgd",
-                     attack_steps=args.attack_steps, attack_restarts=args.restarts)  # fmt: skip
+    report = certify(
+        model.net,
+        images,
+        labels,
+        args.eps,
+        attack=None if args.attack == "none" else "pgd",
+        attack_steps=args.attack_steps,
+        attack_restarts=args.restarts,
+    )
     if args.json:
-        _write_stdout(dumps_strict({"checkpoint": args.checkpoint, "data": args.data,
-                                    **report.to_dict()}))  # fmt: skip
+        _write_stdout(
+            dumps_strict({"checkpoint": args.checkpoint, "data": args.data, **report.to_dict()})
+        )
     else:
         lines = [
             f"checkpoint       {args.checkpoint}",
@@ -429,8 +504,10 @@ def run_certify(args: argparse.Namespace) -> int:
             lines.append(f"{r.eps:<9g} {r.certified:<10.4f} {attacked:<9} {r.violations}")
         _write_stdout("\n".join(lines))
     if report.violations:
-        message = (f"{report.violations} certified predictions were broken by the attack: "
-                   "the certificate is unsound (please report this)")  # fmt: skip
+        message = (
+            f"{report.violations} certified predictions were broken by the attack: "
+            "the certificate is unsound (please report this)"
+        )
         print(f"wgan-lip: error: {message}", file=sys.stderr)
         return 1
     return 0
@@ -442,8 +519,11 @@ def run_lightning(argv: list[str]) -> int:
 
     code = lightning_main(argv)
     if code == 130:
-        print("wgan-lip: interrupted (the checkpoints written so far are kept; resume with "
-              "--ckpt_path last)", file=sys.stderr)  # fmt: skip
+        print(
+            "wgan-lip: interrupted (the checkpoints written so far are kept; resume with "
+            "--ckpt_path last)",
+            file=sys.stderr,
+        )
     return code
 
 

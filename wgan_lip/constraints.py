@@ -119,9 +119,14 @@ class Constraint:
 
         if kind == "mlp":
             return NetworkSpec(linear="plain", activation="relu")
-        return NetworkSpec(channels=(64, 128, 256) if kind == "dcgan" else None, widths=(),
-                           conv="plain", linear="plain", activation="leaky_relu",
-                           negative_slope=0.2)  # fmt: skip
+        return NetworkSpec(
+            channels=(64, 128, 256) if kind == "dcgan" else None,
+            widths=(),
+            conv="plain",
+            linear="plain",
+            activation="leaky_relu",
+            negative_slope=0.2,
+        )
 
     def admits(self, spec: NetworkSpec) -> None:
         """Raise :class:`~wgan_lip.errors.InputError` when a layer of the complete ``spec`` is
@@ -317,16 +322,22 @@ class SpectralNorm(Constraint):
 
         if kind == "mlp":
             return NetworkSpec(linear="spectral", activation="relu")
-        return NetworkSpec(channels=(64, 128, 256) if kind == "dcgan" else None, widths=(),
-                           conv="sn_kernel" if kind == "dcgan" else "spectral",
-                           linear="spectral", activation="leaky_relu",
-                           negative_slope=0.1)  # fmt: skip
+        return NetworkSpec(
+            channels=(64, 128, 256) if kind == "dcgan" else None,
+            widths=(),
+            conv="sn_kernel" if kind == "dcgan" else "spectral",
+            linear="spectral",
+            activation="leaky_relu",
+            negative_slope=0.1,
+        )
 
     def admits(self, spec):
         used = [spec.linear] + ([spec.conv] if spec.kind != "mlp" else [])
         if "plain" in used:
-            raise InputError("the sn constraint normalizes its layers; plain layers are not: "
-                             "use spectral (or sn_kernel for dcgan convolutions)")  # fmt: skip
+            raise InputError(
+                "the sn constraint normalizes its layers; plain layers are not: "
+                "use spectral (or sn_kernel for dcgan convolutions)"
+            )
 
 
 class Clip(Constraint):

@@ -313,8 +313,9 @@ class WganLipCLI(LightningCLI):
                     callback.dirpath = str((root / CHECKPOINT_FOLDER).absolute())
                 checkpoint_dirs.append(Path(callback.dirpath))
         logger_dirs = [Path(lg.save_dir) for lg in trainer.loggers if lg.save_dir is not None]
-        self.guard.watch([root, root / "lightning_logs", root / "wandb", *logger_dirs],
-                         checkpoint_dirs)  # fmt: skip
+        self.guard.watch(
+            [root, root / "lightning_logs", root / "wandb", *logger_dirs], checkpoint_dirs
+        )
         self.guard.loggers = trainer.loggers
         _check_output_folders(root, checkpoint_dirs, logger_dirs)
         if ckpt_path in ("last", "best"):

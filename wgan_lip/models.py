@@ -409,8 +409,7 @@ def mlp_generator(
         >>> g(torch.randn(5, 4)).shape, len(g)
         (torch.Size([5, 2]), 5)
     """
-    return mlp(latent_dim, widths, out_features, linear=nn.Linear,
-               activation=lambda _: nn.ReLU())  # fmt: skip
+    return mlp(latent_dim, widths, out_features, linear=nn.Linear, activation=lambda _: nn.ReLU())
 
 
 def _upsampling_plan(image_size: int) -> tuple[int, int]:

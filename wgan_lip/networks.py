@@ -134,12 +134,16 @@ class NetworkSpec:
         if isinstance(value, cls):
             return value
         if not isinstance(value, Mapping):
-            raise InputError(f"a network must be a mapping of {', '.join(SPEC_FIELDS)}; "
-                             f"got {type(value).__name__}")  # fmt: skip
+            raise InputError(
+                f"a network must be a mapping of {', '.join(SPEC_FIELDS)}; "
+                f"got {type(value).__name__}"
+            )
         unknown = sorted(set(value) - set(SPEC_FIELDS))
         if unknown:
-            raise InputError(f"network: unknown key(s) {', '.join(unknown)}; "
-                             f"the keys are {', '.join(SPEC_FIELDS)}")  # fmt: skip
+            raise InputError(
+                f"network: unknown key(s) {', '.join(unknown)}; "
+                f"the keys are {', '.join(SPEC_FIELDS)}"
+            )
         return cls(**value)
 
     def over(self, *defaults: NetworkSpec | None) -> NetworkSpec:
@@ -178,8 +182,11 @@ class NetworkSpec:
             >>> NetworkSpec("mlp", widths=(8,)).as_dict()
             {'kind': 'mlp', 'widths': [8]}
         """
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in asdict(self).items() if v is not None}  # fmt: skip
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in asdict(self).items()
+            if v is not None
+        }
 
     def options(self) -> LayerOptions:
         """The layer factories' options of this (complete) spec."""
@@ -322,8 +329,10 @@ def _dcgan_body(spec, shape, opts, act) -> tuple[list[nn.Module], int]:
                 f"the dcgan network's {len(spec.channels)} stride-2 convolutions need larger "
                 f"images than {shape[1]}x{shape[2]}: use fewer channels entries"
             )
-        layers += [kind.conv(prev, out, replace(opts, kernel_size=k, stride=2)),
-                   act.make(out, opts)]  # fmt: skip
+        layers += [
+            kind.conv(prev, out, replace(opts, kernel_size=k, stride=2)),
+            act.make(out, opts),
+        ]
         prev = out
     return layers, prev * h * w
 

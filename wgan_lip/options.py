@@ -88,9 +88,14 @@ def check_optional_int(name: str, value: Any, low: int = 1, high: int | None = N
 
 
 def check_real(
-    name: str, value: Any, low: float, high: float, *, low_open: bool = False,
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
     high_open: bool = False,
-) -> float:  # fmt: skip
+) -> float:
     """``value`` as a finite ``float`` between ``low`` and ``high``, or an InputError.
 
     NaN, infinities, bools and strings are refused.
@@ -180,8 +185,9 @@ def check_names(name: str, value: Any, example: str) -> tuple[str, ...] | None:
         return None
     ok = isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) > 0
     if not ok or not all(isinstance(v, str) for v in value):
-        raise InputError(f"{name} must be a non-empty list of names such as {example}, got "
-                         f"{value!r}")  # fmt: skip
+        raise InputError(
+            f"{name} must be a non-empty list of names such as {example}, got {value!r}"
+        )
     return tuple(value)
 
 
@@ -212,8 +218,10 @@ def check_duration(name: str, value: Any) -> str | dt.timedelta | dict | None:
     """
     if value is None:
         return None
-    what = (f'{name} must be a duration "DD:HH:MM:SS" (e.g. "00:01:30:00"), a timedelta or a '
-            f"dict of timedelta arguments, got {value!r}")  # fmt: skip
+    what = (
+        f'{name} must be a duration "DD:HH:MM:SS" (e.g. "00:01:30:00"), a timedelta or a '
+        f"dict of timedelta arguments, got {value!r}"
+    )
     if isinstance(value, str):
         m = DURATION.fullmatch(value.strip())
         if m is None:
@@ -267,8 +275,9 @@ def check_accelerator(name: str, value: Any) -> Any:
         import torch
 
         if not torch.cuda.is_available():
-            raise InputError(f"{name}={value!r}, but no CUDA GPU is available here; use "
-                             "'auto' or 'cpu'")  # fmt: skip
+            raise InputError(
+                f"{name}={value!r}, but no CUDA GPU is available here; use 'auto' or 'cpu'"
+            )
     return value
 
 
@@ -293,8 +302,10 @@ def check_devices(name: str, value: Any) -> Any:
         >>> [check_devices("devices", d) for d in (2, "auto", [0])]
         [2, 'auto', [0]]
     """
-    what = (f'{name} must be "auto", a positive number of devices (or -1: all), or a list of '
-            f"device indices, got {value!r}")  # fmt: skip
+    what = (
+        f'{name} must be "auto", a positive number of devices (or -1: all), or a list of '
+        f"device indices, got {value!r}"
+    )
     if value == "auto" and isinstance(value, str):
         return value
     if isinstance(value, str):

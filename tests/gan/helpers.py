@@ -27,8 +27,13 @@ def toy_data(**kw) -> ToyDataModule:
 
 
 def small_toy_wgan(constraint: str, **kw) -> WGAN:
-    args = dict(data_shape=(2,), critic={"widths": [32, 32]}, generator_widths=(32, 32),
-                samples=300, check_finite_every=5)  # fmt: skip
+    args = dict(
+        data_shape=(2,),
+        critic={"widths": [32, 32]},
+        generator_widths=(32, 32),
+        samples=300,
+        check_finite_every=5,
+    )
     return _wgan(constraint, args, kw)
 
 
@@ -46,8 +51,13 @@ def image_data(path, **kw) -> ImageDataModule:
 
 
 def small_image_wgan(constraint: str, **kw) -> WGAN:
-    args = dict(data_shape=(1, 8, 8), latent_dim=8, generator_base_channels=8, samples=64,
-                check_finite_every=5)  # fmt: skip
+    args = dict(
+        data_shape=(1, 8, 8),
+        latent_dim=8,
+        generator_base_channels=8,
+        samples=64,
+        check_finite_every=5,
+    )
     if "critic" not in kw:  # the sizes of the older flat test critics
         hard = constraint == "hard"
         args["critic"] = {"channels": [4, 8], "widths": [16]} if hard else {"channels": [8, 16, 32]}
@@ -55,10 +65,18 @@ def small_image_wgan(constraint: str, **kw) -> WGAN:
 
 
 def trainer(max_steps: int, **kw) -> L.Trainer:
-    args = dict(max_steps=max_steps, max_epochs=-1, accelerator="cpu", devices=1,
-                logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, num_sanity_val_steps=0,
-                limit_val_batches=0)  # fmt: skip
+    args = dict(
+        max_steps=max_steps,
+        max_epochs=-1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
     return L.Trainer(**{**args, **kw})
 
 

@@ -56,13 +56,24 @@ def test_spec_defaults_dicts_and_unknown_keys():
 
 
 def test_migrate_moves_flat_keys_and_keeps_the_rest():
-    old = {"constraint": "gp", "data_shape": [2], "critic_widths": [4], "latent_dim": 3,
-           "eval_seed": 1, "lr_critic": 0.1, "ema_decay": 0.5}  # fmt: skip
+    old = {
+        "constraint": "gp",
+        "data_shape": [2],
+        "critic_widths": [4],
+        "latent_dim": 3,
+        "eval_seed": 1,
+        "lr_critic": 0.1,
+        "ema_decay": 0.5,
+    }
     arch = {"latent_dim": 3, "critic": {"kind": "mlp", "widths": [4], "group_size": 2}}
     assert migrate_hparams(old) == {
-        "constraint": "gp", "data_shape": [2], "architecture": arch, "optimizer": {"lr": 0.1},
-        "sampling": {"ema_decay": 0.5}, "evaluation": {"seed": 1},
-    }  # fmt: skip
+        "constraint": "gp",
+        "data_shape": [2],
+        "architecture": arch,
+        "optimizer": {"lr": 0.1},
+        "sampling": {"ema_decay": 0.5},
+        "evaluation": {"seed": 1},
+    }
     new = {"constraint": "gp", "architecture": {"critic": {"widths": [4]}}}
     assert migrate_hparams(new) == new
 
@@ -77,17 +88,25 @@ OLD_CRITICS = [
     ("clip", [1, 16, 16], {"critic_channels": [4], "critic_base_channels": 4}),
     ("lp", [1, 16, 16], {}),
 ]
-FULL_OLD_DEFAULTS = {"critic_widths": [256, 256, 256], "critic_channels": [16, 32],
-                     "critic_head_width": 128, "critic_base_channels": 64, "group_size": 2,
-                     "image_critic": "conv"}  # fmt: skip
+FULL_OLD_DEFAULTS = {
+    "critic_widths": [256, 256, 256],
+    "critic_channels": [16, 32],
+    "critic_head_width": 128,
+    "critic_base_channels": 64,
+    "group_size": 2,
+    "image_critic": "conv",
+}
 
 
 @pytest.mark.parametrize(("constraint", "shape", "old"), OLD_CRITICS)
 def test_old_critic_fields_build_the_same_critic_bit_for_bit(constraint, shape, old):
     """An older checkpoint's hyperparameters (every critic field written, as the older spec
     wrote them) give the critic those fields built: same modules, same weights."""
-    hparams = {"constraint": constraint, "data_shape": shape,
-               "architecture": {"latent_dim": 8, **FULL_OLD_DEFAULTS, **old}}  # fmt: skip
+    hparams = {
+        "constraint": constraint,
+        "data_shape": shape,
+        "architecture": {"latent_dim": 8, **FULL_OLD_DEFAULTS, **old},
+    }
     migrated = migrate_hparams(hparams)
     torch.manual_seed(0)
     critic = GANArchitecture.of(migrated["architecture"]).build_critic(constraint, shape)
@@ -261,8 +280,11 @@ def test_checkpoint_in_the_old_flat_layout_loads_and_resumes(tmp_path):
     make_trainer(24).fit(resumed, datamodule=toy_data(), ckpt_path=tmp_path / "old.ckpt")
     assert (resumed.critic_step, resumed.generator_step) == (20, 4)
     with pytest.raises(InputError, match=r"critic.widths=\[16, 16\] \(config: \[32, 32\]\)"):
-        make_trainer(24).fit(small_toy_wgan("hard", ema_decay=0.5), datamodule=toy_data(),
-                             ckpt_path=tmp_path / "old.ckpt")  # fmt: skip
+        make_trainer(24).fit(
+            small_toy_wgan("hard", ema_decay=0.5),
+            datamodule=toy_data(),
+            ckpt_path=tmp_path / "old.ckpt",
+        )
 
 
 def test_cli_binds_the_spec_and_names_where_old_keys_went(tmp_path, monkeypatch, capsys):
@@ -314,9 +336,17 @@ def test_cli_binds_the_spec_and_names_where_old_keys_went(tmp_path, monkeypatch,
 
 def test_any_registered_layer_reaches_the_critic_and_hard_refuses_uncertified_ones(tmp_path):
     """YAML ``architecture: {critic: {kind: convnet, conv: cayley, activation: maxmin}}``."""
-    arch = {"latent_dim": 8, "generator_base_channels": 8,
-            "critic": {"kind": "convnet", "conv": "cayley", "activation": "maxmin",
-                       "channels": [4], "widths": [8]}}  # fmt: skip
+    arch = {
+        "latent_dim": 8,
+        "generator_base_channels": 8,
+        "critic": {
+            "kind": "convnet",
+            "conv": "cayley",
+            "activation": "maxmin",
+            "channels": [4],
+            "widths": [8],
+        },
+    }
     module = WGAN("hard", data_shape=(1, 8, 8), architecture=arch)
     names = [type(m).__name__ for m in module.critic.net]
     assert names[:2] == ["CayleyConv2d", "MaxMin"] and module.critic.certified

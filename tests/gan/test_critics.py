@@ -16,8 +16,11 @@ SHAPES = [(2,), (1, 28, 28), (3, 32, 32)]
 @pytest.mark.parametrize("constraint", CONSTRAINTS)
 def test_every_critic_scores_each_sample(constraint, shape):
     kind = "mlp" if len(shape) == 1 else get_constraint(constraint).image_kind
-    sizes = {"mlp": {"widths": [16, 16]}, "convnet": {"channels": [4, 8], "widths": [16]},
-             "dcgan": {"channels": [8, 16, 32]}}  # fmt: skip
+    sizes = {
+        "mlp": {"widths": [16, 16]},
+        "convnet": {"channels": [4, 8], "widths": [16]},
+        "dcgan": {"channels": [8, 16, 32]},
+    }
     critic = build_gan_critic(constraint, shape, sizes[kind])
     critic.eval()  # spectral norm's power iteration moves in train mode
     x = torch.rand(5, *shape)
@@ -52,7 +55,12 @@ def test_spectral_norm_critic_normalizes_every_layer():
 def test_paper_defaults():
     gp, lp, clip, sn = (CONSTRAINT_DEFAULTS[k] for k in ("gp", "lp", "clip", "sn"))
     assert (gp.optimizer, gp.lr, gp.betas, gp.n_critic, gp.penalty_weight) == (
-        "adam", 1e-4, (0.0, 0.9), 5, 10.0)  # fmt: skip
+        "adam",
+        1e-4,
+        (0.0, 0.9),
+        5,
+        10.0,
+    )
     assert lp.penalty_weight == 10.0
     assert (clip.optimizer, clip.lr, clip.clip_value) == ("rmsprop", 5e-5, 0.01)
     assert (sn.lr, sn.betas) == (1e-4, (0.5, 0.9))

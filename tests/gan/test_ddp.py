@@ -10,14 +10,21 @@ from wgan_lip.w1.estimate import _fork_safe_threads
 from .helpers import params, small_toy_wgan, toy_data, trainer
 
 
-@pytest.mark.parametrize(("constraint", "reuse_fakes", "refine_steps"),
-                         [("hard", False, 0), ("gp", False, 0), ("hard", True, 3)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("constraint", "reuse_fakes", "refine_steps"),
+    [("hard", False, 0), ("gp", False, 0), ("hard", True, 3)],
+)
 def test_two_process_wgan_trains_and_evaluates_all_held_out_samples(
     constraint, reuse_fakes, refine_steps
 ):
     torch.manual_seed(0)
-    module = small_toy_wgan(constraint, samples=300, estimate_steps=0,
-                            reuse_fakes=reuse_fakes, refine_steps=refine_steps)  # fmt: skip
+    module = small_toy_wgan(
+        constraint,
+        samples=300,
+        estimate_steps=0,
+        reuse_fakes=reuse_fakes,
+        refine_steps=refine_steps,
+    )
     dm = toy_data(n_train=640, n_val=300)  # 10 batches of 32 per process: 2 epochs
     before = params(module.generator)
     strategy = DDPStrategy(start_method="fork")  # the WGAN turns on find_unused_parameters

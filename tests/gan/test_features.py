@@ -56,8 +56,18 @@ def _script():
 
 def test_train_feature_net_script(tmp_path, data_root, capsys):
     out = tmp_path / "nets" / "digits.pt"
-    code = _script().main(["--dataset", "uci-digits", "--data-root", str(data_root),
-                           "--epochs", "3", "--out", str(out)])  # fmt: skip
+    code = _script().main(
+        [
+            "--dataset",
+            "uci-digits",
+            "--data-root",
+            str(data_root),
+            "--epochs",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     _, info = load_feature_net(out)
     assert info["dataset"] == "uci-digits" and info["test_accuracy"] > 0.8
@@ -68,7 +78,18 @@ def test_train_feature_net_script_bad_input(tmp_path, data_root, capsys):
     script = _script()
     assert script.main(["--dataset", "mnist:3", "--out", str(tmp_path / "x.pt")]) == 2
     assert "is not a whole named dataset" in capsys.readouterr().err
-    assert script.main(["--dataset", "mnist", "--data-root", str(tmp_path / "none"),
-                        "--out", str(tmp_path / "x.pt")]) == 2  # fmt: skip
+    assert (
+        script.main(
+            [
+                "--dataset",
+                "mnist",
+                "--data-root",
+                str(tmp_path / "none"),
+                "--out",
+                str(tmp_path / "x.pt"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.strip().count("\n") == 0
     assert not (tmp_path / "x.pt").exists()

@@ -38,8 +38,12 @@ def test_grid_and_scatter_shapes():
 
 def test_log_image_writes_a_png_and_feeds_image_loggers(tmp_path):
     wandb_like, board_like = ImageLogger(), BoardLogger()
-    trainer = SimpleNamespace(is_global_zero=True, log_dir=str(tmp_path), default_root_dir=None,
-                              loggers=[wandb_like, board_like, object()])  # fmt: skip
+    trainer = SimpleNamespace(
+        is_global_zero=True,
+        log_dir=str(tmp_path),
+        default_root_dir=None,
+        loggers=[wandb_like, board_like, object()],
+    )
     image = torch.rand(3, 20, 30)
     path = log_image(trainer, "samples", image, step=7)
     assert path == tmp_path / "images" / "samples_0000007.png"

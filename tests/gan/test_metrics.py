@@ -67,9 +67,14 @@ def test_classifier_fid_is_zero_for_identical_sets_and_grows_with_a_shift():
 
 
 def _val_fit(module, dm, tmp_path, logger=False):
-    trainer = make_trainer(12, limit_val_batches=None, val_check_interval=10,
-                           check_val_every_n_epoch=None, logger=logger,
-                           default_root_dir=tmp_path)  # fmt: skip
+    trainer = make_trainer(
+        12,
+        limit_val_batches=None,
+        val_check_interval=10,
+        check_val_every_n_epoch=None,
+        logger=logger,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, datamodule=dm)
     return trainer
 
@@ -88,8 +93,9 @@ def test_logged_toy_metrics_agree_with_direct_calls(tmp_path):
         dual = float(module.critic.eval()(real).mean() - module.critic(fake).mean())
     assert logged["val/critic_dual"] == pytest.approx(dual, rel=1e-5)
     assert logged["val/lipschitz_bound"] <= 1 + 1e-4
-    assert logged["val/critic_w1_certified"] == pytest.approx(dual / logged["val/lipschitz_bound"],
-                                                              rel=1e-5)  # fmt: skip
+    assert logged["val/critic_w1_certified"] == pytest.approx(
+        dual / logged["val/lipschitz_bound"], rel=1e-5
+    )
     # the certified dual value of a 1-Lipschitz critic never exceeds the exact W1 of the samples
     w1_all = exact_w1(real.numpy(), fake.numpy())
     assert logged["val/critic_w1_certified"] <= w1_all + 1e-6

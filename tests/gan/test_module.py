@@ -65,8 +65,9 @@ def test_generator_step_adds_no_gradient_to_the_critic():
     class Spy(L.Callback):
         def on_before_optimizer_step(self, trainer, m, optimizer):
             which = "critic" if optimizer is trainer.optimizers[0] else "generator"
-            grads[which] = [None if p.grad is None else p.grad.clone()
-                            for p in m.critic.parameters()]  # fmt: skip
+            grads[which] = [
+                None if p.grad is None else p.grad.clone() for p in m.critic.parameters()
+            ]
 
     make_trainer(2, callbacks=[Spy()]).fit(module, datamodule=toy_data())
     assert module.generator_step == 1
@@ -150,8 +151,9 @@ def test_linear_schedule_decays_both_learning_rates_to_zero():
 def test_checkpoint_of_another_config_is_a_clear_error(tmp_path):
     _checkpointed(tmp_path, 12).fit(small_toy_wgan("hard"), datamodule=toy_data())
     with pytest.raises(InputError, match=r"constraint=hard \(config: gp\)"):
-        make_trainer(24).fit(small_toy_wgan("gp"), datamodule=toy_data(),
-                             ckpt_path=tmp_path / "last.ckpt")  # fmt: skip
+        make_trainer(24).fit(
+            small_toy_wgan("gp"), datamodule=toy_data(), ckpt_path=tmp_path / "last.ckpt"
+        )
     with pytest.raises(InputError, match=r"critic.widths=\[32, 32\] \(config: \[16, 16\]\)"):
         narrower = small_toy_wgan("hard", critic={"widths": [16, 16]})
         make_trainer(24).fit(narrower, datamodule=toy_data(), ckpt_path=tmp_path / "last.ckpt")
@@ -188,8 +190,9 @@ def test_ema_setting_is_part_of_the_checkpoint_match(tmp_path):
     saved = torch.load(tmp_path / "last.ckpt", weights_only=False)
     assert any(k.startswith("generator_ema.") for k in saved["state_dict"])
     with pytest.raises(InputError, match=r"ema_decay=0.9 \(config: 0.0\)"):
-        make_trainer(24).fit(small_toy_wgan("hard"), datamodule=toy_data(),
-                             ckpt_path=tmp_path / "last.ckpt")  # fmt: skip
+        make_trainer(24).fit(
+            small_toy_wgan("hard"), datamodule=toy_data(), ckpt_path=tmp_path / "last.ckpt"
+        )
     resumed = small_toy_wgan("hard", ema_decay=0.9)
     make_trainer(24).fit(resumed, datamodule=toy_data(), ckpt_path=tmp_path / "last.ckpt")
     assert resumed.generator_step == 4
@@ -230,8 +233,12 @@ def test_reuse_fakes_leaves_the_generator_out_of_the_critic_step():
     class Spy(L.Callback):
         def on_before_optimizer_step(self, trainer, m, optimizer):
             which = "critic" if optimizer is trainer.optimizers[0] else "generator"
-            seen.append((which, [None if p.grad is None else p.grad.clone()
-                                 for p in m.generator.parameters()]))  # fmt: skip
+            seen.append(
+                (
+                    which,
+                    [None if p.grad is None else p.grad.clone() for p in m.generator.parameters()],
+                )
+            )
 
     make_trainer(6, callbacks=[Spy()]).fit(module, datamodule=toy_data())
     assert [w for w, _ in seen] == ["critic", "generator"] * 3

@@ -81,9 +81,12 @@ def test_refinement_works_inside_no_grad_and_inference_mode():
 
 @pytest.mark.parametrize(
     ("kw", "match"),
-    [(dict(steps=-1, k_eff=1.0), "steps"), (dict(steps=1, k_eff=-1.0), "k_eff"),
-     (dict(steps=1, k_eff=1.0, lr=0.0), "lr")],
-)  # fmt: skip
+    [
+        (dict(steps=-1, k_eff=1.0), "steps"),
+        (dict(steps=1, k_eff=-1.0), "k_eff"),
+        (dict(steps=1, k_eff=1.0, lr=0.0), "lr"),
+    ],
+)
 def test_bad_refinement_settings_are_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         refine_latents(nn.Identity(), _peak(torch.zeros(2)), torch.zeros(2, 2), **kw)

@@ -121,8 +121,9 @@ def test_sll_conv_update_uses_the_adjoint_convolution():
     with torch.no_grad():
         layer.bias.fill_(100.0)  # every hidden unit active: a linear map
     x = torch.randn(1, 2, 4, 4, dtype=torch.float64)
-    jac = torch.autograd.functional.jacobian(lambda v: layer(v.reshape(x.shape)).flatten(),
-                                             x.flatten())  # fmt: skip
+    jac = torch.autograd.functional.jacobian(
+        lambda v: layer(v.reshape(x.shape)).flatten(), x.flatten()
+    )
     torch.testing.assert_close(jac, jac.T)
 
 

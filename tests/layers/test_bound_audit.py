@@ -251,10 +251,18 @@ def test_batchnorm_bound_for_every_option(dims, channels, affine, eps, spatial, 
 def reshape_modules(draw):
     kind = draw(
         st.sampled_from(
-            ["downsample", "unshuffle", "shuffle", "flatten", "unflatten", "identity", "zeropad",
-             "dropout"]
+            [
+                "downsample",
+                "unshuffle",
+                "shuffle",
+                "flatten",
+                "unflatten",
+                "identity",
+                "zeropad",
+                "dropout",
+            ]
         )
-    )  # fmt: skip
+    )
     f = draw(st.integers(1, 3))
     c, h, w = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
     if kind == "downsample":
@@ -300,8 +308,13 @@ def activations(draw):
         return nn.LeakyReLU(draw(st.floats(-3, 3)))
     if kind == "elu":
         return nn.ELU(draw(st.floats(-3, 3)))
-    return {"relu": nn.ReLU, "relu6": nn.ReLU6, "tanh": nn.Tanh, "softsign": nn.Softsign,
-            "sigmoid": nn.Sigmoid}[kind]()  # fmt: skip
+    return {
+        "relu": nn.ReLU,
+        "relu6": nn.ReLU6,
+        "tanh": nn.Tanh,
+        "softsign": nn.Softsign,
+        "sigmoid": nn.Sigmoid,
+    }[kind]()
 
 
 @AUDIT
@@ -423,23 +436,30 @@ def test_options_without_a_certified_bound_are_refused_by_name(make, names):
 
 @pytest.mark.parametrize(
     "k,groups,padding,mode,size",
-    [(2, 1, 0, "zeros", (6, 6)), ((2, 3), 1, 0, "zeros", (5, 7)), (2, 2, 1, "zeros", (5, 5)),
-     (3, 1, 0, "zeros", (7, 8)), (2, 1, 1, "circular", (4, 4))],
-)  # fmt: skip
+    [
+        (2, 1, 0, "zeros", (6, 6)),
+        ((2, 3), 1, 0, "zeros", (5, 7)),
+        (2, 2, 1, "zeros", (5, 5)),
+        (3, 1, 0, "zeros", (7, 8)),
+        (2, 1, 1, "circular", (4, 4)),
+    ],
+)
 def test_patch_convolution_bound_is_exact(k, groups, padding, mode, size):
     """stride == kernel size: non-overlapping patches, bounded by the reshaped kernel's norm
     (exact when the input holds whole patches); circular padding keeps the general rule."""
     torch.manual_seed(0)
-    conv = nn.Conv2d(4, 6, k, stride=k, padding=padding, groups=groups, bias=False,
-                     padding_mode=mode).double()  # fmt: skip
+    conv = nn.Conv2d(
+        4, 6, k, stride=k, padding=padding, groups=groups, bias=False, padding_mode=mode
+    ).double()
     exact = operator_norm(conv, (4, *size))
     bound = lipschitz_bound(conv)
     assert bound >= exact * (1 - TOL)
     if mode == "zeros":
         per = 6 // groups
         blocks = [conv.weight[g * per : (g + 1) * per].flatten(1) for g in range(groups)]
-        assert bound == pytest.approx(max(float(torch.linalg.matrix_norm(b, ord=2))
-                                          for b in blocks))  # fmt: skip
+        assert bound == pytest.approx(
+            max(float(torch.linalg.matrix_norm(b, ord=2)) for b in blocks)
+        )
     if size == (6, 6):  # whole patches, no padding: the bound is attained
         assert bound == pytest.approx(exact, rel=1e-9)
 
@@ -459,8 +479,7 @@ def test_circular_same_conv_bound_on_its_shape_is_exact(channels, k, size, seed)
     grid: its bound on that shape is its exact norm (kernel taps folded when it is wider)."""
     pad = k // 2
     h, w = max(size[0], pad), max(size[1], pad)
-    conv = randomize(nn.Conv2d(*channels, 2 * pad + 1, padding=pad, padding_mode="circular"),
-                     seed)  # fmt: skip
+    conv = randomize(nn.Conv2d(*channels, 2 * pad + 1, padding=pad, padding_mode="circular"), seed)
     shape = (channels[0], h, w)
     exact = operator_norm(conv, shape)
     assert lipschitz_bound(conv, input_shape=shape) == pytest.approx(exact, rel=1e-9)
@@ -484,8 +503,12 @@ def test_shape_bound_follows_each_layer_input_size():
     of its sizes: every bound stays above the exact norm of the whole map."""
     torch.manual_seed(0)
     shared = nn.Conv2d(2, 2, 3, padding=1)
-    net = randomize(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), shared,
-                                  nn.Conv2d(2, 2, 2, stride=2), shared), seed=3)  # fmt: skip
+    net = randomize(
+        nn.Sequential(
+            nn.Conv2d(1, 2, 3, stride=2, padding=1), shared, nn.Conv2d(2, 2, 2, stride=2), shared
+        ),
+        seed=3,
+    )
     shape = (1, 9, 7)
     exact = operator_norm(net, shape)
     assert exact <= lipschitz_bound(net, input_shape=shape) * (1 + TOL)
@@ -528,8 +551,9 @@ def test_bound_on_a_shape_leaves_no_hooks_behind():
 def test_non_finite_weights_are_refused_by_name(bad: float) -> None:
     """A diverged model has no certificate: one ValueError naming the weight, with or
     without an input shape, never a bound or a linear-algebra traceback."""
-    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                        nn.Linear(3 * 4 * 4, 2))  # fmt: skip
+    net = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 2)
+    )
     with torch.no_grad():
         net[3].weight[0, 0] = bad
     for shape in (None, (2, 4, 4)):

@@ -48,8 +48,9 @@ def test_training_keeps_it_orthogonal_and_moves_the_weights():
         opt.step()
     assert (m.weight - before).abs().max() > 1e-2
     y = (m(x) - m(torch.zeros_like(x))).detach()  # the linear part (the bias moved too)
-    torch.testing.assert_close(y.flatten(1).norm(dim=1), x.flatten(1).norm(dim=1),
-                               rtol=1e-4, atol=0)  # fmt: skip
+    torch.testing.assert_close(
+        y.flatten(1).norm(dim=1), x.flatten(1).norm(dim=1), rtol=1e-4, atol=0
+    )
     assert lipschitz_bound(m.double(), input_shape=(4, 6, 6)) == pytest.approx(1.0, abs=1e-9)
 
 
@@ -64,8 +65,9 @@ def test_a_cayley_classifier_is_certified_with_no_violation():
     torch.manual_seed(0)
     from wgan_lip.layers import MaxMin
 
-    net = nn.Sequential(CayleyConv2d(1, 4), MaxMin(), CayleyConv2d(4, 4), nn.Flatten(),
-                        nn.Linear(4 * 6 * 6, 3))  # fmt: skip
+    net = nn.Sequential(
+        CayleyConv2d(1, 4), MaxMin(), CayleyConv2d(4, 4), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+    )
     x, y = torch.rand(40, 1, 6, 6), torch.randint(0, 3, (40,))
     report = certify(net, x, y, [0.05, 0.2], attack_steps=10, attack_restarts=1)
     assert report.violations == 0
@@ -84,8 +86,9 @@ def test_evaluation_reuses_the_transform_until_the_kernel_changes(monkeypatch):
 
     calls = []
     real = cayley.cayley_frequency_matrices
-    monkeypatch.setattr(cayley, "cayley_frequency_matrices",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        cayley, "cayley_frequency_matrices", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     layer = CayleyConv2d(3, 3).eval()
     x = torch.randn(2, 3, 6, 6)
     with torch.no_grad():

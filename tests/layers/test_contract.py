@@ -122,8 +122,9 @@ def _exact_norm(m: nn.Module, shape: tuple[int, ...], points: int = 4) -> float:
     best = 0.0
     for _ in range(points):
         x = torch.randn(1, *shape, dtype=torch.float64)
-        jac = torch.autograd.functional.jacobian(lambda v: m(v.reshape(1, *shape)).flatten(),
-                                                 x.flatten())  # fmt: skip
+        jac = torch.autograd.functional.jacobian(
+            lambda v: m(v.reshape(1, *shape)).flatten(), x.flatten()
+        )
         best = max(best, float(torch.linalg.matrix_norm(jac, ord=2)))
     return best
 

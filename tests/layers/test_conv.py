@@ -137,8 +137,11 @@ def test_bcop_is_a_real_parametrized_conv2d(mode, k):
     assert type(plain) is nn.Conv2d and plain.padding == m.padding
     assert plain.padding_mode == mode
     torch.testing.assert_close(plain(x), y, atol=1e-12, rtol=0)  # a re-run Björck: rounding
-    assert sorted(m.state_dict()) == ["bias", "parametrizations.weight.original0",
-                                      "parametrizations.weight.original1"]  # fmt: skip
+    assert sorted(m.state_dict()) == [
+        "bias",
+        "parametrizations.weight.original0",
+        "parametrizations.weight.original1",
+    ]
     with pytest.raises(RuntimeError, match="cannot be assigned"):
         m.weight = torch.zeros(4, 3, k, k, dtype=torch.float64)
 
@@ -149,15 +152,18 @@ def test_bcop_loads_state_dicts_of_the_earlier_layout():
     or a plain proj for k = 1), with inputs and that version's outputs (float64, eval),
     written by the BCOPConv2d of commit 3b9f7e4."""
     cases = torch.load(Path(__file__).parent / "data" / "bcop_v1.pt", weights_only=True)
-    assert {k for c in cases for k in c["state_dict"]} >= {"parametrizations.ortho.original",
-                                                           "parametrizations.proj.original",
-                                                           "proj"}  # fmt: skip
+    assert {k for c in cases for k in c["state_dict"]} >= {
+        "parametrizations.ortho.original",
+        "parametrizations.proj.original",
+        "proj",
+    }
     for case in cases:
         m = BCOPConv2d(*case["args"], padding=case["padding"], dtype=torch.float64)
         m.load_state_dict(case["state_dict"])
         torch.testing.assert_close(m.eval()(case["x"]), case["y"], atol=1e-12, rtol=1e-12)
-        net = nn.Sequential(nn.Identity(), BCOPConv2d(*case["args"], padding=case["padding"],
-                                                      dtype=torch.float64))  # fmt: skip
+        net = nn.Sequential(
+            nn.Identity(), BCOPConv2d(*case["args"], padding=case["padding"], dtype=torch.float64)
+        )
         net.load_state_dict({f"1.{k}": v for k, v in case["state_dict"].items()})  # nested
         torch.testing.assert_close(net.eval()(case["x"]), case["y"], atol=1e-12, rtol=1e-12)
         with pytest.raises(RuntimeError, match="Missing key"):

@@ -93,8 +93,9 @@ def architectures(draw):
     return kind, lipschitz_mlp(d_in, widths, d_out, activation=act, linear=kind)
 
 
-@settings(max_examples=25, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(arch=architectures(), seed=st.integers(0, 10_000))
 def test_certified_bound_is_never_below_the_attack(arch, seed):
     kind, net = arch
@@ -137,8 +138,14 @@ def test_avg_pool_bound_is_at_least_the_exact_norm_for_every_option(
     k, s, pad, ceil_mode, count_include_pad, override, size
 ):
     pad = (min(pad[0], k[0] // 2), min(pad[1], k[1] // 2))  # torch requires pad <= k / 2
-    m = nn.AvgPool2d(k, s, pad, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
-                     divisor_override=override)  # fmt: skip
+    m = nn.AvgPool2d(
+        k,
+        s,
+        pad,
+        ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad,
+        divisor_override=override,
+    )
     h, w = size
     eye = torch.eye(h * w, dtype=torch.float64).reshape(h * w, 1, h, w)
     try:

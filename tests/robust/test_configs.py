@@ -36,16 +36,37 @@ def test_config_parses(config, capsys):
 
 def test_cpu_config_trains_and_certifies(tmp_path, monkeypatch, data_root, capsys):
     monkeypatch.chdir(tmp_path)
-    args = ["fit", "--config", str(REPO / "configs/robust/mnist_fc3_cpu.yaml"),
-            "--data.data_root", str(data_root), "--trainer.enable_progress_bar=false",
-            "--trainer.max_steps=30", "--trainer.limit_val_batches=1",
-            "--model.network.widths=[64, 64]"]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        str(REPO / "configs/robust/mnist_fc3_cpu.yaml"),
+        "--data.data_root",
+        str(data_root),
+        "--trainer.enable_progress_bar=false",
+        "--trainer.max_steps=30",
+        "--trainer.limit_val_batches=1",
+        "--model.network.widths=[64, 64]",
+    ]
     assert main(args) == 0
     ckpt = tmp_path / "runs/robust/mnist_fc3_cpu/checkpoints/last.ckpt"
     capsys.readouterr()
-    code = main(["certify", "--checkpoint", str(ckpt), "--data", "mnist",
-                 "--data-root", str(data_root), "--n", "100", "--attack-steps", "5",
-                 "--restarts", "1"])  # fmt: skip
+    code = main(
+        [
+            "certify",
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            "mnist",
+            "--data-root",
+            str(data_root),
+            "--n",
+            "100",
+            "--attack-steps",
+            "5",
+            "--restarts",
+            "1",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     bound = float(re.search(r"Lipschitz bound\s+([0-9.]+)", out).group(1))

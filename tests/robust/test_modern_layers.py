@@ -68,14 +68,19 @@ def test_kr_term_is_the_one_vs_rest_mean_gap():
 
 def test_classifier_builds_the_new_architectures_and_refuses_bad_settings():
     for arch in ("aol", "sll"):
-        m = LipschitzClassifier(arch, input_shape=(1, 8, 8), num_classes=3,
-                                network={"channels": [4], "widths": [16]},
-                                objective={"loss": "hkr"})
+        m = LipschitzClassifier(
+            arch,
+            input_shape=(1, 8, 8),
+            num_classes=3,
+            network={"channels": [4], "widths": [16]},
+            objective={"loss": "hkr"},
+        )
         assert m(torch.rand(2, 1, 8, 8)).shape == (2, 3)
         assert m.lipschitz_bound() <= 1 + 1e-3  # 1, plus float32 rounding terms
     with pytest.raises(InputError, match="divisible"):
-        LipschitzClassifier("sll", input_shape=(1, 6, 6), num_classes=3,
-                            network={"channels": [4, 8]})
+        LipschitzClassifier(
+            "sll", input_shape=(1, 6, 6), num_classes=3, network={"channels": [4, 8]}
+        )
     with pytest.raises(InputError, match="lr_schedule"):
         LipschitzClassifier(lr_schedule="linear")
     with pytest.raises(InputError, match="kr_weight"):
@@ -89,17 +94,30 @@ class _Data(L.LightningDataModule):
 
 
 def test_cosine_schedule_decays_to_zero_over_the_steps():
-    model = LipschitzClassifier("aol", input_shape=(1, 8, 8), num_classes=3, lr=1e-2,
-                                network={"channels": [4], "widths": []}, lr_schedule="cosine")
+    model = LipschitzClassifier(
+        "aol",
+        input_shape=(1, 8, 8),
+        num_classes=3,
+        lr=1e-2,
+        network={"channels": [4], "widths": []},
+        lr_schedule="cosine",
+    )
     lrs: list[float] = []
 
     class Record(L.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
-    trainer = L.Trainer(max_steps=16, accelerator="cpu", logger=False, callbacks=[Record()],
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer = L.Trainer(
+        max_steps=16,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[Record()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(model, datamodule=_Data())
     assert lrs[0] == pytest.approx(1e-2)
     assert lrs[8] == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 8 / 16)))
@@ -126,9 +144,18 @@ def test_cosine_schedule_follows_the_time_budget_when_there_is_one():
         def __init__(self, timer):
             self.callbacks = [timer]
 
-    model = LipschitzClassifier("aol", input_shape=(1, 8, 8), num_classes=3,
-                                network={"channels": [4], "widths": []}, lr_schedule="cosine")
-    for elapsed, expected in ((0.0, 1.0), (15.0, 0.5 * (1 + math.cos(math.pi / 4))),
-                              (30.0, 0.5), (60.0, 0.0)):  # fmt: skip
+    model = LipschitzClassifier(
+        "aol",
+        input_shape=(1, 8, 8),
+        num_classes=3,
+        network={"channels": [4], "widths": []},
+        lr_schedule="cosine",
+    )
+    for elapsed, expected in (
+        (0.0, 1.0),
+        (15.0, 0.5 * (1 + math.cos(math.pi / 4))),
+        (30.0, 0.5),
+        (60.0, 0.0),
+    ):
         model._trainer = FakeTrainer(FakeTimer(elapsed, 60.0 - elapsed))
         assert model._cosine_factor(step=3) == pytest.approx(expected, abs=1e-12)

@@ -20,13 +20,19 @@ def trained_digits(data_root, tmp_path_factory):
     """An FC classifier trained for 3 epochs on the UCI digits (8x8), and its checkpoint."""
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("robust")
-    dm = ClassificationDataModule("uci-digits", data_root=str(data_root), batch_size=64,
-                                  n_val=None)  # fmt: skip
-    model = LipschitzClassifier("fc3", network={"widths": [64, 64]},
-                                objective={"eps_train": 0.3}, lr=3e-3)
+    dm = ClassificationDataModule("uci-digits", data_root=str(data_root), batch_size=64, n_val=None)
+    model = LipschitzClassifier(
+        "fc3", network={"widths": [64, 64]}, objective={"eps_train": 0.3}, lr=3e-3
+    )
     ckpt = ModelCheckpoint(dirpath=folder, save_last=True)
-    trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, callbacks=[ckpt],
-                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[ckpt],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model, datamodule=dm)
     return model, trainer, dm, folder / "last.ckpt"
 
@@ -51,9 +57,28 @@ def test_validation_metrics_use_the_models_own_bound(trained_digits):
 
 def test_certify_cli_json_is_sound(trained_digits, data_root, capsys):
     _, _, _, ckpt = trained_digits
-    code = main(["certify", "--checkpoint", str(ckpt), "--data", "uci-digits",
-                 "--data-root", str(data_root), "--eps", "0.1", "0.3", "1.0", "--n", "300",
-                 "--attack-steps", "20", "--restarts", "2", "--json"])  # fmt: skip
+    code = main(
+        [
+            "certify",
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            "uci-digits",
+            "--data-root",
+            str(data_root),
+            "--eps",
+            "0.1",
+            "0.3",
+            "1.0",
+            "--n",
+            "300",
+            "--attack-steps",
+            "20",
+            "--restarts",
+            "2",
+            "--json",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["violations"] == 0 and out["n"] == 300
@@ -83,8 +108,9 @@ def test_certify_cli_bad_inputs(trained_digits, data_root, tmp_path, capsys):
     (tmp_path / "junk.ckpt").write_bytes(b"junk")
     assert main([*base, "--checkpoint", str(tmp_path / "junk.ckpt"), "--data", "mnist"]) == 2
     assert "cannot read checkpoint" in _err(capsys)
-    torch.save({"state_dict": {}, "hyper_parameters": {"constraint": "hard"}},
-               tmp_path / "gan.ckpt")  # fmt: skip
+    torch.save(
+        {"state_dict": {}, "hyper_parameters": {"constraint": "hard"}}, tmp_path / "gan.ckpt"
+    )
     assert main([*base, "--checkpoint", str(tmp_path / "gan.ckpt"), "--data", "mnist"]) == 2
     assert "not a LipschitzClassifier checkpoint" in _err(capsys)
 
@@ -107,8 +133,14 @@ def test_two_process_validation_certifies_the_whole_set(trained_digits):
 
     model, trainer, dm, _ = trained_digits
     one = trainer.callback_metrics
-    two_trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_fork", logger=False,
-                            enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    two_trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_fork",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     with _fork_safe_threads(two_trainer):
         two = two_trainer.validate(model, datamodule=dm, verbose=False)[0]
     n = len(dm.test.labels)

@@ -72,11 +72,17 @@ def _bjorck(draw) -> Case:
     return Case(layers.BjorckLinear(d_in, d_out, draw(st.booleans()), config=config), (d_in,))
 
 
+def _stacked(draw) -> Case:
+    k, d_in, d_out = _size(draw, 1, 3), _size(draw, 1, 6), _size(draw, 1, 6)
+    return Case(layers.StackedLinear(k, d_in, d_out), (k, d_in))
+
+
 def _spectral_linear(draw) -> Case:
     d_in, d_out = _size(draw, 1, 6), _size(draw, 1, 6)
     n = draw(st.integers(0, 2))
-    return Case(layers.SpectralLinear(d_in, d_out, draw(st.booleans()), n_power_iterations=n),
-                (d_in,))  # fmt: skip
+    return Case(
+        layers.SpectralLinear(d_in, d_out, draw(st.booleans()), n_power_iterations=n), (d_in,)
+    )
 
 
 def _aol_linear(draw) -> Case:
@@ -96,8 +102,9 @@ def _image(draw, c: int, lo: int = 2, hi: int = 4) -> tuple[int, int, int]:
 def _bcop(draw) -> Case:
     c_in, c_out, k = _size(draw, 1, 3), _size(draw, 1, 3), _size(draw, 1, 3)
     padding = draw(st.sampled_from(["circular", "zeros"]))
-    return Case(layers.BCOPConv2d(c_in, c_out, k, draw(st.booleans()), padding=padding),
-                _image(draw, c_in))  # fmt: skip
+    return Case(
+        layers.BCOPConv2d(c_in, c_out, k, draw(st.booleans()), padding=padding), _image(draw, c_in)
+    )
 
 
 def _spectral_conv(draw) -> Case:
@@ -108,8 +115,9 @@ def _spectral_conv(draw) -> Case:
 def _aol_conv(draw) -> Case:
     c_in, c_out, k = _size(draw, 1, 3), _size(draw, 1, 3), draw(st.sampled_from([1, 3]))
     mode = draw(st.sampled_from(["zeros", "circular"]))
-    return Case(layers.AOLConv2d(c_in, c_out, k, draw(st.booleans()), padding_mode=mode),
-                _image(draw, c_in))  # fmt: skip
+    return Case(
+        layers.AOLConv2d(c_in, c_out, k, draw(st.booleans()), padding_mode=mode), _image(draw, c_in)
+    )
 
 
 def _sll_conv(draw) -> Case:
@@ -138,8 +146,10 @@ def _groupsort(draw) -> Case:
 
 def _downsample(draw) -> Case:
     f = _size(draw, 1, 2)
-    return Case(layers.InvertibleDownsample(f), (_size(draw, 1, 2), f * _size(draw, 1, 2),
-                                                 f * _size(draw, 1, 2)))  # fmt: skip
+    return Case(
+        layers.InvertibleDownsample(f),
+        (_size(draw, 1, 2), f * _size(draw, 1, 2), f * _size(draw, 1, 2)),
+    )
 
 
 def _l2pool(draw) -> Case:
@@ -152,6 +162,7 @@ def _l2pool(draw) -> Case:
 # half-precision FFT on a CPU: the Fourier-domain layers run in float32/float64 there).
 FACTORIES: dict[type, tuple[Callable, tuple[torch.dtype, ...]]] = {
     layers.BjorckLinear: (_bjorck, FULL + HALF),
+    layers.StackedLinear: (_stacked, FULL + HALF),
     layers.SpectralLinear: (_spectral_linear, FULL + HALF),
     layers.AOLLinear: (_aol_linear, FULL + HALF),
     layers.SLLLinear: (_sll_linear, FULL + HALF),
@@ -208,8 +219,15 @@ def _bound(case: Case) -> float:
     return lipschitz_bound(case.module, input_shape=case.shape)
 
 
-def float_attack(m: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, seed: int,
-                 pairs: int = 16, steps: int = 20, separation: float = 0.25) -> float:  # fmt: skip
+def float_attack(
+    m: nn.Module,
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    seed: int,
+    pairs: int = 16,
+    steps: int = 20,
+    separation: float = 0.25,
+) -> float:
     """The largest ``|f(a) - f(b)| / |a - b|`` that Adam finds, with ``f`` evaluated in
     ``dtype`` on inputs in ``dtype`` and the ratio measured in float64.
 
@@ -229,8 +247,15 @@ def float_attack(m: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, seed:
             p.requires_grad_(True)
 
 
-def _ascend(m: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, seed: int, pairs: int,
-            steps: int, separation: float) -> float:  # fmt: skip
+def _ascend(
+    m: nn.Module,
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    seed: int,
+    pairs: int,
+    steps: int,
+    separation: float,
+) -> float:
     gen = torch.Generator().manual_seed(seed)
     a = torch.randn(pairs, *shape, generator=gen, dtype=torch.float64)
     b = a + 0.3 * torch.randn(pairs, *shape, generator=gen, dtype=torch.float64)
@@ -255,8 +280,9 @@ def _ascend(m: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, seed: int,
     return best
 
 
-def _separate(m: nn.Module, a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype,
-              separation: float) -> None:  # fmt: skip
+def _separate(
+    m: nn.Module, a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, separation: float
+) -> None:
     """Move each ``b`` away from its ``a`` until they are ``separation`` times the largest
     norm of the two points and their outputs apart (in place)."""
     fa, fb = m(a.to(dtype)).double(), m(b.to(dtype)).double()
@@ -343,8 +369,12 @@ def _edit_copy(m: nn.Module, gen: torch.Generator) -> None:
 
 
 def _edit_load(m: nn.Module, gen: torch.Generator) -> None:
-    state = {k: v + 0.1 * torch.randn(v.shape, generator=gen, dtype=v.dtype)
-             if v.is_floating_point() else v for k, v in m.state_dict().items()}  # fmt: skip
+    state = {
+        k: v + 0.1 * torch.randn(v.shape, generator=gen, dtype=v.dtype)
+        if v.is_floating_point()
+        else v
+        for k, v in m.state_dict().items()
+    }
     m.load_state_dict(state)
 
 
@@ -416,10 +446,15 @@ def test_exported_sll_jacobian_is_below_its_bound():
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [({"eps": -1e-4}, "eps"), ({"eps": float("nan")}, "eps"), ({"eps": float("inf")}, "eps"),
-     ({"kernel_size": 0}, "kernel_size"), ({"kernel_size": 2.5}, "kernel_size"),
-     ({"stride": -1}, "stride")],
-)  # fmt: skip
+    [
+        ({"eps": -1e-4}, "eps"),
+        ({"eps": float("nan")}, "eps"),
+        ({"eps": float("inf")}, "eps"),
+        ({"kernel_size": 0}, "kernel_size"),
+        ({"kernel_size": 2.5}, "kernel_size"),
+        ({"stride": -1}, "stride"),
+    ],
+)
 def test_l2_pool_refuses_arguments_that_break_the_bound(kwargs, name):
     with pytest.raises(ValueError, match=name):
         layers.L2NormPool2d(**kwargs)
@@ -438,21 +473,24 @@ def test_l2_pool_negative_eps_was_the_reported_case():
 
 @pytest.mark.parametrize(
     ("make", "name"),
-    [(lambda: layers.SLLLinear(0), "features"), (lambda: layers.SLLLinear(3, 0), "hidden"),
-     (lambda: layers.SLLConv2d(2, kernel_size=2), "kernel_size"),
-     (lambda: layers.SLLConv2d(2, kernel_size=-1), "kernel_size"),
-     (lambda: layers.BjorckLinear(0, 3), "in_features"),
-     (lambda: layers.AOLLinear(3, -1), "out_features"),
-     (lambda: layers.AOLConv2d(2, 2, -1), "kernel_size"),
-     (lambda: layers.SpectralConv2d(2, 2, -1), "kernel_size"),
-     (lambda: layers.SpectralLinear(2, 2, n_power_iterations=-1), "n_power_iterations"),
-     (lambda: layers.CayleyConv2d(2, 0), "out_channels"),
-     (lambda: layers.FourierConv2d(torch.randn(2, 3, 1, 1), 2, 2), "kernel"),
-     (lambda: layers.GroupSort(0), "group_size"),
-     (lambda: layers.InvertibleDownsample(0), "factor"),
-     (lambda: layers.BjorckConfig(tol=float("nan")), "tol"),
-     (lambda: layers.BjorckConfig(power_iters=-2), "power_iters")],
-)  # fmt: skip
+    [
+        (lambda: layers.SLLLinear(0), "features"),
+        (lambda: layers.SLLLinear(3, 0), "hidden"),
+        (lambda: layers.SLLConv2d(2, kernel_size=2), "kernel_size"),
+        (lambda: layers.SLLConv2d(2, kernel_size=-1), "kernel_size"),
+        (lambda: layers.BjorckLinear(0, 3), "in_features"),
+        (lambda: layers.AOLLinear(3, -1), "out_features"),
+        (lambda: layers.AOLConv2d(2, 2, -1), "kernel_size"),
+        (lambda: layers.SpectralConv2d(2, 2, -1), "kernel_size"),
+        (lambda: layers.SpectralLinear(2, 2, n_power_iterations=-1), "n_power_iterations"),
+        (lambda: layers.CayleyConv2d(2, 0), "out_channels"),
+        (lambda: layers.FourierConv2d(torch.randn(2, 3, 1, 1), 2, 2), "kernel"),
+        (lambda: layers.GroupSort(0), "group_size"),
+        (lambda: layers.InvertibleDownsample(0), "factor"),
+        (lambda: layers.BjorckConfig(tol=float("nan")), "tol"),
+        (lambda: layers.BjorckConfig(power_iters=-2), "power_iters"),
+    ],
+)
 def test_constructor_arguments_that_break_the_maths_are_refused_by_name(make, name):
     with pytest.raises(ValueError, match=name):
         make()
@@ -515,8 +553,11 @@ def test_bjorck_and_cayley_caches_see_in_place_edits(edit, training):
     """``p.data`` writes do not bump ``_version``: the cached polar factor / Cayley
     matrices were used with the old weights, so the layer and its export disagreed."""
     torch.manual_seed(0)
-    for m, shape in ((layers.BjorckLinear(5, 5), (5,)), (layers.CayleyConv2d(2, 2), (2, 4, 4)),
-                     (layers.BCOPConv2d(2, 2, 3), (2, 4, 4))):  # fmt: skip
+    for m, shape in (
+        (layers.BjorckLinear(5, 5), (5,)),
+        (layers.CayleyConv2d(2, 2), (2, 4, 4)),
+        (layers.BCOPConv2d(2, 2, 3), (2, 4, 4)),
+    ):
         m = m.double().train(training)
         x = torch.randn(3, *shape, dtype=torch.float64)
         with torch.no_grad():

@@ -123,8 +123,20 @@ def test_the_cli_reports_exact_values_of_float64_files(tmp_path, capsys):
     p = 1e8 + rng.normal(size=(150, 1)) * 0.1
     np.save(tmp_path / "p.npy", p)
     np.save(tmp_path / "q.npy", p + 0.2)
-    code = main(["w1", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"), "--holdout", "0",
-                 "--steps", "20", "--exact", "--json", "--no-progress"])  # fmt: skip
+    code = main(
+        [
+            "w1",
+            str(tmp_path / "p.npy"),
+            str(tmp_path / "q.npy"),
+            "--holdout",
+            "0",
+            "--steps",
+            "20",
+            "--exact",
+            "--json",
+            "--no-progress",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     exact = reference_w1(p, p + 0.2)
     assert code == 0

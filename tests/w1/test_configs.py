@@ -20,10 +20,15 @@ def test_config_parses(config, capsys):
 
 def test_fit_then_test_from_last_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    base = ["--config", str(REPO / "configs/w1/translation_d32.yaml"),
-            "--config", str(REPO / "configs/trainer/cpu_debug.yaml"),
-            "--trainer.max_steps=100", "--trainer.enable_progress_bar=false",
-            "--data.n=600"]  # fmt: skip
+    base = [
+        "--config",
+        str(REPO / "configs/w1/translation_d32.yaml"),
+        "--config",
+        str(REPO / "configs/trainer/cpu_debug.yaml"),
+        "--trainer.max_steps=100",
+        "--trainer.enable_progress_bar=false",
+        "--data.n=600",
+    ]
     assert main(["fit", *base]) == 0
     last = tmp_path / "runs/w1/translation_d32/checkpoints/last.ckpt"
     assert last.is_file()

@@ -32,8 +32,9 @@ def test_each_side_is_split_on_its_own_whatever_the_other_side_holds(folds):
     p = torch.cat([common, torch.randn(100, 4, generator=g)])[torch.randperm(400, generator=g)]
     for q in (torch.cat([torch.randn(50, 4, generator=g), common]), torch.randn(350, 4) + 5):
         for fold in range(folds):
-            sp, _ = split_pair(TensorRows(p), TensorRows(q), 0.25, 0.1, seed=5, folds=folds,
-                               fold=fold)  # fmt: skip
+            sp, _ = split_pair(
+                TensorRows(p), TensorRows(q), 0.25, 0.1, seed=5, folds=folds, fold=fold
+            )
             alone = split_indices(400, 0.25, 0.1, 5, "P", folds, fold)
             assert torch.equal(sp.holdout, alone.holdout) and torch.equal(sp.fit, alone.fit)
             assert not set(sp.holdout.tolist()) & set(sp.fit.tolist())
@@ -65,8 +66,17 @@ def test_disjoint_sources_keep_the_independent_per_side_split():
 def test_same_file_twice_gives_an_interval_covering_zero(tmp_path, capsys):
     x = np.random.default_rng(0).normal(size=(600, 3)).astype(np.float32)
     np.save(tmp_path / "a.npy", x)
-    code = main(["w1", str(tmp_path / "a.npy"), str(tmp_path / "a.npy"), "--json",
-                 "--no-progress", "--steps", "100"])  # fmt: skip
+    code = main(
+        [
+            "w1",
+            str(tmp_path / "a.npy"),
+            str(tmp_path / "a.npy"),
+            "--json",
+            "--no-progress",
+            "--steps",
+            "100",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     # a held-out row of P may have trained Q (scored low): the value leans below zero
@@ -108,8 +118,12 @@ def test_folds_are_validated():
 
 def test_permutation_p_value_is_uniform_under_the_null_and_small_under_a_shift():
     gen = torch.Generator().manual_seed(0)
-    ps = [permutation_p_value(torch.randn(40, generator=gen), torch.randn(30, generator=gen),
-                              permutations=199, seed=i) for i in range(300)]  # fmt: skip
+    ps = [
+        permutation_p_value(
+            torch.randn(40, generator=gen), torch.randn(30, generator=gen), permutations=199, seed=i
+        )
+        for i in range(300)
+    ]
     ps = np.array(ps)
     assert 0.05 <= (ps < 0.1).mean() <= 0.15  # P(p < 0.1) = 0.1 under H0
     assert 0.4 <= (ps < 0.5).mean() <= 0.6
@@ -123,8 +137,9 @@ def test_permutation_p_value_is_uniform_under_the_null_and_small_under_a_shift()
         > 0.9
     )
     # the normal approximation for many scores agrees
-    big = permutation_p_value(torch.randn(150_000, generator=gen) + 0.01,
-                              torch.randn(150_000, generator=gen))  # fmt: skip
+    big = permutation_p_value(
+        torch.randn(150_000, generator=gen) + 0.01, torch.randn(150_000, generator=gen)
+    )
     assert 0 < big < 1
 
 
@@ -136,8 +151,19 @@ def test_fold_p_values_combine_by_bonferroni():
 def test_in_sample_json_has_null_p_value(tmp_path, capsys):
     np.save(tmp_path / "p.npy", np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32))
     np.save(tmp_path / "q.npy", np.random.default_rng(1).normal(size=(100, 2)).astype(np.float32))
-    code = main(["w1", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"), "--json",
-                 "--no-progress", "--steps", "20", "--holdout", "0"])  # fmt: skip
+    code = main(
+        [
+            "w1",
+            str(tmp_path / "p.npy"),
+            str(tmp_path / "q.npy"),
+            "--json",
+            "--no-progress",
+            "--steps",
+            "20",
+            "--holdout",
+            "0",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0 and "NaN" not in text
     assert json.loads(text)["p_value"] is None

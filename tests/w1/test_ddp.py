@@ -106,9 +106,14 @@ def test_held_out_scoring_is_reduced_across_processes():
     module.critic.fit_normalization(torch.cat(dm.part("fit")))
     results = {}
     for devices in (1, 2):
-        trainer = L.Trainer(accelerator="cpu", devices=devices, strategy="ddp_fork" if devices > 1
-                            else "auto", logger=False, enable_progress_bar=False,
-                            enable_model_summary=False)  # fmt: skip
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=devices,
+            strategy="ddp_fork" if devices > 1 else "auto",
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
         with _fork_safe_threads(trainer):
             results[devices] = trainer.test(module, datamodule=dm, verbose=False)[0]
     for key in ("test/w1", "test/ci_low", "test/ci_high", "test/lip"):

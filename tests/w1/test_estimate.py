@@ -115,8 +115,19 @@ def test_to_dict_and_seed_reproducibility():
     b = estimate_w1(p, q, critic={"eval_every": 50}, steps=100, seed=3, **FAST)
     assert a.value == b.value
     d = a.to_dict()
-    for key in ("value", "ci_low", "ci_high", "train_value", "lipschitz_bound", "n_p", "n_q",
-                "dim", "steps", "seconds", "certified"):  # fmt: skip
+    for key in (
+        "value",
+        "ci_low",
+        "ci_high",
+        "train_value",
+        "lipschitz_bound",
+        "n_p",
+        "n_q",
+        "dim",
+        "steps",
+        "seconds",
+        "certified",
+    ):
         assert key in d
     assert "critic" not in d
 

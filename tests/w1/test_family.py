@@ -14,8 +14,15 @@ from wgan_lip.layers import lipschitz_bound
 from wgan_lip.w1.family import DEFAULT_FAMILY, CriticFamily, parse_member
 
 FAST = {"progress": False}
-ALL = ("linear", "transport", "peaks", "pits", "mlp:16x2:maxmin", "mlp:16x2:gs4",
-       "mlp:8x3:fullsort")  # fmt: skip
+ALL = (
+    "linear",
+    "transport",
+    "peaks",
+    "pits",
+    "mlp:16x2:maxmin",
+    "mlp:16x2:gs4",
+    "mlp:8x3:fullsort",
+)
 
 
 def _family(d=5, members=ALL, seed=0):
@@ -59,8 +66,9 @@ def test_member_scores_equal_the_family_slice_in_user_units():
     with torch.no_grad():
         all_scores = fam(x) * fam.scale
         for k, name in enumerate(fam.names):
-            torch.testing.assert_close(fam.member(k)(x), all_scores[:, k], rtol=1e-4,
-                                       atol=1e-4, msg=name)  # fmt: skip
+            torch.testing.assert_close(
+                fam.member(k)(x), all_scores[:, k], rtol=1e-4, atol=1e-4, msg=name
+            )
 
 
 def test_linear_member_is_the_unit_mean_difference_and_gives_its_norm():
@@ -70,8 +78,9 @@ def test_linear_member_is_the_unit_mean_difference_and_gives_its_norm():
     assert 1.0 <= lipschitz_bound(critic) <= 1.0 + 1e-5
     with torch.no_grad():
         value = critic(xp).double().mean() - critic(xq).double().mean()
-    assert float(value) == pytest.approx(float((xp.double().mean(0) - xq.double().mean(0)).norm()),
-                                         rel=1e-5)  # fmt: skip
+    assert float(value) == pytest.approx(
+        float((xp.double().mean(0) - xq.double().mean(0)).norm()), rel=1e-5
+    )
 
 
 def test_transport_member_reaches_the_exact_w1_of_its_rows():

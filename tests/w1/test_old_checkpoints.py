@@ -18,26 +18,51 @@ def _old_layout(module: W1Critic, flat: dict) -> dict:
             state["critic." + k[len("critic.groups.network.") :]] = v
         elif k in ("critic.shift", "critic.scale"):
             state[k] = v
-    hparams = {"critic": module.hparams.critic, "input_shape": module.hparams.input_shape,
-               "lr": None, "penalty_weight": 10.0, "clip_value": 0.01,
-               "family": tuple(module.hparams.family), **flat}  # fmt: skip
-    return {"state_dict": state, "hyper_parameters": hparams,
-            "pytorch-lightning_version": L.__version__}  # fmt: skip
+    hparams = {
+        "critic": module.hparams.critic,
+        "input_shape": module.hparams.input_shape,
+        "lr": None,
+        "penalty_weight": 10.0,
+        "clip_value": 0.01,
+        "family": tuple(module.hparams.family),
+        **flat,
+    }
+    return {
+        "state_dict": state,
+        "hyper_parameters": hparams,
+        "pytorch-lightning_version": L.__version__,
+    }
 
 
 @pytest.mark.parametrize(
     ("kind", "shape", "flat", "network"),
     [
-        ("groupsort", (3,), {"widths": (16, 16), "group_size": 4, "channels": (8, 16)},
-         {"widths": [16, 16], "group_size": 4}),
-        ("groupsort", (3,), {"widths": None, "group_size": 2, "channels": (8, 16)},
-         {"group_size": 2}),
-        ("bcop", (1, 8, 8), {"widths": (32, 32), "group_size": 2, "channels": (4,)},
-         {"widths": [32], "channels": [4], "group_size": 2}),
-        ("gp", (3,), {"widths": (8,), "group_size": 2, "channels": (8, 16)},
-         {"widths": [8], "group_size": 2}),
+        (
+            "groupsort",
+            (3,),
+            {"widths": (16, 16), "group_size": 4, "channels": (8, 16)},
+            {"widths": [16, 16], "group_size": 4},
+        ),
+        (
+            "groupsort",
+            (3,),
+            {"widths": None, "group_size": 2, "channels": (8, 16)},
+            {"group_size": 2},
+        ),
+        (
+            "bcop",
+            (1, 8, 8),
+            {"widths": (32, 32), "group_size": 2, "channels": (4,)},
+            {"widths": [32], "channels": [4], "group_size": 2},
+        ),
+        (
+            "gp",
+            (3,),
+            {"widths": (8,), "group_size": 2, "channels": (8, 16)},
+            {"widths": [8], "group_size": 2},
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_older_single_critic_checkpoint_loads_as_the_same_function(
     kind, shape, flat, network, tmp_path
 ):

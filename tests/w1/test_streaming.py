@@ -68,8 +68,7 @@ def test_streamed_estimate_reads_bounded_pieces(pair, monkeypatch):
     p, q = _SpyRows(d / "p.npy", "P"), _SpyRows(d / "q.npy", "Q")
     from wgan_lip.data.sources import Samples
 
-    est = estimate_w1(Samples(p, "p"), Samples(q, "q"), steps=60, batch_size=32,
-                      progress=False)  # fmt: skip
+    est = estimate_w1(Samples(p, "p"), Samples(q, "q"), steps=60, batch_size=32, progress=False)
     assert est.n_holdout_p == 600 and est.value > 0.5
     # windows of 64 rows, held-out chunks of 8192 > 600, normalization 300 per side
     assert _SpyRows.largest <= 600, _SpyRows.largest
@@ -83,8 +82,9 @@ def test_shuffled_windows_visit_each_row_once_per_pass_and_ranks_split_the_batch
     window = 120  # rows per window: several windows per pass
 
     def batches(rank, world):
-        it = shuffled_batches(rows, index, 50, torch.Generator().manual_seed(5), rank, world,
-                              window_rows=window)  # fmt: skip
+        it = shuffled_batches(
+            rows, index, 50, torch.Generator().manual_seed(5), rank, world, window_rows=window
+        )
         return [next(it) for _ in range(28)]  # two passes of 14 batches
 
     single = batches(0, 1)
@@ -119,11 +119,21 @@ def test_ctrl_c_stops_training_and_reports_the_estimate_so_far(pair):
 
 def test_cli_ctrl_c_prints_the_estimate_marked_interrupted(pair):
     d, _, _ = pair
-    cmd = [sys.executable, "-m", "wgan_lip", "w1", str(d / "p.npy"), str(d / "q.npy"),
-           "--steps", "100000", "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "wgan_lip",
+        "w1",
+        str(d / "p.npy"),
+        str(d / "q.npy"),
+        "--steps",
+        "100000",
+        "--json",
+    ]
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            text=True, cwd=d)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, cwd=d
+    )
     # wait for the progress bar to pass step 20, then press "Ctrl-C"
     seen, deadline = "", time.time() + 120
     while time.time() < deadline:

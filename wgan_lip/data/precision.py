@@ -25,9 +25,14 @@ import torch
 from ..errors import InputError, short_reason
 
 FLOAT32_EXACT = (
-    torch.bool, torch.uint8, torch.int8, torch.int16, torch.float16, torch.bfloat16,
+    torch.bool,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.float16,
+    torch.bfloat16,
     torch.float32,
-)  # fmt: skip
+)
 INTEGER = (torch.int32, torch.int64, torch.uint16, torch.uint32, torch.uint64)
 OFFSET_ROWS = 10_000  # per side: rows the common offset is computed from
 
@@ -58,14 +63,18 @@ def exact_numpy(arr: np.ndarray, name: str) -> np.ndarray:
     """
     kind = arr.dtype.kind
     if kind == "c":
-        raise InputError(f"{name}: complex samples are not supported; pass real and imaginary "
-                         "parts as separate columns")  # fmt: skip
+        raise InputError(
+            f"{name}: complex samples are not supported; pass real and imaginary "
+            "parts as separate columns"
+        )
     if kind == "b" or (kind in "iu" and arr.dtype.itemsize <= 2):
         return arr.astype(np.float32)
     if kind in "iu":
         if kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() >= 2**63:
-            raise InputError(f"{name}: unsigned integers of 2**63 or more are not supported; "
-                             "subtract an offset first")  # fmt: skip
+            raise InputError(
+                f"{name}: unsigned integers of 2**63 or more are not supported; "
+                "subtract an offset first"
+            )
         return arr.astype(np.int64, copy=False)
     if kind != "f":
         raise InputError(f"{name}: expected numeric samples, got dtype {arr.dtype}")
@@ -109,16 +118,20 @@ def exact_tensor(t: torch.Tensor, name: str) -> torch.Tensor:
     if t.layout != torch.strided:  # sparse
         t = t.to_dense()
     if t.is_complex():
-        raise InputError(f"{name}: complex samples are not supported; pass real and imaginary "
-                         "parts as separate columns")  # fmt: skip
+        raise InputError(
+            f"{name}: complex samples are not supported; pass real and imaginary "
+            "parts as separate columns"
+        )
     if t.dtype in FLOAT32_EXACT:
         return t.to(torch.float32)
     if t.dtype == torch.float64:
         return t
     if t.dtype in INTEGER:
         if t.dtype == torch.uint64 and t.numel() and int(t.max()) >= 2**63:
-            raise InputError(f"{name}: unsigned integers of 2**63 or more are not supported; "
-                             "subtract an offset first")  # fmt: skip
+            raise InputError(
+                f"{name}: unsigned integers of 2**63 or more are not supported; "
+                "subtract an offset first"
+            )
         return t.to(torch.int64)
     raise InputError(f"{name}: expected numeric samples, got dtype {t.dtype}")
 
@@ -155,9 +168,10 @@ def exact_samples(x, name: str) -> torch.Tensor:
     try:
         arr = np.asarray(x)
     except Exception as e:  # ragged nested lists and the like
-
-        raise InputError(f"{name}: cannot make an array of the samples ({short_reason(e)}); "
-                         "give every sample the same shape") from None  # fmt: skip
+        raise InputError(
+            f"{name}: cannot make an array of the samples ({short_reason(e)}); "
+            "give every sample the same shape"
+        ) from None
     return exact_tensor(torch.from_numpy(np.ascontiguousarray(exact_numpy(arr, name))), name)
 
 
@@ -246,8 +260,12 @@ def check_float32_range(x: torch.Tensor, name: str) -> None:
     top = float(x.abs().max())
     f32 = torch.finfo(torch.float32)
     if top > f32.max / 4:
-        raise InputError(f"{name}: after centring, entries reach {top:.3g}, beyond float32's "
-                         "range; rescale the data (W1 scales with it)")  # fmt: skip
+        raise InputError(
+            f"{name}: after centring, entries reach {top:.3g}, beyond float32's "
+            "range; rescale the data (W1 scales with it)"
+        )
     if 0 < top < f32.tiny * 2**20:
-        raise InputError(f"{name}: after centring, the samples spread over {top:.3g}, below "
-                         "float32's range; rescale the data (W1 scales with it)")  # fmt: skip
+        raise InputError(
+            f"{name}: after centring, the samples spread over {top:.3g}, below "
+            "float32's range; rescale the data (W1 scales with it)"
+        )

@@ -201,8 +201,6 @@ class CentredRows(Rows):
         return CentredRows(self.inner.with_event_shape(shape), off)
 
 
-
-
 def read_npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from the header of a ``.npy`` stream, leaving ``fh`` at the data.
 

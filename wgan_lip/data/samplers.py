@@ -48,18 +48,24 @@ def _first_tensor(item, name: str) -> torch.Tensor:
             f"{name}: the dataset returned {type(item).__name__}, not samples ({e})"
         ) from None
     if t.is_complex():
-        raise InputError(f"{name}: the dataset returned complex samples; pass real and "
-                         "imaginary parts as separate features")  # fmt: skip
-    if not (t.is_floating_point() or t.dtype in (*INTEGER, torch.int8, torch.int16,
-                                                 torch.uint8, torch.bool)):  # fmt: skip
+        raise InputError(
+            f"{name}: the dataset returned complex samples; pass real and "
+            "imaginary parts as separate features"
+        )
+    if not (
+        t.is_floating_point()
+        or t.dtype in (*INTEGER, torch.int8, torch.int16, torch.uint8, torch.bool)
+    ):
         raise InputError(f"{name}: the dataset returned samples of dtype {t.dtype}")
     return exact_tensor(t, name)
 
 
 def _check_rows(x: torch.Tensor, n: int, shape: tuple[int, ...] | None, name: str) -> torch.Tensor:
     if x.dim() == 0:
-        raise InputError(f"{name}: the sampler returned a single number when asked for {n} "
-                         "samples; return an array of shape (n, ...)")  # fmt: skip
+        raise InputError(
+            f"{name}: the sampler returned a single number when asked for {n} "
+            "samples; return an array of shape (n, ...)"
+        )
     if x.dim() == 1:
         x = x[:, None]
     elif x.dim() == 3:
@@ -113,8 +119,13 @@ class SampledRows(Rows):
         wgan_lip.errors.InputError: Q: the sampler returned 1 samples when asked for 2
     """
 
-    def __init__(self, draw: Callable[[int], object], n: int = SAMPLER_ROWS, name: str = "P",
-                 description: str = "sampler") -> None:  # fmt: skip
+    def __init__(
+        self,
+        draw: Callable[[int], object],
+        n: int = SAMPLER_ROWS,
+        name: str = "P",
+        description: str = "sampler",
+    ) -> None:
         self._draw, self.name, self.n, self.description = draw, name, int(n), description
         self.event_shape = ()  # set from a first draw
         probe = self._call(2, check_shape=False)
@@ -129,15 +140,18 @@ class SampledRows(Rows):
             except InputError:
                 raise
             except Exception as e:  # the user's code failed: say where
-                raise InputError(f"{self.name}: the sampler failed when asked for {k} samples "
-                                 f"({type(e).__name__}: {e})") from e  # fmt: skip
+                raise InputError(
+                    f"{self.name}: the sampler failed when asked for {k} samples "
+                    f"({type(e).__name__}: {e})"
+                ) from e
         if isinstance(out, (tuple, list)) and out and not isinstance(out[0], (int, float)):
             out = out[0]
         try:
             t = out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
         except (TypeError, ValueError):
-            raise InputError(f"{self.name}: the sampler returned {type(out).__name__}, "
-                             "not an array of samples") from None  # fmt: skip
+            raise InputError(
+                f"{self.name}: the sampler returned {type(out).__name__}, not an array of samples"
+            ) from None
         t = exact_tensor(t, self.name)
         return _check_rows(t, k, self.event_shape if check_shape else None, self.name)
 
@@ -240,8 +254,9 @@ def stream_rows(dataset: IterableDataset, name: str, n: int = SAMPLER_ROWS) -> R
     label = type(dataset).__name__
     if ended:
         if len(items) < 2:
-            raise InputError(f"{name}: the iterable dataset yielded {len(items)} samples; "
-                             "need at least 2")  # fmt: skip
+            raise InputError(
+                f"{name}: the iterable dataset yielded {len(items)} samples; need at least 2"
+            )
         x = _check_rows(_stack(items), len(items), None, name)
         rows = TensorRows(x)
         rows.description = f"{label} ({len(items):,} samples, read to its end)"
@@ -295,8 +310,9 @@ class DatasetRows(Rows):
         if len(idx) == 0:
             return torch.zeros(0, *self.event_shape)
         x = _stack([_first_tensor(self.dataset[int(i)], self.name) for i in idx])
-        return _check_rows(x.reshape(len(idx), *self.event_shape), len(idx), self.event_shape,
-                           self.name)  # fmt: skip
+        return _check_rows(
+            x.reshape(len(idx), *self.event_shape), len(idx), self.event_shape, self.name
+        )
 
     def take(self, idx: torch.Tensor) -> torch.Tensor:
         return self.take_source(idx).to(torch.float32)

@@ -203,8 +203,11 @@ def _read_csv(path: Path, name: str) -> np.ndarray:
                 if line_no == 1 and len(bad) == len(row) and not _misseparated(row):
                     continue  # a header line: not one number in it
                 if bad:
-                    hint = " (a first line with numbers is data, not a header)" if (
-                        line_no == 1 and len(bad) < len(row)) else ""  # fmt: skip
+                    hint = (
+                        " (a first line with numbers is data, not a header)"
+                        if (line_no == 1 and len(bad) < len(row))
+                        else ""
+                    )
                     raise InputError(
                         f"{name}: {_not_a_number(row[bad[0]])} in {where!r} "
                         f"line {line_no}, column {bad[0] + 1}{hint}"
@@ -658,5 +661,7 @@ def centre_pair(sp: Samples, sq: Samples) -> tuple[Samples, Samples]:
     offset = common_offset(parts)
     for s, part in zip((sp, sq), parts, strict=True):
         check_float32_range(centred(part, offset), "P" if s is sp else "Q")
-    return (Samples(CentredRows(sp.rows.inner, offset), sp.description),
-            Samples(CentredRows(sq.rows.inner, offset), sq.description))  # fmt: skip
+    return (
+        Samples(CentredRows(sp.rows.inner, offset), sp.description),
+        Samples(CentredRows(sq.rows.inner, offset), sq.description),
+    )

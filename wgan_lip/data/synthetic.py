@@ -248,8 +248,13 @@ class VoronoiPush(KnownW1):
             )
         g = _gen(self.centre_seed)
         self._c = torch.rand(self.centres, self.dim, generator=g, dtype=torch.float64) * 2 - 1
-        y = torch.rand(self.mc_samples, self.dim, generator=_gen(self.centre_seed + 1),
-                       dtype=torch.float64) * 2 - 1  # fmt: skip
+        y = (
+            torch.rand(
+                self.mc_samples, self.dim, generator=_gen(self.centre_seed + 1), dtype=torch.float64
+            )
+            * 2
+            - 1
+        )
         dist = torch.cat([self._nearest(chunk)[1] for chunk in y.split(65536)])
         self._w1 = 0.5 * float(dist.mean())
         self.w1_stderr = 0.5 * float(dist.std()) / math.sqrt(self.mc_samples)

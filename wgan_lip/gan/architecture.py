@@ -53,16 +53,19 @@ class _Section:
             return value
         names = [f.name for f in fields(cls)]
         if not isinstance(value, Mapping):
-            raise InputError(f"{cls.SECTION} must be a mapping of {', '.join(names)}; "
-                             f"got {type(value).__name__}")  # fmt: skip
+            raise InputError(
+                f"{cls.SECTION} must be a mapping of {', '.join(names)}; got {type(value).__name__}"
+            )
         for key in value:
             moved = MOVED_OPTIONS.get(f"{cls.SECTION}.{key}")
             if moved is not None:
                 raise InputError(_moved_message(f"{cls.SECTION}.{key}", moved))
         unknown = sorted(set(value) - set(names))
         if unknown:
-            raise InputError(f"{cls.SECTION}: unknown key(s) {', '.join(unknown)}; "
-                             f"the keys are {', '.join(names)}")  # fmt: skip
+            raise InputError(
+                f"{cls.SECTION}: unknown key(s) {', '.join(unknown)}; "
+                f"the keys are {', '.join(names)}"
+            )
         return cls(**value)
 
     def as_dict(self) -> dict[str, Any]:
@@ -146,8 +149,9 @@ conv, activation, group_size, ...)
         spec = self.for_shape(data_shape)
         if len(data_shape) == 1:
             return mlp_generator(spec.latent_dim, data_shape[0], spec.generator_widths)
-        generator = dcgan_generator(spec.latent_dim, data_shape[0], data_shape[1],
-                                    spec.generator_base_channels)  # fmt: skip
+        generator = dcgan_generator(
+            spec.latent_dim, data_shape[0], data_shape[1], spec.generator_base_channels
+        )
         # channels-last weights make the (transposed) convolutions run channels-last, which
         # oneDNN does faster on a CPU; the values and state_dict keys are the same
         return generator.to(memory_format=torch.channels_last)
@@ -201,8 +205,9 @@ class GANOptimizer(_Section):
         from ..constraints import get_constraint
 
         c = constraint if hasattr(constraint, "defaults") else get_constraint(constraint)
-        given = {k: getattr(self, k) for k in ("lr", "betas", "n_critic", "penalty_weight",
-                                               "clip_value")}  # fmt: skip
+        given = {
+            k: getattr(self, k) for k in ("lr", "betas", "n_critic", "penalty_weight", "clip_value")
+        }
         return replace(c.defaults, **{k: v for k, v in given.items() if v is not None})
 
     def __post_init__(self) -> None:
@@ -353,8 +358,10 @@ def _moved_message(old: str, new: str) -> str:
     leaf = old.rpartition(".")[2]
     note = _CRITIC_NOTES.get(leaf, "")
     if leaf in OLD_CRITIC_KEYS and not note:
-        note = (" (the critic is a network spec: kind, widths, channels, linear, conv, "
-                "activation, group_size, ...)")  # fmt: skip
+        note = (
+            " (the critic is a network spec: kind, widths, channels, linear, conv, "
+            "activation, group_size, ...)"
+        )
     return f"{old} moved: write {new}{note}"
 
 
@@ -403,8 +410,11 @@ def migrate_critic(
     if kind == "mlp":
         spec = {"kind": kind, "widths": list(old.get("critic_widths", (256, 256, 256)))}
     elif kind == "convnet":
-        spec = {"kind": kind, "widths": [int(old.get("critic_head_width", 128))],
-                "channels": list(old.get("critic_channels", (16, 32)))}  # fmt: skip
+        spec = {
+            "kind": kind,
+            "widths": [int(old.get("critic_head_width", 128))],
+            "channels": list(old.get("critic_channels", (16, 32))),
+        }
     else:
         b = int(old.get("critic_base_channels", 64))
         spec = {"kind": kind, "channels": [b, 2 * b, 4 * b]}
@@ -451,6 +461,7 @@ def migrate_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
         out[section] = {**values, **dict(out.get(section) or {})}
     arch = out.get("architecture")
     if isinstance(arch, Mapping) and any(k in arch for k in OLD_CRITIC_KEYS):
-        out["architecture"] = migrate_critic(arch, out.get("constraint", "hard"),
-                                             out.get("data_shape"))  # fmt: skip
+        out["architecture"] = migrate_critic(
+            arch, out.get("constraint", "hard"), out.get("data_shape")
+        )
     return out

@@ -66,8 +66,13 @@ class _RealData(L.LightningDataModule):
                 f"only {len(self.train_set)} training samples for batch_size {self.batch_size}"
             )
         gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(TensorDataset(self.train_set), batch_size=self.process_batch_size(),
-                          shuffle=True, drop_last=True, generator=gen)  # fmt: skip
+        return DataLoader(
+            TensorDataset(self.train_set),
+            batch_size=self.process_batch_size(),
+            shuffle=True,
+            drop_last=True,
+            generator=gen,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(TensorDataset(self.val_set), batch_size=1000, shuffle=False)
@@ -189,8 +194,9 @@ class ImageDataModule(_RealData):
         train_spec = self._named_split("train")
         if train_spec is not None:
             train = load_samples(train_spec, data_root=self.data_root, name="dataset").data
-            val = load_samples(self._named_split("test"), data_root=self.data_root,
-                               name="dataset").data  # fmt: skip
+            val = load_samples(
+                self._named_split("test"), data_root=self.data_root, name="dataset"
+            ).data
         else:
             data = load_samples(self.dataset, name="dataset").data
             perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(self.seed))

@@ -43,18 +43,31 @@ class FeatureNet(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10,
+        self,
+        in_channels: int = 1,
+        image_size: int = 28,
+        num_classes: int = 10,
         feature_dim: int = 128,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
-        self.config = dict(in_channels=in_channels, image_size=image_size,
-                           num_classes=num_classes, feature_dim=feature_dim)  # fmt: skip
+        self.config = dict(
+            in_channels=in_channels,
+            image_size=image_size,
+            num_classes=num_classes,
+            feature_dim=feature_dim,
+        )
         side = image_size // 4
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * side * side, feature_dim), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(in_channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * side * side, feature_dim),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(feature_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -104,12 +104,14 @@ def log_image(trainer, key: str, image: torch.Tensor, step: int) -> Path | None:
     folder = Path(trainer.log_dir or trainer.default_root_dir) / "images"
     folder.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
-    path = save_atomic(lambda tmp: save_image(image, tmp, format="png"),
-                       folder / f"{name}_{step:07d}.png")  # fmt: skip
+    path = save_atomic(
+        lambda tmp: save_image(image, tmp, format="png"), folder / f"{name}_{step:07d}.png"
+    )
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):  # WandbLogger (and loggers with the same API)
-            logger.log_image(key=key, images=[image.permute(1, 2, 0).numpy()],
-                             caption=[f"generator step {step}"])  # fmt: skip
+            logger.log_image(
+                key=key, images=[image.permute(1, 2, 0).numpy()], caption=[f"generator step {step}"]
+            )
         elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
             logger.experiment.add_image(key, image, global_step=step)
     return path

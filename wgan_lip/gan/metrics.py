@@ -175,8 +175,15 @@ def certified_w1_metric(
     with torch.inference_mode(False), torch.enable_grad():
         r = subsample(real, max_samples, seed + 1).flatten(1).clone()
         f = subsample(fake, max_samples, seed).flatten(1).clone()
-        return estimate_w1(r, f, critic="groupsort", steps=steps, seed=seed, progress=False,
-                           trainer={"accelerator": "cpu", "devices": 1})  # fmt: skip
+        return estimate_w1(
+            r,
+            f,
+            critic="groupsort",
+            steps=steps,
+            seed=seed,
+            progress=False,
+            trainer={"accelerator": "cpu", "devices": 1},
+        )
 
 
 @torch.no_grad()
@@ -234,8 +241,11 @@ def classifier_fid_kid(
     with torch.random.fork_rng(devices=[]):  # KID draws random subsets: make them fixed
         torch.manual_seed(0)
         kid_mean, kid_std = kid.compute()
-    return {"classifier_fid": float(fid.compute()), "kid": float(kid_mean),
-            "kid_std": float(kid_std)}  # fmt: skip
+    return {
+        "classifier_fid": float(fid.compute()),
+        "kid": float(kid_mean),
+        "kid_std": float(kid_std),
+    }
 
 
 @torch.no_grad()
@@ -280,6 +290,8 @@ def confident_classes(
     feature_net.train(was_training)
     top, label = probs.max(dim=1)
     shares = torch.bincount(label, minlength=probs.shape[1]).double() / len(fake)
-    return {"confident": float((top > threshold).double().mean()),
-            "class_shares": [float(s) for s in shares],
-            "min_class_share": float(shares.min())}  # fmt: skip
+    return {
+        "confident": float((top > threshold).double().mean()),
+        "class_shares": [float(s) for s in shares],
+        "min_class_share": float(shares.min()),
+    }

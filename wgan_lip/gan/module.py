@@ -215,8 +215,10 @@ class WGAN(L.LightningModule):
         def linear(total: int):
             return lambda step: max(0.0, 1.0 - step / total)
 
-        scheds = [torch.optim.lr_scheduler.LambdaLR(opt_c, linear(c_total)),
-                  torch.optim.lr_scheduler.LambdaLR(opt_g, linear(g_total))]  # fmt: skip
+        scheds = [
+            torch.optim.lr_scheduler.LambdaLR(opt_c, linear(c_total)),
+            torch.optim.lr_scheduler.LambdaLR(opt_g, linear(g_total)),
+        ]
         return [opt_c, opt_g], scheds
 
     # ----- training -----
@@ -239,8 +241,9 @@ class WGAN(L.LightningModule):
             # under DDP: the dual of the global batch, whatever each process holds
             objective, dual = global_kr_dual(scores[:n], scores[n:])
             loss_c = -objective
-            penalty = self.constraint.penalty(self.critic, real, detached,
-                                              self.settings.penalty_weight)  # fmt: skip
+            penalty = self.constraint.penalty(
+                self.critic, real, detached, self.settings.penalty_weight
+            )
             if penalty is not None:
                 loss_c = loss_c + penalty
                 self.log("train/penalty", penalty.detach())
@@ -365,13 +368,18 @@ class WGAN(L.LightningModule):
             out["critic_w1_certified"] = out["critic_dual"] / bound
         if h.estimate_steps > 0 and (self.trainer is None or self.trainer.world_size == 1):
             with torch.enable_grad():
-                est = certified_w1_metric(fake, real, steps=h.estimate_steps,
-                                          max_samples=h.samples, seed=h.seed)  # fmt: skip
-            out.update(estimate_w1=est.value, estimate_w1_ci_low=est.ci_low,
-                       estimate_w1_ci_high=est.ci_high)  # fmt: skip
+                est = certified_w1_metric(
+                    fake, real, steps=h.estimate_steps, max_samples=h.samples, seed=h.seed
+                )
+            out.update(
+                estimate_w1=est.value,
+                estimate_w1_ci_low=est.ci_low,
+                estimate_w1_ci_high=est.ci_high,
+            )
         if self._feature_net is not None and self.is_image:
-            out.update(classifier_fid_kid(fake, real, self._feature_net,
-                                          kid_subset_size=h.kid_subset_size))  # fmt: skip
+            out.update(
+                classifier_fid_kid(fake, real, self._feature_net, kid_subset_size=h.kid_subset_size)
+            )
             classes = confident_classes(fake, self._feature_net)
             out.update(confident=classes["confident"], min_class_share=classes["min_class_share"])
         if not all(math.isfinite(v) for v in out.values()):
@@ -397,8 +405,9 @@ class WGAN(L.LightningModule):
         sampler.eval(), critic.eval()
         try:
             k_eff = latent_lipschitz(sampler, critic, self.latent_dim, seed=seed + 1)
-            move = partial(refine_latents, sampler, critic, steps=steps,
-                           lr=h.refine_lr, k_eff=k_eff)  # fmt: skip
+            move = partial(
+                refine_latents, sampler, critic, steps=steps, lr=h.refine_lr, k_eff=k_eff
+            )
             return generate(sampler, n, self.latent_dim, seed=seed, move_latents=move)
         finally:
             sampler.train(flags[0]), critic.train(flags[1])
@@ -452,16 +461,21 @@ class WGAN(L.LightningModule):
         saved: dict[str, Any] = {}
         if not hasattr(checkpoint_path, "read"):
             try:  # as safely as Lightning would read it; mmap: only the hparams are read here
-                checkpoint = torch.load(checkpoint_path, map_location="cpu", mmap=True,
-                                        weights_only=kwargs.get("weights_only"))  # fmt: skip
+                checkpoint = torch.load(
+                    checkpoint_path,
+                    map_location="cpu",
+                    mmap=True,
+                    weights_only=kwargs.get("weights_only"),
+                )
                 saved = dict(checkpoint.get("hyper_parameters", {}))
             except Exception:  # Lightning reads it again and says what is wrong
                 saved = {}
         loader = {k: kwargs.pop(k) for k in _LOADER_ARGS if k in kwargs}
         saved = migrate_hparams(saved)
         given = {k: v.as_dict() if hasattr(v, "as_dict") else v for k, v in kwargs.items()}
-        given = migrate_hparams({**{k: saved[k] for k in ("constraint", "data_shape")
-                                    if k in saved}, **given})  # fmt: skip
+        given = migrate_hparams(
+            {**{k: saved[k] for k in ("constraint", "data_shape") if k in saved}, **given}
+        )
         for name in SECTIONS:
             base, over = saved.get(name), given.get(name)
             if isinstance(base, Mapping) and isinstance(over, Mapping):

@@ -145,16 +145,29 @@ class FullSort(nn.Module):
         return 1.0
 
 
-register_activation(ActivationKind(
-    "groupsort", lambda w, opts: GroupSort(opts.group_size),
-    group_size=lambda opts: opts.group_size, norm_preserving=True,
-    summary="sort within groups of group_size units",
-))
-register_activation(ActivationKind(
-    "maxmin", lambda w, opts: MaxMin(), group_size=lambda opts: 2, norm_preserving=True,
-    summary="GroupSort with groups of 2",
-))
-register_activation(ActivationKind(
-    "fullsort", lambda w, opts: FullSort(), norm_preserving=True,
-    summary="sort all units",
-))
+register_activation(
+    ActivationKind(
+        "groupsort",
+        lambda w, opts: GroupSort(opts.group_size),
+        group_size=lambda opts: opts.group_size,
+        norm_preserving=True,
+        summary="sort within groups of group_size units",
+    )
+)
+register_activation(
+    ActivationKind(
+        "maxmin",
+        lambda w, opts: MaxMin(),
+        group_size=lambda opts: 2,
+        norm_preserving=True,
+        summary="GroupSort with groups of 2",
+    )
+)
+register_activation(
+    ActivationKind(
+        "fullsort",
+        lambda w, opts: FullSort(),
+        norm_preserving=True,
+        summary="sort all units",
+    )
+)

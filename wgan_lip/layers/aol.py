@@ -176,8 +176,11 @@ class AOLConv2d(nn.Conv2d):
         device=None,
         dtype=None,
     ) -> None:
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("kernel_size", kernel_size)):  # fmt: skip
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("kernel_size", kernel_size),
+        ):
             check_positive_int(value, name, "AOLConv2d")
         if kernel_size % 2 != 1:
             raise ValueError(f"AOLConv2d needs an odd kernel_size, got {kernel_size}")
@@ -186,9 +189,16 @@ class AOLConv2d(nn.Conv2d):
                 f"AOLConv2d: padding_mode must be 'zeros' or 'circular', got {padding_mode!r} "
                 "(reflect/replicate padding duplicates pixels: no 1-Lipschitz guarantee)"
             )
-        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
-                         bias=bias, padding_mode=padding_mode, device=device,
-                         dtype=dtype)  # fmt: skip
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            padding=kernel_size // 2,
+            bias=bias,
+            padding_mode=padding_mode,
+            device=device,
+            dtype=dtype,
+        )
         with torch.no_grad():  # a centred orthogonal start (the AOL paper's identity-like init)
             w = torch.zeros_like(self.weight)
             centre = torch.empty(out_channels, in_channels, device=w.device, dtype=w.dtype)
@@ -213,8 +223,9 @@ class AOLConv2d(nn.Conv2d):
         d = aol_scale(raw, dim)
         # Schur weights 1/d make the row sums of W's Gram (on the scaled side) equal to 1
         gram = conv_gram(w if dim == 1 else w.transpose(0, 1))
-        return round_conv(self, min(math.sqrt(schur_bound(gram, 1.0 / d)),
-                                    conv2d_exact_bound(self)[0]))  # fmt: skip
+        return round_conv(
+            self, min(math.sqrt(schur_bound(gram, 1.0 / d)), conv2d_exact_bound(self)[0])
+        )
 
     def export_plain(self) -> nn.Conv2d:
         """A plain :class:`torch.nn.Conv2d` with the rescaled kernel and the same padding."""
@@ -223,9 +234,11 @@ class AOLConv2d(nn.Conv2d):
         return plain_conv2d(self)
 
 
-register_layer(LayerKind(
-    "aol",
-    linear=lambda i, o, opts: AOLLinear(i, o, bias=opts.bias),
-    conv=lambda i, o, opts: AOLConv2d(i, o, opts.kernel_size, bias=opts.bias),
-    summary="almost-orthogonal layers (AOL): rescaled, 1-Lipschitz without iterations",
-))
+register_layer(
+    LayerKind(
+        "aol",
+        linear=lambda i, o, opts: AOLLinear(i, o, bias=opts.bias),
+        conv=lambda i, o, opts: AOLConv2d(i, o, opts.kernel_size, bias=opts.bias),
+        summary="almost-orthogonal layers (AOL): rescaled, 1-Lipschitz without iterations",
+    )
+)

@@ -96,8 +96,9 @@ def _bound_on_sizes(module: nn.Module, kernel: torch.Tensor, out_c: int, in_c: i
     return output_factor(kernel.dtype) * best
 
 
-def module_q(module: nn.Module, kernel: torch.Tensor, size: tuple[int, int], out_c: int,
-             in_c: int) -> torch.Tensor:  # fmt: skip
+def module_q(
+    module: nn.Module, kernel: torch.Tensor, size: tuple[int, int], out_c: int, in_c: int
+) -> torch.Tensor:
     """The ``Q`` the module's forward pass uses on ``size``, without autograd.
 
     It is the cache's (which equals a fresh computation, see :class:`_FrequencyCache`).
@@ -201,8 +202,11 @@ class CayleyConv2d(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("kernel_size", kernel_size)):  # fmt: skip
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("kernel_size", kernel_size),
+        ):
             check_positive_int(value, name, "CayleyConv2d")
         self.in_channels, self.out_channels, self.kernel_size = (
             in_channels,
@@ -237,8 +241,12 @@ class CayleyConv2d(nn.Module):
     def export_plain(self) -> nn.Module:
         """A :class:`FourierConv2d` with this layer's kernel and bias as buffers: the same
         outputs with no parameters of ours."""
-        return FourierConv2d(self.weight.detach(), self.in_channels, self.out_channels,
-                             None if self.bias is None else self.bias.detach())  # fmt: skip
+        return FourierConv2d(
+            self.weight.detach(),
+            self.in_channels,
+            self.out_channels,
+            None if self.bias is None else self.bias.detach(),
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -285,8 +293,13 @@ class FourierConv2d(nn.Module):
         check_positive_int(in_channels, "in_channels", "FourierConv2d")
         check_positive_int(out_channels, "out_channels", "FourierConv2d")
         c = max(in_channels, out_channels)
-        if kernel.dim() != 4 or tuple(kernel.shape[:2]) != (c, c) or kernel.shape[2] < 1 \
-                or kernel.shape[3] < 1 or not kernel.is_floating_point():  # fmt: skip
+        if (
+            kernel.dim() != 4
+            or tuple(kernel.shape[:2]) != (c, c)
+            or kernel.shape[2] < 1
+            or kernel.shape[3] < 1
+            or not kernel.is_floating_point()
+        ):
             raise InputError(
                 f"FourierConv2d: kernel must be a floating (c, c, kh, kw) tensor with c = "
                 f"max(in_channels, out_channels) = {c}, got {tuple(kernel.shape)} {kernel.dtype}"
@@ -302,8 +315,7 @@ class FourierConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_input(x, type(self).__name__, ndim=4, channels=self.in_channels)
-        q = self._cache.get(self.kernel, tuple(x.shape[-2:]), self.out_channels,
-                            self.in_channels)  # fmt: skip
+        q = self._cache.get(self.kernel, tuple(x.shape[-2:]), self.out_channels, self.in_channels)
         return _apply(x, q, self.bias)
 
     def lipschitz_bound(self) -> float:
@@ -314,8 +326,10 @@ class FourierConv2d(nn.Module):
         return self
 
 
-register_layer(LayerKind(
-    "cayley",
-    conv=lambda i, o, opts: CayleyConv2d(i, o, opts.kernel_size, bias=opts.bias),
-    summary="orthogonal circular convolution by the Cayley transform per frequency",
-))
+register_layer(
+    LayerKind(
+        "cayley",
+        conv=lambda i, o, opts: CayleyConv2d(i, o, opts.kernel_size, bias=opts.bias),
+        summary="orthogonal circular convolution by the Cayley transform per frequency",
+    )
+)

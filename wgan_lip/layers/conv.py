@@ -250,8 +250,16 @@ class BCOPConv2d(nn.Conv2d):
         # nn.Conv2d's attributes and checks, with its weight on the meta device: no memory and
         # no draw from the random generator (initializations stay those of earlier versions).
         k = kernel_size
-        super().__init__(in_channels, out_channels, k, padding=(k - 1) // 2 if k % 2 else "same",
-                         padding_mode=padding, bias=False, device="meta", dtype=dtype)  # fmt: skip
+        super().__init__(
+            in_channels,
+            out_channels,
+            k,
+            padding=(k - 1) // 2 if k % 2 else "same",
+            padding_mode=padding,
+            bias=False,
+            device="meta",
+            dtype=dtype,
+        )
         c = max(in_channels, out_channels)
         rank = max(c // 2, 1)
         factory = {"device": device, "dtype": dtype}
@@ -427,8 +435,11 @@ class L2NormPool2d(nn.Module):
     def __init__(self, kernel_size: int = 2, stride: int | None = None, eps: float = 1e-12):
         super().__init__()
         self.kernel_size = check_positive_int(kernel_size, "kernel_size", "L2NormPool2d")
-        self.stride = kernel_size if stride in (None, 0) else check_positive_int(
-            stride, "stride", "L2NormPool2d")  # fmt: skip
+        self.stride = (
+            kernel_size
+            if stride in (None, 0)
+            else check_positive_int(stride, "stride", "L2NormPool2d")
+        )
         self.eps = check_nonnegative_float(eps, "eps", "L2NormPool2d")
         self.scale = 1.0 / math.ceil(kernel_size / self.stride)
 
@@ -462,9 +473,12 @@ class L2NormPool2d(nn.Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
-register_layer(LayerKind(
-    "bcop",
-    conv=lambda i, o, opts: BCOPConv2d(i, o, opts.kernel_size, bias=opts.bias,
-                                       padding=opts.padding, config=opts.bjorck),
-    summary="orthogonal convolution by block convolutions of orthogonal parts (BCOP)",
-))
+register_layer(
+    LayerKind(
+        "bcop",
+        conv=lambda i, o, opts: BCOPConv2d(
+            i, o, opts.kernel_size, bias=opts.bias, padding=opts.padding, config=opts.bjorck
+        ),
+        summary="orthogonal convolution by block convolutions of orthogonal parts (BCOP)",
+    )
+)

@@ -80,10 +80,19 @@ def plain_conv2d(m: nn.Conv2d) -> nn.Conv2d:
         ('Conv2d', 'circular', True)
     """
     w = m.weight
-    out = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride,
-                    padding=m.padding, dilation=m.dilation, groups=m.groups,
-                    bias=m.bias is not None, padding_mode=m.padding_mode, device=w.device,
-                    dtype=w.dtype)  # fmt: skip
+    out = nn.Conv2d(
+        m.in_channels,
+        m.out_channels,
+        m.kernel_size,
+        stride=m.stride,
+        padding=m.padding,
+        dilation=m.dilation,
+        groups=m.groups,
+        bias=m.bias is not None,
+        padding_mode=m.padding_mode,
+        device=w.device,
+        dtype=w.dtype,
+    )
     out.weight.copy_(w)
     if m.bias is not None:
         out.bias.copy_(m.bias)

@@ -461,8 +461,9 @@ def _avg_pool(m: nn.AvgPool2d) -> float:
     return bound
 
 
-def _avg_pool_axis_bound(k: int, s: int, p: int, ceil: bool, include_pad: bool,
-                         plain_sum: bool) -> float:  # fmt: skip
+def _avg_pool_axis_bound(
+    k: int, s: int, p: int, ceil: bool, include_pad: bool, plain_sum: bool
+) -> float:
     """Schur bound of 1-D average pooling, the maximum over input lengths 1..3 (k + 2p + s)."""
     import torch.nn.functional as F
 
@@ -470,9 +471,15 @@ def _avg_pool_axis_bound(k: int, s: int, p: int, ceil: bool, include_pad: bool,
     for n in range(1, 3 * (k + 2 * p + s) + 1):
         eye = torch.eye(n, dtype=torch.float64).reshape(n, 1, n, 1)
         try:
-            out = F.avg_pool2d(eye, (k, 1), (s, 1), (p, 0), ceil_mode=ceil,
-                               count_include_pad=include_pad,
-                               divisor_override=k if plain_sum else None)  # fmt: skip
+            out = F.avg_pool2d(
+                eye,
+                (k, 1),
+                (s, 1),
+                (p, 0),
+                ceil_mode=ceil,
+                count_include_pad=include_pad,
+                divisor_override=k if plain_sum else None,
+            )
         except RuntimeError:  # the input is too short for this window
             continue
         a = out[:, 0, :, 0].T.abs()  # (outputs, inputs)
@@ -672,8 +679,9 @@ def conv2d_exact_bound(m: nn.Conv2d) -> tuple[float, int]:
         # is exactly the matrix norm (per group), up to k-fold tighter than the transfer bound.
         w = m.weight
         per_group = w.shape[0] // m.groups
-        return max(matrix_norm2(w[g * per_group : (g + 1) * per_group].flatten(1))
-                   for g in range(m.groups)), 1  # fmt: skip
+        return max(
+            matrix_norm2(w[g * per_group : (g + 1) * per_group].flatten(1)) for g in range(m.groups)
+        ), 1
     if m.padding_mode not in ("zeros", "circular") and padded:
         raise TypeError(
             f"lipschitz_bound: Conv2d with padding_mode={m.padding_mode!r} has no certified "
@@ -694,9 +702,11 @@ def conv2d_exact_bound(m: nn.Conv2d) -> tuple[float, int]:
         return _conv_kernel_bound(m), 1
     eff_h, eff_w = _effective_kernel(m)
     sizes = known_input_sizes(m)
-    grids = None if sizes is None else {
-        (max(h + top + bottom, eff_h), max(w + left + right, eff_w)) for h, w in sizes
-    }  # fmt: skip
+    grids = (
+        None
+        if sizes is None
+        else {(max(h + top + bottom, eff_h), max(w + left + right, eff_w)) for h, w in sizes}
+    )
     return _conv_kernel_bound(m, grids), 1
 
 

@@ -93,12 +93,16 @@ class BjorckConfig:
         if self.backward not in ("tangent", "unroll"):
             raise ValueError(f"backward must be 'tangent' or 'unroll', got {self.backward!r}")
         if self.tol is not None and not (
-            isinstance(self.tol, (int, float)) and not isinstance(self.tol, bool)
+            isinstance(self.tol, (int, float))
+            and not isinstance(self.tol, bool)
             and 0 < self.tol < 1
-        ):  # fmt: skip
+        ):
             raise ValueError(f"tol must be None or in (0, 1), got {self.tol!r}")
-        if isinstance(self.power_iters, bool) or not isinstance(self.power_iters, int) \
-                or self.power_iters < 0:  # fmt: skip
+        if (
+            isinstance(self.power_iters, bool)
+            or not isinstance(self.power_iters, int)
+            or self.power_iters < 0
+        ):
             raise ValueError(f"power_iters must be an integer >= 0, got {self.power_iters!r}")
 
 
@@ -450,8 +454,10 @@ class BjorckLinear(ConstrainedLinear):
         parametrize.register_parametrization(self, "weight", Orthonormal(config))
 
 
-register_layer(LayerKind(
-    "bjorck",
-    linear=lambda i, o, opts: BjorckLinear(i, o, bias=opts.bias, config=opts.bjorck),
-    summary="orthonormal dense layer (Björck), gradient-norm preserving",
-))
+register_layer(
+    LayerKind(
+        "bjorck",
+        linear=lambda i, o, opts: BjorckLinear(i, o, bias=opts.bias, config=opts.bjorck),
+        summary="orthonormal dense layer (Björck), gradient-norm preserving",
+    )
+)

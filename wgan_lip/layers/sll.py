@@ -286,8 +286,9 @@ class SLLLinear(_SLLBase):
         w = self.weight.detach()
         t = sll_t(w, self.log_q.detach())
         first = nn.Linear(self.features, self.hidden_features, device=w.device, dtype=w.dtype)
-        second = nn.Linear(self.hidden_features, self.features, bias=False, device=w.device,
-                           dtype=w.dtype)  # fmt: skip
+        second = nn.Linear(
+            self.hidden_features, self.features, bias=False, device=w.device, dtype=w.dtype
+        )
         with torch.no_grad():
             first.weight.copy_(w)
             first.bias.copy_(self.bias)
@@ -352,8 +353,7 @@ class SLLConv2d(_SLLBase):
         check_float_input(x, type(self).__name__, ndim=4, channels=self.channels)
         t = sll_t(self.weight, self.log_q)
         z = F.relu(F.conv2d(x, self.weight, self.bias, padding=self.padding))
-        return x - 2.0 * F.conv_transpose2d(z / t[:, None, None], self.weight,
-                                            padding=self.padding)  # fmt: skip
+        return x - 2.0 * F.conv_transpose2d(z / t[:, None, None], self.weight, padding=self.padding)
 
     def lipschitz_bound(self) -> float:
         """``max(1, 2 rho - 1)`` with ``rho`` the smaller of two float64 bounds of
@@ -371,8 +371,9 @@ class SLLConv2d(_SLLBase):
         q = (log_q - log_q.max()).exp() * t.sqrt()
         rho = sll_block_rho(scaled, q if bool((q > 0).all()) else None, known_input_sizes(self))
         k2 = self.kernel_size**2
-        return sll_rounding(rho, conv_abs_norm(scaled), self.channels * k2,
-                            self.hidden_channels * k2, w)  # fmt: skip
+        return sll_rounding(
+            rho, conv_abs_norm(scaled), self.channels * k2, self.hidden_channels * k2, w
+        )
 
     def export_plain(self) -> nn.Module:
         """``x + B relu(A x + b)``: a plain zero-padded :class:`torch.nn.Conv2d` ``A`` and a
@@ -382,10 +383,18 @@ class SLLConv2d(_SLLBase):
         w = self.weight.detach()
         t = sll_t(w, self.log_q.detach())
         k, p = self.kernel_size, self.padding
-        first = nn.Conv2d(self.channels, self.hidden_channels, k, padding=p, device=w.device,
-                          dtype=w.dtype)  # fmt: skip
-        second = nn.ConvTranspose2d(self.hidden_channels, self.channels, k, padding=p,
-                                    bias=False, device=w.device, dtype=w.dtype)  # fmt: skip
+        first = nn.Conv2d(
+            self.channels, self.hidden_channels, k, padding=p, device=w.device, dtype=w.dtype
+        )
+        second = nn.ConvTranspose2d(
+            self.hidden_channels,
+            self.channels,
+            k,
+            padding=p,
+            bias=False,
+            device=w.device,
+            dtype=w.dtype,
+        )
         with torch.no_grad():
             first.weight.copy_(w)
             first.bias.copy_(self.bias)
@@ -410,7 +419,11 @@ def _sll_conv(i: int, o: int, opts: LayerOptions) -> nn.Module:
     return AOLConv2d(i, o, opts.kernel_size, bias=opts.bias)
 
 
-register_layer(LayerKind(
-    "sll", linear=_sll_linear, conv=_sll_conv,
-    summary="residual SDP-based Lipschitz layers (SLL); AOL where the width changes",
-))
+register_layer(
+    LayerKind(
+        "sll",
+        linear=_sll_linear,
+        conv=_sll_conv,
+        summary="residual SDP-based Lipschitz layers (SLL); AOL where the width changes",
+    )
+)

@@ -187,8 +187,11 @@ class SpectralConv2d(nn.Conv2d):
         device=None,
         dtype=None,
     ) -> None:
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("kernel_size", kernel_size)):  # fmt: skip
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("kernel_size", kernel_size),
+        ):
             check_positive_int(value, name, "SpectralConv2d")
         if kernel_size % 2 != 1:
             raise ValueError(f"SpectralConv2d needs an odd kernel_size, got {kernel_size}")
@@ -273,13 +276,15 @@ def spectral_normalize_kernel(conv: nn.Conv2d, n_power_iterations: int = 1) -> n
     return conv
 
 
-register_layer(LayerKind(
-    "spectral",
-    linear=lambda i, o, opts: SpectralLinear(i, o, bias=opts.bias),
-    conv=lambda i, o, opts: SpectralConv2d(i, o, opts.kernel_size, bias=opts.bias),
-    certified=False,
-    summary="divided by a power-iteration estimate of the spectral norm (not a certificate)",
-))
+register_layer(
+    LayerKind(
+        "spectral",
+        linear=lambda i, o, opts: SpectralLinear(i, o, bias=opts.bias),
+        conv=lambda i, o, opts: SpectralConv2d(i, o, opts.kernel_size, bias=opts.bias),
+        certified=False,
+        summary="divided by a power-iteration estimate of the spectral norm (not a certificate)",
+    )
+)
 
 
 def _sn_kernel_conv(i: int, o: int, opts: LayerOptions) -> nn.Module:
@@ -288,7 +293,12 @@ def _sn_kernel_conv(i: int, o: int, opts: LayerOptions) -> nn.Module:
     return spectral_normalize_kernel(nn.Conv2d(i, o, k, opts.stride, padding, bias=opts.bias))
 
 
-register_layer(LayerKind(
-    "sn_kernel", conv=_sn_kernel_conv, certified=False, strided=True,
-    summary="SN-GAN: the reshaped kernel divided by its estimated norm (not a certificate)",
-))
+register_layer(
+    LayerKind(
+        "sn_kernel",
+        conv=_sn_kernel_conv,
+        certified=False,
+        strided=True,
+        summary="SN-GAN: the reshaped kernel divided by its estimated norm (not a certificate)",
+    )
+)

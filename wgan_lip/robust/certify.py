@@ -172,16 +172,18 @@ def certify(
         bound = model_bound(model, tuple(images.shape[1:]))
         logits = _logits(model, images, batch_size)
         correct = logits.argmax(1) == labels
-        report = CertificationReport(n=len(labels), clean=float(correct.float().mean()),
-                                     lipschitz_bound=bound, attack=attack)  # fmt: skip
+        report = CertificationReport(
+            n=len(labels), clean=float(correct.float().mean()), lipschitz_bound=bound, attack=attack
+        )
         robust_at: dict[float, torch.Tensor] = {}
         if attack == "pgd":
             # Smallest radius first: a point broken within eps is broken within any larger
             # radius, so attacked accuracy never rises with eps (nor above clean).
             robust = correct.clone()
             for e in sorted(set(eps)):
-                robust = robust & _attack(model, images, labels, e, attack_steps,
-                                          attack_restarts, batch_size, bounds)  # fmt: skip
+                robust = robust & _attack(
+                    model, images, labels, e, attack_steps, attack_restarts, batch_size, bounds
+                )
                 robust_at[e] = robust
         for e in eps:
             cert = is_certified(logits, labels, e, bound)
@@ -204,9 +206,11 @@ def _check_options(eps, attack, attack_steps, attack_restarts, batch_size) -> No
             raise InputError(f"radii must be finite, non-negative numbers, got {e!r}")
     if attack not in (None, "pgd"):
         raise InputError(f"unknown attack {attack!r}; use pgd or none")
-    for name, value, top in (("attack_steps", attack_steps, MAX_ATTACK_STEPS),
-                             ("attack_restarts", attack_restarts, MAX_RESTARTS),
-                             ("batch_size", batch_size, None)):  # fmt: skip
+    for name, value, top in (
+        ("attack_steps", attack_steps, MAX_ATTACK_STEPS),
+        ("attack_restarts", attack_restarts, MAX_RESTARTS),
+        ("batch_size", batch_size, None),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{name} must be a positive integer, got {value!r}")
         if top is not None and value > top:

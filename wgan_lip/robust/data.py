@@ -112,9 +112,13 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(TensorDataset(self.train.images, self.train.labels),
-                          batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          generator=gen)  # fmt: skip
+        return DataLoader(
+            TensorDataset(self.train.images, self.train.labels),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=gen,
+        )
 
     def val_dataloader(self) -> DataLoader:
         x, y = self.test.images, self.test.labels

@@ -459,8 +459,10 @@ class LipschitzClassifier(L.LightningModule):
             labels = self.all_gather(labels.to(self.device)).flatten(0, 1).cpu()
         bound = self.lipschitz_bound()
         dim = math.prod(self.hparams.input_shape)
-        metrics = {"accuracy": float((logits.argmax(1) == labels).float().mean()),
-                   "lipschitz_bound": bound}  # fmt: skip
+        metrics = {
+            "accuracy": float((logits.argmax(1) == labels).float().mean()),
+            "lipschitz_bound": bound,
+        }
         for e in self.eval_radii.l2:
             metrics[f"certified_l2_{e:g}"] = float(
                 is_certified(logits, labels, e, bound).float().mean()

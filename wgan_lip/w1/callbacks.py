@@ -157,9 +157,14 @@ class StepProgress(Callback):
 
         total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
         self.bar = tqdm(
-            total=total, initial=trainer.global_step, desc=self.label, unit="step",
-            file=sys.stderr, dynamic_ncols=True, leave=False,
-        )  # fmt: skip
+            total=total,
+            initial=trainer.global_step,
+            desc=self.label,
+            unit="step",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+        )
         self.samples, self.start = 0, time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -218,11 +223,13 @@ class StopOnInterrupt(Callback):
             self._trainer.should_stop = True
         # the second Ctrl-C must reach the trainer as KeyboardInterrupt (its clean abort),
         # unless the previous handler was a Python one of the caller's
-        self._second = (self._previous if callable(self._previous)
-                        else signal.default_int_handler)  # fmt: skip
+        self._second = self._previous if callable(self._previous) else signal.default_int_handler
         signal.signal(signal.SIGINT, self._second)
-        print("\nwgan-lip: interrupted; stopping after this step (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            "\nwgan-lip: interrupted; stopping after this step (Ctrl-C again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread() and trainer.world_size == 1:

@@ -76,8 +76,10 @@ def build_critic(
         torch.Size([2, 1])
     """
     if kind not in SINGLE_CRITICS:
-        raise InputError(f"unknown critic {kind!r}; choose one of {', '.join(CRITICS[1:])} "
-                         "(the family is wgan_lip.w1.family.CriticFamily)")  # fmt: skip
+        raise InputError(
+            f"unknown critic {kind!r}; choose one of {', '.join(CRITICS[1:])} "
+            "(the family is wgan_lip.w1.family.CriticFamily)"
+        )
     constraint, architecture = SINGLE_CRITICS[kind]
     input_shape = tuple(int(s) for s in input_shape)
     widths = tuple(widths) if widths is not None else DEFAULT_WIDTHS

@@ -53,9 +53,14 @@ def rank_and_world() -> tuple[int, int]:
 
 
 def shuffled_batches(
-    rows: Rows, index: torch.Tensor, batch_size: int, gen: torch.Generator,
-    rank: int = 0, world: int = 1, window_rows: int | None = None,
-) -> Iterator[torch.Tensor]:  # fmt: skip
+    rows: Rows,
+    index: torch.Tensor,
+    batch_size: int,
+    gen: torch.Generator,
+    rank: int = 0,
+    world: int = 1,
+    window_rows: int | None = None,
+) -> Iterator[torch.Tensor]:
     """Endless batches of ``rows[index]``, each pass over ``index`` in a new random order.
 
     Every process draws the same *global* batch of ``batch_size`` rows (same generator)
@@ -109,9 +114,14 @@ def shuffled_batches(
 
 
 def _batches(
-    rows: Rows, index: torch.Tensor, batch_size: int, gen: torch.Generator,
-    rank: int, world: int, window_rows: int | None,
-) -> Iterator[torch.Tensor]:  # fmt: skip
+    rows: Rows,
+    index: torch.Tensor,
+    batch_size: int,
+    gen: torch.Generator,
+    rank: int,
+    world: int,
+    window_rows: int | None,
+) -> Iterator[torch.Tensor]:
     n = len(index)
     b = min(batch_size, n)
     index = index.sort().values
@@ -162,9 +172,15 @@ class PairBatches(IterableDataset):
     """
 
     def __init__(
-        self, p: Rows | torch.Tensor, q: Rows | torch.Tensor, batch_size: int, length: int,
-        seed: int, p_index: torch.Tensor | None = None, q_index: torch.Tensor | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        p: Rows | torch.Tensor,
+        q: Rows | torch.Tensor,
+        batch_size: int,
+        length: int,
+        seed: int,
+        p_index: torch.Tensor | None = None,
+        q_index: torch.Tensor | None = None,
+    ) -> None:
         self.p, self.q = _rows(p), _rows(q)
         self.p_index = p_index if p_index is not None else torch.arange(self.p.n)
         self.q_index = q_index if q_index is not None else torch.arange(self.q.n)
@@ -217,10 +233,15 @@ class SideChunks(IterableDataset):
     """
 
     def __init__(
-        self, p: Rows | torch.Tensor, q: Rows | torch.Tensor, chunk: int,
-        p_index: torch.Tensor | None = None, q_index: torch.Tensor | None = None,
-        shard: bool = False, exact: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        p: Rows | torch.Tensor,
+        q: Rows | torch.Tensor,
+        chunk: int,
+        p_index: torch.Tensor | None = None,
+        q_index: torch.Tensor | None = None,
+        shard: bool = False,
+        exact: bool = False,
+    ) -> None:
         if chunk < 1:
             raise ValueError(f"SideChunks: chunk must be at least 1 row, got {chunk}")
         self.p, self.q, self.chunk, self.shard = _rows(p), _rows(q), chunk, shard
@@ -358,8 +379,14 @@ def split_indices(
 
 
 def split_pair(
-    p: Rows, q: Rows, holdout: float, monitor: float, seed: int, folds: int = 1, fold: int = 0,
-) -> tuple[Split, Split]:  # fmt: skip
+    p: Rows,
+    q: Rows,
+    holdout: float,
+    monitor: float,
+    seed: int,
+    folds: int = 1,
+    fold: int = 0,
+) -> tuple[Split, Split]:
     """The splits of P and Q: an independent random split of each side.
 
     Each side's held-out rows are a random subset of that side drawn independently of the
@@ -401,8 +428,10 @@ def split_pair(
         >>> len(sp.holdout), len(sq.holdout), torch.equal(sp.holdout, sq.holdout)
         (10, 10, False)
     """
-    return (split_indices(p.n, holdout, monitor, seed, "P", folds, fold),
-            split_indices(q.n, holdout, monitor, seed + 1, "Q", folds, fold))  # fmt: skip
+    return (
+        split_indices(p.n, holdout, monitor, seed, "P", folds, fold),
+        split_indices(q.n, holdout, monitor, seed + 1, "Q", folds, fold),
+    )
 
 
 class TwoSampleDataModule(L.LightningDataModule):
@@ -505,9 +534,14 @@ class TwoSampleDataModule(L.LightningDataModule):
         return self.p.take(chunks.p_index), self.q.take(chunks.q_index)
 
     def chunks(
-        self, which: str, chunk: int | None = None, max_rows: int | None = None, seed: int = 0,
-        shard: bool = False, exact: bool = False,
-    ) -> SideChunks:  # fmt: skip
+        self,
+        which: str,
+        chunk: int | None = None,
+        max_rows: int | None = None,
+        seed: int = 0,
+        shard: bool = False,
+        exact: bool = False,
+    ) -> SideChunks:
         """The rows of a part, P then Q, in chunks of ``chunk``; with ``max_rows``, a seeded
         random subset of at most that many rows per side; with ``shard``, only this
         process's share under DDP; with ``exact``, float64 rows without float32 rounding
@@ -515,17 +549,27 @@ class TwoSampleDataModule(L.LightningDataModule):
         ip, iq = self.indices(which)
         if max_rows is not None:
             gen = torch.Generator().manual_seed(seed)
-            ip, iq = (i[torch.randperm(len(i), generator=gen)[:max_rows]] if len(i) > max_rows
-                      else i for i in (ip, iq))  # fmt: skip
-        return SideChunks(self.p.rows, self.q.rows, chunk or self.eval_batch_size, ip, iq, shard,
-                          exact)  # fmt: skip
+            ip, iq = (
+                i[torch.randperm(len(i), generator=gen)[:max_rows]] if len(i) > max_rows else i
+                for i in (ip, iq)
+            )
+        return SideChunks(
+            self.p.rows, self.q.rows, chunk or self.eval_batch_size, ip, iq, shard, exact
+        )
 
     def train_dataloader(self) -> DataLoader:
         # Built once per fit (Lightning does not reload it): the generator runs on across
         # "epochs" (one epoch = eval_every steps), so every pass draws fresh batches.
         ip, iq = self.indices("fit")
-        ds = PairBatches(self.p.rows, self.q.rows, self.batch_size, self.eval_every, self.seed,
-                         p_index=ip, q_index=iq)  # fmt: skip
+        ds = PairBatches(
+            self.p.rows,
+            self.q.rows,
+            self.batch_size,
+            self.eval_every,
+            self.seed,
+            p_index=ip,
+            q_index=iq,
+        )
         return DataLoader(ds, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
@@ -593,6 +637,11 @@ class KnownW1DataModule(TwoSampleDataModule):
             raise InputError(f"unknown problem {problem!r}; use {', '.join(makers)}")
         self.problem = makers[problem]()
         super().__init__(
-            self.problem.sample_p(n, seed), self.problem.sample_q(n, seed), holdout=holdout,
-            monitor=monitor, batch_size=batch_size, eval_every=eval_every, seed=seed,
-        )  # fmt: skip
+            self.problem.sample_p(n, seed),
+            self.problem.sample_q(n, seed),
+            holdout=holdout,
+            monitor=monitor,
+            batch_size=batch_size,
+            eval_every=eval_every,
+            seed=seed,
+        )

@@ -153,19 +153,19 @@ class W1Estimate:
             ``n_holdout_p``, ``n_holdout_q``, ``stopped``, ``steps``, ``train_seconds``,
             ``monitor_values``, ``p_value``, ``folds``, ``batch_size``).
 
-    The run's fields:
-        critic_type: the ``critic`` option (``"family"``, ``"groupsort"``, ...).
-        holdout: the held-out fraction (``1 / folds`` with cross-fitting).
-        n_holdout_p: held-out rows of P scored (0 in-sample).
-        n_holdout_q: held-out rows of Q scored (0 in-sample).
-        stopped: ``"plateau"``, ``"max_steps"``, ``"max_time"``, ``"closed_form"`` or
-            ``"interrupted"``.
-        critic_name: the reported member of a family (else the critic type).
-        monitor_values: certified monitor value of each family member (empty for a single
-            critic).
-        p_value: permutation p-value of H0: P = Q (NaN in-sample).
-        folds: folds trained (fewer than asked after a Ctrl-C).
-        batch_size: samples per side per step of the last fold.
+    The run's fields, read through as attributes of the estimate:
+
+    - ``critic_type``: the ``critic`` option (``"family"``, ``"groupsort"``, ...).
+    - ``holdout``: the held-out fraction (``1 / folds`` with cross-fitting).
+    - ``n_holdout_p``: held-out rows of P scored (0 in-sample).
+    - ``n_holdout_q``: held-out rows of Q scored (0 in-sample).
+    - ``stopped``: ``"plateau"``, ``"max_steps"``, ``"max_time"``, ``"closed_form"`` or
+      ``"interrupted"``.
+    - ``critic_name``: the reported member of a family (else the critic type).
+    - ``monitor_values``: certified monitor value of each family member (empty for a single critic).
+    - ``p_value``: permutation p-value of H0: P = Q (NaN in-sample).
+    - ``folds``: folds trained (fewer than asked after a Ctrl-C).
+    - ``batch_size``: samples per side per step of the last fold.
 
     Example:
         >>> import torch
@@ -744,7 +744,12 @@ def _train_options(
 
         constraint, architecture = SINGLE_CRITICS[spec.name]
         shape = (1, 8, 8) if architecture == "conv" else (2,)
-        get_constraint(constraint).critic_network(opts.network, shape)
+        full = get_constraint(constraint).critic_network(opts.network, shape)
+        if full.kind == "mlp" and not full.widths:
+            raise InputError(
+                "network widths must name at least one hidden layer, got []; the linear "
+                "critic is the family's closed-form member (critic={'family': ['linear']})"
+            )
     return opts
 
 

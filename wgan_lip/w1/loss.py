@@ -72,11 +72,13 @@ def global_kr_dual(f_p: torch.Tensor, f_q: torch.Tensor) -> tuple[torch.Tensor, 
     world = dist.get_world_size()
     sum_p, sum_q = f_p.sum(0), f_q.sum(0)  # per critic when the scores are (n, K)
     k = sum_p.numel()
-    counts = torch.tensor([float(len(f_p)), float(len(f_q))], dtype=torch.float64,
-                          device=f_p.device)  # fmt: skip
+    counts = torch.tensor(
+        [float(len(f_p)), float(len(f_q))], dtype=torch.float64, device=f_p.device
+    )
     # one all-reduce per step: the counts and the (detached) sums of both sides
-    totals = torch.cat([counts, sum_p.detach().double().reshape(-1),
-                        sum_q.detach().double().reshape(-1)])  # fmt: skip
+    totals = torch.cat(
+        [counts, sum_p.detach().double().reshape(-1), sum_q.detach().double().reshape(-1)]
+    )
     dist.all_reduce(totals)
     n_p, n_q = totals[0], totals[1]
     objective = (sum_p / n_p.to(f_p.dtype) - sum_q / n_q.to(f_q.dtype)).sum()

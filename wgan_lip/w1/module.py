@@ -26,6 +26,7 @@ from .family import DEFAULT_FAMILY, CriticFamily
 from .loss import Z95, global_kr_dual
 from .names import CRITICS, SINGLE_CRITICS, CriticName
 
+
 class W1Critic(L.LightningModule):
     """Train a critic ``f`` to maximize ``E_P f - E_Q f`` on batches ``(x_p, x_q)``.
 
@@ -110,8 +111,12 @@ class W1Critic(L.LightningModule):
         the very network they were trained as (see :func:`migrate_hparams`)."""
         if "network" not in kwargs and not hasattr(checkpoint_path, "read"):
             try:  # as safely as Lightning reads it; mmap: only the hparams are read here
-                saved = torch.load(checkpoint_path, map_location="cpu", mmap=True,
-                                   weights_only=kwargs.get("weights_only"))  # fmt: skip
+                saved = torch.load(
+                    checkpoint_path,
+                    map_location="cpu",
+                    mmap=True,
+                    weights_only=kwargs.get("weights_only"),
+                )
                 hparams = dict(saved.get("hyper_parameters", {}))
             except Exception:  # Lightning reads it again and says what is wrong
                 hparams = {}
@@ -124,9 +129,13 @@ class W1Critic(L.LightningModule):
         # critic.net (no per-member bookkeeping): move it, keep the fresh bookkeeping
         if self.critic is not None and any(k.startswith("critic.net.") for k in state_dict):
             state_dict = {
-                (f"critic.groups.network.{k[len('critic.'):]}" if k.startswith("critic.net.")
-                 else k): v for k, v in state_dict.items()
-            }  # fmt: skip
+                (
+                    f"critic.groups.network.{k[len('critic.') :]}"
+                    if k.startswith("critic.net.")
+                    else k
+                ): v
+                for k, v in state_dict.items()
+            }
             for name, value in self.critic.state_dict().items():
                 state_dict.setdefault(f"critic.{name}", value)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)

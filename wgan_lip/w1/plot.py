@@ -49,8 +49,10 @@ def check_plot_path(path: str | os.PathLike) -> Path:
 
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"--plot: {str(path)!r} is a folder; give a file name such as "
-                         f"{str(path / 'critic.png')!r}")  # fmt: skip
+        raise InputError(
+            f"--plot: {str(path)!r} is a folder; give a file name such as "
+            f"{str(path / 'critic.png')!r}"
+        )
     if not path.parent.exists():
         raise InputError(f"--plot: folder {str(path.parent)!r} does not exist")
     check_writable_folder(path.parent, "--plot")  # refused now, not after training

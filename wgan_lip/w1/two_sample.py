@@ -22,9 +22,11 @@ _PERM_CHUNK = 50
 
 
 def permutation_p_value(
-    scores_p: torch.Tensor, scores_q: torch.Tensor, permutations: int = PERMUTATIONS,
+    scores_p: torch.Tensor,
+    scores_q: torch.Tensor,
+    permutations: int = PERMUTATIONS,
     seed: int = 0,
-) -> float:  # fmt: skip
+) -> float:
     """One-sided permutation p-value of ``mean(scores_p) - mean(scores_q)``.
 
     With more than ``EXACT_MAX_SCORES`` scores the permutation distribution is replaced by

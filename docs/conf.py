@@ -15,7 +15,7 @@ import wgan_lip  # noqa: E402
 
 project = "wgan_lip"
 author = "the wgan_lip developers"
-copyright = "2026, the wgan_lip developers"  # noqa: A001
+copyright = "2026, the wgan_lip developers"
 release = version = wgan_lip.__version__
 
 extensions = [

@@ -64,3 +64,33 @@ def verify_checkpoint_file(path: str | os.PathLike) -> None:
             f"checkpoint {path!r} is truncated or corrupt (entry {bad!r} fails "
             "its CRC check); delete it or use an earlier checkpoint"
         )
+
+
+def peek_checkpoint(path: object, weights_only: bool | None = None) -> dict:
+    """The checkpoint at ``path``, memory-mapped, or ``{}`` when it cannot be read here.
+
+    The modules' loaders read a checkpoint's hyperparameters before Lightning does, to move
+    the options of older layouts to their new places; a file that cannot be read is left to
+    Lightning's loader, which reads it again and says what is wrong.
+
+    Args:
+        path: a file path (a file object gives ``{}``: it can be read only once).
+        weights_only: as :func:`torch.load` (None: torch's default).
+
+    Returns:
+        The checkpoint's dict (tensors memory-mapped), or ``{}``.
+
+    Example:
+        >>> from wgan_lip.checkpoints import peek_checkpoint
+        >>> peek_checkpoint("no-such-file.ckpt")
+        {}
+    """
+    if hasattr(path, "read"):
+        return {}
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=weights_only)
+    except Exception:
+        return {}
+    return checkpoint if isinstance(checkpoint, dict) else {}

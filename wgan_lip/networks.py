@@ -32,6 +32,7 @@ from torch import nn
 from .errors import InputError
 from .layers import InvertibleDownsample
 from .layers.registry import LayerOptions, activation_kind, layer_kind
+from .options import dataclass_of
 
 NetworkKind = Literal["mlp", "convnet", "dcgan"]
 NETWORK_KINDS: tuple[str, ...] = ("mlp", "convnet", "dcgan")
@@ -129,22 +130,7 @@ class NetworkSpec:
             >>> NetworkSpec.of({"kind": "mlp", "widths": [8, 8]}).widths
             (8, 8)
         """
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if not isinstance(value, Mapping):
-            raise InputError(
-                f"a network must be a mapping of {', '.join(SPEC_FIELDS)}; "
-                f"got {type(value).__name__}"
-            )
-        unknown = sorted(set(value) - set(SPEC_FIELDS))
-        if unknown:
-            raise InputError(
-                f"network: unknown key(s) {', '.join(unknown)}; "
-                f"the keys are {', '.join(SPEC_FIELDS)}"
-            )
-        return cls(**value)
+        return dataclass_of(cls, value, "network")
 
     def over(self, *defaults: NetworkSpec | None) -> NetworkSpec:
         """This spec with each ``None`` field taken from the first default that sets it.

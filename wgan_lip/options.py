@@ -11,7 +11,8 @@ import datetime as dt
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 from .errors import InputError
@@ -320,3 +321,58 @@ def check_devices(name: str, value: Any) -> Any:
     if isinstance(value, (list, tuple)) and value and all(_is_int(v) and v >= 0 for v in value):
         return [int(v) for v in value]
     raise InputError(what)
+
+
+def dataclass_of(
+    cls: type, value: object, what: str, moved: Callable[[str], str | None] | None = None
+) -> Any:
+    """``value`` as the dataclass ``cls``: a YAML section, a checkpoint's dict or a spec.
+
+    The one reading of every grouped option (a network spec, the WGAN's and the
+    classifier's sections): ``None`` gives the defaults, an instance itself, a mapping its
+    fields; anything else, an unknown key or a key that moved is a one-line error.
+
+    Args:
+        cls: the dataclass.
+        value: None, an instance of ``cls`` or a mapping of its fields.
+        what: the option's name in messages (``"network"``, ``"sampling"``...).
+        moved: ``moved(key)`` returns the message for a key that moved elsewhere, or None.
+
+    Returns:
+        The instance.
+
+    Raises:
+        InputError: not a mapping, a moved key or an unknown key (naming the known ones).
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> from wgan_lip.options import dataclass_of
+        >>> @dataclass(frozen=True)
+        ... class Radii:
+        ...     l2: tuple = (0.5,)
+        >>> dataclass_of(Radii, {"l2": (1.0,)}, "radii").l2
+        (1.0,)
+        >>> dataclass_of(Radii, {"linf": (0.1,)}, "radii")
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: radii: unknown key(s) linf; the keys are l2
+    """
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    names = [f.name for f in fields(cls)]
+    if not isinstance(value, Mapping):
+        raise InputError(
+            f"{what} must be a mapping of {', '.join(names)}; got {type(value).__name__}"
+        )
+    for key in value if moved is not None else ():
+        message = moved(key)
+        if message:
+            raise InputError(message)
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        raise InputError(
+            f"{what}: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(names)}"
+        )
+    return cls(**value)

@@ -28,6 +28,7 @@ from torch import nn
 from ..errors import InputError
 from ..models import dcgan_generator, mlp_generator
 from ..networks import NetworkSpec
+from ..options import dataclass_of
 from .critics import GAN_SIZES, build_gan_critic
 from .refine import DEFAULT_REFINE_LR
 
@@ -47,26 +48,12 @@ class _Section:
     def of(cls, value):
         """``value`` as a spec: itself, the defaults for None, or built from a mapping (YAML,
         a checkpoint's dict); an unknown key is a one-line error naming the known ones."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        names = [f.name for f in fields(cls)]
-        if not isinstance(value, Mapping):
-            raise InputError(
-                f"{cls.SECTION} must be a mapping of {', '.join(names)}; got {type(value).__name__}"
-            )
-        for key in value:
-            moved = MOVED_OPTIONS.get(f"{cls.SECTION}.{key}")
-            if moved is not None:
-                raise InputError(_moved_message(f"{cls.SECTION}.{key}", moved))
-        unknown = sorted(set(value) - set(names))
-        if unknown:
-            raise InputError(
-                f"{cls.SECTION}: unknown key(s) {', '.join(unknown)}; "
-                f"the keys are {', '.join(names)}"
-            )
-        return cls(**value)
+
+        def moved(key: str) -> str | None:
+            place = MOVED_OPTIONS.get(f"{cls.SECTION}.{key}")
+            return None if place is None else _moved_message(f"{cls.SECTION}.{key}", place)
+
+        return dataclass_of(cls, value, cls.SECTION, moved)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (lists, ints, dicts): what a checkpoint and a YAML file hold."""

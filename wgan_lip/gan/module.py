@@ -24,6 +24,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from ..checkpoints import peek_checkpoint
 from ..constraints import Constraint, ConstraintDefaults, ConstraintName, get_constraint
 from ..errors import InputError
 from ..layers import lipschitz_bound
@@ -458,18 +459,8 @@ class WGAN(L.LightningModule):
         saved hyperparameters: a section's mapping only the keys it names
         (``sampling={"refine_steps": 10}`` keeps the saved ``ema_decay``), and an older flat
         name (``refine_steps=10``) its new place."""
-        saved: dict[str, Any] = {}
-        if not hasattr(checkpoint_path, "read"):
-            try:  # as safely as Lightning would read it; mmap: only the hparams are read here
-                checkpoint = torch.load(
-                    checkpoint_path,
-                    map_location="cpu",
-                    mmap=True,
-                    weights_only=kwargs.get("weights_only"),
-                )
-                saved = dict(checkpoint.get("hyper_parameters", {}))
-            except Exception:  # Lightning reads it again and says what is wrong
-                saved = {}
+        checkpoint = peek_checkpoint(checkpoint_path, kwargs.get("weights_only"))
+        saved: dict[str, Any] = dict(checkpoint.get("hyper_parameters", {}))
         loader = {k: kwargs.pop(k) for k in _LOADER_ARGS if k in kwargs}
         saved = migrate_hparams(saved)
         given = {k: v.as_dict() if hasattr(v, "as_dict") else v for k, v in kwargs.items()}

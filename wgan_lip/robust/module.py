@@ -21,51 +21,37 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Timer
 
+from ..checkpoints import peek_checkpoint
 from ..errors import InputError
 from ..layers import lipschitz_bound
 from ..layers.registry import LAYERS
 from ..networks import LIBRARY_DEFAULTS, NetworkSpec, build
+from ..options import dataclass_of
 from .margins import hkr_loss, is_certified, linf_to_l2, multiclass_hinge, tempered_cross_entropy
 
 LOSSES = ("hinge", "xent", "hkr")
 SCHEDULES = ("step", "cosine")
 
+_CONVNET = NetworkSpec(
+    "convnet",
+    widths=(1024, 1024, 1024),
+    channels=(16, 32, 64),
+    blocks_per_stage=1,
+    activation="maxmin",
+)
 PRESETS: dict[str, NetworkSpec] = {
     "fc3": NetworkSpec("mlp", widths=(1024, 1024, 1024), linear="bjorck", activation="maxmin"),
-    "bcop": NetworkSpec(
-        "convnet",
-        widths=(1024, 1024, 1024),
-        channels=(16, 32, 64),
-        blocks_per_stage=1,
-        linear="bjorck",
-        conv="bcop",
-        activation="maxmin",
-    ),
-    "aol": NetworkSpec(
-        "convnet",
-        widths=(1024, 1024, 1024),
-        channels=(16, 32, 64),
-        blocks_per_stage=1,
-        linear="aol",
-        conv="aol",
-        activation="maxmin",
-    ),
-    "sll": NetworkSpec(
-        "convnet",
-        widths=(1024, 1024, 1024),
-        channels=(16, 32, 64),
-        blocks_per_stage=2,
-        linear="sll",
-        conv="sll",
-        activation="maxmin",
-    ),
+    "bcop": replace(_CONVNET, linear="bjorck", conv="bcop"),
+    "aol": replace(_CONVNET, linear="aol", conv="aol"),
+    # residual SLL layers need two blocks per stage (the first changes the channel count)
+    "sll": replace(_CONVNET, linear="sll", conv="sll", blocks_per_stage=2),
 }
 """The classifier's network presets by ``architecture`` name; a ``network`` section's fields
 win over them. ``fc3`` flattens the images; the convnets need square-ish images whose side
@@ -81,26 +67,6 @@ def _radii(values: object, name: str) -> tuple[float, ...]:
     if any(not v >= 0 for v in out):
         raise InputError(f"radii must be non-negative, got {name} {list(out)}")
     return out
-
-
-def _section(cls: type, value: object, what: str) -> Any:
-    """``value`` as the dataclass ``cls``: itself, the defaults for None, or from a mapping
-    (YAML, a checkpoint); an unknown key is a one-line error naming the known ones."""
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    names = [f.name for f in fields(cls)]
-    if not isinstance(value, Mapping):
-        raise InputError(
-            f"{what} must be a mapping of {', '.join(names)}; got {type(value).__name__}"
-        )
-    unknown = sorted(set(value) - set(names))
-    if unknown:
-        raise InputError(
-            f"{what}: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(names)}"
-        )
-    return cls(**value)
 
 
 def _plain(spec: object) -> dict[str, Any]:
@@ -338,8 +304,8 @@ class LipschitzClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.network = classifier_network(architecture, network)
-        self.objective: Objective = _section(Objective, objective, "objective")
-        self.eval_radii: EvalRadii = _section(EvalRadii, eval_radii, "eval_radii")
+        self.objective: Objective = dataclass_of(Objective, objective, "objective")
+        self.eval_radii: EvalRadii = dataclass_of(EvalRadii, eval_radii, "eval_radii")
         if lr_schedule not in SCHEDULES:
             raise InputError(f"unknown lr_schedule {lr_schedule!r}; use step or cosine")
         self.save_hyperparameters()
@@ -363,22 +329,13 @@ class LipschitzClassifier(L.LightningModule):
     def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):  # type: ignore[override]
         """Lightning's loader, after moving the flat options of older checkpoints into their
         sections (see :func:`migrate_hparams`)."""
-        if not hasattr(checkpoint_path, "read"):
-            try:  # as safely as Lightning would read it; mmap: only the hparams are read here
-                checkpoint = torch.load(
-                    checkpoint_path,
-                    map_location="cpu",
-                    mmap=True,
-                    weights_only=kwargs.get("weights_only"),
-                )
-            except Exception:  # Lightning reads it again and says what is wrong
-                checkpoint = {}
-            hparams = checkpoint.get("hyper_parameters", {})
-            if any(k in hparams for k in cls.MOVED_OPTIONS):
-                checkpoint["hyper_parameters"] = migrate_hparams(hparams)
-                checkpoint_path = io.BytesIO()
-                torch.save(checkpoint, checkpoint_path)
-                checkpoint_path.seek(0)
+        checkpoint = peek_checkpoint(checkpoint_path, kwargs.get("weights_only"))
+        hparams = checkpoint.get("hyper_parameters", {})
+        if any(k in hparams for k in cls.MOVED_OPTIONS):
+            checkpoint["hyper_parameters"] = migrate_hparams(hparams)
+            checkpoint_path = io.BytesIO()
+            torch.save(checkpoint, checkpoint_path)
+            checkpoint_path.seek(0)
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def setup(self, stage: str) -> None:

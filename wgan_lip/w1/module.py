@@ -15,6 +15,7 @@ from typing import ClassVar
 import lightning as L
 import torch
 
+from ..checkpoints import peek_checkpoint
 from ..constraints import Constraint, get_constraint
 from ..critic import certifying_copy
 from ..errors import InputError
@@ -109,17 +110,10 @@ class W1Critic(L.LightningModule):
         """Lightning's loader, for checkpoints of every layout: older ones kept the network's
         ``widths``, ``group_size`` and ``channels`` flat; they become the ``network`` spec of
         the very network they were trained as (see :func:`migrate_hparams`)."""
-        if "network" not in kwargs and not hasattr(checkpoint_path, "read"):
-            try:  # as safely as Lightning reads it; mmap: only the hparams are read here
-                saved = torch.load(
-                    checkpoint_path,
-                    map_location="cpu",
-                    mmap=True,
-                    weights_only=kwargs.get("weights_only"),
-                )
-                hparams = dict(saved.get("hyper_parameters", {}))
-            except Exception:  # Lightning reads it again and says what is wrong
-                hparams = {}
+        if "network" not in kwargs:
+            hparams = peek_checkpoint(checkpoint_path, kwargs.get("weights_only")).get(
+                "hyper_parameters", {}
+            )
             if "network" not in hparams and hparams.get("critic", "family") != "family":
                 kwargs["network"] = migrate_hparams(hparams)["network"]
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)

@@ -44,6 +44,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Certified L2 radii of the MNIST robustness results (as Li et al. 2019).
 MNIST_RADII = (0.3, 1.0, 1.58)
+# a Trainer that writes nothing and prints nothing: timed training runs and smoke checks
+QUIET_TRAINER = dict(
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    limit_val_batches=0,
+    num_sanity_val_steps=0,
+)
 # Published 200-epoch GPU results (Li et al. 2019, Table 2): clean, certified at 0.3 / 1.58.
 PUBLISHED = {
     "FC-3 (Anil et al.)": (98.71, 97.06, 54.46),
@@ -385,18 +394,7 @@ def train_one(module, dm, seconds: float, snapshots: int, snapshot, **trainer_kw
     import lightning as L
 
     budget = _time_budget_class()(seconds, snapshots, snapshot)
-    settings = dict(
-        max_steps=-1,
-        max_epochs=-1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
+    settings = dict(max_steps=-1, max_epochs=-1, accelerator="cpu", devices=1, **QUIET_TRAINER)
     trainer = L.Trainer(**{**settings, **trainer_kw}, callbacks=[budget])
     trainer.fit(module, datamodule=dm)
     return {

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from _bench import ROOT, critic_certified, machine, merged_json, train_one
+from _bench import QUIET_TRAINER, ROOT, critic_certified, machine, merged_json, train_one
 
 from wgan_lip.gan import (
     CONSTRAINTS,
@@ -153,12 +153,7 @@ def bench_steps(kind: str, rounds: int, generator_rounds: int, data_root: str | 
                 max_epochs=-1,
                 accelerator="cpu",
                 devices=1,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                limit_val_batches=0,
-                num_sanity_val_steps=0,
+                **QUIET_TRAINER,
                 callbacks=[timer],
             )
             trainer.fit(module, datamodule=dm)

@@ -57,6 +57,7 @@ import torch  # noqa: E402
 from _bench import (  # noqa: E402
     MNIST_RADII,
     PUBLISHED,
+    QUIET_TRAINER,
     ROOT,
     alternate,
     conv_svals,
@@ -266,12 +267,7 @@ def quiet_trainer(ctx: Context, **kw):
     return L.Trainer(
         accelerator=ctx.accelerator,
         devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
+        **QUIET_TRAINER,
         precision="32-true",
         **kw,
     )

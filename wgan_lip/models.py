@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from torch import nn
 
+from .errors import InputError
 from .layers import (
-    BCOPConv2d,
     BjorckConfig,
     BjorckLinear,
-    GroupSort,
-    InvertibleDownsample,
     SpectralLinear,
 )
 
@@ -170,51 +169,48 @@ def lipschitz_convnet(
     head_widths: Sequence[int] = (),
     group_size: int = 2,
     padding: str = "circular",
-    config: BjorckConfig | None = None,
-    conv: LayerFactory | None = None,
-    linear: LayerFactory | None = None,
-    activation: ActivationFactory | None = None,
+    conv: str | LayerFactory = "bcop",
+    linear: str | LayerFactory = "bjorck",
+    activation: str | ActivationFactory = "groupsort",
 ) -> nn.Sequential:
-    """A 1-Lipschitz, gradient-norm-preserving convnet.
+    """A 1-Lipschitz, gradient-norm-preserving convnet: :func:`wgan_lip.networks.convnet`.
 
-    The layers come from factories, so another certified layer reaches every model without
-    editing this builder: ``conv(in, out)`` (default BCOP, ``kernel_size``, ``padding``),
-    ``linear(in, out)`` (default Björck) and ``activation(channels)`` (default GroupSort of
-    ``group_size``).
+    Each layer is a registered name (:mod:`wgan_lip.layers.registry`) or a factory, so
+    another certified layer reaches every model without editing this builder: ``conv``
+    (default BCOP of ``kernel_size`` with ``padding``), ``linear`` (default Björck) and
+    ``activation`` (default GroupSort of ``group_size``). For Björck options other than the
+    defaults, pass factories (``conv=lambda i, o: BCOPConv2d(i, o, 3, config=cfg)``).
 
-    Each stage is ``blocks_per_stage`` x (BCOP conv + GroupSort) followed by a 2x
-    ``InvertibleDownsample`` (channels x4, size /2); then ``Flatten``, optional Björck
-    hidden layers with GroupSort, and a Björck head. ``image_size`` must be divisible by
-    ``2 ** len(channels)``.
+    Each stage is ``blocks_per_stage`` x (conv + activation) followed by a 2x
+    ``InvertibleDownsample`` (channels x4, size /2); then ``Flatten``, hidden ``linear``
+    layers of ``head_widths`` with the activation, and a ``linear`` head.
 
     Args:
         in_channels: channels of the input images.
-        image_size: side of the (square) input images.
-        channels: output channels of each stage's convolutions, one entry per stage. With the
-            default activation they (and ``head_widths``) must be multiples of
-            ``group_size``.
+        image_size: side of the (square) input images; divisible by ``2 ** len(channels)``.
+        channels: output channels of each stage's convolutions, one entry per stage. With a
+            registered sorting activation they (and ``head_widths``) must be multiples of its
+            group size.
         out_features: size of the output (e.g. the number of classes).
         blocks_per_stage: convolution + activation blocks per stage.
-        kernel_size: kernel size of the default BCOP convolutions.
-        head_widths: widths of the hidden linear layers after ``Flatten``, each followed by
-            the activation.
-        group_size: GroupSort's group size of the default activation.
-        padding: padding mode of the default BCOP convolutions (``"circular"`` keeps the
-            convolution orthogonal).
-        config: Björck options of the default BCOP and Björck layers.
-        conv: factory ``(in, out) -> module`` of the convolutions (default BCOP); when given,
-            ``kernel_size``, ``padding`` and ``config`` do not reach it.
-        linear: factory ``(in, out) -> module`` of the head's layers (default Björck).
-        activation: factory ``channels_or_width -> module`` (default ``GroupSort(group_size)``).
+        kernel_size: kernel size of registered convolutions.
+        head_widths: widths of the hidden linear layers after ``Flatten``.
+        group_size: GroupSort's group size (the ``groupsort`` activation).
+        padding: padding mode of a registered BCOP convolution (``"circular"`` keeps it
+            orthogonal).
+        conv: a registered convolution's name or a factory ``(in, out) -> module``.
+        linear: a registered dense layer's name or a factory ``(in, out) -> module``.
+        activation: a registered activation's name or a factory ``width -> module``.
 
     Returns:
         An ``nn.Sequential`` from images ``(n, in_channels, image_size, image_size)`` to
         ``(n, out_features)``.
 
     Raises:
-        ValueError: ``image_size`` not divisible by ``2 ** len(channels)``, or (with the
-            default activation) a channel count or head width that is not a positive
-            multiple of ``group_size``.
+        ValueError: (an :class:`~wgan_lip.errors.InputError`) ``image_size`` not divisible
+            by ``2 ** len(channels)``, an unknown layer name, or (with a registered sorting
+            activation) a channel count or head width that is not a positive multiple of
+            its group size.
 
     Example:
         >>> import torch
@@ -223,39 +219,34 @@ def lipschitz_convnet(
         >>> net(torch.rand(2, 1, 8, 8)).shape
         torch.Size([2, 3])
     """
-    stages = len(channels)
-    if image_size % (2**stages):
-        raise ValueError(
-            f"image_size {image_size} is not divisible by 2**{stages} "
-            f"(one 2x downsampling per stage); use fewer stages or pad the images"
-        )
-    if conv is None:
-        conv = lambda i, o: BCOPConv2d(i, o, kernel_size, padding=padding, config=config)  # noqa: E731
-    if linear is None:
-        linear = lambda i, o: BjorckLinear(i, o, config=config)  # noqa: E731
-    if activation is None:
-        bad = [w for w in (*channels, *head_widths) if group_size < 1 or w < 1 or w % group_size]
+    from .layers.registry import LayerOptions, activation_kind, layer_kind
+    from .networks import convnet
+
+    opts = LayerOptions(kernel_size=kernel_size, padding=padding, group_size=group_size)
+    if isinstance(conv, str):
+        conv = partial(layer_kind(conv, "conv").conv, opts=opts)
+    if isinstance(linear, str):
+        linear = partial(layer_kind(linear, "linear").linear, opts=opts)
+    if isinstance(activation, str):
+        kind = activation_kind(activation)
+        group = kind.group_size(opts)
+        bad = [w for w in (*channels, *head_widths) if group < 1 or w < 1 or w % group]
         if bad:
-            raise ValueError(
+            raise InputError(
                 f"lipschitz_convnet: channels and head widths must be positive multiples of "
-                f"group_size {group_size} (GroupSort sorts within groups); got {bad}"
+                f"group_size {group} ({activation} sorts within groups); got {bad}"
             )
-        activation = lambda _: GroupSort(group_size)  # noqa: E731
-    layers: list[nn.Module] = []
-    prev, size = in_channels, image_size
-    for c in channels:
-        for _ in range(blocks_per_stage):
-            layers += [conv(prev, c), activation(c)]
-            prev = c
-        layers.append(InvertibleDownsample(2))
-        prev, size = prev * 4, size // 2
-    layers.append(nn.Flatten())
-    feat = prev * size * size
-    for w in head_widths:
-        layers += [linear(feat, w), activation(w)]
-        feat = w
-    layers.append(linear(feat, out_features))
-    return nn.Sequential(*layers)
+        activation = partial(kind.make, opts=opts)
+    return convnet(
+        (in_channels, image_size, image_size),
+        channels,
+        out_features,
+        conv=conv,
+        linear=linear,
+        activation=activation,
+        blocks_per_stage=blocks_per_stage,
+        head_widths=head_widths,
+    )
 
 
 def aol_convnet(

@@ -23,7 +23,7 @@ then :data:`LIBRARY_DEFAULTS`. The checks of sizes against the input shape live 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
@@ -238,7 +238,7 @@ def build(spec: NetworkSpec, input_shape: Sequence[int], out_features: int) -> n
         Traceback (most recent call last):
             ...
         wgan_lip.errors.InputError: a convnet of 2 stages halves the image side 2 times; \
-6x6 is not divisible by 4: use fewer stages (channels) or pad the images
+6x6 is not divisible by 2**2: use fewer stages (channels) or pad the images
     """
     spec = spec.over(LIBRARY_DEFAULTS)
     shape = tuple(int(s) for s in input_shape)
@@ -264,11 +264,20 @@ def build(spec: NetworkSpec, input_shape: Sequence[int], out_features: int) -> n
             "use kind mlp"
         )
     _check_groups((*spec.channels, *spec.widths), group, spec.activation, "channels and widths")
-    if spec.kind == "convnet":
-        layers, feat = _convnet_body(spec, shape, opts, act)
-    else:
-        layers, feat = _dcgan_body(spec, shape, opts, act)
     linear = layer_kind(spec.linear, "linear").linear
+    if spec.kind == "convnet":
+        conv = layer_kind(spec.conv, "conv").conv
+        return convnet(
+            shape,
+            spec.channels,
+            out_features,
+            conv=lambda i, o: conv(i, o, opts),
+            linear=lambda i, o: linear(i, o, opts),
+            activation=lambda w: act.make(w, opts),
+            blocks_per_stage=spec.blocks_per_stage,
+            head_widths=spec.widths,
+        )
+    layers, feat = _dcgan_body(spec, shape, opts, act)
     layers.append(nn.Flatten())
     for w in spec.widths:
         layers += [linear(feat, w, opts), act.make(w, opts)]
@@ -277,24 +286,71 @@ def build(spec: NetworkSpec, input_shape: Sequence[int], out_features: int) -> n
     return nn.Sequential(*layers)
 
 
-def _convnet_body(spec, shape, opts, act) -> tuple[list[nn.Module], int]:
-    c, h, w = shape
-    stages = len(spec.channels)
+def convnet(
+    input_shape: Sequence[int],
+    channels: Sequence[int],
+    out_features: int,
+    *,
+    conv: Callable[[int, int], nn.Module],
+    linear: Callable[[int, int], nn.Module],
+    activation: Callable[[int], nn.Module],
+    blocks_per_stage: int = 1,
+    head_widths: Sequence[int] = (),
+) -> nn.Sequential:
+    """The ``convnet`` of :func:`build`, from layer factories rather than registered names.
+
+    Per stage, ``blocks_per_stage`` x (``conv(in, out)`` + ``activation(out)``) at the input
+    size, then a 2x :class:`~wgan_lip.layers.InvertibleDownsample`; then ``Flatten``,
+    ``linear`` + ``activation`` per head width and a ``linear`` head. It certifies nothing by
+    itself: the network is 1-Lipschitz when its layers are.
+
+    Args:
+        input_shape: one image ``(C, H, W)``; ``H`` and ``W`` divisible by
+            ``2 ** len(channels)``.
+        channels: the convolutions' output channels, one entry per stage.
+        out_features: the output size.
+        conv: ``conv(in_channels, out_channels)``, a convolution that keeps the image size.
+        linear: ``linear(in_features, out_features)``.
+        activation: ``activation(width_or_channels)``.
+        blocks_per_stage: convolution + activation blocks per stage.
+        head_widths: the hidden widths after ``Flatten``.
+
+    Returns:
+        An ``nn.Sequential`` from ``(n, C, H, W)`` to ``(n, out_features)``.
+
+    Raises:
+        InputError: an image side not divisible by ``2 ** len(channels)``.
+
+    Example:
+        >>> from torch import nn
+        >>> from wgan_lip.networks import convnet
+        >>> net = convnet((1, 4, 4), (2,), 3, conv=lambda i, o: nn.Conv2d(i, o, 3, padding=1),
+        ...               linear=nn.Linear, activation=lambda w: nn.ReLU())
+        >>> net[-1]
+        Linear(in_features=32, out_features=3, bias=True)
+    """
+    c, h, w = (int(s) for s in input_shape)
+    stages = len(channels)
     if h % 2**stages or w % 2**stages:
         raise InputError(
             f"a convnet of {stages} stages halves the image side {stages} times; {h}x{w} is "
-            f"not divisible by {2**stages}: use fewer stages (channels) or pad the images"
+            f"not divisible by 2**{stages}: use fewer stages (channels) or pad the images"
         )
-    conv = layer_kind(spec.conv, "conv").conv
     layers: list[nn.Module] = []
     prev = c
-    for out in spec.channels:
-        for _ in range(spec.blocks_per_stage):
-            layers += [conv(prev, out, opts), act.make(out, opts)]
+    for out in channels:
+        for _ in range(blocks_per_stage):
+            layers += [conv(prev, out), activation(out)]
             prev = out
         layers.append(InvertibleDownsample(2))
         prev, h, w = prev * 4, h // 2, w // 2
-    return layers, prev * h * w
+    layers.append(nn.Flatten())
+    feat = prev * h * w
+    for width in head_widths:
+        layers += [linear(feat, width), activation(width)]
+        feat = width
+    layers.append(linear(feat, out_features))
+    return nn.Sequential(*layers)
 
 
 def _dcgan_body(spec, shape, opts, act) -> tuple[list[nn.Module], int]:

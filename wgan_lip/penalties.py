@@ -47,7 +47,7 @@ def gradient_penalty(
     critic: nn.Module,
     real: torch.Tensor,
     fake: torch.Tensor,
-    weight: float = 10.0,
+    weight: float,
     *,
     one_sided: bool = False,
 ) -> torch.Tensor:
@@ -76,7 +76,7 @@ def gradient_penalty(
         >>> with torch.no_grad():
         ...     _ = critic.weight.copy_(torch.tensor([[2.0, 0.0, 0.0]]))  # gradient norm 2
         >>> real, fake = torch.randn(8, 3), torch.randn(8, 3)
-        >>> gradient_penalty(critic, real, fake).item()  # 10 * (2 - 1)^2
+        >>> gradient_penalty(critic, real, fake, 10.0).item()  # 10 * (2 - 1)^2
         10.0
         >>> gp = gradient_penalty(critic, real, fake, weight=1.0, one_sided=True)
         >>> gp.backward(); critic.weight.grad.shape
@@ -91,7 +91,7 @@ def gradient_penalty(
 
 
 @torch.no_grad()
-def clip_weights(module: nn.Module, value: float = 0.01) -> None:
+def clip_weights(module: nn.Module, value: float) -> None:
     """Clamp every parameter of ``module`` to ``[-value, value]`` (WGAN weight clipping).
 
     In place and without autograd; biases are clipped too.

@@ -91,7 +91,7 @@ def test_gradient_penalty_is_per_sample():
     one_sided = gradient_penalty(critic, x, x.clone(), weight=10.0, one_sided=True)
     torch.testing.assert_close(one_sided, expected)  # norms 5, 1, 2: none below 1 counts
     y = x * 0.1  # norms 0.5, 0.1, 0.2: below 1, so the one-sided penalty vanishes
-    assert float(gradient_penalty(critic, y, y.clone(), one_sided=True)) == 0.0
+    assert float(gradient_penalty(critic, y, y.clone(), 10.0, one_sided=True)) == 0.0
 
 
 def test_nan_loss_stops_training_naming_the_step():

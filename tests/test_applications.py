@@ -409,7 +409,12 @@ class FrobeniusLinear(ConstrainedLinear):
 
 @pytest.fixture
 def new_layer(monkeypatch):
-    kind = LayerKind("frobenius", linear=lambda i, o, opts: FrobeniusLinear(i, o, opts.bias))
+    kind = LayerKind(
+        "frobenius",
+        linear=lambda i, o, opts: FrobeniusLinear(i, o, opts.bias),
+        certified=True,
+        options=frozenset({"bias"}),
+    )
     monkeypatch.setitem(LAYERS, "frobenius", kind)
     return "frobenius"
 

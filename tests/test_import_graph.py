@@ -75,9 +75,12 @@ def _imports(path: Path, module: str) -> set[str]:
             if target is not None:
                 for alias in node.names:  # `from . import x` may name a submodule
                     sub = ".".join([*target, alias.name])
-                    found.add(sub if (PACKAGE / Path(*sub.split("."))).exists()
-                              or (PACKAGE / (sub.replace(".", "/") + ".py")).exists()
-                              else ".".join(target))  # fmt: skip
+                    found.add(
+                        sub
+                        if (PACKAGE / Path(*sub.split("."))).exists()
+                        or (PACKAGE / (sub.replace(".", "/") + ".py")).exists()
+                        else ".".join(target)
+                    )
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("wgan_lip."):
@@ -107,7 +110,7 @@ def test_the_graph_has_no_cycle():
             if nxt not in graph:
                 continue
             if state.get(nxt) == 1:
-                cycle = path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt]
+                cycle = [*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 walk(nxt, [*path, nxt])

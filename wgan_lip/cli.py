@@ -312,13 +312,9 @@ def _network_option(args: argparse.Namespace, critic: str) -> dict | None:
             "--network, --linear, --conv and --activation choose a single "
             "critic's layers: add --critic groupsort (or bcop, gp, ...)"
         )
-    from .constraints import get_constraint
-    from .networks import NetworkSpec
-    from .w1.names import SINGLE_CRITICS
+    from .w1.critics import check_critic_network
 
-    constraint, architecture = SINGLE_CRITICS[critic]
-    spec = NetworkSpec.of(network)
-    get_constraint(constraint).critic_network(spec, (1, 8, 8) if architecture == "conv" else (2,))
+    check_critic_network(critic, network)
     return network
 
 

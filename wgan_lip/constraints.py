@@ -160,12 +160,13 @@ class Constraint:
             >>> get_constraint("gp").critic_network({"linear": "aol"}, (3,)).activation
             'relu'
         """
-        from .networks import LIBRARY_DEFAULTS, NetworkSpec
+        from .networks import LIBRARY_DEFAULTS, NetworkSpec, check_fields
 
         spec = NetworkSpec.of(spec)
         kind = spec.kind or ("mlp" if len(input_shape) != 3 else self.image_kind)
         job = (sizes or {}).get(kind)
         full = replace(spec, kind=kind).over(job, self.network(kind), LIBRARY_DEFAULTS)
+        check_fields(spec, full)
         self.admits(full)
         return full
 
@@ -228,7 +229,7 @@ class Hard(Constraint):
         Traceback (most recent call last):
             ...
         wgan_lip.errors.InputError: the hard constraint certifies only layers that are
-        1-Lipschitz by construction; plain is not: use one of aol, bcop, bjorck, cayley, sll
+        1-Lipschitz by construction; plain is not: use one of the linear layers aol, bjorck, sll
     """
 
     name, certified = "hard", True
@@ -245,16 +246,9 @@ class Hard(Constraint):
         return NetworkSpec(linear="bjorck", conv="bcop", activation="groupsort")
 
     def admits(self, spec):
-        from .layers.registry import LAYERS
+        from .networks import require_certified
 
-        used = [spec.linear] + ([spec.conv] if spec.kind != "mlp" else [])
-        bad = sorted({n for n in used if n in LAYERS and not LAYERS[n].certified})
-        if bad:
-            certified = ", ".join(sorted(n for n, k in LAYERS.items() if k.certified))
-            raise InputError(
-                f"the hard constraint certifies only layers that are 1-Lipschitz by "
-                f"construction; {', '.join(bad)} is not: use one of {certified}"
-            )
+        require_certified(spec, "the hard constraint")
 
 
 class GradientPenalty(Constraint):

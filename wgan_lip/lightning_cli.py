@@ -474,7 +474,9 @@ def _input_error_inside(e: BaseException) -> InputError | None:
         if isinstance(e, InputError):
             return e
         seen.add(id(e))
-        e = e.__cause__ or e.__context__
+        # an explicit cause, or the error being handled when this one was raised (unless
+        # the raise suppressed it: `from None` means it is not the story)
+        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
     return None
 
 

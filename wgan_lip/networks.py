@@ -110,6 +110,17 @@ class NetworkSpec:
                 object.__setattr__(self, name, _positive_ints([value], name)[0])
         if self.padding is not None and self.padding not in ("circular", "zeros"):
             raise InputError(f"padding must be circular or zeros, got {self.padding!r}")
+        for name in ("linear", "conv", "activation"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InputError(f"{name} must be a registered name, got {value!r}")
+        if self.bias is not None and not isinstance(self.bias, bool):
+            raise InputError(f"bias must be true or false, got {self.bias!r}")
+        slope = self.negative_slope
+        if slope is not None and (
+            isinstance(slope, bool) or not isinstance(slope, (int, float)) or not 0 <= slope <= 1
+        ):
+            raise InputError(f"negative_slope must be a number in [0, 1], got {slope!r}")
 
     @classmethod
     def of(cls, value: NetworkSpec | Mapping[str, Any] | None) -> NetworkSpec:
@@ -200,10 +211,132 @@ LIBRARY_DEFAULTS = NetworkSpec(
     group_size=2,
     negative_slope=0.2,
     bias=True,
-    padding="circular",
 )
 """What :func:`build` uses for a field no other default sets: a certified Björck/BCOP +
-GroupSort network."""
+GroupSort network (``padding`` stays unset: each convolution's own default)."""
+
+
+def used_fields(spec: NetworkSpec) -> frozenset[str]:
+    """The fields of a complete ``spec`` that its network reads.
+
+    The kind's own (an ``mlp`` has no convolutions; a ``dcgan`` fixes its kernels and
+    padding), and the options its layers and activation read (``kernel_size`` and
+    ``padding`` only where a convolution is).
+
+    Args:
+        spec: a complete spec (every field the network needs set).
+
+    Returns:
+        The names of the fields the network uses.
+
+    Raises:
+        InputError: an unknown layer or activation name.
+
+    Example:
+        >>> from wgan_lip.networks import LIBRARY_DEFAULTS, NetworkSpec, used_fields
+        >>> sorted(used_fields(NetworkSpec("mlp", activation="relu").over(LIBRARY_DEFAULTS)))
+        ['activation', 'bias', 'kind', 'linear', 'widths']
+    """
+    used = {"kind", "widths", "linear", "activation"}
+    used |= layer_kind(spec.linear, "linear").options - {"kernel_size", "padding"}
+    used |= activation_kind(spec.activation).options
+    if spec.kind != "mlp":
+        used |= {"channels", "conv"} | layer_kind(spec.conv, "conv").options
+    if spec.kind == "convnet":
+        used.add("blocks_per_stage")
+    if spec.kind == "dcgan":  # kernels 4, 4, ..., 3 with padding 1
+        used -= {"kernel_size", "padding"}
+    return frozenset(used)
+
+
+def only_used(spec: NetworkSpec) -> NetworkSpec:
+    """``spec`` with the fields its network does not read unset: what a checkpoint keeps.
+
+    Args:
+        spec: a complete spec.
+
+    Returns:
+        The spec without the fields :func:`used_fields` leaves out.
+
+    Example:
+        >>> from wgan_lip.networks import LIBRARY_DEFAULTS, NetworkSpec, only_used
+        >>> only_used(NetworkSpec("mlp", activation="relu").over(LIBRARY_DEFAULTS)).as_dict()
+        {'kind': 'mlp', 'widths': [128, 128, 128], 'linear': 'bjorck', 'activation': 'relu', \
+'bias': True}
+    """
+    used = used_fields(spec)
+    return replace(spec, **{f: None for f in SPEC_FIELDS if f not in used})
+
+
+def check_fields(given: NetworkSpec | Mapping[str, Any] | None, complete: NetworkSpec) -> None:
+    """Refuse a field the user set that the network of ``complete`` does not read.
+
+    A kernel size on an MLP, a group size with ReLU, a padding on a Cayley convolution would
+    otherwise be ignored without a word.
+
+    Args:
+        given: the user's spec (only its set fields are checked).
+        complete: the complete spec the network is built from.
+
+    Raises:
+        InputError: the unused fields, named, with the network they do not fit.
+
+    Example:
+        >>> from wgan_lip.networks import LIBRARY_DEFAULTS, NetworkSpec, check_fields
+        >>> user = NetworkSpec(kernel_size=5)
+        >>> check_fields(user, user.over(LIBRARY_DEFAULTS))
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: network: kernel_size is not used by an mlp of bjorck \
+layers and groupsort; remove it
+    """
+    given = NetworkSpec.of(given)
+    unused = [f for f in SPEC_FIELDS if getattr(given, f) is not None]
+    unused = [f for f in unused if f not in used_fields(complete)]
+    if unused:
+        layers = complete.linear if complete.kind == "mlp" else f"{complete.conv}/{complete.linear}"
+        raise InputError(
+            f"network: {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by "
+            f"an {complete.kind} of {layers} layers and {complete.activation}; remove it"
+        )
+
+
+def require_certified(spec: NetworkSpec, who: str) -> None:
+    """Refuse a complete ``spec`` whose network is not 1-Lipschitz by construction.
+
+    Args:
+        spec: a complete spec.
+        who: the job that certifies, for the message (``"the hard constraint"``...).
+
+    Raises:
+        InputError: an uncertified layer (naming the certified ones of its role), or the
+            ``dcgan`` kind (its strided convolutions are not certified layers).
+
+    Example:
+        >>> from wgan_lip.networks import LIBRARY_DEFAULTS, NetworkSpec, require_certified
+        >>> require_certified(NetworkSpec(linear="plain").over(LIBRARY_DEFAULTS), "a critic")
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: a critic certifies only layers that are 1-Lipschitz by \
+construction; plain is not: use one of the linear layers aol, bjorck, sll
+    """
+    from .layers.registry import LAYERS
+
+    if spec.kind == "dcgan":
+        raise InputError(
+            f"{who} has no dcgan network (its strided convolutions are not 1-Lipschitz by "
+            "construction): use kind convnet"
+        )
+    roles = ([("conv", spec.conv)] if spec.kind != "mlp" else []) + [("linear", spec.linear)]
+    for role, name in roles:
+        if not layer_kind(name, role).certified:
+            choices = sorted(
+                n for n, k in LAYERS.items() if k.certified and getattr(k, role) is not None
+            )
+            raise InputError(
+                f"{who} certifies only layers that are 1-Lipschitz by construction; {name} is "
+                f"not: use one of the {role} layers {', '.join(choices)}"
+            )
 
 
 def build(spec: NetworkSpec, input_shape: Sequence[int], out_features: int) -> nn.Sequential:

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..models import dcgan_generator, mlp_generator
-from ..networks import NetworkSpec
+from ..networks import LIBRARY_DEFAULTS, NetworkSpec, only_used, used_fields
 from ..options import dataclass_of
 from .critics import GAN_SIZES, build_gan_critic
 from .refine import DEFAULT_REFINE_LR
@@ -124,7 +124,7 @@ conv, activation, group_size, ...)
 
             shape = tuple(int(s) for s in data_shape)
             full = get_constraint(constraint).critic_network(self.critic, shape, GAN_SIZES)
-            spec = replace(spec, critic=full)
+            spec = replace(spec, critic=only_used(full))
         return spec
 
     def build_critic(self, constraint: str, data_shape: Sequence[int]) -> nn.Module:
@@ -381,7 +381,7 @@ def migrate_critic(
         >>> migrate_critic(old, "hard", (1, 8, 8))["critic"]
         {'kind': 'convnet', 'widths': [16], 'channels': [4, 8], 'group_size': 2}
         >>> migrate_critic({"critic_base_channels": 8}, "gp", (1, 8, 8))["critic"]
-        {'kind': 'dcgan', 'channels': [8, 16, 32], 'group_size': 2}
+        {'kind': 'dcgan', 'channels': [8, 16, 32]}
     """
     from ..constraints import get_constraint
 
@@ -406,6 +406,11 @@ def migrate_critic(
         b = int(old.get("critic_base_channels", 64))
         spec = {"kind": kind, "channels": [b, 2 * b, 4 * b]}
     spec["group_size"] = int(old.get("group_size", 2))
+    # keep only what that network reads (the older layout's group size meant nothing to a
+    # ReLU baseline critic): the current check refuses fields a network does not use
+    c = get_constraint(constraint)
+    full = NetworkSpec.of(spec).over(c.network(kind), LIBRARY_DEFAULTS)
+    spec = {k: v for k, v in spec.items() if k in used_fields(full)}
     nested = out.get("critic")
     out["critic"] = {**spec, **NetworkSpec.of(nested).as_dict()} if nested else spec
     return out

@@ -101,8 +101,11 @@ def build_gan_critic(
     """
     c = get_constraint(constraint)
     shape = tuple(int(s) for s in data_shape)
-    if len(shape) not in (1, 3):
-        raise InputError(f"WGAN data must be vectors (d,) or images (C, H, W), got {shape}")
+    if len(shape) not in (1, 3) or (len(shape) == 3 and shape[1] != shape[2]):
+        # the generators make square images
+        raise InputError(
+            f"WGAN data must be vectors (d,) or images (C, H, W) with H = W, got {shape}"
+        )
     spec = c.critic_network(network, shape, GAN_SIZES)
     flatten = spec.kind == "mlp"
     net = build(spec, (math.prod(shape),) if flatten else shape, 1)

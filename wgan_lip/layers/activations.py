@@ -151,6 +151,7 @@ register_activation(
         lambda w, opts: GroupSort(opts.group_size),
         group_size=lambda opts: opts.group_size,
         norm_preserving=True,
+        options=frozenset({"group_size"}),
         summary="sort within groups of group_size units",
     )
 )

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..errors import InputError
 from ._checks import check_float_input, check_positive_int
 from ._gram import abs_row_sums, conv_gram, dense_gram, schur_bound
 from ._linear import ConstrainedLinear
@@ -183,9 +184,11 @@ class AOLConv2d(nn.Conv2d):
         ):
             check_positive_int(value, name, "AOLConv2d")
         if kernel_size % 2 != 1:
-            raise ValueError(f"AOLConv2d needs an odd kernel_size, got {kernel_size}")
+            raise InputError(
+                f"AOLConv2d needs an odd kernel_size (same padding), got {kernel_size}"
+            )
         if padding_mode not in ("zeros", "circular"):
-            raise ValueError(
+            raise InputError(
                 f"AOLConv2d: padding_mode must be 'zeros' or 'circular', got {padding_mode!r} "
                 "(reflect/replicate padding duplicates pixels: no 1-Lipschitz guarantee)"
             )
@@ -238,7 +241,11 @@ register_layer(
     LayerKind(
         "aol",
         linear=lambda i, o, opts: AOLLinear(i, o, bias=opts.bias),
-        conv=lambda i, o, opts: AOLConv2d(i, o, opts.kernel_size, bias=opts.bias),
+        conv=lambda i, o, opts: AOLConv2d(
+            i, o, opts.kernel_size, bias=opts.bias, padding_mode=opts.padding or "zeros"
+        ),
+        certified=True,
+        options=frozenset({"kernel_size", "bias", "padding"}),
         summary="almost-orthogonal layers (AOL): rescaled, 1-Lipschitz without iterations",
     )
 )

@@ -330,6 +330,8 @@ register_layer(
     LayerKind(
         "cayley",
         conv=lambda i, o, opts: CayleyConv2d(i, o, opts.kernel_size, bias=opts.bias),
+        certified=True,
+        options=frozenset({"kernel_size", "bias"}),
         summary="orthogonal circular convolution by the Cayley transform per frequency",
     )
 )

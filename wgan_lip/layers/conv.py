@@ -477,8 +477,15 @@ register_layer(
     LayerKind(
         "bcop",
         conv=lambda i, o, opts: BCOPConv2d(
-            i, o, opts.kernel_size, bias=opts.bias, padding=opts.padding, config=opts.bjorck
+            i,
+            o,
+            opts.kernel_size,
+            bias=opts.bias,
+            padding=opts.padding or "circular",
+            config=opts.bjorck,
         ),
+        certified=True,
+        options=frozenset({"kernel_size", "bias", "padding"}),
         summary="orthogonal convolution by block convolutions of orthogonal parts (BCOP)",
     )
 )

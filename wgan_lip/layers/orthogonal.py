@@ -458,6 +458,8 @@ register_layer(
     LayerKind(
         "bjorck",
         linear=lambda i, o, opts: BjorckLinear(i, o, bias=opts.bias, config=opts.bjorck),
+        certified=True,
+        options=frozenset({"bias"}),
         summary="orthonormal dense layer (Björck), gradient-norm preserving",
     )
 )

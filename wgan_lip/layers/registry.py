@@ -31,8 +31,9 @@ class LayerOptions:
     Attributes:
         kernel_size: side of a convolution's kernel.
         bias: learn a bias in the layers that have one.
-        padding: ``"circular"`` or ``"zeros"`` for the convolutions that choose (BCOP).
-        stride: a strided convolution's stride (the ``strided`` network kind only).
+        padding: ``"circular"`` or ``"zeros"`` for the convolutions that choose (BCOP, AOL);
+            None: each layer's own default (circular for BCOP, zeros for AOL).
+        stride: a strided convolution's stride (the ``dcgan`` network kind).
         group_size: GroupSort's group size.
         negative_slope: LeakyReLU's slope.
         bjorck: Björck options of the orthonormalized layers (None: their defaults).
@@ -45,7 +46,7 @@ class LayerOptions:
 
     kernel_size: int = 3
     bias: bool = True
-    padding: str = "circular"
+    padding: str | None = None
     stride: int = 1
     group_size: int = 2
     negative_slope: float = 0.2
@@ -65,8 +66,11 @@ class LayerKind:
         linear: ``linear(in_features, out_features, opts)``, or None when it has no dense form.
         conv: ``conv(in_channels, out_channels, opts)`` for a convolution that keeps the
             image size, or None when it has no convolution form.
-        certified: 1-Lipschitz for every value of its parameters.
-        strided: its convolution honours ``opts.stride`` (the ``strided`` network kind).
+        certified: 1-Lipschitz for every value of its parameters (say so: False by default,
+            and a constraint that certifies admits only certified layers).
+        strided: its convolution honours ``opts.stride`` (the ``dcgan`` network kind).
+        options: the :class:`LayerOptions` its factories read (``kernel_size``, ``padding``:
+            the convolution only); a spec that sets another is refused by name.
         summary: one line for ``--help`` and the docs.
 
     Example:
@@ -79,8 +83,9 @@ class LayerKind:
     name: str
     linear: LayerFactory | None = None
     conv: LayerFactory | None = None
-    certified: bool = True
+    certified: bool = False
     strided: bool = False
+    options: frozenset[str] = frozenset()
     summary: str = ""
 
 
@@ -94,6 +99,7 @@ class ActivationKind:
         group_size: the units it sorts together: a callable of the options (``"groupsort"``:
             ``opts.group_size``), 1 when units are independent; widths must be multiples.
         norm_preserving: its Jacobian is a permutation (sorts), not only 1-Lipschitz.
+        options: the :class:`LayerOptions` it reads (``group_size``, ``negative_slope``).
         summary: one line for ``--help`` and the docs.
 
     Example:
@@ -107,6 +113,7 @@ class ActivationKind:
     make: ActivationFactory
     group_size: Callable[[LayerOptions], int] = lambda opts: 1
     norm_preserving: bool = False
+    options: frozenset[str] = frozenset()
     summary: str = ""
 
 
@@ -129,8 +136,7 @@ def register_layer(kind: LayerKind) -> LayerKind:
     Example:
         >>> from torch import nn
         >>> from wgan_lip.layers.registry import LAYERS, LayerKind, register_layer
-        >>> _ = register_layer(LayerKind("doc_plain", linear=lambda i, o, opts: nn.Linear(i, o),
-        ...                              certified=False))
+        >>> _ = register_layer(LayerKind("doc_plain", linear=lambda i, o, opts: nn.Linear(i, o)))
         >>> LAYERS.pop("doc_plain").certified
         False
     """
@@ -259,8 +265,8 @@ register_layer(
         "plain",
         linear=_plain_linear,
         conv=_plain_conv,
-        certified=False,
         strided=True,
+        options=frozenset({"kernel_size", "bias"}),
         summary="torch's nn.Linear / nn.Conv2d, unconstrained (the penalty and clipping baselines)",
     )
 )
@@ -269,6 +275,7 @@ register_activation(
     ActivationKind(
         "leaky_relu",
         _leaky_relu,
+        options=frozenset({"negative_slope"}),
         summary="LeakyReLU of negative_slope (the DCGAN critics)",
     )
 )

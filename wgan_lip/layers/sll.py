@@ -424,6 +424,8 @@ register_layer(
         "sll",
         linear=_sll_linear,
         conv=_sll_conv,
+        certified=True,
+        options=frozenset({"kernel_size"}),
         summary="residual SDP-based Lipschitz layers (SLL); AOL where the width changes",
     )
 )

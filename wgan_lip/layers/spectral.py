@@ -194,7 +194,9 @@ class SpectralConv2d(nn.Conv2d):
         ):
             check_positive_int(value, name, "SpectralConv2d")
         if kernel_size % 2 != 1:
-            raise ValueError(f"SpectralConv2d needs an odd kernel_size, got {kernel_size}")
+            raise InputError(
+                f"SpectralConv2d needs an odd kernel_size (same padding), got {kernel_size}"
+            )
         _check_power_iterations(n_power_iterations, "SpectralConv2d")
         super().__init__(
             in_channels,
@@ -282,6 +284,7 @@ register_layer(
         linear=lambda i, o, opts: SpectralLinear(i, o, bias=opts.bias),
         conv=lambda i, o, opts: SpectralConv2d(i, o, opts.kernel_size, bias=opts.bias),
         certified=False,
+        options=frozenset({"kernel_size", "bias"}),
         summary="divided by a power-iteration estimate of the spectral norm (not a certificate)",
     )
 )
@@ -299,6 +302,7 @@ register_layer(
         conv=_sn_kernel_conv,
         certified=False,
         strided=True,
+        options=frozenset({"kernel_size", "bias"}),
         summary="SN-GAN: the reshaped kernel divided by its estimated norm (not a certificate)",
     )
 )

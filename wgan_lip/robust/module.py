@@ -31,8 +31,15 @@ from lightning.pytorch.callbacks import Timer
 from ..checkpoints import peek_checkpoint
 from ..errors import InputError
 from ..layers import lipschitz_bound
-from ..layers.registry import LAYERS
-from ..networks import LIBRARY_DEFAULTS, NetworkSpec, build
+from ..networks import (
+    LIBRARY_DEFAULTS,
+    NetworkSpec,
+    build,
+    check_fields,
+    only_used,
+    require_certified,
+    used_fields,
+)
 from ..options import dataclass_of
 from .margins import hkr_loss, is_certified, linf_to_l2, multiclass_hinge, tempered_cross_entropy
 
@@ -190,7 +197,11 @@ def migrate_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
             net.pop("channels"), net.pop("blocks_per_stage")
         else:  # the convnets of those versions: GroupSort of group_size, whatever activation
             net["activation"] = "groupsort"
-        out["network"] = {**net, **dict(out.get("network") or {})}
+        net = {**net, **dict(out.get("network") or {})}
+        # only what that network reads (fc3 with MaxMin did not read group_size): the
+        # current check refuses fields a network does not use
+        full = NetworkSpec.of(net).over(PRESETS.get(arch, PRESETS["fc3"]), LIBRARY_DEFAULTS)
+        out["network"] = {k: v for k, v in net.items() if k in used_fields(full)}
     for name, keys in (("objective", {k: k for k in _OLD_OBJECTIVE}), ("eval_radii", _OLD_EVAL)):
         moved = {new: flat[k] for k, new in keys.items() if k in flat}
         if moved:
@@ -222,22 +233,16 @@ def classifier_network(architecture: str, network: NetworkSpec | Mapping | None)
         >>> classifier_network("fc3", {"linear": "plain"})
         Traceback (most recent call last):
             ...
-        wgan_lip.errors.InputError: a certified classifier needs layers that are \
-1-Lipschitz by construction; plain is not: use one of aol, bcop, bjorck, cayley, sll
+        wgan_lip.errors.InputError: a certified classifier certifies only layers that are \
+1-Lipschitz by construction; plain is not: use one of the linear layers aol, bjorck, sll
     """
     if architecture not in PRESETS:
         raise InputError(
             f"unknown architecture {architecture!r}; use one of {', '.join(ARCHITECTURES)}"
         )
     spec = NetworkSpec.of(network).over(PRESETS[architecture], LIBRARY_DEFAULTS)
-    used = [spec.linear] + ([spec.conv] if spec.kind != "mlp" else [])
-    bad = sorted({n for n in used if n in LAYERS and not LAYERS[n].certified})
-    if bad:
-        ok = ", ".join(sorted(n for n, k in LAYERS.items() if k.certified))
-        raise InputError(
-            "a certified classifier needs layers that are 1-Lipschitz by construction; "
-            f"{', '.join(bad)} is not: use one of {ok}"
-        )
+    check_fields(network, spec)
+    require_certified(spec, "a certified classifier")
     return spec
 
 
@@ -311,7 +316,7 @@ class LipschitzClassifier(L.LightningModule):
         self.save_hyperparameters()
         # plain values in checkpoints; the network complete, so that it never depends on
         # the presets or the library's defaults of a later version
-        self.hparams.network = self.network.as_dict()
+        self.hparams.network = only_used(self.network).as_dict()
         self.hparams.objective = _plain(self.objective)
         self.hparams.eval_radii = _plain(self.eval_radii)
         self.net: torch.nn.Module | None = None

@@ -245,7 +245,7 @@ def dual_stats(
     Example:
         >>> import torch
         >>> from wgan_lip.w1 import build_critic, dual_stats
-        >>> critic = build_critic("groupsort", (2,), widths=(8,))
+        >>> critic = build_critic("groupsort", (2,), {"widths": (8,)})
         >>> stats = dual_stats(critic, torch.randn(30, 2), torch.randn(20, 2))
         >>> stats.n_p, stats.n_q
         (30, 20)
@@ -276,7 +276,7 @@ def chunk_stats(
         >>> from wgan_lip.w1 import build_critic
         >>> from wgan_lip.w1.data import SideChunks
         >>> from wgan_lip.w1.estimate import chunk_stats
-        >>> critic = build_critic("groupsort", (2,), widths=(8,))
+        >>> critic = build_critic("groupsort", (2,), {"widths": (8,)})
         >>> stats = chunk_stats(critic, SideChunks(torch.randn(30, 2), torch.randn(20, 2), 8))
         >>> stats.n_p, stats.n_q
         (30, 20)
@@ -309,7 +309,7 @@ def chunk_scores(
         >>> from wgan_lip.w1 import build_critic
         >>> from wgan_lip.w1.data import SideChunks
         >>> from wgan_lip.w1.estimate import chunk_scores
-        >>> critic = build_critic("groupsort", (2,), widths=(8,))
+        >>> critic = build_critic("groupsort", (2,), {"widths": (8,)})
         >>> sp, sq = chunk_scores(critic, SideChunks(torch.randn(5, 2), torch.randn(3, 2), 2))
         >>> sp.shape, sq.shape, sp.dtype, critic.training
         (torch.Size([5]), torch.Size([3]), torch.float64, True)
@@ -739,17 +739,9 @@ def _train_options(
         for m in opts.members:
             parse_member(m)  # a bad name is refused before any data is read
     else:  # a layer the critic's constraint refuses is refused before any data is read
-        from ..constraints import get_constraint
-        from .names import SINGLE_CRITICS
+        from .critics import check_critic_network
 
-        constraint, architecture = SINGLE_CRITICS[spec.name]
-        shape = (1, 8, 8) if architecture == "conv" else (2,)
-        full = get_constraint(constraint).critic_network(opts.network, shape)
-        if full.kind == "mlp" and not full.widths:
-            raise InputError(
-                "network widths must name at least one hidden layer, got []; the linear "
-                "critic is the family's closed-form member (critic={'family': ['linear']})"
-            )
+        check_critic_network(spec.name, opts.network)
     return opts
 
 

@@ -20,8 +20,8 @@ from ..constraints import Constraint, get_constraint
 from ..critic import certifying_copy
 from ..errors import InputError
 from ..layers import lipschitz_bound
-from ..networks import NetworkSpec
-from .critics import build_critic
+from ..networks import NetworkSpec, only_used
+from .critics import build_critic, critic_spec
 from .data import NORMALIZATION_ROWS
 from .family import DEFAULT_FAMILY, CriticFamily
 from .loss import Z95, global_kr_dual
@@ -73,7 +73,7 @@ class W1Critic(L.LightningModule):
         self,
         critic: CriticName = "groupsort",
         input_shape: Sequence[int] | None = None,
-        network: NetworkSpec | Mapping | None = None,
+        network: NetworkSpec | None = None,
         family: Sequence[str] = DEFAULT_FAMILY,
         lr: float | None = None,
         penalty_weight: float | None = None,
@@ -139,9 +139,11 @@ class W1Critic(L.LightningModule):
         if h.critic == "family":
             self.critic = CriticFamily(input_shape, tuple(h.family))
         else:
-            self.critic = CriticFamily.of_one(
-                build_critic(h.critic, input_shape, network=self.network)
-            )
+            # the checkpoint keeps the complete network, so that it loads as the network it
+            # is whatever the defaults of the version that loads it
+            self.network = only_used(critic_spec(h.critic, input_shape, self.network))
+            h.network = only_used(self.network).as_dict()
+            self.critic = CriticFamily.of_one(build_critic(h.critic, input_shape, self.network))
         # closed-form members alone: no optimizer step (manual optimization that never
         # steps), so the run is one monitor check
         self.automatic_optimization = not self.closed_form_only
@@ -336,7 +338,7 @@ def migrate_hparams(hparams: Mapping) -> dict:
             network["channels"] = [int(c) for c in flat["channels"]]
     elif widths is not None:
         network["widths"] = [int(w) for w in widths]
-    if flat.get("group_size") is not None:
-        network["group_size"] = int(flat["group_size"])
+    if flat.get("group_size") is not None and out.get("critic") in ("groupsort", "bcop"):
+        network["group_size"] = int(flat["group_size"])  # the baselines' ReLU does not read it
     out["network"] = network or None
     return out

@@ -385,11 +385,13 @@ def build(spec: NetworkSpec, input_shape: Sequence[int], out_features: int) -> n
         _check_groups(spec.widths, group, spec.activation, "widths")
         linear = layer_kind(spec.linear, "linear").linear
         layers: list[nn.Module] = [nn.Flatten()] if len(shape) > 1 else []
-        prev = math.prod(shape)
-        for w in spec.widths:
-            layers += [linear(prev, w, opts), act.make(w, opts)]
-            prev = w
-        layers.append(linear(prev, out_features, opts))
+        layers += _dense_stack(
+            math.prod(shape),
+            spec.widths,
+            out_features,
+            lambda i, o: linear(i, o, opts),
+            lambda w: act.make(w, opts),
+        )
         return nn.Sequential(*layers)
     if len(shape) != 3:
         raise InputError(
@@ -412,10 +414,13 @@ def build(spec: NetworkSpec, input_shape: Sequence[int], out_features: int) -> n
         )
     layers, feat = _dcgan_body(spec, shape, opts, act)
     layers.append(nn.Flatten())
-    for w in spec.widths:
-        layers += [linear(feat, w, opts), act.make(w, opts)]
-        feat = w
-    layers.append(linear(feat, out_features, opts))
+    layers += _dense_stack(
+        feat,
+        spec.widths,
+        out_features,
+        lambda i, o: linear(i, o, opts),
+        lambda w: act.make(w, opts),
+    )
     return nn.Sequential(*layers)
 
 
@@ -478,12 +483,18 @@ def convnet(
         layers.append(InvertibleDownsample(2))
         prev, h, w = prev * 4, h // 2, w // 2
     layers.append(nn.Flatten())
-    feat = prev * h * w
-    for width in head_widths:
-        layers += [linear(feat, width), activation(width)]
-        feat = width
-    layers.append(linear(feat, out_features))
+    layers += _dense_stack(prev * h * w, head_widths, out_features, linear, activation)
     return nn.Sequential(*layers)
+
+
+def _dense_stack(features, widths, out_features, linear, activation) -> list[nn.Module]:
+    """``linear -> activation`` per width, then a ``linear`` head: every kind's dense part."""
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers += [linear(features, w), activation(w)]
+        features = w
+    layers.append(linear(features, out_features))
+    return layers
 
 
 def _dcgan_body(spec, shape, opts, act) -> tuple[list[nn.Module], int]:

@@ -138,8 +138,11 @@ class WGAN(L.LightningModule):
         s = self.optimization.settings(self.constraint)
         if s.n_critic < 1 or not s.lr > 0:
             raise InputError(f"n_critic and the learning rate must be positive, got {s}")
-        if self.constraint.name == "clip" and not s.clip_value > 0:
-            raise InputError(f"clip_value must be positive for the clip critic, got {s.clip_value}")
+        if self.constraint.defaults.clip_value > 0 and not s.clip_value > 0:  # a clipping one
+            raise InputError(
+                f"clip_value must be positive for the {self.constraint.name} critic, "
+                f"got {s.clip_value}"
+            )
         lr_g = self.optimization.generator_lr
         if lr_g is not None and not lr_g > 0:
             raise InputError(

@@ -691,14 +691,24 @@ def estimate_w1(
         if batch_size is None:
             fit_p, fit_q = dm.indices("fit")
             n_fit = max(len(fit_p), len(fit_q))
+            # convolutions cost per image: smaller batches of a convnet critic
             dm.batch_size = (
-                128 if opts.critic.name == "bcop" else (n_fit if n_fit <= FULL_BATCH_ROWS else 512)
+                128 if _is_convnet(opts, dm) else (n_fit if n_fit <= FULL_BATCH_ROWS else 512)
             )
         parts.append(_fit_fold(dm, opts))
         if parts[-1].stopped == "interrupted":
             break
     # 3. report
     return _report(dm, parts, opts, holdout, time.perf_counter() - start)
+
+
+def _is_convnet(opts: TrainOptions, dm) -> bool:
+    """Whether the single critic of ``opts`` convolves (its network is not an MLP)."""
+    if opts.critic.name == "family":
+        return False
+    from .critics import critic_spec
+
+    return critic_spec(opts.critic.name, dm.input_shape, opts.network).kind != "mlp"
 
 
 def _train_options(

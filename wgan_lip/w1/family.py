@@ -215,6 +215,16 @@ class MemberGroup(nn.Module):
     stacked: ClassVar[bool] = True
     keeps_best: bool = True
 
+    @classmethod
+    def group_key(cls, spec: MemberSpec) -> str:
+        """The group a member of this kind joins (members of one key share one group)."""
+        return spec.kind
+
+    @classmethod
+    def from_members(cls, dim: int, specs: Sequence[MemberSpec], cone_anchors: int) -> MemberGroup:
+        """The group of ``specs`` (members of one key) on ``dim`` input features."""
+        raise NotImplementedError
+
     def fit_closed_form(self, zp: torch.Tensor, zq: torch.Tensor, gen: torch.Generator) -> None:
         """Fit (or place) the group from float64 normalized fit rows (default: nothing)."""
 
@@ -251,6 +261,10 @@ class LinearCritic(MemberGroup):
     """
 
     closed_form, rank, stacked = True, 0, False
+
+    @classmethod
+    def from_members(cls, dim, specs, cone_anchors):
+        return cls(dim)
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -345,6 +359,10 @@ class TransportCritic(MemberGroup):
     """
 
     closed_form, rank, fit_order, stacked = True, 3, 2, False
+
+    @classmethod
+    def from_members(cls, dim, specs, cone_anchors):
+        return cls(dim)
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -469,6 +487,10 @@ class ConeStack(MemberGroup):
 
     rank, lr_factor, fit_order = 1, CONE_LR_FACTOR, 1
 
+    @classmethod
+    def from_members(cls, dim, specs, cone_anchors):
+        return cls([1.0 if m.name == "peaks" else -1.0 for m in specs], dim, cone_anchors)
+
     def __init__(self, signs: Sequence[float], dim: int, anchors: int) -> None:
         super().__init__()
         self.anchors = nn.Parameter(torch.zeros(len(signs), anchors, dim))
@@ -521,6 +543,14 @@ class MLPStack(MemberGroup):
         >>> scores.shape, same
         (torch.Size([2, 5]), True)
     """
+
+    @classmethod
+    def group_key(cls, spec):
+        return f"mlp{len(spec.widths)}x{spec.widths[0]}"  # one stack per width and depth
+
+    @classmethod
+    def from_members(cls, dim, specs, cone_anchors):
+        return cls(dim, specs[0].widths, specs)
 
     def __init__(self, dim: int, widths: Sequence[int], specs: Sequence[MemberSpec]) -> None:
         super().__init__()
@@ -592,6 +622,24 @@ class NetworkMember(MemberGroup):
 
     stacked = False
 
+    @classmethod
+    def group_key(cls, spec):
+        return spec.name.replace(":", "_")  # a network of its own
+
+    @classmethod
+    def from_members(cls, dim, specs, cone_anchors):
+        from ..constraints import get_constraint
+        from ..networks import NetworkSpec
+
+        (s,) = specs
+        spec = NetworkSpec(
+            "mlp", widths=s.widths, linear=s.layer, activation=s.activation, group_size=s.group_size
+        )
+        try:  # the hard constraint refuses a layer that is not 1-Lipschitz by construction
+            return cls(get_constraint("hard").build(spec, (dim,)))
+        except InputError as e:
+            raise InputError(f"family member {s.name!r}: {e}") from None
+
     def __init__(self, net: nn.Module, keeps_best: bool = True) -> None:
         super().__init__()
         self.net = net
@@ -632,44 +680,45 @@ def member_groups(dim: int, specs: Sequence[MemberSpec], cone_anchors: int) -> d
         >>> {k: names for k, (_, names) in member_groups(3, specs, 4).items()}
         {'cones': ['peaks', 'pits'], 'mlp2x8': ['mlp:8x2:maxmin']}
     """
-    from ..constraints import get_constraint
-    from ..networks import NetworkSpec
-
-    by_group: dict[str, list[MemberSpec]] = {}
+    by_group: dict[str, tuple[type[MemberGroup], list[MemberSpec]]] = {}
     for s in specs:
-        if s.kind in ("linear", "cones", "transport"):
-            key = s.kind
-        elif s.layer == "bjorck":
-            key = f"mlp{len(s.widths)}x{s.widths[0]}"
-        else:
-            key = s.name.replace(":", "_")
-        by_group.setdefault(key, []).append(s)
-    groups: dict[str, tuple] = {}
-    for key, group in by_group.items():
-        kind = group[0].kind
-        if kind == "linear":
-            g: MemberGroup = LinearCritic(dim)
-        elif kind == "transport":
-            g = TransportCritic(dim)
-        elif kind == "cones":
-            g = ConeStack([1.0 if s.name == "peaks" else -1.0 for s in group], dim, cone_anchors)
-        elif group[0].layer == "bjorck":
-            g = MLPStack(dim, group[0].widths, group)
-        else:
-            s = group[0]
-            spec = NetworkSpec(
-                "mlp",
-                widths=s.widths,
-                linear=s.layer,
-                activation=s.activation,
-                group_size=s.group_size,
-            )
-            try:
-                g = NetworkMember(get_constraint("hard").build(spec, (dim,)))
-            except InputError as e:
-                raise InputError(f"family member {s.name!r}: {e}") from None
-        groups[key] = (g, [s.name for s in group])
-    return groups
+        cls = member_class(s)
+        by_group.setdefault(cls.group_key(s), (cls, []))[1].append(s)
+    return {
+        key: (cls.from_members(dim, group, cone_anchors), [s.name for s in group])
+        for key, (cls, group) in by_group.items()
+    }
+
+
+def member_class(spec: MemberSpec) -> type[MemberGroup]:
+    """The :class:`MemberGroup` subclass that holds a member of ``spec``'s kind.
+
+    Args:
+        spec: a parsed member.
+
+    Returns:
+        The class: an entry of :data:`MEMBER_KINDS`, or :class:`NetworkMember` for a network
+        of another layer than the stacked Björck one.
+
+    Example:
+        >>> from wgan_lip.w1.family import member_class, parse_member
+        >>> member_class(parse_member("pits")).__name__, member_class(parse_member(
+        ...     "mlp:8x2:maxmin:aol")).__name__
+        ('ConeStack', 'NetworkMember')
+    """
+    if spec.kind == "mlp" and spec.layer != "bjorck":
+        return NetworkMember
+    return MEMBER_KINDS[spec.kind]
+
+
+MEMBER_KINDS: dict[str, type[MemberGroup]] = {
+    "linear": LinearCritic,
+    "transport": TransportCritic,
+    "cones": ConeStack,
+    "mlp": MLPStack,
+}
+"""Member kinds (:attr:`MemberSpec.kind`) and the group class of each: a new kind is one
+:class:`MemberGroup` subclass, its entry here and its name in :func:`parse_member`."""
 
 
 # ----- the family -----

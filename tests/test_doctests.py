@@ -25,6 +25,7 @@ MODULES = [
     "wgan_lip.layers.cayley",
     "wgan_lip.layers.registry",
     "wgan_lip.networks",
+    "wgan_lip.threads",
     "wgan_lip.critic",
     "wgan_lip.data.precision",
     "wgan_lip.data.synthetic",

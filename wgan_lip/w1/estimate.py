@@ -28,6 +28,7 @@ from ..critic import OffsetCritic, certifying_copy
 from ..errors import InputError
 from ..layers import lipschitz_bound
 from ..networks import NetworkSpec
+from ..threads import threads_for
 from .callbacks import PlateauSchedule, StepProgress, StopOnInterrupt, TrainTimer
 from .critics import CRITICS
 from .data import SideChunks, TwoSampleDataModule
@@ -803,6 +804,8 @@ class TrainedFold:
         train_seconds: seconds of the training loop.
         plateaued: the plateau schedule stopped training.
         interrupted: a Ctrl-C stopped training.
+        work: multiply-adds per training step (parameters x batch rows), what the number of
+            threads is chosen by (:func:`wgan_lip.threads.choose_threads`).
 
     Example:
         >>> from wgan_lip.w1.estimate import TrainedFold
@@ -815,6 +818,7 @@ class TrainedFold:
     train_seconds: float
     plateaued: bool
     interrupted: bool
+    work: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -899,7 +903,9 @@ def _train_fold(dm, opts: TrainOptions) -> TrainedFold:
                 callbacks=cbs,
                 **kw,
             )
-            with _fork_safe_threads(trainer):
+            # a small critic on one thread; a large one on the cores no one else is using
+            work = sum(p.numel() for p in module.parameters()) * float(dm.batch_size)
+            with threads_for(work), _fork_safe_threads(trainer):
                 try:
                     trainer.fit(module, datamodule=dm)
                 except SystemExit:
@@ -915,6 +921,7 @@ def _train_fold(dm, opts: TrainOptions) -> TrainedFold:
         float(metrics.get("trainer/train_seconds", float("nan"))),
         bool(metrics.get("plateau/stopped", plateau.stopped)),
         interrupt.interrupted,
+        work,
     )
 
 
@@ -972,7 +979,8 @@ def _stop_reason(trained: TrainedFold, max_steps: int) -> str:
 def _fit_fold(dm, opts: TrainOptions) -> FoldResult:
     """Train on the datamodule's current fold, select its member and score its parts."""
     trained = _train_fold(dm, opts)
-    return _score(_select(trained.module, dm), trained, dm, opts)
+    with threads_for(trained.work):
+        return _score(_select(trained.module, dm), trained, dm, opts)
 
 
 def _report(

@@ -247,6 +247,70 @@ def run_speed(repeats: int) -> None:
     print(f"speed: estimate {med['estimate_w1']:.1f}s vs POT exact {med['pot_exact']:.1f}s")
 
 
+def run_threads(repeats: int) -> None:
+    """2,000 x 10 translation with defaults: torch's own intra-op threads (every core) against
+    the automatic choice (wgan_lip.threads), alternated, idle and beside one CPU-bound
+    process; POT's exact W1 of the same samples for scale."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    prob = Translation(10, 0.3)
+    p, q = prob.sample_p(2000, 0), prob.sample_q(2000, 0)
+    cores = str(torch.get_num_threads())
+
+    def run(threads: str | None) -> float:
+        if threads is None:
+            os.environ.pop("WGAN_LIP_THREADS", None)
+        else:
+            os.environ["WGAN_LIP_THREADS"] = threads
+        try:
+            return estimate_w1(p, q, progress=False, seed=0).value
+        finally:
+            os.environ.pop("WGAN_LIP_THREADS", None)
+
+    rows = []
+    for load in ("idle", "busy"):
+        busy = None
+        if load == "busy":
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            values: dict[str, list[float]] = {"torch_threads": [], "automatic": [], "pot": []}
+            runs = {
+                "torch_threads": lambda: run(cores),
+                "automatic": lambda: run(None),
+                "pot": lambda: exact_w1(p, q),
+            }
+            times = alternated_times(
+                {k: lambda k=k, v=values, r=runs: v[k].append(r[k]()) for k in runs},
+                repeats,
+                warmup=0,
+            )
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append(
+            {
+                "load": load,
+                "problem": "translation d=10 |s|=0.3, 2,000 per side, defaults",
+                "w1": prob.w1,
+                "torch_threads": int(cores),
+                "median_seconds": med,
+                "times": times,
+                "values": values,
+            }
+        )
+        print(
+            f"threads ({load}): torch's {cores} threads {med['torch_threads']:.1f}s, "
+            f"automatic {med['automatic']:.1f}s, POT exact {med['pot']:.1f}s"
+        )
+    save("threads", rows)
+
+
 def _pairs(rows):
     by = {}
     for r in rows:
@@ -305,6 +369,19 @@ def print_tables(results: dict) -> None:
                 f"| {r['problem']} | {r['dim']} | {r['n']} | {r['estimator']} ({r['critic']}) | "
                 f"{r['ratio']:.4f} |"
             )
+    if results.get("threads"):
+        print(
+            "\n| machine load | torch's threads | automatic threads | POT exact W1 | "
+            "estimate (both) |"
+        )
+        print("|---|---|---|---|---|")
+        for r in results["threads"]:
+            med = r["median_seconds"]
+            print(
+                f"| {r['load']} | {med['torch_threads']:.1f} s ({r['torch_threads']}) | "
+                f"{med['automatic']:.1f} s | {med['pot']:.1f} s | "
+                f"{r['values']['automatic'][0]:.4f} (W1 {r['w1']:.4f}) |"
+            )
     for section, what in (("coverage", "CI covers the population value"), ("null", "p < 0.1")):
         rows = results.get(section)
         if rows:
@@ -356,6 +433,8 @@ def main() -> None:
         run_mnist(args.data_root)
     if "speed" in args.sections:
         run_speed(args.repeats)
+    if "threads" in args.sections:
+        run_threads(args.repeats)
     print_tables(json.loads(OUT.read_text()))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import os
 import signal
 import sys
@@ -70,6 +71,14 @@ def _int_up_to(top: int):
         return value
 
     return parse
+
+
+def _seconds(text: str) -> float:
+    """``--max-time``: a positive number of seconds."""
+    value = _parse(text, float)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -192,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help=f"random seed: fixes the split, the initialization and the batches "
         f"(0..{MAX_SEED}, default 0)",
+    )
+    w1.add_argument(
+        "--max-time",
+        type=_seconds,
+        metavar="SECONDS",
+        help="training time budget of the whole run, split evenly over the folds; the answer "
+        "at the budget is still certified, with its CI (default: no budget)",
     )
     w1.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -352,6 +368,9 @@ def run_w1(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         progress=not args.no_progress,
+        trainer=None
+        if args.max_time is None
+        else {"max_time": dt.timedelta(seconds=args.max_time / args.folds)},
     )
     # float64 rows, centred in the data's own precision: the offset cancels in W1
     sliced = sliced_w1(

@@ -132,8 +132,8 @@ class StepProgress(Callback):
     """A progress bar over training steps (not epochs) on stderr.
 
     It shows steps per second, samples per second (all processes), the time left to
-    ``max_steps`` (an upper bound when a plateau stops training earlier) and the monitored
-    value.
+    ``max_steps`` (an upper bound when a plateau stops training earlier), the monitored
+    value and, for a family, the member leading on the monitor split.
 
     Args:
         monitor: the logged metric shown as ``dual`` after each evaluation.
@@ -181,6 +181,9 @@ class StepProgress(Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.bar is not None and self.monitor in trainer.callback_metrics:
             self.postfix["dual"] = f"{float(trainer.callback_metrics[self.monitor]):.4g}"
+            family = getattr(pl_module, "critic", None)
+            if getattr(family, "reports_members", False):  # the member leading so far
+                self.postfix["lead"] = family.names[family.best_member()]
             self.bar.set_postfix(self.postfix)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

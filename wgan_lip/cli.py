@@ -265,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="certify the first N test images (default all)",
     )
     cert.add_argument("--json", action="store_true", help="print one JSON object")
+    cert.add_argument("--no-progress", action="store_true", help="no progress bar of the attack")
 
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(
@@ -501,6 +502,7 @@ def run_certify(args: argparse.Namespace) -> int:
         attack=None if args.attack == "none" else "pgd",
         attack_steps=args.attack_steps,
         attack_restarts=args.restarts,
+        progress=not args.no_progress,
     )
     if args.json:
         _write_stdout(

@@ -164,3 +164,23 @@ def test_absurd_attack_options_are_refused_in_one_line(options, message):
     with pytest.raises(InputError, match=message) as e:
         certify(lipschitz_mlp(8, (8,), 3), x, y, **kwargs)
     assert "\n" not in str(e.value)
+
+
+def test_the_attack_shows_its_progress_on_stderr(capsys):
+    """The attack is what takes long: with progress on, a bar on stderr; the report is the
+    same as without."""
+    from wgan_lip.models import lipschitz_mlp
+    from wgan_lip.robust import certify
+
+    torch.manual_seed(0)
+    model = lipschitz_mlp(4, [8], 2)
+    x, y = torch.rand(40, 4), torch.randint(0, 2, (40,))
+    torch.manual_seed(1)  # the attack's random starts
+    quiet = certify(model, x, y, [0.1, 0.2], attack_steps=3, attack_restarts=1, batch_size=10)
+    assert capsys.readouterr().err == ""
+    torch.manual_seed(1)
+    shown = certify(
+        model, x, y, [0.1, 0.2], attack_steps=3, attack_restarts=1, batch_size=10, progress=True
+    )
+    assert "PGD at eps" in capsys.readouterr().err
+    assert shown.to_dict()["radii"] == quiet.to_dict()["radii"]

@@ -127,6 +127,7 @@ def certify(
     attack_restarts: int = 3,
     batch_size: int = 500,
     bounds: tuple[float, float] | None = (0.0, 1.0),
+    progress: bool = False,
 ) -> CertificationReport:
     """Clean, certified and (with ``attack="pgd"``) attacked accuracy at each L2 radius.
 
@@ -144,6 +145,8 @@ def certify(
         attack_steps, attack_restarts: PGD's budget.
         batch_size: examples per forward pass.
         bounds: the valid pixel range, or None for no clamp.
+        progress: a progress bar of the attack on stderr (batches x radii, with the time
+            left); the attack is what takes long.
 
     Returns:
         A :class:`CertificationReport`: ``clean``, ``lipschitz_bound`` and, per radius, the
@@ -180,11 +183,27 @@ def certify(
             # Smallest radius first: a point broken within eps is broken within any larger
             # radius, so attacked accuracy never rises with eps (nor above clean).
             robust = correct.clone()
-            for e in sorted(set(eps)):
-                robust = robust & _attack(
-                    model, images, labels, e, attack_steps, attack_restarts, batch_size, bounds
-                )
-                robust_at[e] = robust
+            radii = sorted(set(eps))
+            bar = _bar(progress, len(radii) * math.ceil(len(images) / batch_size))
+            try:
+                for e in radii:
+                    if bar is not None:
+                        bar.set_description(f"PGD at eps {e:g}")
+                    robust = robust & _attack(
+                        model,
+                        images,
+                        labels,
+                        e,
+                        attack_steps,
+                        attack_restarts,
+                        batch_size,
+                        bounds,
+                        bar,
+                    )
+                    robust_at[e] = robust
+            finally:
+                if bar is not None:
+                    bar.close()
         for e in eps:
             cert = is_certified(logits, labels, e, bound)
             attacked, violations = None, 0
@@ -217,7 +236,20 @@ def _check_options(eps, attack, attack_steps, attack_restarts, batch_size) -> No
             raise InputError(f"{name} must be at most {top:,}, got {value:,}")
 
 
-def _attack(model, images, labels, eps, steps, restarts, batch_size, bounds) -> torch.Tensor:
+def _bar(progress: bool, total: int):
+    """A tqdm bar on stderr over ``total`` attack batches, or None."""
+    if not progress:
+        return None
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="batch", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _attack(
+    model, images, labels, eps, steps, restarts, batch_size, bounds, bar=None
+) -> torch.Tensor:
     """Which examples keep their label under :func:`pgd_l2` at radius ``eps`` (bool, n)."""
     kept = torch.zeros(len(labels), dtype=torch.bool)
     for s in range(0, len(images), batch_size):
@@ -226,4 +258,6 @@ def _attack(model, images, labels, eps, steps, restarts, batch_size, bounds) -> 
             adv = pgd_l2(model, x, y, eps, steps=steps, restarts=restarts, bounds=bounds)
         with torch.no_grad():
             kept[s : s + batch_size] = (model(adv).argmax(1) == y).cpu()
+        if bar is not None:
+            bar.update(1)
     return kept.to(labels.device)

@@ -26,6 +26,12 @@ class PlateauSchedule(Callback):
     without improvement every learning rate is multiplied by ``factor``; once that has
     happened ``max_decays`` times, the next plateau stops training.
 
+    Training also stops when more of it cannot change the answer: when the best of the last
+    ``patience`` evaluations beats the best before them by less than ``resolution`` times
+    the monitor's standard error (``se_monitor``, logged with it). The monitor split then
+    cannot tell the gain from noise, and the held-out value, whose interval is wider still,
+    would not move either.
+
     Args:
         monitor: the logged metric watched (``trainer.callback_metrics`` key); an evaluation
             that did not log it is ignored.
@@ -35,6 +41,9 @@ class PlateauSchedule(Callback):
         factor: multiplier of every learning rate at each decay.
         max_decays: decays before the next plateau stops training.
         restore_best: load the weights of the best evaluation back when training ends.
+        se_monitor: the logged standard error of ``monitor`` (absent: no resolution stop).
+        resolution: the fraction of that standard error a window must gain to go on (0:
+            never stop for resolution).
 
     Example:
         >>> from wgan_lip.w1 import PlateauSchedule
@@ -52,6 +61,8 @@ class PlateauSchedule(Callback):
         factor: float = 0.3,
         max_decays: int = 2,
         restore_best: bool = True,
+        se_monitor: str = "val/dual_se_rel",
+        resolution: float = 0.25,
     ) -> None:
         self.monitor, self.patience = monitor, patience
         self.rel_tol, self.abs_tol = rel_tol, abs_tol
@@ -61,11 +72,18 @@ class PlateauSchedule(Callback):
         self.restore_best = restore_best
         self.best_state: dict | None = None
         self.best_step = 0
+        self.se_monitor, self.resolution = se_monitor, resolution
+        self.history: list[float] = []
+        self.resolved = False  # stopped because more training could not change the answer
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics[self.monitor])
+        self.history.append(value)
+        if self._resolved(trainer):
+            self.stopped = self.resolved = True
+            trainer.should_stop = True
         if not math.isfinite(self.best) or value > self.best + max(
             self.rel_tol * abs(self.best), self.abs_tol
         ):
@@ -85,6 +103,16 @@ class PlateauSchedule(Callback):
         else:
             self.stopped = True
             trainer.should_stop = True
+
+    def _resolved(self, trainer: L.Trainer) -> bool:
+        """The last ``patience`` evaluations gained less than ``resolution`` standard errors
+        over the best before them."""
+        se = trainer.callback_metrics.get(self.se_monitor)
+        n = self.patience
+        if se is None or self.resolution <= 0 or len(self.history) <= n:
+            return False
+        gain = max(self.history[-n:]) - max(self.history[:-n])
+        return gain < self.resolution * float(se)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.restore_best and self.best_state is not None:

@@ -242,11 +242,14 @@ class W1Critic(L.LightningModule):
             raise FloatingPointError(f"W1 critic: loss is {float(last)} at step {self.global_step}")
         values, stderr = self._reduced_values()
         self.critic.record(values.tolist(), stderr.tolist())
-        trained = [v for v, t in zip(values.tolist(), self.critic.trained, strict=False) if t]
-        best = max(trained) if trained else float(values.max())
+        pairs = list(zip(values.tolist(), stderr.tolist(), self.critic.trained, strict=False))
+        trained = [(v, se) for v, se, t in pairs if t]
+        best, se = max(trained) if trained else max((v, se) for v, se, _ in pairs)
         value = best * float(self.critic.scale)
         self.log("val/dual", value, sync_dist=False)
         self.log("val/dual_rel", value / self.data_radius, sync_dist=False)
+        # its standard error on the monitor rows: how finely the monitor can tell values apart
+        self.log("val/dual_se_rel", se * float(self.critic.scale) / self.data_radius)
 
     def on_test_epoch_start(self) -> None:
         # The certified numbers come from a float64 copy of the reported critic, scoring the

@@ -12,6 +12,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ._checks import check_float_input
+from ._gram import matrix_norm2
+from ._rounding import linear_rounding
 from .orthogonal import Orthonormal
 
 
@@ -69,9 +71,6 @@ class StackedLinear(nn.Module):
     def lipschitz_bound(self) -> float:
         """The largest exact norm (float64) of the ``K`` constrained slices, plus the
         rounding of ``x W^T + b`` in the layer's dtype."""
-        from ._gram import matrix_norm2
-        from ._rounding import linear_rounding
-
         w = self.weight.detach()
         return max(
             linear_rounding(matrix_norm2(s), matrix_norm2(s.abs()), w.shape[2], w.dtype, w.device)

@@ -32,6 +32,10 @@ __all__ = [
 ]
 
 DEFAULT_WIDTHS = (128, 128, 128)
+FAMILY_HAS_NO_NETWORK = (
+    "network applies to a single critic; name a family member's layer in its name instead "
+    "(e.g. mlp:128x3:maxmin:aol)"
+)
 W1_SIZES: dict[str, NetworkSpec] = {
     "mlp": NetworkSpec(widths=DEFAULT_WIDTHS),
     "convnet": NetworkSpec(channels=(8, 16), widths=(128,)),

@@ -30,7 +30,7 @@ from ..layers import lipschitz_bound
 from ..networks import NetworkSpec
 from ..threads import threads_for
 from .callbacks import PlateauSchedule, StepProgress, StopOnInterrupt, TrainTimer
-from .critics import CRITICS
+from .critics import CRITICS, FAMILY_HAS_NO_NETWORK
 from .data import SideChunks, TwoSampleDataModule
 from .family import DEFAULT_FAMILY, GPU_FAMILY
 from .loss import DualStats
@@ -741,10 +741,7 @@ def _train_options(
     )
     if spec.name == "family":
         if network is not None:
-            raise InputError(
-                "network applies to a single critic; name a family member's "
-                "layer in its name instead (e.g. mlp:128x3:maxmin:aol)"
-            )
+            raise InputError(FAMILY_HAS_NO_NETWORK)
         from .family import parse_member
 
         for m in opts.members:

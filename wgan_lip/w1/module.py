@@ -21,7 +21,7 @@ from ..critic import certifying_copy
 from ..errors import InputError
 from ..layers import lipschitz_bound
 from ..networks import NetworkSpec, only_used
-from .critics import build_critic, critic_spec
+from .critics import FAMILY_HAS_NO_NETWORK, build_critic, critic_spec
 from .data import NORMALIZATION_ROWS
 from .family import DEFAULT_FAMILY, CriticFamily
 from .loss import Z95, global_kr_dual
@@ -88,10 +88,7 @@ class W1Critic(L.LightningModule):
         if critic not in CRITICS:
             raise InputError(f"unknown critic {critic!r}; choose one of {', '.join(CRITICS)}")
         if critic == "family" and network:
-            raise InputError(
-                "network applies to a single critic; name a family member's "
-                "layer in its name instead (e.g. mlp:128x3:maxmin:aol)"
-            )
+            raise InputError(FAMILY_HAS_NO_NETWORK)
         self.network = NetworkSpec.of(network)
         self.constraint: Constraint = get_constraint(
             "hard" if critic == "family" else SINGLE_CRITICS[critic][0]

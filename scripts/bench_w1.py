@@ -12,6 +12,9 @@ Sections (all by default):
   mnist     MNIST class pairs (needs --data-root): the default estimate beside the exact W1
             of the samples.
   speed     10,000 x 10,000 in 784-D: estimate_w1 vs POT exact, alternated, median.
+  threads   2,000 x 10: torch's own threads vs the automatic choice, idle and busy.
+  time      time and error per problem: the default before the member race beside today's
+            and POT's exact W1, alternated; then `make demo`, idle and beside a busy process.
 
 Writes benchmarks/w1.json (updated after every row) and prints markdown tables.
 Run: .venv/bin/python scripts/bench_w1.py [--sections known insample ...] [--tables]
@@ -311,6 +314,97 @@ def run_threads(repeats: int) -> None:
     save("threads", rows)
 
 
+# the default before the race (one check every 100 steps, plateau window 5 checks, every
+# member trained to the end) beside today's default, and POT's exact W1 of the same samples
+BEFORE_RACE = {"critic": {"race": False, "eval_every": 100, "patience": 5}}
+TIME_PROBLEMS = [
+    ("translation by 0.3 per axis", Translation(10, 0.3), 2000, 3),
+    ("translation by 1", Translation(2, 1.0), 2000, 3),
+    ("point vs sphere r=1", PointVsSphere(8, 1.0), 2000, 3),
+    ("N(0,1) vs N(0,4)", GaussianScale(2, 1.0, 2.0), 2000, 3),
+    ("translation by 2", Translation(16, 2.0), 2000, 3),
+    ("kinked potential, 16 centres", VoronoiPush(8, 16), 2000, 3),
+    ("translation by 2", Translation(784, 2.0), 10_000, 1),
+]
+
+TIME_CALLS = {
+    "before": lambda p, q: estimate_w1(p, q, progress=False, **BEFORE_RACE),
+    "now": lambda p, q: estimate_w1(p, q, progress=False),
+    "pot": exact_w1,
+}
+
+
+def run_time(pop_n: int) -> None:
+    """Time and error per problem: the default before the race and today's default,
+    alternated with POT's exact W1 of the same samples (median of the repeats), each
+    estimate's returned critic scored on fresh samples; then ``make demo`` idle and beside
+    one CPU-bound process."""
+    import os
+    import subprocess
+    import sys
+
+    rows = []
+    for name, prob, n, repeats in TIME_PROBLEMS:
+        p, q = prob.sample_p(n, 0), prob.sample_q(n, 0)
+        pop_p, pop_q = prob.sample_p(pop_n, 10_000), prob.sample_q(pop_n, 10_000)
+        ests: dict[str, object] = {}
+        runs = {
+            k: lambda k=k, p=p, q=q, ests=ests: ests.__setitem__(k, TIME_CALLS[k](p, q))
+            for k in TIME_CALLS
+        }
+        times = alternated_times(runs, repeats, warmup=0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        row = {
+            "problem": name,
+            "dim": prob.dim,
+            "n": n,
+            "w1": prob.w1,
+            "repeats": repeats,
+            "median_seconds": med,
+            "times": times,
+            "pot_value": ests["pot"],
+        }
+        for label in ("before", "now"):
+            est = ests[label]
+            pop = est.score(pop_p, pop_q)[0]
+            row[label] = {
+                "value": est.value,
+                "ci_low": est.ci_low,
+                "ci_high": est.ci_high,
+                "population_value": pop,
+                "population_gap": (prob.w1 - pop) / prob.w1,
+                "critic": est.critic_name,
+                "stopped": est.stopped,
+                "steps": est.steps,
+            }
+        rows.append(row)
+        save("time", {"problems": rows})
+        print(
+            f"time {name} d={prob.dim} n={n}: before {med['before']:.1f}s "
+            f"({row['before']['population_gap']:+.2%}), now {med['now']:.1f}s "
+            f"({row['now']['population_gap']:+.2%}, {row['now']['stopped']}), "
+            f"POT {med['pot']:.1f}s",
+            flush=True,
+        )
+    demo = Path(__file__).resolve().parent / "demo_w1.py"
+    env = {k: v for k, v in os.environ.items() if k != "WGAN_LIP_DATA"}  # the embedded default
+    demo_rows = []
+    for load in ("idle", "busy"):
+        busy = None
+        if load == "busy":
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, str(demo)], env=env, check=True, capture_output=True)
+            demo_rows.append({"load": load, "seconds": time.perf_counter() - t0})
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+        print(f"time demo ({load}): {demo_rows[-1]['seconds']:.0f}s", flush=True)
+    save("time", {"problems": rows, "demo": demo_rows})
+
+
 def _pairs(rows):
     by = {}
     for r in rows:
@@ -382,6 +476,22 @@ def print_tables(results: dict) -> None:
                 f"{med['automatic']:.1f} s | {med['pot']:.1f} s | "
                 f"{r['values']['automatic'][0]:.4f} (W1 {r['w1']:.4f}) |"
             )
+    if results.get("time"):
+        print(
+            "\n| problem | d | n per side | exact W1 | before the race: time, error (winner) | "
+            "now: time, error (winner, stopped) | POT exact W1 of the samples | now / POT |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for r in results["time"]["problems"]:
+            med, b, w = r["median_seconds"], r["before"], r["now"]
+            print(
+                f"| {r['problem']} | {r['dim']} | {r['n']:,} | {r['w1']:.4f} | "
+                f"{med['before']:.1f} s, {b['population_gap']:+.2%} ({b['critic']}) | "
+                f"{med['now']:.1f} s, {w['population_gap']:+.2%} ({w['critic']}, "
+                f"{w['stopped']}) | {med['pot']:.1f} s | {med['now'] / med['pot']:.2f}x |"
+            )
+        for d in results["time"].get("demo", []):
+            print(f"\n`make demo` ({d['load']} machine): {d['seconds']:.0f} s")
     for section, what in (("coverage", "CI covers the population value"), ("null", "p < 0.1")):
         rows = results.get(section)
         if rows:
@@ -435,6 +545,8 @@ def main() -> None:
         run_speed(args.repeats)
     if "threads" in args.sections:
         run_threads(args.repeats)
+    if "time" in args.sections:
+        run_time(args.population)
     print_tables(json.loads(OUT.read_text()))
 
 

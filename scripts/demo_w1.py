@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import torch
 
@@ -50,7 +51,9 @@ def main() -> None:
         "| winning critic | p-value (P = Q) | Lipschitz bound | time |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, prob in PROBLEMS:
+    for i, (name, prob) in enumerate(PROBLEMS, 1):
+        # a line as each problem starts (stderr: the table on stdout stays clean)
+        print(f"[{i}/{len(PROBLEMS)}] {name}: training the critic family...", file=sys.stderr)
         p, q = prob.sample_p(args.n, 0), prob.sample_q(args.n, 0)
         est = estimate_w1(p, q, progress=False)
         err = f"{(est.value - prob.w1) / prob.w1 * 100:+.1f}%"

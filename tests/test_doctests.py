@@ -31,6 +31,7 @@ MODULES = [
     "wgan_lip.data.synthetic",
     "wgan_lip.w1.loss",
     "wgan_lip.w1.callbacks",
+    "wgan_lip.w1.race",
     "wgan_lip.w1.critics",
     "wgan_lip.w1.data",
     "wgan_lip.w1.estimate",

@@ -68,6 +68,33 @@ def check_int(name: str, value: Any, low: int = 1, high: int | None = None) -> i
     return int(value)
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is ``True`` or ``False`` (numpy's too), or a one-line :class:`InputError`.
+
+    Args:
+        name: the option's name, for the message.
+        value: what was passed.
+
+    Returns:
+        ``bool(value)``.
+
+    Raises:
+        InputError: anything else (``1``, ``"yes"``, ``None``).
+
+    Example:
+        >>> from wgan_lip.options import check_bool
+        >>> check_bool("race", False)
+        False
+        >>> check_bool("race", "no")
+        Traceback (most recent call last):
+            ...
+        wgan_lip.errors.InputError: race must be True or False, got 'no'
+    """
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise InputError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_optional_int(name: str, value: Any, low: int = 1, high: int | None = None) -> int | None:
     """None, or :func:`check_int` of ``value``.
 

@@ -56,5 +56,6 @@ def test_an_easy_estimate_stops_when_the_answer_is_known():
     p = rng.normal(size=(2000, 10)).astype(np.float32)
     q = (rng.normal(size=(2000, 10)) + 0.3).astype(np.float32)
     quick = estimate_w1(p, q, progress=False, seed=0, critic={"name": "family"})
-    assert quick.steps <= 1000 and quick.critic_name == "linear"
+    assert quick.steps <= 200 and quick.critic_name == "linear"
+    assert quick.stopped == "raced" and "mlp:128x3:maxmin" in quick.retired
     assert quick.ci_low <= 0.3 * 10**0.5  # the certified interval starts below the truth

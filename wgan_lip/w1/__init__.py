@@ -14,6 +14,7 @@ from .names import CRITICS
 
 _LAZY = {
     "PlateauSchedule": "callbacks",
+    "RaceMembers": "callbacks",
     "StepProgress": "callbacks",
     "RawInputCritic": "critics",
     "build_critic": "critics",
@@ -31,7 +32,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .callbacks import PlateauSchedule, StepProgress
+    from .callbacks import PlateauSchedule, RaceMembers, StepProgress
     from .critics import RawInputCritic, build_critic
     from .data import KnownW1DataModule, TwoSampleDataModule, split_indices
     from .estimate import W1Estimate, dual_stats, estimate_w1
@@ -47,6 +48,7 @@ __all__ = [
     "DualStats",
     "KnownW1DataModule",
     "PlateauSchedule",
+    "RaceMembers",
     "RawInputCritic",
     "StepProgress",
     "TwoSampleDataModule",

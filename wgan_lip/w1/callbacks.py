@@ -13,6 +13,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from .race import HORIZON, MIN_STEPS, MemberRace
+
 
 class PlateauSchedule(Callback):
     """Decay the learning rate on a plateau of ``monitor``; stop after ``max_decays`` decays.
@@ -55,7 +57,7 @@ class PlateauSchedule(Callback):
     def __init__(
         self,
         monitor: str = "val/dual_rel",
-        patience: int = 5,
+        patience: int = 10,
         rel_tol: float = 1e-3,
         abs_tol: float = 1e-5,
         factor: float = 0.3,
@@ -119,12 +121,62 @@ class PlateauSchedule(Callback):
             pl_module.load_state_dict(self.best_state)
         # multi-process launchers hand callback_metrics (not callback state) back
         trainer.callback_metrics["plateau/stopped"] = torch.tensor(float(self.stopped))
+        trainer.callback_metrics["plateau/resolved"] = torch.tensor(float(self.resolved))
 
     def state_dict(self) -> dict:
         return {"best": self.best, "wait": self.wait, "decays": self.decays}
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.wait, self.decays = state["best"], state["wait"], state["decays"]
+
+
+class RaceMembers(Callback):
+    """Retire the family members that can no longer be reported (:mod:`wgan_lip.w1.race`);
+    stop training when no trained member is left.
+
+    After each monitor check (the module has recorded every member's best value), members
+    the one-standard-error rule can no longer pick stop training. When none is left, the
+    run ends; ``trainer.callback_metrics`` then holds ``race/finished`` (1) and, for each
+    retired member, ``race/retired/NAME`` (the step it retired at), which multi-process
+    launchers hand back to the main process.
+
+    Args:
+        horizon: the projected gain still to come, in units of the gain over the second
+            half of the steps so far (:class:`~wgan_lip.w1.race.MemberRace`).
+        min_steps: steps before any member may retire.
+
+    Example:
+        >>> from wgan_lip.w1.callbacks import RaceMembers
+        >>> RaceMembers().min_steps
+        100
+    """
+
+    def __init__(self, horizon: float = HORIZON, min_steps: int = MIN_STEPS) -> None:
+        self.horizon, self.min_steps = horizon, min_steps
+        self.race: MemberRace | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        family = pl_module.critic
+        ranks = [family.complexity(k) for k in range(len(family.names))]
+        self.race = MemberRace(family.names, ranks, family.trained, self.horizon, self.min_steps)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.race is None:
+            return
+        family = pl_module.critic
+        best = family.best_values.tolist()
+        for k in self.race.update(trainer.global_step, best, family.best_stderr.tolist()):
+            family.retire(k)
+        if self.race.finished:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.race is None:
+            return
+        metrics = trainer.callback_metrics
+        metrics["race/finished"] = torch.tensor(float(self.race.finished))
+        for name, step in self.race.retired.items():
+            metrics[f"race/retired/{name}"] = torch.tensor(float(step))
 
 
 class TrainTimer(Callback):

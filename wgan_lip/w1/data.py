@@ -477,7 +477,7 @@ class TwoSampleDataModule(L.LightningDataModule):
         holdout: float = 0.2,
         monitor: float = 0.1,
         batch_size: int = 512,
-        eval_every: int = 100,
+        eval_every: int = 50,
         eval_batch_size: int = 8192,
         seed: int = 0,
         folds: int = 1,
@@ -623,7 +623,7 @@ class KnownW1DataModule(TwoSampleDataModule):
         holdout: float = 0.2,
         monitor: float = 0.1,
         batch_size: int = 512,
-        eval_every: int = 100,
+        eval_every: int = 50,
         seed: int = 0,
     ) -> None:
         from ..data.synthetic import GaussianScale, PointVsSphere, Translation

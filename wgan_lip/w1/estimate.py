@@ -29,7 +29,13 @@ from ..errors import InputError
 from ..layers import lipschitz_bound
 from ..networks import NetworkSpec
 from ..threads import threads_for
-from .callbacks import PlateauSchedule, StepProgress, StopOnInterrupt, TrainTimer
+from .callbacks import (
+    PlateauSchedule,
+    RaceMembers,
+    StepProgress,
+    StopOnInterrupt,
+    TrainTimer,
+)
 from .critics import CRITICS, FAMILY_HAS_NO_NETWORK
 from .data import SideChunks, TwoSampleDataModule
 from .family import DEFAULT_FAMILY, GPU_FAMILY
@@ -61,6 +67,8 @@ class W1Run:
         p_value: permutation p-value of H0: P = Q (NaN in-sample).
         folds: folds trained.
         batch_size: samples per side per step of the last fold.
+        retired: the step each retired family member stopped training at (the last
+            fold's; :mod:`wgan_lip.w1.race`).
 
     Example:
         >>> from wgan_lip.w1.estimate import W1Run
@@ -80,6 +88,7 @@ class W1Run:
     p_value: float = float("nan")
     folds: int = 1
     batch_size: int = 0
+    retired: dict = field(default_factory=dict)
 
 
 # the keys of W1Estimate.to_dict(), in their order (the JSON of ``wgan-lip w1 --json``)
@@ -106,6 +115,7 @@ JSON_KEYS = (
     "p_value",
     "folds",
     "batch_size",
+    "retired",
 )
 
 
@@ -116,10 +126,18 @@ class W1Estimate:
     ``value``, ``ci_low``, ``ci_high`` are the held-out dual value and its 95% interval,
     divided by ``lipschitz_bound`` for certified critics (raw for the baselines);
     ``train_value`` the same quantity on the samples the critic was trained on (at most
-    100,000 of them per side). ``stopped`` says why training ended: ``plateau``,
-    ``max_steps``, ``max_time``, ``closed_form`` (a family of closed-form members only:
-    nothing to train), or ``interrupted`` (Ctrl-C: the estimate is still certified, from a
-    critic trained for less time).
+    100,000 of them per side). ``stopped`` says why training ended:
+
+    - ``raced``: every trained member of the family was retired, because none could still
+      be reported (a closed-form member or a simpler one led; :mod:`wgan_lip.w1.race`);
+    - ``resolved``: the monitor value gained less than a quarter of its standard error over
+      the last window (more training could not change the answer);
+    - ``plateau``: no improvement after two learning-rate decays;
+    - ``max_steps``, ``max_time``: the budget;
+    - ``closed_form``: a family of closed-form members only (nothing to train);
+    - ``interrupted``: Ctrl-C (the estimate is still certified, from a critic trained for
+      less time).
+
     ``seconds`` is the whole call, ``train_seconds`` the training loop alone.
     ``critic`` maps raw samples (at their own precision: float64, int64) to float64 scores;
     ``(mean critic(P') - mean critic(Q')) / lipschitz_bound`` is a certified dual value on
@@ -152,7 +170,7 @@ class W1Estimate:
         critic: the trained critic (last fold's), raw samples to scores ``(n,)``.
         run: the :class:`W1Run` (``critic_type``, ``critic_name``, ``holdout``,
             ``n_holdout_p``, ``n_holdout_q``, ``stopped``, ``steps``, ``train_seconds``,
-            ``monitor_values``, ``p_value``, ``folds``, ``batch_size``).
+            ``monitor_values``, ``p_value``, ``folds``, ``batch_size``, ``retired``).
 
     The run's fields, read through as attributes of the estimate:
 
@@ -160,13 +178,14 @@ class W1Estimate:
     - ``holdout``: the held-out fraction (``1 / folds`` with cross-fitting).
     - ``n_holdout_p``: held-out rows of P scored (0 in-sample).
     - ``n_holdout_q``: held-out rows of Q scored (0 in-sample).
-    - ``stopped``: ``"plateau"``, ``"max_steps"``, ``"max_time"``, ``"closed_form"`` or
-      ``"interrupted"``.
+    - ``stopped``: why training ended (see above).
     - ``critic_name``: the reported member of a family (else the critic type).
     - ``monitor_values``: certified monitor value of each family member (empty for a single critic).
     - ``p_value``: permutation p-value of H0: P = Q (NaN in-sample).
     - ``folds``: folds trained (fewer than asked after a Ctrl-C).
     - ``batch_size``: samples per side per step of the last fold.
+    - ``retired``: the step each retired family member stopped training at (the last
+      fold's).
 
     Example:
         >>> import torch
@@ -422,22 +441,26 @@ class CriticSpec:
             :data:`~wgan_lip.w1.names.CRITICS`).
         family: the family's member names (None: the default family of the device).
         lr: the learning rate (None: the critic's default).
-        eval_every: steps between plateau checks.
-        patience: plateau checks without improvement before a learning-rate decay.
+        eval_every: steps between monitor checks.
+        patience: monitor checks without improvement before a learning-rate decay (the
+            window of the plateau and resolution stops is ``eval_every * patience`` steps).
+        race: retire the family's members that can no longer be reported
+            (:mod:`wgan_lip.w1.race`); training ends when none is left.
 
     Example:
         >>> from wgan_lip.w1.estimate import CriticSpec
         >>> CriticSpec.of({"name": "family", "family": ["linear", "peaks"]}).family
         ('linear', 'peaks')
         >>> CriticSpec.of("groupsort").patience
-        5
+        10
     """
 
     name: str = "family"
     family: tuple[str, ...] | None = None
     lr: float | None = None
-    eval_every: int = 100
-    patience: int = 5
+    eval_every: int = 50
+    patience: int = 10
+    race: bool = True
 
     @classmethod
     def of(cls, value) -> CriticSpec:
@@ -483,6 +506,7 @@ class CriticSpec:
             lr,
             options.check_int("eval_every", spec.eval_every),
             options.check_int("patience", spec.patience),
+            options.check_bool("race", spec.race),
         )
 
 
@@ -584,7 +608,7 @@ def estimate_w1(
             convnet for images), all certified, or the baselines ``"gp"``, ``"lp"``,
             ``"sn"``, ``"clip"`` (``certified=False``, raw dual values). Or a
             :class:`CriticSpec` (or a mapping of its fields): the name and how it trains
-            (``family`` members, ``lr``, ``eval_every``, ``patience``).
+            (``family`` members, ``lr``, ``eval_every``, ``patience``, ``race``).
         network: a single critic's network, a :class:`~wgan_lip.networks.NetworkSpec` or
             mapping (``{"widths": [64, 64]}``, ``{"linear": "aol"}``,
             ``{"activation": "maxmin"}``, ``{"kind": "convnet", "conv": "cayley"}``...);
@@ -733,8 +757,7 @@ def _train_options(
     options.check_optional_int("batch_size", batch_size)
     seed = options.check_int("seed", seed, 0, MAX_SEED)
     options.check_real("holdout", holdout, 0.0, 1.0, high_open=True)
-    if not isinstance(progress, bool):
-        raise InputError(f"progress must be True or False, got {progress!r}")
+    options.check_bool("progress", progress)
     trainer = _trainer_options(trainer)
     opts = TrainOptions(
         spec, None if network is None else NetworkSpec.of(network), steps, trainer, progress, seed
@@ -803,6 +826,10 @@ class TrainedFold:
         interrupted: a Ctrl-C stopped training.
         work: multiply-adds per training step (parameters x batch rows), what the number of
             threads is chosen by (:func:`wgan_lip.threads.choose_threads`).
+        resolved: the plateau schedule stopped for resolution (more training could not
+            change the answer).
+        raced: the race retired every trained member.
+        retired: the step each retired member stopped training at.
 
     Example:
         >>> from wgan_lip.w1.estimate import TrainedFold
@@ -816,6 +843,9 @@ class TrainedFold:
     plateaued: bool
     interrupted: bool
     work: float = 0.0
+    resolved: bool = False
+    raced: bool = False
+    retired: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -886,6 +916,8 @@ def _train_fold(dm, opts: TrainOptions) -> TrainedFold:
         interrupt = StopOnInterrupt()
         kw = dict(opts.trainer)
         cbs = [plateau, interrupt, TrainTimer(), *kw.pop("callbacks")]
+        if spec.race and len(module.critic.names) > 1:
+            cbs.insert(0, RaceMembers())
         if opts.progress:
             label = "W1 critic" if dm.folds == 1 else f"W1 critic, fold {dm.fold + 1}/{dm.folds}"
             cbs.append(StepProgress(label=label))
@@ -912,6 +944,7 @@ def _train_fold(dm, opts: TrainOptions) -> TrainedFold:
                         raise KeyboardInterrupt from None
                     raise
     metrics = trainer.callback_metrics  # what forked / spawned workers hand back
+    prefix = "race/retired/"
     return TrainedFold(
         module,
         int(metrics.get("trainer/steps", trainer.global_step)),
@@ -919,6 +952,9 @@ def _train_fold(dm, opts: TrainOptions) -> TrainedFold:
         bool(metrics.get("plateau/stopped", plateau.stopped)),
         interrupt.interrupted,
         work,
+        resolved=bool(metrics.get("plateau/resolved", plateau.resolved)),
+        raced=bool(metrics.get("race/finished", False)),
+        retired={k[len(prefix) :]: int(v) for k, v in metrics.items() if k.startswith(prefix)},
     )
 
 
@@ -962,14 +998,16 @@ def _score(selection: Selection, trained: TrainedFold, dm, opts: TrainOptions) -
 
 
 def _stop_reason(trained: TrainedFold, max_steps: int) -> str:
-    """``interrupted``, ``closed_form`` (nothing to train), ``plateau``, ``max_time`` or
-    ``max_steps``."""
+    """``interrupted``, ``closed_form`` (nothing to train), ``raced``, ``resolved``,
+    ``plateau``, ``max_time`` or ``max_steps`` (see :class:`W1Estimate`)."""
     if trained.interrupted:
         return "interrupted"
     if trained.module.closed_form_only:  # nothing to train: fitted once, compared once
         return "closed_form"
+    if trained.raced:
+        return "raced"
     if trained.plateaued:
-        return "plateau"
+        return "resolved" if trained.resolved else "plateau"
     return "max_time" if trained.steps < max_steps else "max_steps"
 
 
@@ -1017,6 +1055,7 @@ def _report(
         p_value=p_value,
         folds=len(parts),
         batch_size=dm.batch_size,
+        retired=dict(last.trained.retired),
     )
     return W1Estimate(
         value=value,

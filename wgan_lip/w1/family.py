@@ -834,6 +834,9 @@ class CriticFamily(nn.Module):
                 self.slots.append((key, i))
                 self.names.append(name)
         self.trained = [not self.groups[key].closed_form for key, _ in self.slots]
+        # members still trained: a retired one (see :mod:`wgan_lip.w1.race`) keeps its best
+        # weights and value and costs no more steps
+        self.live = list(self.trained)
         # a buffer, so checkpoints and multi-process launchers carry the selection
         self.register_buffer(
             "best_values", torch.full((len(self.slots),), -math.inf, dtype=torch.float64)
@@ -864,18 +867,33 @@ class CriticFamily(nn.Module):
             g.fit_closed_form(zp, zq, gen)
 
     def forward_normalized(self, z: torch.Tensor, trained_only: bool = False) -> torch.Tensor:
-        """``(B, K)`` scores of normalized inputs ``z`` (only the trained members' columns,
-        in member order, with ``trained_only``: the closed-form ones need no gradient)."""
+        """``(B, K)`` scores of normalized inputs ``z`` (with ``trained_only``, only the
+        columns of the members still trained, in member order: the closed-form and retired
+        ones need no gradient)."""
+        keep = self.live if trained_only else [True] * len(self.slots)
+        wanted = {key for (key, _), k in zip(self.slots, keep, strict=True) if k}
         out: dict[str, torch.Tensor] = {}
         for key, g in self.groups.items():
-            if trained_only and g.closed_form:
+            if key not in wanted:
                 continue
             s = g(z)
             out[key] = s.unsqueeze(0) if s.dim() == 1 else s
-        columns = [out[key][i] for key, i in self.slots if key in out]
-        if not columns:  # trained_only in a family of closed-form members alone
+        columns = [out[key][i] for (key, i), k in zip(self.slots, keep, strict=True) if k]
+        if not columns:  # trained_only, and no member left to train
             return z.new_zeros(len(z), 0)
         return torch.stack(columns, dim=1)
+
+    def idle_parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters of the groups whose members are all retired (the
+        ``trained_only`` forward skips them)."""
+        busy = {key for (key, _), live in zip(self.slots, self.live, strict=True) if live}
+        return [
+            p
+            for key, g in self.groups.items()
+            if key not in busy and not g.closed_form
+            for p in g.parameters()
+            if p.requires_grad
+        ]
 
     def forward(self, x: torch.Tensor, trained_only: bool = False) -> torch.Tensor:
         """``(B, K)`` scores of raw samples, in normalized units (what training optimizes)."""
@@ -904,6 +922,8 @@ class CriticFamily(nn.Module):
         if self._best is None:
             self._best = {k: v.detach().clone() for k, v in self.state_dict().items()}
         for k, value in enumerate(values):
+            if self.trained[k] and not self.live[k]:
+                continue  # retired: its best weights and value stay as they were
             best = float(self.best_values[k])
             if math.isfinite(value) and (value > best or not math.isfinite(best)):
                 self.best_values[k] = float(value)
@@ -931,6 +951,11 @@ class CriticFamily(nn.Module):
         left = tuple(f"groups.{k}." for k, g in self.groups.items() if not g.keeps_best)
         state = {k: v for k, v in self._best.items() if not k.startswith(left) or not left}
         self.load_state_dict(state, strict=not left)
+
+    def retire(self, k: int) -> None:
+        """Stop training member ``k``: it keeps its best weights and monitor value, takes no
+        more gradient, and is still a candidate of :meth:`select`."""
+        self.live[k] = False
 
     def best_member(self) -> int:
         """Index of the member with the best monitor value (the first on ties)."""

@@ -178,6 +178,8 @@ class W1Critic(L.LightningModule):
         xp, xq = batch
         # one pass: the constrained weights once; normalized units, whatever the data's scale
         scores = self.critic(torch.cat([xp, xq]), trained_only=True)
+        if scores.shape[1] == 0:  # every trained member retired (the race ends the run)
+            return None
         # Under DDP each process holds part of the global batch, maybe unevenly: the
         # objective is weighted so the averaged gradient is that of the global dual.
         objective, dual = global_kr_dual(scores[: len(xp)], scores[len(xp) :])
@@ -186,6 +188,8 @@ class W1Critic(L.LightningModule):
         penalty = self.constraint.penalty(self.critic.user_scores, xp, xq, self.penalty_weight)
         if penalty is not None:
             loss = loss + penalty
+        if self.trainer.world_size > 1:  # DDP wants every parameter in the loss: idle add 0
+            loss = loss + 0.0 * sum(p.sum() for p in self.critic.idle_parameters())
         self._last_loss = loss.detach()  # checked at each evaluation: no host sync per step
         self.log("train/dual", dual, on_step=True, on_epoch=False)
         return loss
@@ -239,9 +243,10 @@ class W1Critic(L.LightningModule):
             raise FloatingPointError(f"W1 critic: loss is {float(last)} at step {self.global_step}")
         values, stderr = self._reduced_values()
         self.critic.record(values.tolist(), stderr.tolist())
-        pairs = list(zip(values.tolist(), stderr.tolist(), self.critic.trained, strict=False))
-        trained = [(v, se) for v, se, t in pairs if t]
-        best, se = max(trained) if trained else max((v, se) for v, se, _ in pairs)
+        # the plateau watches the members still training (all members when none is)
+        pairs = list(zip(values.tolist(), stderr.tolist(), self.critic.live, strict=True))
+        live = [(v, se) for v, se, t in pairs if t]
+        best, se = max(live) if live else max((v, se) for v, se, _ in pairs)
         value = best * float(self.critic.scale)
         self.log("val/dual", value, sync_dist=False)
         self.log("val/dual_rel", value / self.data_radius, sync_dist=False)

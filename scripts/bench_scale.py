@@ -13,7 +13,7 @@ Then the DDP scaling: training steps per second of the estimator with 1 process 
 2 CPU processes (``ddp_fork``, gloo) on the same global batches, alternated, after a
 warm-up, median over ``--repeats``.
 
-    python scripts/bench_scale.py                  # all sizes, ~10 min on 2 cores
+    python scripts/bench_scale.py                  # all sizes
     python scripts/bench_scale.py --sizes 10000    # quick
 
 Writes ``benchmarks/scale.json``; ``--tables`` prints the README tables from it.

@@ -884,7 +884,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="toy sizes on any device, under 2 minutes on 2 CPU cores",
+        help="toy sizes on any device (its time: scripts/bench_commands.py)",
     )
     parser.add_argument("--table", action="store_true", help="print --out as markdown and exit")
     parser.add_argument(

@@ -209,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="training time budget of the whole run, split evenly over the folds; the answer "
         "at the budget is still certified, with its CI (default: no budget)",
     )
+    w1.add_argument(
+        "--no-race",
+        action="store_true",
+        help="train every family member to the end (default: a member that can no longer "
+        "be reported stops training, and the run ends when none is left)",
+    )
     w1.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     cert = sub.add_parser(
@@ -361,7 +367,7 @@ def run_w1(args: argparse.Namespace) -> int:
     est = estimate_w1(
         p,
         q,
-        critic=critic,
+        critic={"name": critic, "race": False} if args.no_race else critic,
         network=network,
         holdout=args.holdout,
         steps=args.steps,

@@ -133,9 +133,9 @@ class PlateauSchedule(Callback):
 class RaceMembers(Callback):
     """Retire the family members that can no longer be reported; stop when none is left.
 
-    The rule is :mod:`wgan_lip.w1.race`'s. After each monitor check (the module has recorded every member's best value), members
-    the one-standard-error rule can no longer pick stop training. When none is left, the
-    run ends; ``trainer.callback_metrics`` then holds ``race/finished`` (1) and, for each
+    The rule is :mod:`wgan_lip.w1.race`'s. After each monitor check (the module has
+    recorded every member's best value), members the one-standard-error rule can no longer
+    pick stop training. When none is left, the run ends; ``trainer.callback_metrics`` then holds ``race/finished`` (1) and, for each
     retired member, ``race/retired/NAME`` (the step it retired at), which multi-process
     launchers hand back to the main process.
 

@@ -135,9 +135,9 @@ class RaceMembers(Callback):
 
     The rule is :mod:`wgan_lip.w1.race`'s. After each monitor check (the module has
     recorded every member's best value), members the one-standard-error rule can no longer
-    pick stop training. When none is left, the run ends; ``trainer.callback_metrics`` then holds ``race/finished`` (1) and, for each
-    retired member, ``race/retired/NAME`` (the step it retired at), which multi-process
-    launchers hand back to the main process.
+    pick stop training. When none is left, the run ends; ``trainer.callback_metrics``
+    then holds ``race/finished`` (1) and, for each retired member, ``race/retired/NAME``
+    (the step it retired at), which multi-process launchers hand back to the main process.
 
     Args:
         horizon: the projected gain still to come, in units of the gain over the second

@@ -108,3 +108,33 @@ def test_a_bad_race_option_is_one_line():
     p, q = _translation(200)
     with pytest.raises(InputError, match="race must be True or False, got 'yes'"):
         estimate_w1(p, q, critic={"race": "yes"}, progress=False)
+
+
+def test_in_sample_the_race_follows_the_largest_value_rule():
+    race = MemberRace(["linear", "mlp"], [(0, 1), (2, 9)], [False, True], one_se=False)
+    race.update(50, [1.0, 0.99], [0.1, 0.1])
+    # 1.0 + 0.01 beats the linear member's 1.0: in-sample it could still win
+    assert race.update(100, [1.0, 1.0], [0.1, 0.1]) == []
+
+
+def test_an_excluded_member_sets_no_target():
+    """A transport potential scored on its own fit rows (monitor = fit) is left out of the
+    selection, so it must not push the others out of the race either."""
+    names, ranks = ["transport", "mlp"], [(3, 1), (2, 9)]
+    race = MemberRace(names, ranks, [False, True], exclude=("transport",))
+    race.update(50, [5.0, 0.5], [0.1, 0.1])
+    assert race.update(100, [5.0, 0.55], [0.1, 0.1]) == []
+    race = MemberRace(names, ranks, [False, True])
+    race.update(50, [5.0, 0.5], [0.1, 0.1])
+    assert race.update(100, [5.0, 0.55], [0.1, 0.1]) == [1]
+
+
+def test_in_sample_the_race_keeps_the_largest_value():
+    """holdout=0: the transport potential is the exact W1 of the samples; the race ends
+    the run without changing that answer."""
+    p, q = _translation(300, 3)
+    kw = dict(holdout=0.0, progress=False, seed=0, trainer={"accelerator": "cpu"})
+    raced = estimate_w1(p, q, **kw)
+    full = estimate_w1(p, q, critic={"race": False}, **kw)
+    assert raced.critic_name == full.critic_name and raced.value == full.value
+    assert raced.steps <= full.steps

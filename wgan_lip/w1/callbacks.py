@@ -143,6 +143,8 @@ class RaceMembers(Callback):
         horizon: the projected gain still to come, in units of the gain over the second
             half of the steps so far (:class:`~wgan_lip.w1.race.MemberRace`).
         min_steps: steps before any member may retire.
+        one_se: the selection's rule (the one-standard-error rule, or the largest value).
+        exclude: members the selection leaves out.
 
     Example:
         >>> from wgan_lip.w1.callbacks import RaceMembers
@@ -150,14 +152,29 @@ class RaceMembers(Callback):
         100
     """
 
-    def __init__(self, horizon: float = HORIZON, min_steps: int = MIN_STEPS) -> None:
+    def __init__(
+        self,
+        horizon: float = HORIZON,
+        min_steps: int = MIN_STEPS,
+        one_se: bool = True,
+        exclude: tuple[str, ...] = (),
+    ) -> None:
         self.horizon, self.min_steps = horizon, min_steps
+        self.one_se, self.exclude = one_se, exclude
         self.race: MemberRace | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         family = pl_module.critic
         ranks = [family.complexity(k) for k in range(len(family.names))]
-        self.race = MemberRace(family.names, ranks, family.trained, self.horizon, self.min_steps)
+        self.race = MemberRace(
+            family.names,
+            ranks,
+            family.trained,
+            self.horizon,
+            self.min_steps,
+            self.one_se,
+            self.exclude,
+        )
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or self.race is None:

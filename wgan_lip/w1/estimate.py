@@ -917,7 +917,8 @@ def _train_fold(dm, opts: TrainOptions) -> TrainedFold:
         kw = dict(opts.trainer)
         cbs = [plateau, interrupt, TrainTimer(), *kw.pop("callbacks")]
         if spec.race and len(module.critic.names) > 1:
-            cbs.insert(0, RaceMembers())
+            one_se, exclude = _selection_rule(dm)
+            cbs.insert(0, RaceMembers(one_se=one_se, exclude=exclude))
         if opts.progress:
             label = "W1 critic" if dm.folds == 1 else f"W1 critic, fold {dm.fold + 1}/{dm.folds}"
             cbs.append(StepProgress(label=label))
@@ -958,19 +959,23 @@ def _train_fold(dm, opts: TrainOptions) -> TrainedFold:
     )
 
 
-def _select(module: W1Critic, dm) -> Selection:
-    """The member the fold reports, and every member's certified monitor value."""
-    family = module.critic.eval()
+def _selection_rule(dm) -> tuple[bool, tuple[str, ...]]:
+    """How the fold's member is chosen: ``(one_se, exclude)`` of
+    :meth:`~wgan_lip.w1.family.CriticFamily.select` (the race follows the same rule)."""
     fit_p, _ = dm.indices("fit")
     mon_p, _ = dm.indices("monitor")
     in_sample = dm.holdout == 0 and dm.folds == 1
     monitor_is_fit = len(mon_p) == len(fit_p) and bool(torch.equal(mon_p, fit_p))
     # in-sample: the largest value is the answer; otherwise the one-standard-error rule,
     # and a monitor that is the fit split says nothing about the transport potential
-    best = family.select(
-        one_se=not in_sample,
-        exclude=("transport",) if monitor_is_fit and not in_sample else (),
-    )
+    return not in_sample, ("transport",) if monitor_is_fit and not in_sample else ()
+
+
+def _select(module: W1Critic, dm) -> Selection:
+    """The member the fold reports, and every member's certified monitor value."""
+    family = module.critic.eval()
+    one_se, exclude = _selection_rule(dm)
+    best = family.select(one_se=one_se, exclude=exclude)
     monitor_values: dict[str, float] = {}
     if family.reports_members:
         scale = float(family.scale)

@@ -14,7 +14,10 @@ best ``b`` is picked only if
   above it (``k`` is then the best, and the floor is ``b - se_k``);
 * ``b >= best_j - se_j`` for every other member ``j`` (``k`` is within the floor).
 
-The largest of these thresholds is ``k``'s *target*.
+The largest of these thresholds is ``k``'s *target*. When the largest value wins (an
+in-sample run), the target is the best of the other members. Members the selection leaves
+out (the ``transport`` potential when the monitor split is the fit split) are left out
+here too.
 
 **How far a member can still go.** The projection is its best value plus what it gained
 over the second half of its training so far (``horizon`` times that gain). For a value that
@@ -50,6 +53,9 @@ class MemberRace:
         horizon: the projected gain still to come, in units of the gain over the second
             half of the steps so far.
         min_steps: steps before any member may retire.
+        one_se: the selection's rule: the one-standard-error rule (True) or the largest
+            value (False), as :meth:`CriticFamily.select`.
+        exclude: members the selection leaves out (they set no target).
 
     Example:
         >>> from wgan_lip.w1.race import MemberRace
@@ -69,9 +75,12 @@ class MemberRace:
         trained: Sequence[bool],
         horizon: float = HORIZON,
         min_steps: int = MIN_STEPS,
+        one_se: bool = True,
+        exclude: Sequence[str] = (),
     ) -> None:
         self.names, self.ranks, self.trained = list(names), list(ranks), list(trained)
         self.horizon, self.min_steps = horizon, min_steps
+        self.one_se, self.exclude = one_se, set(exclude)
         self.live = list(self.trained)
         self.retired: dict[str, int] = {}  # member -> the step it retired at
         self.history: list[tuple[int, list[float]]] = []  # (step, best values)
@@ -83,7 +92,13 @@ class MemberRace:
 
     def target(self, k: int, best: Sequence[float], stderr: Sequence[float]) -> float:
         """The best value member ``k`` must reach to be picked (see the module docstring)."""
-        others = [j for j in range(len(best)) if j != k and math.isfinite(best[j])]
+        others = [
+            j
+            for j in range(len(best))
+            if j != k and math.isfinite(best[j]) and self.names[j] not in self.exclude
+        ]
+        if not self.one_se:  # the largest value wins
+            return max((best[j] for j in others), default=-math.inf)
         simpler = max((best[j] for j in others if self.ranks[j] < self.ranks[k]), default=-math.inf)
         # can something more complex end above k, and above every simpler member? A live
         # trained one may; a fixed one only if its floor is above the simpler members now

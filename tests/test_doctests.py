@@ -26,6 +26,7 @@ MODULES = [
     "wgan_lip.layers.registry",
     "wgan_lip.networks",
     "wgan_lip.threads",
+    "wgan_lip.work_threads",
     "wgan_lip.critic",
     "wgan_lip.data.precision",
     "wgan_lip.data.synthetic",

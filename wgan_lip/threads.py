@@ -4,11 +4,13 @@ the cores that are free.
 A small critic gains nothing from torch's intra-op threads (each step is a few small matrix
 products: the threads mostly synchronize), and loses badly when another process keeps a core
 busy: on a 2-core machine beside one CPU-bound process, a W1 estimate of 2,000 x 10 samples
-took 23.3 s with torch's 2 threads and 7.3 s with 1 (``scripts/bench_w1.py --sections
-threads``).
-So a run takes one thread for small work and, for large work, the cores no other process is
-using, up to torch's own setting; an explicit ``OMP_NUM_THREADS`` (or ``WGAN_LIP_THREADS``) is
-the user's choice and is kept.
+took 3.0 s with torch's 2 threads and 1.6 s with 1 (``scripts/bench_w1.py --sections
+threads``; the record is in the benchmarks page of the documentation). So a run takes one
+thread for small work and, for large work, the cores no other process is using, up to
+torch's own setting; an explicit ``OMP_NUM_THREADS`` (or ``WGAN_LIP_THREADS``) is the
+user's choice and is kept. The work of a step is counted in multiply-adds
+(:func:`forward_macs` counts them for any network;
+:class:`~wgan_lip.work_threads.WorkThreads` applies the choice to a Lightning ``fit``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from collections.abc import Iterator
 
 import torch
+from torch import nn
 
 # multiply-adds per training step below which one thread is fastest (measured on 2 cores:
 # 2,000 x 10 with the default family, ~5e7 per step, ran faster on one thread; 5,000 x 784,
@@ -157,3 +160,33 @@ def threads_for(work: float) -> Iterator[int]:
         yield n
     finally:
         torch.set_num_threads(before)
+
+
+def forward_macs(net: nn.Module, *inputs: torch.Tensor) -> float:
+    """Multiply-adds of one forward pass of ``net`` on ``inputs`` (counted, not estimated).
+
+    Args:
+        net: the network.
+        *inputs: its inputs (one batch).
+
+    Returns:
+        Half the floating-point operations torch's flop counter sees (matrix products and
+        convolutions). The pass runs in eval mode without gradients, so batch-norm
+        statistics do not move; the mode is put back.
+
+    Example:
+        >>> import torch
+        >>> from wgan_lip.threads import forward_macs
+        >>> forward_macs(torch.nn.Linear(10, 20, bias=False), torch.zeros(4, 10))
+        800.0
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    training = net.training
+    net.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net(*inputs)
+    finally:
+        net.train(training)
+    return counter.get_total_flops() / 2

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..threads import forward_macs, threads_for
 
 FORMAT = "wgan_lip.feature_net/1"
 
@@ -150,6 +151,14 @@ def train_feature_net(
     net = FeatureNet(images.shape[1], images.shape[2], int(labels.max()) + 1)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
+    # threads for the work: a small convnet thrashes on every core beside a busy process
+    with threads_for(forward_macs(net, images[:batch_size])):
+        _fit(net, opt, images, labels, epochs, batch_size, gen, log)
+    return net.eval()
+
+
+def _fit(net, opt, images, labels, epochs, batch_size, gen, log) -> None:
+    """The epochs of :func:`train_feature_net`."""
     for epoch in range(epochs):
         perm = torch.randperm(len(images), generator=gen)
         total = 0.0
@@ -162,7 +171,6 @@ def train_feature_net(
             total += float(loss.detach()) * len(idx)
         if log is not None:
             log(f"epoch {epoch + 1}/{epochs}: train loss {total / len(images):.4f}")
-    return net.eval()
 
 
 @torch.no_grad()

@@ -28,7 +28,9 @@ from ..checkpoints import peek_checkpoint
 from ..constraints import Constraint, ConstraintDefaults, ConstraintName, get_constraint
 from ..errors import InputError
 from ..layers import lipschitz_bound
+from ..threads import forward_macs
 from ..w1 import global_kr_dual, kr_dual
+from ..work_threads import WorkThreads
 from .architecture import (
     MOVED_OPTIONS,
     SECTIONS,
@@ -201,6 +203,19 @@ class WGAN(L.LightningModule):
 
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
+
+    def configure_callbacks(self):
+        # small toy networks train fastest on one thread, and beside a busy process by far
+        return [WorkThreads(WGAN._step_work)]
+
+    @staticmethod
+    def _step_work(trainer: L.Trainer, module: WGAN) -> float:
+        """Multiply-adds of one generator + critic forward pass on a training batch."""
+        rows = int(getattr(trainer.datamodule, "batch_size", 0) or 64)
+        # zeros: the count does not depend on the values, and no random number is drawn
+        z = torch.zeros(rows, module.latent_dim, device=module.device)
+        x = torch.zeros(rows, *module.hparams.data_shape, device=module.device)
+        return forward_macs(module.generator, z) + forward_macs(module.critic, x)
 
     def configure_optimizers(self):
         s = self.settings

@@ -6,7 +6,7 @@ critic's filled level sets, and the script prints three numbers that should agre
 order: the critic's own certified dual value on held-out data (a lower bound of the W1
 between the two samples), a fresh certified estimate (``estimate_w1``) and POT's exact W1.
 
-    python examples/wgan_toy_levelsets.py --out toy.png               # about 40 s on a CPU
+    python examples/wgan_toy_levelsets.py --out toy.png   # its time: scripts/bench_commands.py
     python examples/wgan_toy_levelsets.py --toy swissroll --steps 3000
 """
 

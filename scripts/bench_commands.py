@@ -51,6 +51,14 @@ def _commands(tmp: Path, data_root: str | None) -> dict[str, list[str] | None]:
             "--out",
             str(tmp / "toy.png"),
         ],
+        "examples/w1_image_folders.py": [
+            py,
+            str(REPO / "examples/w1_image_folders.py"),
+            "--out",
+            str(tmp / "w1.png"),
+        ],
+        "examples/certify_classifier.py": [py, str(REPO / "examples/certify_classifier.py")],
+        "examples/custom_layer.py": [py, str(REPO / "examples/custom_layer.py")],
         "scripts/gpu_check.py --smoke": [
             py,
             str(REPO / "scripts/gpu_check.py"),
@@ -164,6 +172,8 @@ def main() -> None:
         old = json.loads(args.out.read_text())
         done = {(r["command"], r["load"]) for r in result["rows"]}
         result["rows"] += [r for r in old["rows"] if (r["command"], r["load"]) not in done]
+        order = list(_commands(Path(), None))
+        result["rows"].sort(key=lambda r: (order.index(r["command"]), r["load"] == "busy"))
     write_json_strict(args.out, result)
     print_table(result)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from wgan_lip import estimate_w1
@@ -59,3 +60,29 @@ def test_an_easy_estimate_stops_when_the_answer_is_known():
     assert quick.steps <= 200 and quick.critic_name == "linear"
     assert quick.stopped == "raced" and "mlp:128x3:maxmin" in quick.retired
     assert quick.ci_low <= 0.3 * 10**0.5  # the certified interval starts below the truth
+
+
+def test_the_schedule_starts_afresh_when_the_race_retires_a_member():
+    """The monitor is the best live member: once the leading network retires, the cones'
+    lower values must not read as a lost window (a resolution stop) or as no improvement."""
+    cb = PlateauSchedule(patience=3, restore_best=False)
+    family = SimpleNamespace(live=[False, True, True])
+    module = SimpleNamespace(state_dict=lambda: {}, critic=family)
+    trainer = SimpleNamespace(
+        sanity_checking=False, callback_metrics={}, should_stop=False, global_step=0, optimizers=[]
+    )
+
+    def check(v):
+        trainer.callback_metrics = {
+            "val/dual_rel": torch.tensor(v),
+            "val/dual_se_rel": torch.tensor(0.01),
+        }
+        cb.on_validation_end(trainer, module)
+
+    for v in (0.90, 0.95, 0.96, 0.96):  # the network leads
+        check(v)
+    family.live = [False, True, False]  # the network retires; the cones climb from 0.5
+    for v in (0.96, 0.50, 0.55, 0.60, 0.65):
+        check(v)
+        assert not trainer.should_stop
+    assert cb.history == pytest.approx([0.50, 0.55, 0.60, 0.65]) and cb.best == pytest.approx(0.65)

@@ -41,6 +41,8 @@ from ..networks import (
     used_fields,
 )
 from ..options import dataclass_of
+from ..threads import forward_macs
+from ..work_threads import WorkThreads
 from .margins import hkr_loss, is_certified, linf_to_l2, multiclass_hinge, tempered_cross_entropy
 
 LOSSES = ("hinge", "xent", "hkr")
@@ -371,6 +373,17 @@ class LipschitzClassifier(L.LightningModule):
         self.log("train/loss", loss.detach(), prog_bar=True)
         self.log("train/accuracy", (logits.argmax(1) == y).float().mean().detach())
         return loss
+
+    def configure_callbacks(self):
+        # a small classifier trains fastest on few threads, and beside a busy process by far
+        return [WorkThreads(LipschitzClassifier._step_work)]
+
+    @staticmethod
+    def _step_work(trainer: L.Trainer, module: LipschitzClassifier) -> float:
+        """Multiply-adds of one forward pass of the network on a training batch."""
+        rows = int(getattr(trainer.datamodule, "batch_size", 0) or 64)
+        x = torch.zeros(rows, *module.hparams.input_shape, device=module.device)
+        return forward_macs(module.net, x)
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)

@@ -34,6 +34,10 @@ class PlateauSchedule(Callback):
     cannot tell the gain from noise, and the held-out value, whose interval is wider still,
     would not move either.
 
+    The monitor is the best of the members still training; when the race retires some
+    (:class:`RaceMembers`), the watched series changes, so the schedule starts afresh
+    (best, wait and window; the decays made so far stay).
+
     Args:
         monitor: the logged metric watched (``trainer.callback_metrics`` key); an evaluation
             that did not log it is ignored.
@@ -77,9 +81,12 @@ class PlateauSchedule(Callback):
         self.se_monitor, self.resolution = se_monitor, resolution
         self.history: list[float] = []
         self.resolved = False  # stopped because more training could not change the answer
+        self.watched: tuple | None = None  # the family members still training, last check
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        if self._watched_changed(pl_module):
             return
         value = float(trainer.callback_metrics[self.monitor])
         self.history.append(value)
@@ -105,6 +112,16 @@ class PlateauSchedule(Callback):
         else:
             self.stopped = True
             trainer.should_stop = True
+
+    def _watched_changed(self, pl_module: L.LightningModule) -> bool:
+        """Whether the members behind the monitor changed since the last check (then the
+        schedule starts afresh, and this check, made before the change, is skipped)."""
+        watched = tuple(getattr(getattr(pl_module, "critic", None), "live", ()))
+        changed = self.watched is not None and watched != self.watched
+        self.watched = watched
+        if changed:
+            self.best, self.wait, self.history = -math.inf, 0, []
+        return changed
 
     def _resolved(self, trainer: L.Trainer) -> bool:
         """The last ``patience`` evaluations gained less than ``resolution`` standard errors

@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from wgan_lip.robust import LipschitzClassifier, certify
+    from wgan_lip.threads import forward_macs, threads_for
 
     torch.manual_seed(0)
     x, y = bands(args.n, seed=0)
@@ -54,12 +55,15 @@ def main(argv: list[str] | None = None) -> dict:
         lr=3e-3,
     )
     opt = torch.optim.Adam(model.parameters(), lr=model.hparams.lr)
-    for _ in range(args.epochs):
-        for idx in torch.randperm(len(y)).split(64):
-            loss = model.loss(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    # as many threads as the work needs: a small network thrashes on every core when
+    # another process keeps one busy
+    with threads_for(forward_macs(model.net, x[:64])):
+        for _ in range(args.epochs):
+            for idx in torch.randperm(len(y)).split(64):
+                loss = model.loss(model(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
 
     xt, yt = bands(300, seed=1)
     report = certify(model.net, xt, yt, args.eps, attack="pgd", attack_steps=20, attack_restarts=2)

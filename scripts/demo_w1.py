@@ -39,6 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="samples per side")
     ap.add_argument("--data-root", default=os.environ.get("WGAN_LIP_DATA"))
+    ap.add_argument("--no-progress", action="store_true", help="no line as each problem starts")
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
@@ -53,7 +54,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for i, (name, prob) in enumerate(PROBLEMS, 1):
         # a line as each problem starts (stderr: the table on stdout stays clean)
-        print(f"[{i}/{len(PROBLEMS)}] {name}: training the critic family...", file=sys.stderr)
+        if not args.no_progress:
+            print(f"[{i}/{len(PROBLEMS)}] {name}: training the critic family...", file=sys.stderr)
         p, q = prob.sample_p(args.n, 0), prob.sample_q(args.n, 0)
         est = estimate_w1(p, q, progress=False)
         err = f"{(est.value - prob.w1) / prob.w1 * 100:+.1f}%"

@@ -15,6 +15,10 @@ Sections (all by default):
   threads   2,000 x 10: torch's own threads vs the automatic choice, idle and busy.
   time      time and error per problem: the default before the member race beside today's
             and POT's exact W1, alternated; then `make demo`, idle and beside a busy process.
+  funnel    min-of-funnels potentials (Korotin, Kolesov and Burnaev 2022's construction:
+            Q uniform on the cube, P = Q moved along its transport rays), D in 2..128,
+            N in 4, 16, 64 funnels: a finite 20,000 per side (`--funnel-mode finite`) or
+            fresh draws (`--funnel-mode sampler`); population error, time, winner.
 
 Writes benchmarks/w1.json (updated after every row) and prints markdown tables.
 Run: .venv/bin/python scripts/bench_w1.py [--sections known insample ...] [--tables]
@@ -405,6 +409,57 @@ def run_time(pop_n: int) -> None:
     save("time", {"problems": rows, "demo": demo_rows})
 
 
+FUNNEL_DIMS = (2, 8, 16, 32, 64, 128)
+FUNNEL_COUNTS = (4, 16, 64)
+FUNNEL_N = 20_000
+
+
+def run_funnel(mode: str, pop_n: int, dims, counts) -> None:
+    """Today's default on each (D, N) instance of the min-of-funnels benchmark."""
+    from wgan_lip.data import VoronoiPush
+
+    section = f"funnel_{mode}"
+    rows = []
+    for d in dims:
+        for k in counts:
+            prob = VoronoiPush(d, k, mc_samples=200_000)
+            if mode == "finite":
+                p, q = prob.sample_p(FUNNEL_N, 0), prob.sample_q(FUNNEL_N, 0)
+            else:  # fresh draws for every batch, check and held-out set
+                p = lambda n, prob=prob: prob.sample_p(n)  # noqa: E731
+                q = lambda n, prob=prob: prob.sample_q(n)  # noqa: E731
+            est = estimate_w1(p, q, progress=False)
+            pop = est.score(prob.sample_p(pop_n, 10_000), prob.sample_q(pop_n, 10_000))[0]
+            rows.append(
+                {
+                    "mode": mode,
+                    "dim": d,
+                    "funnels": k,
+                    "n": FUNNEL_N if mode == "finite" else None,
+                    "w1": prob.w1,
+                    "w1_stderr": prob.w1_stderr,
+                    "estimator": "family",
+                    "critic": est.critic_name,
+                    "value": est.value,
+                    "ci_low": est.ci_low,
+                    "ci_high": est.ci_high,
+                    "population_value": pop,
+                    "error": (pop - prob.w1) / prob.w1,
+                    "steps": est.steps,
+                    "stopped": est.stopped,
+                    "seconds": est.seconds,
+                }
+            )
+            save(section, rows)
+            r = rows[-1]
+            print(
+                f"funnel {mode} D={d:3d} N={k:2d}: W1={prob.w1:.4f} pop={pop:.4f} "
+                f"error={r['error']:+.2%} {est.critic_name} {est.steps} steps "
+                f"({est.stopped}) {est.seconds:.0f}s",
+                flush=True,
+            )
+
+
 def _pairs(rows):
     by = {}
     for r in rows:
@@ -476,6 +531,25 @@ def print_tables(results: dict) -> None:
                 f"{med['automatic']:.1f} s | {med['pot']:.1f} s | "
                 f"{r['values']['automatic'][0]:.4f} (W1 {r['w1']:.4f}) |"
             )
+    for mode in ("finite", "sampler"):
+        rows = results.get(f"funnel_{mode}")
+        if not rows:
+            continue
+        print(
+            f"\n| funnels ({mode}) | D | N | exact W1 | population error | winner | steps "
+            "(stop) | time |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {mode} | {r['dim']} | {r['funnels']} | {r['w1']:.4f} | {r['error']:+.2%} | "
+                f"{r['critic']} | {r['steps']} ({r['stopped']}) | {r['seconds']:.0f} s |"
+            )
+        errors = [abs(r["error"]) for r in rows]
+        print(
+            f"\nfunnel {mode}: |error| median {statistics.median(errors):.2%}, worst "
+            f"{max(errors):.2%} over {len(rows)} instances"
+        )
     if results.get("time"):
         print(
             "\n| problem | d | n per side | exact W1 | before the race: time, error (winner) | "
@@ -517,6 +591,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="speed section repeats")
     ap.add_argument("--population", type=int, default=100_000)
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--funnel-mode", choices=["finite", "sampler"], default="finite")
+    ap.add_argument("--funnel-dims", type=int, nargs="+", default=list(FUNNEL_DIMS))
+    ap.add_argument("--funnel-counts", type=int, nargs="+", default=list(FUNNEL_COUNTS))
     ap.add_argument("--tables", action="store_true", help="only print the tables of the JSON")
     args = ap.parse_args()
     if args.tables:
@@ -547,6 +624,8 @@ def main() -> None:
         run_threads(args.repeats)
     if "time" in args.sections:
         run_time(args.population)
+    if "funnel" in args.sections:
+        run_funnel(args.funnel_mode, args.population, args.funnel_dims, args.funnel_counts)
     print_tables(json.loads(OUT.read_text()))
 
 

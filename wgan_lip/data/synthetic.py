@@ -209,24 +209,33 @@ class GaussianScale(KnownW1):
 
 @dataclass
 class VoronoiPush(KnownW1):
-    """A problem whose optimal potential is kinked: the distance to the nearest of k centres.
+    """A problem whose optimal potential is kinked: a minimum of k funnels (cones).
 
-    Q is uniform on the box ``[-1, 1]^d``; a sample of P is a sample ``y`` of Q moved a
-    uniform random fraction ``t`` of the way toward its nearest centre ``c(y)`` (the centres
-    are ``k`` fixed uniform points of the box, drawn from ``centre_seed``). W1 = half the mean
-    distance of Q to the nearest centre, ``E|y - c(y)| / 2``, evaluated once by Monte Carlo
-    on ``mc_samples`` points (standard error printed by :attr:`w1_stderr`).
+    The potential is ``g(x) = min_j (|x - c_j| + b_j)``: ``k`` funnels with apexes ``c_j``
+    (fixed uniform points of the box ``[-1, 1]^d``, drawn from ``centre_seed``) and offsets
+    ``b_j`` (uniform in ``[0, offset_scale * sqrt(d)]``, from the same seed; all 0 by
+    default, when ``g`` is the distance to the nearest centre). Q is uniform on the box; a
+    sample of P is a sample ``y`` of Q moved a uniform random fraction ``t`` of the way
+    toward the apex ``c(y)`` of its funnel (the ``j`` that attains the minimum). W1 = half the
+    mean distance of Q to its apex, ``E|y - c(y)| / 2``, evaluated once by Monte Carlo on
+    ``mc_samples`` points (standard error in :attr:`w1_stderr`).
 
-    Proof: ``g(x) = min_c |x - c|`` is 1-Lipschitz. A moved point ``x = y + t (c(y) - y)``
-    stays in the Voronoi cell of ``c(y)`` (cells are convex), so ``g(y) - g(x) = t |y - c(y)|
-    = |y - x|``: the coupling ``(x, y)`` and the potential ``-g`` have the same value, so the
-    coupling is optimal and W1 = ``E[t |y - c(y)|] = E|y - c(y)| / 2``.
+    Proof: ``g`` is 1-Lipschitz (a minimum of 1-Lipschitz cones). For a point ``x`` on the
+    segment from ``y`` to ``c = c(y)`` and any funnel ``m``, ``|x - c_m| + b_m >= |y - c_m| -
+    |y - x| + b_m >= |y - c| + b - |y - x| = |x - c| + b``: the moved point stays in its
+    funnel, so ``g(y) - g(x) = |y - x|``. The coupling ``(x, y)`` and the potential ``-g``
+    have the same value, so the coupling is optimal and W1 = ``E[t |y - c(y)|] = E|y -
+    c(y)| / 2``. This is the ray-monotone construction of Korotin, Kolesov and Burnaev (2022)
+    with a min of funnels: every point moves along its transport ray, toward the apex.
 
     Args:
         dim: dimension of the samples.
-        centres: number ``k`` of centres.
-        centre_seed: seed of the centres (and, plus one, of the Monte Carlo points).
+        centres: number ``k`` of funnels.
+        centre_seed: seed of the apexes and offsets (and, plus one, of the Monte Carlo
+            points).
         mc_samples: Monte Carlo points used once, at construction, to evaluate ``w1``.
+        offset_scale: the offsets' range, in units of ``sqrt(d)`` (the box's scale); 0 makes
+            every offset 0.
 
     Example:
         >>> from wgan_lip.data import VoronoiPush
@@ -238,6 +247,7 @@ class VoronoiPush(KnownW1):
     centres: int = 16
     centre_seed: int = 12345
     mc_samples: int = 1_000_000
+    offset_scale: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -246,8 +256,18 @@ class VoronoiPush(KnownW1):
                 f"VoronoiPush: needs centres >= 1 and mc_samples >= 2, got {self.centres} and "
                 f"{self.mc_samples}"
             )
+        if not (math.isfinite(self.offset_scale) and self.offset_scale >= 0):
+            raise ValueError(
+                f"VoronoiPush: offset_scale must be finite and >= 0, got {self.offset_scale}"
+            )
         g = _gen(self.centre_seed)
         self._c = torch.rand(self.centres, self.dim, generator=g, dtype=torch.float64) * 2 - 1
+        # drawn after the apexes, so offset_scale=0 leaves the apexes (and samples) as before
+        self._b = (
+            torch.rand(self.centres, generator=g, dtype=torch.float64)
+            * self.offset_scale
+            * math.sqrt(self.dim)
+        )
         y = (
             torch.rand(
                 self.mc_samples, self.dim, generator=_gen(self.centre_seed + 1), dtype=torch.float64
@@ -260,9 +280,23 @@ class VoronoiPush(KnownW1):
         self.w1_stderr = 0.5 * float(dist.std()) / math.sqrt(self.mc_samples)
 
     def _nearest(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The apex of each row's funnel (the one attaining the minimum) and the distance
+        to it."""
         d = torch.cdist(y.to(torch.float64), self._c)
-        dist, idx = d.min(dim=1)
-        return self._c[idx], dist
+        idx = (d + self._b).argmin(dim=1)
+        return self._c[idx], d.gather(1, idx[:, None])[:, 0]
+
+    def potential(self, x: torch.Tensor) -> torch.Tensor:
+        """The optimal potential ``g(x) = min_j (|x - c_j| + b_j)`` (float64): ``g(y) -
+        g(x)`` is the transport cost of every pair the map moves.
+
+        Args:
+            x: points ``(n, dim)``.
+
+        Returns:
+            ``(n,)`` float64 values.
+        """
+        return (torch.cdist(x.to(torch.float64), self._c) + self._b).min(dim=1).values
 
     @property
     def w1(self) -> float:

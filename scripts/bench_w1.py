@@ -414,11 +414,22 @@ FUNNEL_COUNTS = (4, 16, 64)
 FUNNEL_N = 20_000
 
 
-def run_funnel(mode: str, pop_n: int, dims, counts) -> None:
-    """Today's default on each (D, N) instance of the min-of-funnels benchmark."""
+def run_funnel(
+    mode: str, pop_n: int, dims, counts, family=None, max_time: float | None = None
+) -> None:
+    """Today's default on each (D, N) instance of the min-of-funnels benchmark (or, a probe,
+    another ``family`` under a ``max_time`` budget in seconds, in its own JSON section)."""
+    import datetime as dt
+
     from wgan_lip.data import VoronoiPush
 
-    section = f"funnel_{mode}"
+    probe = family is not None or max_time is not None
+    section = f"funnel_{mode}" + ("_probe" if probe else "")
+    kw: dict = {}
+    if family:
+        kw["critic"] = {"family": list(family)}
+    if max_time:
+        kw["trainer"] = {"max_time": dt.timedelta(seconds=max_time)}
     rows = []
     for d in dims:
         for k in counts:
@@ -428,17 +439,20 @@ def run_funnel(mode: str, pop_n: int, dims, counts) -> None:
             else:  # fresh draws for every batch, check and held-out set
                 p = lambda n, prob=prob: prob.sample_p(n)  # noqa: E731
                 q = lambda n, prob=prob: prob.sample_q(n)  # noqa: E731
-            est = estimate_w1(p, q, progress=False)
+            est = estimate_w1(p, q, progress=False, **kw)
             pop = est.score(prob.sample_p(pop_n, 10_000), prob.sample_q(pop_n, 10_000))[0]
             rows.append(
                 {
                     "mode": mode,
+                    "family": list(family) if family else "default",
+                    "max_time_s": max_time,
                     "dim": d,
                     "funnels": k,
                     "n": FUNNEL_N if mode == "finite" else None,
                     "w1": prob.w1,
                     "w1_stderr": prob.w1_stderr,
                     "estimator": "family",
+                    "monitor_values": est.monitor_values,
                     "critic": est.critic_name,
                     "value": est.value,
                     "ci_low": est.ci_low,
@@ -531,10 +545,13 @@ def print_tables(results: dict) -> None:
                 f"{med['automatic']:.1f} s | {med['pot']:.1f} s | "
                 f"{r['values']['automatic'][0]:.4f} (W1 {r['w1']:.4f}) |"
             )
-    for mode in ("finite", "sampler"):
+    for mode in ("finite", "sampler", "finite_probe", "sampler_probe"):
         rows = results.get(f"funnel_{mode}")
         if not rows:
             continue
+        if mode.endswith("probe"):
+            r = rows[0]
+            print(f"\nprobe: family {r['family']}, budget {r['max_time_s']} s per estimate")
         print(
             f"\n| funnels ({mode}) | D | N | exact W1 | population error | winner | steps "
             "(stop) | time |"
@@ -594,6 +611,8 @@ def main() -> None:
     ap.add_argument("--funnel-mode", choices=["finite", "sampler"], default="finite")
     ap.add_argument("--funnel-dims", type=int, nargs="+", default=list(FUNNEL_DIMS))
     ap.add_argument("--funnel-counts", type=int, nargs="+", default=list(FUNNEL_COUNTS))
+    ap.add_argument("--funnel-family", nargs="+", help="a probe: these members (own section)")
+    ap.add_argument("--funnel-max-time", type=float, help="a probe: seconds per estimate")
     ap.add_argument("--tables", action="store_true", help="only print the tables of the JSON")
     args = ap.parse_args()
     if args.tables:
@@ -625,7 +644,14 @@ def main() -> None:
     if "time" in args.sections:
         run_time(args.population)
     if "funnel" in args.sections:
-        run_funnel(args.funnel_mode, args.population, args.funnel_dims, args.funnel_counts)
+        run_funnel(
+            args.funnel_mode,
+            args.population,
+            args.funnel_dims,
+            args.funnel_counts,
+            args.funnel_family,
+            args.funnel_max_time,
+        )
     print_tables(json.loads(OUT.read_text()))
 
 

@@ -4,7 +4,7 @@ the cores that are free.
 A small critic gains nothing from torch's intra-op threads (each step is a few small matrix
 products: the threads mostly synchronize), and loses badly when another process keeps a core
 busy: on a 2-core machine beside one CPU-bound process, a W1 estimate of 2,000 x 10 samples
-took 3.0 s with torch's 2 threads and 1.6 s with 1 (``scripts/bench_w1.py --sections
+took 4.5 s with torch's 2 threads and 1.6 s with 1 (``scripts/bench_w1.py --sections
 threads``; the record is in the benchmarks page of the documentation). So a run takes one
 thread for small work and, for large work, the cores no other process is using, up to
 torch's own setting; an explicit ``OMP_NUM_THREADS`` (or ``WGAN_LIP_THREADS``) is the

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -86,6 +87,29 @@ def machine() -> dict:
 
 
 # ----- timing side by side -----
+
+
+@contextmanager
+def machine_load(load: str) -> Iterator[None]:
+    """Run the block on an idle machine (``"idle"``) or beside one CPU-bound process
+    (``"busy"``: ``python -c "while True: pass"``, killed when the block ends).
+
+    Args:
+        load: ``"idle"`` or ``"busy"``.
+
+    Example:
+        >>> with machine_load("idle"):
+        ...     pass
+    """
+    busy = None
+    if load == "busy":
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
 
 
 def alternated_times(

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import machine
+from _bench import machine, machine_load
 
 from wgan_lip.jsonio import write_json_strict
 
@@ -114,19 +114,12 @@ def measure(rounds: int, only: list[str] | None, data_root: str | None) -> dict:
         if only:
             commands = {k: v for k, v in commands.items() if any(o in k for o in only)}
         for load in ("idle", "busy"):
-            busy = None
-            if load == "busy":
-                busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-            try:
+            with machine_load(load):
                 times: dict[str, list[float]] = {k: [] for k, v in commands.items() if v}
                 for _ in range(rounds):
                     for key in times:  # alternated within every round
                         times[key].append(_time(commands[key], env))
                         print(f"{load:4s} {key}: {times[key][-1]:.1f} s", flush=True)
-            finally:
-                if busy is not None:
-                    busy.kill()
-                    busy.wait()
             for key, cmd in commands.items():
                 ts = times.get(key)
                 rows.append(

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import torch
-from _bench import alternated_times, machine, merged_json
+from _bench import alternated_times, machine, machine_load, merged_json
 
 from wgan_lip import estimate_w1, exact_w1
 from wgan_lip.data import (
@@ -259,8 +259,6 @@ def run_threads(repeats: int) -> None:
     the automatic choice (wgan_lip.threads), alternated, idle and beside one CPU-bound
     process; POT's exact W1 of the same samples for scale."""
     import os
-    import subprocess
-    import sys
 
     import torch
 
@@ -280,10 +278,7 @@ def run_threads(repeats: int) -> None:
 
     rows = []
     for load in ("idle", "busy"):
-        busy = None
-        if load == "busy":
-            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        try:
+        with machine_load(load):
             values: dict[str, list[float]] = {"torch_threads": [], "automatic": [], "pot": []}
             runs = {
                 "torch_threads": lambda: run(cores),
@@ -295,10 +290,6 @@ def run_threads(repeats: int) -> None:
                 repeats,
                 warmup=1,
             )
-        finally:
-            if busy is not None:
-                busy.kill()
-                busy.wait()
         med = {k: statistics.median(v) for k, v in times.items()}
         rows.append(
             {
@@ -398,17 +389,10 @@ def run_time(pop_n: int, repeats: int) -> None:
     env = {k: v for k, v in os.environ.items() if k != "WGAN_LIP_DATA"}  # the embedded default
     demo_rows = []
     for load in ("idle", "busy"):
-        busy = None
-        if load == "busy":
-            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        try:
+        with machine_load(load):
             t0 = time.perf_counter()
             subprocess.run([sys.executable, str(demo)], env=env, check=True, capture_output=True)
             demo_rows.append({"load": load, "seconds": time.perf_counter() - t0})
-        finally:
-            if busy is not None:
-                busy.kill()
-                busy.wait()
         print(f"time demo ({load}): {demo_rows[-1]['seconds']:.0f}s", flush=True)
     save("time", {"problems": rows, "demo": demo_rows})
 

@@ -18,6 +18,25 @@ from lightning.pytorch.callbacks import Callback
 from .threads import choose_threads
 
 
+def batch_rows(trainer: L.Trainer, default: int = 64) -> int:
+    """Rows of a training batch: the datamodule's ``batch_size``, else ``default``.
+
+    Args:
+        trainer: the trainer (its datamodule may be None).
+        default: the count when the datamodule names none.
+
+    Returns:
+        A positive row count.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from wgan_lip.work_threads import batch_rows
+        >>> batch_rows(SimpleNamespace(datamodule=None))
+        64
+    """
+    return int(getattr(trainer.datamodule, "batch_size", 0) or default)
+
+
 class WorkThreads(Callback):
     """Run ``fit`` on :func:`~wgan_lip.threads.choose_threads` threads; restore them after.
 

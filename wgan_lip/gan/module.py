@@ -30,7 +30,7 @@ from ..errors import InputError
 from ..layers import lipschitz_bound
 from ..threads import forward_macs
 from ..w1 import global_kr_dual, kr_dual
-from ..work_threads import WorkThreads
+from ..work_threads import WorkThreads, batch_rows
 from .architecture import (
     MOVED_OPTIONS,
     SECTIONS,
@@ -211,7 +211,7 @@ class WGAN(L.LightningModule):
     @staticmethod
     def _step_work(trainer: L.Trainer, module: WGAN) -> float:
         """Multiply-adds of one generator + critic forward pass on a training batch."""
-        rows = int(getattr(trainer.datamodule, "batch_size", 0) or 64)
+        rows = batch_rows(trainer)
         # zeros: the count does not depend on the values, and no random number is drawn
         z = torch.zeros(rows, module.latent_dim, device=module.device)
         x = torch.zeros(rows, *module.hparams.data_shape, device=module.device)

@@ -42,7 +42,7 @@ from ..networks import (
 )
 from ..options import dataclass_of
 from ..threads import forward_macs
-from ..work_threads import WorkThreads
+from ..work_threads import WorkThreads, batch_rows
 from .margins import hkr_loss, is_certified, linf_to_l2, multiclass_hinge, tempered_cross_entropy
 
 LOSSES = ("hinge", "xent", "hkr")
@@ -381,7 +381,7 @@ class LipschitzClassifier(L.LightningModule):
     @staticmethod
     def _step_work(trainer: L.Trainer, module: LipschitzClassifier) -> float:
         """Multiply-adds of one forward pass of the network on a training batch."""
-        rows = int(getattr(trainer.datamodule, "batch_size", 0) or 64)
+        rows = batch_rows(trainer)
         x = torch.zeros(rows, *module.hparams.input_shape, device=module.device)
         return forward_macs(module.net, x)
 
